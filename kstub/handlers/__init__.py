@@ -1,0 +1,16 @@
+"""Request handlers, one module per API family. Importing this registers them all."""
+
+from . import (  # noqa: F401  (imported to register their handlers)
+    admin,
+    api_versions,
+    coordinator,
+    fetch,
+    leader_epoch,
+    list_offsets,
+    metadata,
+    produce,
+    producer_ids,
+)
+from .base import REGISTRY, Context, handles, served_apis
+
+__all__ = ["REGISTRY", "Context", "handles", "served_apis"]

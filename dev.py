@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Set-up and run kstub from a fresh checkout with nothing but python3.
+
+    python3 dev.py serve [kstub serve options]   # a cluster on localhost:9092
+    python3 dev.py test [pytest options]         # the whole test suite
+
+Both create ./.venv on first use and install kstub into it (``serve`` the
+package alone, ``test`` with its test extras: real Kafka clients, pytest).
+Later runs reuse it, reinstalling only when pyproject.toml changes. Only the
+standard library is used here. On a Debian python3 without ensurepip (no
+python3-venv package), the venv is made without pip and pip is installed into
+it from its wheel on PyPI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+
+
+def _say(msg: str) -> None:
+    print(f"dev.py: {msg}", file=sys.stderr, flush=True)
+
+
+def _run(*cmd: str | Path) -> None:
+    subprocess.run([str(c) for c in cmd], check=True)
+
+
+def _bootstrap_pip() -> None:
+    """Install pip into a venv made --without-pip, from pip's wheel on PyPI."""
+    with urllib.request.urlopen("https://pypi.org/pypi/pip/json", timeout=60) as resp:
+        urls = json.load(resp)["urls"]
+    wheel = next(u for u in urls if u["filename"].endswith(".whl"))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / wheel["filename"]
+        with urllib.request.urlopen(wheel["url"], timeout=120) as resp:
+            path.write_bytes(resp.read())
+        _run(PY, path / "pip", "install", "--quiet", path)
+
+
+def _ensure_venv() -> None:
+    if PY.exists():
+        return
+    _say(f"creating {VENV}")
+    try:
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    except (subprocess.CalledProcessError, OSError):
+        _say("no ensurepip here; creating the venv without pip and fetching pip from PyPI")
+        venv.EnvBuilder(with_pip=False, clear=True).create(VENV)
+        _bootstrap_pip()
+
+
+def _ensure_installed(extras: str) -> None:
+    _ensure_venv()
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    stamp = VENV / f".kstub-installed{extras}"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    _say(f"installing kstub{extras} into {VENV}")
+    _run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", f"{ROOT}{extras}")
+    stamp.write_text(digest)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("serve", "test", "install"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    command, rest = argv[0], argv[1:]
+    if command == "serve":
+        _ensure_installed("")
+        os.execv(PY, [str(PY), "-m", "kstub", "serve", *rest])
+    _ensure_installed("[test]")
+    if command == "install":
+        return 0
+    os.chdir(ROOT)
+    os.execv(PY, [str(PY), "-m", "pytest", *rest])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,5 @@
+import sys
+
+from kstub.cli import main
+
+sys.exit(main())

@@ -1,0 +1,82 @@
+"""The kstub command line: ``kstub serve`` runs a cluster in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kstub", description="A wire-compatible Kafka broker for tests.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve a cluster until interrupted")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=9092,
+        help="port of the first broker; broker N listens on port+N (0: ephemeral ports)",
+    )
+    serve.add_argument("--brokers", type=int, default=1, help="number of brokers (default 1)")
+    serve.add_argument(
+        "--advertised-host", default=None, help="host name given to clients in Metadata (default: --host, or localhost)"
+    )
+    serve.add_argument(
+        "-c",
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Kafka broker setting, as in server.properties (repeatable)",
+    )
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "serve":
+        return _serve(args)
+    return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import trio
+
+    from kstub.cluster.config import BrokerConfig
+    from kstub.cluster.model import Cluster
+    from kstub.server import ListenerSpec, serve_cluster
+
+    if args.brokers < 1:
+        print("kstub: --brokers must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        config = BrokerConfig.from_pairs(args.config)
+    except ValueError as exc:
+        print(f"kstub: {exc}", file=sys.stderr)
+        return 2
+    cluster = Cluster(config)
+    spec = ListenerSpec(host=args.host, port=args.port, brokers=args.brokers, advertised_host=args.advertised_host)
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            brokers = await nursery.start(serve_cluster, cluster, spec)
+            bootstrap = ",".join(f"{b.advertised_host}:{b.port}" for b in brokers)
+            logging.getLogger("kstub").info("kstub ready: bootstrap servers %s", bootstrap)
+
+    try:
+        trio.run(run)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"kstub: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,384 @@
+"""The cluster model: brokers, topics, partitions, replicas and their logs.
+
+State only, no sockets: the server (kstub/server.py) gives each broker a
+listener and the handlers read and change this model. Everything runs on one
+Trio thread, and no method here awaits in the middle of a change, so handlers
+need no locks. Long-polls wait on `Partition.wait_for_data`, woken when a
+partition's high watermark moves.
+
+Each partition has a replica list, a leader, a leader epoch and an ISR, and
+each replica has its own `Log`. Followers are not yet fed by replica fetchers
+(that is the replication issue): until then a partition's data lives in its
+leader's log and the high watermark follows the leader's log end.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import trio
+
+from kstub.protocol import ErrorCode
+from kstub.protocol.records import ProducedBatch
+
+from .config import TOPIC_CONFIGS, BrokerConfig, InvalidConfig, validate_topic_configs
+from .log import Log
+from .producers import PartitionProducers, ProducerIds
+
+log = logging.getLogger("kstub.cluster")
+
+MAX_TOPIC_NAME = 249
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]+")
+
+
+def topic_name_error(name: str) -> str | None:
+    """Why `name` is not a valid topic name (Kafka's Topic.validate), or None."""
+    if not name:
+        return "Topic name is illegal, it can't be empty"
+    if name in (".", ".."):
+        return 'Topic name cannot be "." or ".."'
+    if len(name) > MAX_TOPIC_NAME:
+        return f"Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME} characters"
+    if not _TOPIC_NAME.fullmatch(name):
+        return (
+            f"Topic name \"{name}\" is illegal, it contains a character other than "
+            "ASCII alphanumerics, '.', '_' and '-'"
+        )
+    return None
+
+
+class ClusterError(Exception):
+    """A request the cluster refuses, with the Kafka error code to answer."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(slots=True)
+class AppendResult:
+    error: ErrorCode
+    base_offset: int
+    log_append_time: int = -1
+
+
+@dataclass
+class Broker:
+    node_id: int
+    host: str
+    port: int
+    advertised_host: str
+    rack: str | None = None
+    alive: bool = True
+
+
+@dataclass(eq=False)
+class Partition:
+    topic: Topic
+    index: int
+    replicas: list[int]
+    leader: int
+    leader_epoch: int = 0
+    isr: list[int] = field(default_factory=list)
+    logs: dict[int, Log] = field(default_factory=dict)
+    producers: PartitionProducers = field(default_factory=PartitionProducers)
+    high_watermark: int = 0
+    _waiters: set[trio.Event] = field(default_factory=set, repr=False)
+
+    @property
+    def leader_log(self) -> Log:
+        return self.logs[self.leader]
+
+    @property
+    def log_start_offset(self) -> int:
+        return self.leader_log.log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self.leader_log.log_end_offset
+
+    def advance_high_watermark(self) -> None:
+        """Move the high watermark to what every ISR member has, and wake long-polls."""
+        leader_log = self.leader_log
+        hw = min((self.logs[r].log_end_offset for r in self.isr if r in self.logs), default=leader_log.log_end_offset)
+        hw = max(hw, leader_log.log_start_offset)
+        if hw != self.high_watermark:
+            self.high_watermark = hw
+            self.notify()
+
+    def notify(self) -> None:
+        for event in self._waiters:
+            event.set()
+        self._waiters.clear()
+
+    def add_waiter(self, event: trio.Event) -> None:
+        self._waiters.add(event)
+
+    def remove_waiter(self, event: trio.Event) -> None:
+        self._waiters.discard(event)
+
+    def config(self, name: str) -> str:
+        return self.topic.config(name)
+
+    def append(self, batches: list[ProducedBatch], now_ms: int) -> AppendResult:
+        """Append a produce request's batches for this partition (already validated).
+
+        Idempotent batches are checked against the producer state first: a
+        retried batch is answered with its original offset and not stored
+        again. Under LogAppendTime the broker stamps the batches with `now_ms`.
+        """
+        log_append_time = self.config("message.timestamp.type") == "LogAppendTime"
+        for batch in batches:
+            if batch.producer_id >= 0:
+                verdict = self.producers.check(
+                    batch.producer_id, batch.producer_epoch, batch.base_sequence, batch.offset_count
+                )
+                if verdict.error:
+                    return AppendResult(verdict.error, -1)
+                if verdict.duplicate_of is not None:
+                    return AppendResult(ErrorCode.NONE, verdict.duplicate_of, now_ms if log_append_time else -1)
+        leader_log = self.leader_log
+        first = -1
+        for batch in batches:
+            if log_append_time:
+                batch.set_log_append_time(now_ms)
+            base = leader_log.append(batch, self.leader_epoch)
+            if first < 0:
+                first = base
+            if batch.producer_id >= 0:
+                self.producers.record(
+                    batch.producer_id, batch.producer_epoch, batch.base_sequence, batch.offset_count, base
+                )
+        self.advance_high_watermark()
+        return AppendResult(ErrorCode.NONE, first, now_ms if log_append_time else -1)
+
+
+@dataclass(eq=False)
+class Topic:
+    cluster: Cluster
+    name: str
+    topic_id: uuid.UUID
+    configs: dict[str, str]
+    partitions: list[Partition] = field(default_factory=list)
+
+    @property
+    def replication_factor(self) -> int:
+        return len(self.partitions[0].replicas) if self.partitions else 0
+
+    def config(self, name: str) -> str:
+        """A topic setting: explicit, else the broker default, else Kafka's default."""
+        if name in self.configs:
+            return self.configs[name]
+        setting = TOPIC_CONFIGS[name]
+        if setting.broker_setting is not None:
+            return str(self.cluster.config[setting.broker_setting])
+        return setting.default
+
+
+def assign_replicas(
+    brokers: list[int], partitions: int, replication_factor: int, start: int, shift: int, first_partition: int = 0
+) -> list[list[int]]:
+    """Kafka's rack-unaware assignment: leaders round-robin from `start`, followers shifted.
+
+    As in Kafka's AdminUtils.assignReplicasToBrokers, the shift grows by one
+    each time the leaders have gone once around the brokers, so followers
+    spread too.
+    """
+    n = len(brokers)
+    result: list[list[int]] = []
+    current = first_partition
+    next_shift = shift
+    for p in range(partitions):
+        if current > 0 and current % n == 0:
+            next_shift += 1
+        first = (current + start) % n
+        replicas = [brokers[first]]
+        for j in range(replication_factor - 1):
+            s = 1 + (next_shift + j) % (n - 1)
+            replicas.append(brokers[(first + s) % n])
+        result.append(replicas)
+        current += 1
+        del p
+    return result
+
+
+class Cluster:
+    """A whole Kafka cluster in one process: its brokers and its data."""
+
+    def __init__(self, config: BrokerConfig | None = None, *, clock: Callable[[], float] = time.time) -> None:
+        self.config = config or BrokerConfig()
+        self.cluster_id: str = self.config["cluster.id"]
+        self.brokers: dict[int, Broker] = {}
+        self.topics: dict[str, Topic] = {}
+        self.producer_ids = ProducerIds()
+        self.controller_id = -1
+        self._clock = clock
+        self._assignment_counter = itertools.count()
+
+    # --- time ---------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    # --- brokers ------------------------------------------------------------
+
+    def add_broker(self, node_id: int, host: str, port: int, advertised_host: str | None = None) -> Broker:
+        broker = Broker(node_id, host, port, advertised_host or host)
+        self.brokers[node_id] = broker
+        if self.controller_id < 0:
+            self.controller_id = node_id
+        return broker
+
+    def live_brokers(self) -> list[Broker]:
+        return [b for b in sorted(self.brokers.values(), key=lambda b: b.node_id) if b.alive]
+
+    # --- topics -------------------------------------------------------------
+
+    def check_new_topic(
+        self,
+        name: str,
+        partitions: int,
+        replication_factor: int,
+        configs: Mapping[str, str | None] | None = None,
+        assignments: Mapping[int, list[int]] | None = None,
+    ) -> dict[str, str]:
+        """Validate a topic creation as Kafka does; return its explicit configs."""
+        reason = topic_name_error(name)
+        if reason:
+            raise ClusterError(ErrorCode.INVALID_TOPIC_EXCEPTION, reason)
+        if name in self.topics:
+            raise ClusterError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+        live = [b.node_id for b in self.live_brokers()]
+        if assignments:
+            if partitions != -1 or replication_factor != -1:
+                raise ClusterError(
+                    ErrorCode.INVALID_REQUEST,
+                    "Both numPartitions or replicationFactor and replicasAssignments were set.",
+                )
+            if sorted(assignments) != list(range(len(assignments))):
+                raise ClusterError(
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT, "Partitions should be a consecutive 0-based integer sequence"
+                )
+            sizes = {len(r) for r in assignments.values()}
+            for replicas in assignments.values():
+                if not replicas or len(set(replicas)) != len(replicas) or not set(replicas) <= set(live):
+                    raise ClusterError(
+                        ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                        f"Invalid replica assignment {replicas}: unknown, dead or duplicate brokers",
+                    )
+            if len(sizes) != 1:
+                raise ClusterError(
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT, "All partitions should have the same number of replicas"
+                )
+        else:
+            if partitions <= 0:
+                raise ClusterError(ErrorCode.INVALID_PARTITIONS, "Number of partitions must be larger than 0.")
+            if replication_factor <= 0:
+                raise ClusterError(ErrorCode.INVALID_REPLICATION_FACTOR, "Replication factor must be larger than 0.")
+            if replication_factor > len(live):
+                raise ClusterError(
+                    ErrorCode.INVALID_REPLICATION_FACTOR,
+                    f"Replication factor: {replication_factor} larger than available brokers: {len(live)}.",
+                )
+        try:
+            return validate_topic_configs(configs or {})
+        except InvalidConfig as exc:
+            raise ClusterError(ErrorCode.INVALID_CONFIG, str(exc)) from None
+
+    def create_topic(
+        self,
+        name: str,
+        partitions: int = -1,
+        replication_factor: int = -1,
+        configs: Mapping[str, str | None] | None = None,
+        assignments: Mapping[int, list[int]] | None = None,
+    ) -> Topic:
+        if not assignments:
+            if partitions == -1:
+                partitions = self.config["num.partitions"]
+            if replication_factor == -1:
+                replication_factor = self.config["default.replication.factor"]
+        explicit = self.check_new_topic(name, partitions, replication_factor, configs, assignments)
+        topic = Topic(self, name, uuid.uuid4(), explicit)
+        if assignments:
+            replica_lists = [list(assignments[p]) for p in range(len(assignments))]
+        else:
+            replica_lists = self._assign(partitions, replication_factor)
+        for replicas in replica_lists:
+            self._add_partition(topic, replicas)
+        self.topics[name] = topic
+        log.info(
+            "created topic %s: %d partitions, replication factor %d",
+            name,
+            len(topic.partitions),
+            topic.replication_factor,
+        )
+        return topic
+
+    def _assign(self, partitions: int, replication_factor: int, first_partition: int = 0) -> list[list[int]]:
+        live = [b.node_id for b in self.live_brokers()]
+        n = next(self._assignment_counter)
+        return assign_replicas(
+            live,
+            partitions,
+            replication_factor,
+            start=n % len(live),
+            shift=(n // len(live)) % max(1, len(live) - 1),
+            first_partition=first_partition,
+        )
+
+    def _add_partition(self, topic: Topic, replicas: list[int]) -> Partition:
+        partition = Partition(topic, len(topic.partitions), replicas, leader=replicas[0], isr=list(replicas))
+        # Followers are not fed yet (see module docstring): only the leader keeps a log.
+        partition.logs[partition.leader] = Log()
+        partition.isr = [partition.leader]
+        topic.partitions.append(partition)
+        return partition
+
+    def delete_topic(self, name: str) -> Topic:
+        topic = self.topics.pop(name, None)
+        if topic is None:
+            raise ClusterError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition.")
+        for partition in topic.partitions:
+            partition.notify()
+        log.info("deleted topic %s", name)
+        return topic
+
+    def topic_by_id(self, topic_id: uuid.UUID) -> Topic | None:
+        for topic in self.topics.values():
+            if topic.topic_id == topic_id:
+                return topic
+        return None
+
+    def partition(self, topic: str, index: int) -> Partition | None:
+        t = self.topics.get(topic)
+        if t is None or not 0 <= index < len(t.partitions):
+            return None
+        return t.partitions[index]
+
+    def leader_partition(self, topic: str, index: int, broker_id: int) -> Partition:
+        """The partition, if `broker_id` leads it; else the error Kafka answers."""
+        partition = self.partition(topic, index)
+        if partition is None:
+            raise ClusterError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition.")
+        if partition.leader != broker_id:
+            if partition.leader < 0:
+                raise ClusterError(ErrorCode.LEADER_NOT_AVAILABLE, "There is no leader for this topic-partition.")
+            raise ClusterError(ErrorCode.NOT_LEADER_OR_FOLLOWER, "This server is not the leader for that partition.")
+        return partition
+
+    def iter_partitions(self) -> Iterable[Partition]:
+        for topic in self.topics.values():
+            yield from topic.partitions
+
+    def reset(self) -> None:
+        """Drop every topic (and, later, group): a clean cluster for the next test."""
+        for name in list(self.topics):
+            self.delete_topic(name)

@@ -1,0 +1,37 @@
+"""ApiVersions (18): advertise exactly the APIs and versions kstub implements.
+
+The ranges come from the registered handlers and the codec's declarations, so
+advertising cannot drift from what is served. A too-new ApiVersions request
+never reaches this handler: the codec answers it with Kafka's v0-shaped
+UNSUPPORTED_VERSION body. Kafka validates the v3+ client software name and
+version and answers INVALID_REQUEST when they do not match its pattern.
+"""
+
+from __future__ import annotations
+
+import re
+
+from construct import Container
+
+from kstub.protocol import ErrorCode
+
+from .base import Body, Context, handles, served_apis
+
+_SOFTWARE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
+
+
+def api_keys() -> list[Body]:
+    return [
+        {"api_key": api.key, "min_version": api.min_version, "max_version": api.max_version}
+        for api in served_apis().values()
+    ]
+
+
+@handles(18)
+async def api_versions(ctx: Context, req: Container) -> Body:
+    keys = api_keys()
+    if ctx.api_version >= 3 and not (
+        _SOFTWARE.fullmatch(req.client_software_name) and _SOFTWARE.fullmatch(req.client_software_version)
+    ):
+        return {"error_code": ErrorCode.INVALID_REQUEST, "api_keys": keys}
+    return {"error_code": ErrorCode.NONE, "api_keys": keys, "throttle_time_ms": 0}

@@ -1,0 +1,55 @@
+"""What every handler gets, and the registry that ApiVersions is built from.
+
+A handler is ``async def handle(ctx, request) -> response body | None``,
+registered with ``@handles(API_KEY)``. It checks the request against the
+cluster model and builds the response; it never parses bytes (the codec did)
+and never touches the socket (kstub/connection.py does). ``None`` means "no
+response" (Produce with acks=0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from construct import Container
+
+from kstub.cluster.model import Broker, Cluster
+from kstub.protocol import APIS, Api
+
+
+@dataclass(slots=True)
+class Context:
+    cluster: Cluster
+    broker: Broker
+    api_version: int
+    client_id: str | None
+    peer: str
+
+    @property
+    def node_id(self) -> int:
+        return self.broker.node_id
+
+
+Body = dict[str, Any]
+Handler = Callable[[Context, Container], Awaitable[Body | None]]
+
+#: api key → handler; only registered APIs are advertised and served.
+REGISTRY: dict[int, Handler] = {}
+
+
+def handles(api_key: int) -> Callable[[Handler], Handler]:
+    if api_key not in APIS:
+        raise ValueError(f"no codec declared for api key {api_key}")
+
+    def register(handler: Handler) -> Handler:
+        REGISTRY[api_key] = handler
+        return handler
+
+    return register
+
+
+def served_apis() -> dict[int, Api]:
+    """The APIs kstub implements: a codec and a handler each."""
+    return {key: APIS[key] for key in sorted(REGISTRY)}

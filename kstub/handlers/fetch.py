@@ -1,0 +1,123 @@
+"""Fetch (1): serve stored batches as they are, long-polling until there is data.
+
+Each requested partition gets an entry, in request order (kafka-python drops a
+full response whose partitions differ from the request). Data is returned as
+whole stored chunks starting with the one holding the fetch offset, bounded by
+the partition's and the response's max bytes, except that the first partition
+with data always gets at least one whole batch (Kafka's rule since v3). Only
+offsets below the high watermark are visible.
+
+If fewer than min_bytes are ready, the request waits on a Trio event that
+appends set, until min_bytes or max_wait_ms. A partition error answers at once.
+Fetch sessions are declined (session id 0): clients keep sending full fetches.
+"""
+
+from __future__ import annotations
+
+import trio
+from construct import Container
+
+from kstub.cluster.model import ClusterError, Partition
+from kstub.protocol import ErrorCode
+
+from .base import Body, Context, handles
+
+READ_COMMITTED = 1
+
+
+def _error_partition(index: int, code: ErrorCode) -> Body:
+    return {
+        "partition_index": index,
+        "error_code": code,
+        "high_watermark": -1,
+        "last_stable_offset": -1,
+        "log_start_offset": -1,
+        "aborted_transactions": None,
+        "records": b"",
+    }
+
+
+def resolve(ctx: Context, topic: str, index: int, current_leader_epoch: int) -> Partition | ErrorCode:
+    """The partition this broker leads, or the error for it (KIP-320 epoch checks included)."""
+    try:
+        partition = ctx.cluster.leader_partition(topic, index, ctx.node_id)
+    except ClusterError as exc:
+        return exc.code
+    if current_leader_epoch >= 0:
+        if current_leader_epoch < partition.leader_epoch:
+            return ErrorCode.FENCED_LEADER_EPOCH
+        if current_leader_epoch > partition.leader_epoch:
+            return ErrorCode.UNKNOWN_LEADER_EPOCH
+    return partition
+
+
+def _read(p: Partition, fp: Container, budget: int, min_one: bool) -> tuple[Body, int]:
+    log = p.leader_log
+    hw = p.high_watermark
+    if not log.log_start_offset <= fp.fetch_offset <= log.log_end_offset:
+        body = _error_partition(fp.partition, ErrorCode.OFFSET_OUT_OF_RANGE)
+        body.update(high_watermark=hw, last_stable_offset=hw, log_start_offset=log.log_start_offset)
+        return body, 0
+    chunks = log.read(fp.fetch_offset, min(fp.partition_max_bytes, budget), hw, min_one=min_one)
+    size = sum(c.size for c in chunks)
+    return {
+        "partition_index": fp.partition,
+        "error_code": ErrorCode.NONE,
+        "high_watermark": hw,
+        "last_stable_offset": hw,
+        "log_start_offset": log.log_start_offset,
+        "aborted_transactions": None,
+        "preferred_read_replica": -1,
+        "records": [c.data for c in chunks],
+    }, size
+
+
+def _build(
+    ctx: Context,
+    req: Container,
+    resolved: list[tuple[str, list[tuple[Container, Partition | ErrorCode]]]],
+) -> tuple[Body, int, bool]:
+    budget = req.max_bytes if ctx.api_version >= 3 else 2**31 - 1
+    total = 0
+    has_error = False
+    responses = []
+    for topic, parts in resolved:
+        bodies = []
+        for fp, target in parts:
+            if isinstance(target, ErrorCode):
+                bodies.append(_error_partition(fp.partition, target))
+                has_error = True
+                continue
+            body, size = _read(target, fp, budget - total, min_one=total == 0)
+            has_error = has_error or body["error_code"] != ErrorCode.NONE
+            total += size
+            bodies.append(body)
+        responses.append({"topic": topic, "partitions": bodies})
+    return (
+        {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "session_id": 0, "responses": responses},
+        total,
+        has_error,
+    )
+
+
+@handles(1)
+async def fetch(ctx: Context, req: Container) -> Body:
+    deadline = trio.current_time() + max(req.max_wait_ms, 0) / 1000
+    resolved = [
+        (t.topic, [(fp, resolve(ctx, t.topic, fp.partition, fp.current_leader_epoch)) for fp in t.partitions])
+        for t in req.topics
+    ]
+    watched = [target for _, parts in resolved for _, target in parts if isinstance(target, Partition)]
+    while True:
+        body, size, has_error = _build(ctx, req, resolved)
+        if has_error or size >= max(req.min_bytes, 1) or trio.current_time() >= deadline or not watched:
+            return body
+        event = trio.Event()
+        for p in watched:
+            p.add_waiter(event)
+        try:
+            with trio.move_on_at(deadline):
+                await event.wait()
+        finally:
+            for p in watched:
+                p.remove_waiter(event)

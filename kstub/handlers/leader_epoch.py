@@ -1,0 +1,38 @@
+"""OffsetForLeaderEpoch (23): where a leader epoch ended in this partition's log.
+
+Consumers use it to validate their position after a leader change (KIP-320;
+librdkafka sends v2 whenever the leader epoch in Metadata grows). The answer
+is the largest epoch <= the requested one and the offset where it ended: the
+start of the next epoch, or the log end offset for the current epoch.
+"""
+
+from __future__ import annotations
+
+from construct import Container
+
+from kstub.protocol import ErrorCode
+
+from .base import Body, Context, handles
+from .fetch import resolve
+
+
+def _lookup(ctx: Context, topic: str, op: Container) -> Body:
+    target = resolve(ctx, topic, op.partition, op.current_leader_epoch)
+    if isinstance(target, ErrorCode):
+        return {"error_code": target, "partition": op.partition, "leader_epoch": -1, "end_offset": -1}
+    log = target.leader_log
+    if op.leader_epoch >= target.leader_epoch:
+        epoch, end = target.leader_epoch, log.log_end_offset
+    else:
+        epoch, end = log.end_offset_for_epoch(op.leader_epoch)
+    return {"error_code": ErrorCode.NONE, "partition": op.partition, "leader_epoch": epoch, "end_offset": end}
+
+
+@handles(23)
+async def offset_for_leader_epoch(ctx: Context, req: Container) -> Body:
+    return {
+        "throttle_time_ms": 0,
+        "topics": [
+            {"topic": t.topic, "partitions": [_lookup(ctx, t.topic, p) for p in t.partitions]} for t in req.topics
+        ],
+    }

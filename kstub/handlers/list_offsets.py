@@ -1,0 +1,77 @@
+"""ListOffsets (2): earliest (-2), latest (-1), max timestamp (-3), or by timestamp.
+
+Latest is the high watermark (the last stable offset under read_committed,
+the same thing while there are no transactions). A timestamp lookup returns
+the first offset whose record timestamp is >= the given time, found from the
+batch headers' max timestamps and then the records of that one batch; none
+found answers offset -1. v0 answers with the old-style offsets array.
+"""
+
+from __future__ import annotations
+
+from construct import Container
+
+from kstub.protocol import ErrorCode
+
+from .base import Body, Context, handles
+from .fetch import resolve
+
+LATEST = -1
+EARLIEST = -2
+MAX_TIMESTAMP = -3
+
+
+def _lookup(ctx: Context, topic: str, lp: Container) -> Body:
+    target = resolve(ctx, topic, lp.partition_index, lp.current_leader_epoch)
+    if isinstance(target, ErrorCode):
+        return {"partition_index": lp.partition_index, "error_code": target, "old_style_offsets": []}
+    p = target
+    log = p.leader_log
+    ts = lp.timestamp
+    timestamp, epoch = -1, p.leader_epoch
+    if ts == LATEST:
+        offset = p.high_watermark
+    elif ts == EARLIEST:
+        offset = log.log_start_offset
+        epoch = log.epoch_at(offset) if offset < log.log_end_offset else p.leader_epoch
+    elif ts == MAX_TIMESTAMP and ctx.api_version >= 7:
+        found = log.max_timestamp_offset(p.high_watermark)
+        timestamp, offset = found if found else (-1, -1)
+        epoch = log.epoch_at(offset) if found else -1
+    elif ts < 0:
+        return {"partition_index": lp.partition_index, "error_code": ErrorCode.INVALID_REQUEST, "old_style_offsets": []}
+    else:
+        found_offset = log.offset_for_timestamp(ts, p.high_watermark)
+        if found_offset is None:
+            offset, epoch = -1, -1
+        else:
+            offset, timestamp, epoch = found_offset, ts, log.epoch_at(found_offset)
+            timestamp = _record_timestamp(log, found_offset, ts)
+    return {
+        "partition_index": lp.partition_index,
+        "error_code": ErrorCode.NONE,
+        "old_style_offsets": [offset] if offset >= 0 else [],
+        "timestamp": timestamp,
+        "offset": offset,
+        "leader_epoch": epoch,
+    }
+
+
+def _record_timestamp(log, offset: int, fallback: int) -> int:
+    from kstub.protocol.records import iter_record_timestamps
+
+    for chunk in log.chunks_from(offset)[:1]:
+        for record_offset, record_ts in iter_record_timestamps(chunk.data):
+            if record_offset == offset:
+                return record_ts
+    return fallback
+
+
+@handles(2)
+async def list_offsets(ctx: Context, req: Container) -> Body:
+    return {
+        "throttle_time_ms": 0,
+        "topics": [
+            {"name": t.name, "partitions": [_lookup(ctx, t.name, lp) for lp in t.partitions]} for t in req.topics
+        ],
+    }

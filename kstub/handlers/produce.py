@@ -1,0 +1,82 @@
+"""Produce (0): validate each partition's batches and append them as sent.
+
+The records are never decoded: `read_produce_data` checks the batch framing,
+CRC and Kafka's per-version rules, and the log stores the bytes with only the
+base offset and leader epoch patched. Errors are per partition, as in Kafka.
+acks=0 gets no response at all; acks=1 answers once the leader appended;
+acks=-1 answers once the batch is committed (in-sync replicas have it).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from construct import Container
+
+from kstub.cluster.model import ClusterError
+from kstub.protocol import ErrorCode
+from kstub.protocol.records import BatchError, read_produce_data
+
+from .base import Body, Context, handles
+
+log = logging.getLogger("kstub.produce")
+
+
+def _partition_error(index: int, code: ErrorCode, message: str | None = None) -> Body:
+    return {"index": index, "error_code": code, "base_offset": -1, "error_message": message}
+
+
+def _produce_partition(ctx: Context, topic: str, data: Container, acks: int) -> Body:
+    cluster = ctx.cluster
+    try:
+        partition = cluster.leader_partition(topic, data.index, ctx.node_id)
+    except ClusterError as exc:
+        return _partition_error(data.index, exc.code, exc.message)
+    if acks == -1 and len(partition.isr) < int(partition.config("min.insync.replicas")):
+        return _partition_error(
+            data.index,
+            ErrorCode.NOT_ENOUGH_REPLICAS,
+            f"The size of the current ISR {partition.isr} is insufficient to satisfy the "
+            f"min.isr requirement of {partition.config('min.insync.replicas')}",
+        )
+    if not data.records:
+        if ctx.api_version >= 3:
+            return _partition_error(data.index, ErrorCode.INVALID_RECORD, "Produce request has no record batch")
+        return {
+            "index": data.index,
+            "error_code": ErrorCode.NONE,
+            "base_offset": -1,
+            "log_start_offset": partition.log_start_offset,
+        }
+    try:
+        batches = read_produce_data(
+            data.records, ctx.api_version, max_message_bytes=int(partition.config("max.message.bytes"))
+        )
+    except BatchError as exc:
+        log.info("produce to %s-%d rejected: %s", topic, data.index, exc)
+        return _partition_error(data.index, exc.code, str(exc))
+    result = partition.append(batches, cluster.now_ms())
+    if result.error:
+        return _partition_error(data.index, result.error)
+    return {
+        "index": data.index,
+        "error_code": ErrorCode.NONE,
+        "base_offset": result.base_offset,
+        "log_append_time_ms": result.log_append_time,
+        "log_start_offset": partition.log_start_offset,
+    }
+
+
+@handles(0)
+async def produce(ctx: Context, req: Container) -> Body | None:
+    acks = req.acks
+    responses = []
+    for topic in req.topic_data:
+        if acks not in (-1, 0, 1):
+            parts = [_partition_error(p.index, ErrorCode.INVALID_REQUIRED_ACKS) for p in topic.partition_data]
+        else:
+            parts = [_produce_partition(ctx, topic.name, p, acks) for p in topic.partition_data]
+        responses.append({"name": topic.name, "partition_responses": parts})
+    if acks == 0:
+        return None
+    return {"responses": responses, "throttle_time_ms": 0}

@@ -1,0 +1,202 @@
+"""Both ends of a Kafka connection as sans-IO state machines (h11-style).
+
+`ServerConnection`: feed it bytes with `receive_data`, take decoded `Request`s
+from `next_request` (or `NEED_DATA`), and turn response bodies into bytes with
+`encode_response`. `ClientConnection` is the mirror image, used by kstub's own
+tools and tests. Neither touches a socket.
+
+A bad frame raises `RemoteProtocolError` (a size prefix above the maximum, an
+unknown api key or version, an undecodable body); the caller closes the
+connection, as Kafka does. The one exception is ApiVersions at a version we do
+not implement: Kafka answers that with a v0-shaped UNSUPPORTED_VERSION body so
+the client can retry lower, and so do we (`Request.unsupported_version`).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+from typing import Any, Final
+
+from construct import Container
+
+from .errors import DecodeError, ErrorCode, FrameTooLarge, RemoteProtocolError, UnsupportedRequest
+from .headers import encode_request_header, encode_response_header, read_request_header, response_header_codec
+from .messages import ALL
+from .schema import Api
+
+__all__ = ["NEED_DATA", "ClientConnection", "Request", "Response", "ServerConnection"]
+
+API_VERSIONS_KEY: Final = 18
+DEFAULT_MAX_FRAME: Final = 104_857_600  # Kafka's socket.request.max.bytes
+
+
+class _NeedData:
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA: Final = _NeedData()
+
+_SIZE = struct.Struct(">i")
+_KEY_VERSION_CORR = struct.Struct(">hhi")
+
+
+@dataclass(slots=True)
+class Request:
+    api: Api
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+    body: Container | None  # None only when unsupported_version
+    size: int
+    unsupported_version: bool = False
+
+    @property
+    def api_key(self) -> int:
+        return self.api.key
+
+
+@dataclass(slots=True)
+class Response:
+    api: Api
+    api_version: int
+    correlation_id: int
+    body: Container
+
+
+class _FrameBuffer:
+    """Length-prefixed frames with a size cap."""
+
+    def __init__(self, max_frame: int) -> None:
+        self._buf = bytearray()
+        self._max = max_frame
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+
+    def next_frame(self) -> bytes | None:
+        buf = self._buf
+        if len(buf) < 4:
+            return None
+        (size,) = _SIZE.unpack_from(buf)
+        if size < 0 or size > self._max:
+            raise FrameTooLarge(f"frame of {size} bytes (maximum {self._max})")
+        if len(buf) < 4 + size:
+            return None
+        frame = bytes(buf[4 : 4 + size])
+        del buf[: 4 + size]
+        return frame
+
+    @property
+    def pending(self) -> int:
+        return len(self._buf)
+
+
+class ServerConnection:
+    def __init__(self, *, max_frame: int = DEFAULT_MAX_FRAME, apis: dict[int, Api] | None = None) -> None:
+        self._frames = _FrameBuffer(max_frame)
+        self._apis = ALL if apis is None else apis
+
+    def receive_data(self, data: bytes) -> None:
+        self._frames.feed(data)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as a request (a truncated frame at EOF)."""
+        return self._frames.pending
+
+    def next_request(self) -> Request | _NeedData:
+        frame = self._frames.next_frame()
+        if frame is None:
+            return NEED_DATA
+        return self.decode_request(frame)
+
+    def decode_request(self, frame: bytes) -> Request:
+        if len(frame) < _KEY_VERSION_CORR.size:
+            raise DecodeError(f"request header truncated ({len(frame)} bytes)", "RequestHeader")
+        key, version, correlation_id = _KEY_VERSION_CORR.unpack_from(frame)
+        api = self._apis.get(key)
+        if api is None:
+            raise UnsupportedRequest(key, version, correlation_id)
+        if not api.supports(version):
+            if key == API_VERSIONS_KEY and version > api.max_version:
+                return Request(api, version, correlation_id, None, None, len(frame), unsupported_version=True)
+            raise UnsupportedRequest(key, version, correlation_id)
+        stream = io.BytesIO(frame)
+        header = read_request_header(stream, api.request_header_version(version))
+        body = api.request_codec(version).read(stream)
+        return Request(api, version, correlation_id, header.client_id, body, len(frame))
+
+    def encode_response(self, request: Request, body: dict[str, Any]) -> bytes:
+        """The whole response frame (size prefix included) for `request`."""
+        if request.unsupported_version:
+            return self.encode_unsupported_api_versions(request.correlation_id, request.api)
+        return _frame(
+            encode_response_header(request.api.response_header_version(request.api_version), request.correlation_id),
+            request.api.response_codec(request.api_version).encode(body),
+        )
+
+    @staticmethod
+    def encode_unsupported_api_versions(correlation_id: int, api: Api) -> bytes:
+        """Kafka's answer to a too-new ApiVersions request: header v0, a v0 body."""
+        body = {
+            "error_code": ErrorCode.UNSUPPORTED_VERSION,
+            "api_keys": [{"api_key": api.key, "min_version": api.min_version, "max_version": api.max_version}],
+        }
+        return _frame(encode_response_header(0, correlation_id), api.response_codec(0).encode(body))
+
+
+def _frame(*parts: bytes) -> bytes:
+    size = sum(len(p) for p in parts)
+    return _SIZE.pack(size) + b"".join(parts)
+
+
+class ClientConnection:
+    """The client side: encode requests, match responses to them in order."""
+
+    def __init__(self, client_id: str | None = "kstub", *, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self.client_id = client_id
+        self._frames = _FrameBuffer(max_frame)
+        self._next_correlation = 0
+        self._in_flight: list[tuple[int, Api, int]] = []
+
+    def send_request(self, api_key: int, api_version: int, body: dict[str, Any]) -> bytes:
+        api = ALL[api_key]
+        correlation_id = self._next_correlation
+        self._next_correlation += 1
+        header = encode_request_header(
+            api.request_header_version(api_version), api_key, api_version, correlation_id, self.client_id
+        )
+        payload = api.request_codec(api_version).encode(body)
+        self._in_flight.append((correlation_id, api, api_version))
+        return _frame(header, payload)
+
+    @property
+    def expects_response(self) -> bool:
+        return bool(self._in_flight)
+
+    def forget_last(self) -> None:
+        """The last request gets no response (Produce with acks=0)."""
+        self._in_flight.pop()
+
+    def receive_data(self, data: bytes) -> None:
+        self._frames.feed(data)
+
+    def next_response(self) -> Response | _NeedData:
+        frame = self._frames.next_frame()
+        if frame is None:
+            return NEED_DATA
+        if not self._in_flight:
+            raise RemoteProtocolError("a response to no request")
+        correlation_id, api, version = self._in_flight.pop(0)
+        stream = io.BytesIO(frame)
+        header = response_header_codec(api.response_header_version(version)).read(stream)
+        if header.correlation_id != correlation_id:
+            raise RemoteProtocolError(f"correlation id {header.correlation_id}, expected {correlation_id}")
+        body_version = version
+        if api.key == API_VERSIONS_KEY and frame[stream.tell() : stream.tell() + 2] != b"\x00\x00":
+            body_version = 0  # an error: the broker answers with a v0-shaped body (see ServerConnection)
+        body = api.response_codec(body_version).read(stream)
+        return Response(api, version, correlation_id, body)
