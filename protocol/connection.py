@@ -196,7 +196,8 @@ class ClientConnection:
         if header.correlation_id != correlation_id:
             raise RemoteProtocolError(f"correlation id {header.correlation_id}, expected {correlation_id}")
         body_version = version
-        if api.key == API_VERSIONS_KEY and frame[stream.tell() : stream.tell() + 2] != b"\x00\x00":
-            body_version = 0  # an error: the broker answers with a v0-shaped body (see ServerConnection)
+        error = frame[stream.tell() : stream.tell() + 2]
+        if api.key == API_VERSIONS_KEY and error == ErrorCode.UNSUPPORTED_VERSION.to_bytes(2, "big"):
+            body_version = 0  # Kafka answers a too-new version with a v0-shaped body (see ServerConnection)
         body = api.response_codec(body_version).read(stream)
         return Response(api, version, correlation_id, body)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
-from kstub.protocol.records import ProducedBatch, offset_for_timestamp
+from kstub.protocol.records import ProducedBatch, first_record_at
 
 
 @dataclass(slots=True)
@@ -93,19 +93,19 @@ class Log:
             total += chunk.size
         return result
 
-    def offset_for_timestamp(self, timestamp: int, upper: int) -> int | None:
-        """First offset below `upper` whose record timestamp is >= `timestamp`."""
+    def find_timestamp(self, timestamp: int, upper: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record below `upper` whose timestamp is >= `timestamp`."""
         for chunk in self._chunks[self._index_of(self.log_start_offset) :]:
             if chunk.base_offset >= upper:
                 break
             if chunk.max_timestamp >= timestamp:
-                found = offset_for_timestamp(chunk.data, timestamp)
-                if found is not None and found >= self.log_start_offset:
-                    return found
+                record = first_record_at(chunk.data, timestamp)
+                if record is not None and self.log_start_offset <= record.offset < upper:
+                    return record.offset, record.timestamp
         return None
 
     def max_timestamp_offset(self, upper: int) -> tuple[int, int] | None:
-        """(timestamp, offset) of the record with the largest timestamp below `upper`."""
+        """(offset, timestamp) of the first record with the largest timestamp below `upper`."""
         best: Chunk | None = None
         for chunk in self._chunks[self._index_of(self.log_start_offset) :]:
             if chunk.last_offset >= upper:
@@ -114,8 +114,8 @@ class Log:
                 best = chunk
         if best is None:
             return None
-        offset = offset_for_timestamp(best.data, best.max_timestamp)
-        return best.max_timestamp, best.last_offset if offset is None else offset
+        record = first_record_at(best.data, best.max_timestamp)
+        return (best.last_offset, best.max_timestamp) if record is None else (record.offset, record.timestamp)
 
     def epoch_at(self, offset: int) -> int:
         """The leader epoch that wrote `offset` (-1 if unknown)."""

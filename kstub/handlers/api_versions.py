@@ -4,7 +4,8 @@ The ranges come from the registered handlers and the codec's declarations, so
 advertising cannot drift from what is served. A too-new ApiVersions request
 never reaches this handler: the codec answers it with Kafka's v0-shaped
 UNSUPPORTED_VERSION body. Kafka validates the v3+ client software name and
-version and answers INVALID_REQUEST when they do not match its pattern.
+version and answers INVALID_REQUEST (in the request's version, with an empty
+api key list) when they do not match its pattern.
 """
 
 from __future__ import annotations
@@ -33,5 +34,6 @@ async def api_versions(ctx: Context, req: Container) -> Body:
     if ctx.api_version >= 3 and not (
         _SOFTWARE.fullmatch(req.client_software_name) and _SOFTWARE.fullmatch(req.client_software_version)
     ):
-        return {"error_code": ErrorCode.INVALID_REQUEST, "api_keys": keys}
+        # Kafka answers at the request's version, with no api keys.
+        return {"error_code": ErrorCode.INVALID_REQUEST, "api_keys": [], "throttle_time_ms": 0}
     return {"error_code": ErrorCode.NONE, "api_keys": keys, "throttle_time_ms": 0}

@@ -36,17 +36,14 @@ def _lookup(ctx: Context, topic: str, lp: Container) -> Body:
         epoch = log.epoch_at(offset) if offset < log.log_end_offset else p.leader_epoch
     elif ts == MAX_TIMESTAMP and ctx.api_version >= 7:
         found = log.max_timestamp_offset(p.high_watermark)
-        timestamp, offset = found if found else (-1, -1)
+        offset, timestamp = found if found else (-1, -1)
         epoch = log.epoch_at(offset) if found else -1
     elif ts < 0:
         return {"partition_index": lp.partition_index, "error_code": ErrorCode.INVALID_REQUEST, "old_style_offsets": []}
     else:
-        found_offset = log.offset_for_timestamp(ts, p.high_watermark)
-        if found_offset is None:
-            offset, epoch = -1, -1
-        else:
-            offset, timestamp, epoch = found_offset, ts, log.epoch_at(found_offset)
-            timestamp = _record_timestamp(log, found_offset, ts)
+        found = log.find_timestamp(ts, p.high_watermark)
+        offset, timestamp = found if found else (-1, -1)
+        epoch = log.epoch_at(offset) if found else -1
     return {
         "partition_index": lp.partition_index,
         "error_code": ErrorCode.NONE,
@@ -55,16 +52,6 @@ def _lookup(ctx: Context, topic: str, lp: Container) -> Body:
         "offset": offset,
         "leader_epoch": epoch,
     }
-
-
-def _record_timestamp(log, offset: int, fallback: int) -> int:
-    from kstub.protocol.records import iter_record_timestamps
-
-    for chunk in log.chunks_from(offset)[:1]:
-        for record_offset, record_ts in iter_record_timestamps(chunk.data):
-            if record_offset == offset:
-                return record_ts
-    return fallback
 
 
 @handles(2)

@@ -18,7 +18,7 @@ TIMEOUT = 30.0
 class Msg:
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
     timestamp: int | None = None
     partition: int | None = None
     offset: int | None = None
@@ -31,11 +31,11 @@ def make_messages(n: int, base_ts: int) -> list[Msg]:
     """Keyed messages with some null keys, null values, and headers (some null)."""
     out = []
     for i in range(n):
-        key = None if i % 97 == 0 else f"key-{i % 50}".encode()
-        value = None if i % 89 == 0 else f"value-{i}-".encode() * (1 + i % 5)
+        key = None if i % 97 == 1 else f"key-{i % 50}".encode()
+        value = None if i % 89 == 0 and key is not None else f"value-{i}-".encode() * (1 + i % 5)
         headers = [("idx", str(i).encode())] if i % 2 else []
         if i % 7 == 0:
-            headers.append(("empty", None))
+            headers.append(("empty", b""))
         out.append(Msg(key, value, headers, base_ts + i))
     return out
 
