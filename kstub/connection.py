@@ -67,6 +67,8 @@ async def _request_loop(
             continue
         assert isinstance(request, Request)
         response = await _dispatch(request, cluster, broker, peer)
+        if cluster.control.take("drop_response", request.api_key, broker.node_id):
+            return  # the request took effect; its answer is lost with the connection
         if response is not None:
             await stream.send_all(response if isinstance(response, bytes) else conn.encode_response(request, response))
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from kstub.control import ControlPlane
 from kstub.protocol import ErrorCode
 from kstub.protocol.records import ProducedBatch
 
@@ -47,7 +48,7 @@ def topic_name_error(name: str) -> str | None:
         return f"Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME} characters"
     if not _TOPIC_NAME.fullmatch(name):
         return (
-            f"Topic name \"{name}\" is illegal, it contains a character other than "
+            f'Topic name "{name}" is illegal, it contains a character other than '
             "ASCII alphanumerics, '.', '_' and '-'"
         )
     return None
@@ -219,6 +220,7 @@ class Cluster:
         self.topics: dict[str, Topic] = {}
         self.producer_ids = ProducerIds()
         self.controller_id = -1
+        self.control = ControlPlane()
         self._clock = clock
         self._assignment_counter = itertools.count()
 
@@ -382,3 +384,4 @@ class Cluster:
         """Drop every topic (and, later, group): a clean cluster for the next test."""
         for name in list(self.topics):
             self.delete_topic(name)
+        self.control.clear()
