@@ -11,7 +11,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kstub", description="A wire-compatible Kafka broker for tests.")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve a cluster until interrupted")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--host", default="localhost",
+                       help="address to listen on (default localhost: IPv4 and IPv6 loopback)")
     serve.add_argument(
         "--port",
         type=int,

@@ -29,24 +29,33 @@ class ListenerSpec:
     first_node_id: int = 0
 
 
-async def _open_listener(host: str, port: int) -> trio.SocketListener:
+async def _open_listeners(host: str, port: int) -> list[trio.SocketListener]:
+    """Listeners for one broker: every address `host` resolves to (``localhost``: IPv4 and IPv6).
+
+    With port 0 each address family would get a different ephemeral port, and a
+    broker has one port in Metadata, so then only the first address is used.
+    """
     listeners = await trio.open_tcp_listeners(port, host=host)
-    return listeners[0]
+    if port == 0:
+        for extra in listeners[1:]:
+            await extra.aclose()
+        return listeners[:1]
+    return listeners
 
 
 async def serve_cluster(
     cluster: Cluster, spec: ListenerSpec, *, task_status: trio.TaskStatus[list[Broker]] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Serve `spec.brokers` brokers of `cluster` until cancelled."""
-    listeners: list[tuple[Broker, trio.SocketListener]] = []
+    listeners: list[tuple[Broker, list[trio.SocketListener]]] = []
     try:
         for i in range(spec.brokers):
             port = spec.port + i if spec.port else 0
-            listener = await _open_listener(spec.host, port)
-            bound_port = listener.socket.getsockname()[1]
+            bound = await _open_listeners(spec.host, port)
+            bound_port = bound[0].socket.getsockname()[1]
             advertised = spec.advertised_host or (spec.host if spec.host not in ("0.0.0.0", "::", "") else "localhost")
             broker = cluster.add_broker(spec.first_node_id + i, spec.host, bound_port, advertised)
-            listeners.append((broker, listener))
+            listeners.append((broker, bound))
             log.info(
                 "broker %d listening on %s:%d (advertised %s:%d)",
                 broker.node_id,
@@ -56,12 +65,13 @@ async def serve_cluster(
                 bound_port,
             )
     except BaseException:
-        for _, listener in listeners:
-            await listener.aclose()
+        for _, bound in listeners:
+            for listener in bound:
+                await listener.aclose()
         raise
     async with trio.open_nursery() as nursery:
-        for broker, listener in listeners:
-            nursery.start_soon(partial(trio.serve_listeners, partial(_handle, cluster, broker), [listener]))
+        for broker, bound in listeners:
+            nursery.start_soon(partial(trio.serve_listeners, partial(_handle, cluster, broker), bound))
         task_status.started([b for b, _ in listeners])
 
 
