@@ -196,34 +196,50 @@ VarLong = _ZigZag(10, 64)
 # --- strings, bytes, arrays ----------------------------------------------
 
 
-def _read_length(compact: bool, prefix: c.Construct, stream, context, path) -> int:
-    """The length of a string/bytes/array; -1 means null."""
-    if compact:
-        return UnsignedVarInt._parse(stream, context, path) - 1
-    return prefix._parse(stream, context, path)
+class _Sized(c.Construct):
+    """A length-prefixed value: classic (`prefix`, -1 = null) or compact (uvarint length+1, 0 = null)."""
 
-
-def _write_length(compact: bool, prefix: c.Construct, n: int, stream, context, path) -> None:
-    if compact:
-        UnsignedVarInt._build(n + 1, stream, context, path)
-    else:
-        prefix._build(n, stream, context, path)
-
-
-class KString(c.Construct):
-    """STRING / NULLABLE_STRING / COMPACT_(NULLABLE_)STRING, UTF-8."""
+    prefix: c.Construct
+    what: str
 
     def __init__(self, compact: bool, nullable: bool) -> None:
         super().__init__()
         self.compact = compact
         self.nullable = nullable
 
+    def _read_size(self, stream, context, path) -> int | None:
+        """The length that follows, or None for null."""
+        if self.compact:
+            n = UnsignedVarInt._parse(stream, context, path) - 1
+        else:
+            n = self.prefix._parse(stream, context, path)
+        if n >= 0:
+            return n
+        if self.nullable and n == -1:
+            return None
+        raise DecodeError(f"invalid {self.what} length {n}", path)
+
+    def _write_size(self, n: int | None, stream, context, path) -> None:
+        if n is None:
+            if not self.nullable:
+                raise LocalProtocolError(f"{path}: null for a non-nullable {self.what}")
+            n = -1
+        if self.compact:
+            UnsignedVarInt._build(n + 1, stream, context, path)
+        else:
+            self.prefix._build(n, stream, context, path)
+
+
+class KString(_Sized):
+    """STRING / NULLABLE_STRING / COMPACT_(NULLABLE_)STRING, UTF-8."""
+
+    prefix = Int16
+    what = "string"
+
     def _parse(self, stream, context, path):
-        n = _read_length(self.compact, Int16, stream, context, path)
-        if n < 0:
-            if self.nullable and n == -1:
-                return None
-            raise DecodeError(f"invalid string length {n}", path)
+        n = self._read_size(stream, context, path)
+        if n is None:
+            return None
         try:
             return stream_read(stream, n, path).decode("utf-8")
         except UnicodeDecodeError:
@@ -231,19 +247,17 @@ class KString(c.Construct):
 
     def _build(self, obj, stream, context, path):
         if obj is None:
-            if not self.nullable:
-                raise LocalProtocolError(f"{path}: null for a non-nullable string")
-            _write_length(self.compact, Int16, -1, stream, context, path)
+            self._write_size(None, stream, context, path)
             return obj
         data = obj.encode("utf-8")
         if not self.compact and len(data) > 0x7FFF:
             raise LocalProtocolError(f"{path}: string longer than 32767 bytes")
-        _write_length(self.compact, Int16, len(data), stream, context, path)
+        self._write_size(len(data), stream, context, path)
         stream_write(stream, data, len(data), path)
         return obj
 
 
-class KBytes(c.Construct):
+class KBytes(_Sized):
     """BYTES / NULLABLE_BYTES / RECORDS and their compact forms.
 
     Parsing returns `bytes` (records stay undecoded: the record-batch layer
@@ -251,58 +265,46 @@ class KBytes(c.Construct):
     Fetch response can hand over the stored batch slices without joining them.
     """
 
-    def __init__(self, compact: bool, nullable: bool) -> None:
-        super().__init__()
-        self.compact = compact
-        self.nullable = nullable
+    prefix = Int32
+    what = "bytes"
 
     def _parse(self, stream, context, path):
-        n = _read_length(self.compact, Int32, stream, context, path)
-        if n < 0:
-            if self.nullable and n == -1:
-                return None
-            raise DecodeError(f"invalid bytes length {n}", path)
-        return stream_read(stream, n, path)
+        n = self._read_size(stream, context, path)
+        return None if n is None else stream_read(stream, n, path)
 
     def _build(self, obj, stream, context, path):
         if obj is None:
-            if not self.nullable:
-                raise LocalProtocolError(f"{path}: null for non-nullable bytes")
-            _write_length(self.compact, Int32, -1, stream, context, path)
+            self._write_size(None, stream, context, path)
             return obj
         parts = obj if isinstance(obj, list) else (obj,)
-        total = sum(len(p) for p in parts)
-        _write_length(self.compact, Int32, total, stream, context, path)
+        self._write_size(sum(len(p) for p in parts), stream, context, path)
         for part in parts:
             stream.write(part)
         return obj
 
 
-class KArray(c.Construct):
+class KArray(_Sized):
     """ARRAY / COMPACT_ARRAY of `element`, null as -1 (or 0 when compact)."""
 
+    prefix = Int32
+    what = "array"
+
     def __init__(self, element: c.Construct, compact: bool, nullable: bool) -> None:
-        super().__init__()
+        super().__init__(compact, nullable)
         self.element = element
-        self.compact = compact
-        self.nullable = nullable
 
     def _parse(self, stream, context, path):
-        n = _read_length(self.compact, Int32, stream, context, path)
-        if n < 0:
-            if self.nullable and n == -1:
-                return None
-            raise DecodeError(f"invalid array length {n}", path)
+        n = self._read_size(stream, context, path)
+        if n is None:
+            return None
         parse = self.element._parse
         return [parse(stream, context, path) for _ in range(n)]
 
     def _build(self, obj: Any, stream, context, path):
         if obj is None:
-            if not self.nullable:
-                raise LocalProtocolError(f"{path}: null for a non-nullable array")
-            _write_length(self.compact, Int32, -1, stream, context, path)
+            self._write_size(None, stream, context, path)
             return obj
-        _write_length(self.compact, Int32, len(obj), stream, context, path)
+        self._write_size(len(obj), stream, context, path)
         build = self.element._build
         for item in obj:
             build(item, stream, context, path)
