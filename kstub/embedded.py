@@ -25,8 +25,9 @@ Settings: Kafka's defaults, except where a test fixture wants something else
 from __future__ import annotations
 
 import inspect
+import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, TypeVar
@@ -100,6 +101,21 @@ def _create_topic(
         -1 if replication_factor is None else replication_factor,
         {key: _config_value(value) for key, value in (config or {}).items()},
     )
+
+
+def _current_token() -> trio.lowlevel.TrioToken | None:
+    """The token of the Trio run on this thread, if any."""
+    try:
+        return trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return None
+
+
+def _unbox(box: queue.SimpleQueue[tuple[bool, Any]]) -> Any:
+    ok, value = box.get()
+    if ok:
+        return value
+    raise value
 
 
 def _check_settings(brokers: int, port: int) -> None:
@@ -263,6 +279,7 @@ class Cluster:
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._cancel: trio.CancelScope | None = None
+        self._nursery: trio.Nursery
         self._ready = threading.Event()
         self._error: BaseException | None = None
 
@@ -316,6 +333,7 @@ class Cluster:
         with trio.CancelScope() as scope:
             self._cancel = scope
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 self.brokers = await nursery.start(serve_cluster, self.cluster, self._spec)
                 self._token = trio.lowlevel.current_trio_token()
                 self._ready.set()
@@ -325,30 +343,74 @@ class Cluster:
         token, self._token = self._token, None
         if token is not None and self._cancel is not None:
             try:
-                trio.from_thread.run_sync(self._cancel.cancel, trio_token=token)
+                token.run_sync_soon(self._cancel.cancel)
             except trio.RunFinishedError:
                 pass
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
         if raise_errors and token is not None and self._error is not None:
             error, self._error = self._error, None
             raise RuntimeError("kstub's server thread failed") from error
 
     # --- working on the Trio thread -------------------------------------------
+    #
+    # `trio.from_thread` refuses to run inside any Trio run, which would make a
+    # Cluster unusable from async tests (pytest-trio) and Trio programs: the
+    # calls below go through the token's thread-safe `run_sync_soon` instead,
+    # and the caller's thread (or event loop) waits for the answer.
+
+    def _running_token(self) -> trio.lowlevel.TrioToken:
+        token = self._token
+        if token is None:
+            raise RuntimeError("the kstub cluster is not running")
+        return token
+
+    def _submit(self, token: trio.lowlevel.TrioToken, callback: Callable[[], None]) -> None:
+        try:
+            token.run_sync_soon(callback)
+        except trio.RunFinishedError:
+            raise RuntimeError("the kstub cluster is not running") from None
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` on the cluster's Trio thread and return its result (or raise its exception)."""
-        token = self._token
-        if token is None:
-            raise RuntimeError("the kstub cluster is not running")
-        return trio.from_thread.run_sync(fn, *args, trio_token=token)
+        token = self._running_token()
+        if _current_token() is token:
+            return fn(*args)  # already on the cluster's thread (e.g. from a function given to `call`)
+        box: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
 
-    def call_async(self, fn: Callable[..., Any], *args: Any) -> Any:
+        def run() -> None:
+            try:
+                box.put((True, fn(*args)))
+            except BaseException as exc:  # handed to the caller, never to the cluster's event loop
+                box.put((False, exc))
+
+        self._submit(token, run)
+        return _unbox(box)
+
+    def call_async(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Await `fn(*args)` on the cluster's Trio thread and return its result."""
-        token = self._token
-        if token is None:
-            raise RuntimeError("the kstub cluster is not running")
-        return trio.from_thread.run(fn, *args, trio_token=token)
+        token = self._running_token()
+        if _current_token() is token:
+            raise RuntimeError("call_async would wait for itself on the cluster's thread; await the function there")
+        box: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+
+        async def run() -> None:
+            try:
+                box.put((True, await fn(*args)))
+            except Exception as exc:  # handed to the caller; the cluster carries on
+                box.put((False, exc))
+            except BaseException:  # cancelled: the cluster is stopping
+                box.put((False, RuntimeError("the kstub cluster stopped during the call")))
+                raise
+
+        def spawn() -> None:
+            try:
+                self._nursery.start_soon(run)
+            except RuntimeError as exc:  # the nursery is closing: the cluster is stopping
+                box.put((False, exc))
+
+        self._submit(token, spawn)
+        return _unbox(box)
 
     def create_topic(
         self,
