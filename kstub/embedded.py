@@ -9,6 +9,7 @@ Trio thread (the model is not thread-safe, by design: one owner of state).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -24,9 +25,18 @@ T = TypeVar("T")
 
 class EmbeddedCluster:
     def __init__(
-        self, brokers: int = 1, config: Mapping[str, Any] | None = None, host: str = "127.0.0.1", port: int = 0
+        self,
+        brokers: int = 1,
+        config: Mapping[str, Any] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        data_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.cluster = Cluster(BrokerConfig(config))
+        if data_dir is not None:
+            from kstub.cluster.storage import DiskStore
+
+            self.cluster.store = DiskStore(data_dir, fsync_on_ack=self.cluster.config["kstub.fsync.on.ack"])
         self._spec = ListenerSpec(host=host, port=port, brokers=brokers)
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None

@@ -251,7 +251,8 @@ class Log:
         self.log_end_offset = max(start_offset, last.end_offset if len(last) else last.base_offset)
         #: offsets below this are on stable storage (fsynced); memory logs have nothing to sync
         self.recovery_point = self.log_end_offset
-        self.unflushed_since_ms: int | None = None
+        #: when the log was last fsynced (Kafka's lastFlushTime, for flush.ms)
+        self.last_flush_ms = self._clock()
         self._syncing: trio.Event | None = None
         self._dirty_dir = False
 
@@ -304,10 +305,7 @@ class Log:
             self.storage.save_epochs(self.epochs)
         self._segments[-1].append(chunk, now_ms)
         self.log_end_offset = chunk.last_offset + 1
-        if self.is_persistent:
-            if self.unflushed_since_ms is None:
-                self.unflushed_since_ms = now_ms
-        else:
+        if not self.is_persistent:
             self.recovery_point = self.log_end_offset
 
     def _maybe_roll(self, size: int, max_timestamp: int, last_offset: int, now_ms: int) -> None:
@@ -585,8 +583,7 @@ class Log:
                         fds.append(dir_fd)
                 await trio.to_thread.run_sync(_fsync_all, fds)
                 self.recovery_point = max(self.recovery_point, end)
-                if self.recovery_point >= self.log_end_offset:
-                    self.unflushed_since_ms = None
+                self.last_flush_ms = self._clock()
             finally:
                 self._syncing = None
                 event.set()
