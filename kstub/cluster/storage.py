@@ -754,16 +754,19 @@ class DiskStore(StateStore):
         ids_path = self.meta_dir / "producer-ids.json"
         if ids_path.exists():
             cluster.producer_ids.restore(json.loads(ids_path.read_text()))
+        needed = max((r for t in doc["topics"] for p in t["partitions"] for r in p["replicas"]), default=-1)
+        missing = sorted(
+            {r for t in doc["topics"] for p in t["partitions"] for r in p["replicas"]} - set(cluster.brokers)
+        )
+        if missing:
+            raise RecoveryError(
+                f"{self.data_dir} holds replicas on brokers {missing}, which this server does not run "
+                f"(start it with --brokers {needed + 1})"
+            )
         known: set[Path] = set()
         for t in doc["topics"]:
             topic = Topic(cluster, t["name"], uuid.UUID(t["id"]), dict(t["configs"]))
             for index, p in enumerate(t["partitions"]):
-                missing = [r for r in p["replicas"] if r not in cluster.brokers]
-                if missing:
-                    raise RecoveryError(
-                        f"{self.data_dir}: partition {t['name']}-{index} has replicas on brokers {missing}, "
-                        f"which this server does not run (start it with --brokers {max(p['replicas']) + 1})"
-                    )
                 partition = Partition(
                     topic, index, list(p["replicas"]), p["leader"], p["leader_epoch"], isr=list(p["isr"])
                 )
