@@ -127,7 +127,8 @@ class Partition:
         self._waiters.discard(event)
 
     def config(self, name: str) -> str:
-        return self.topic.config(name)
+        """A topic setting as the leader's broker sees it."""
+        return self.topic.config(name, self.leader)
 
     def append(self, batches: list[ProducedBatch], now_ms: int) -> AppendResult:
         """Append a produce request's batches for this partition (already validated).
@@ -174,9 +175,13 @@ class Topic:
     def replication_factor(self) -> int:
         return len(self.partitions[0].replicas) if self.partitions else 0
 
-    def config(self, name: str) -> str:
-        """A topic setting: explicit, else its broker synonyms (log.retention.ms...), else Kafka's default."""
-        return topic_config_value(name, self.configs, self.cluster.config)
+    def config(self, name: str, broker_id: int | None = None) -> str:
+        """A topic setting: explicit, else its broker synonyms (log.retention.ms...), else Kafka's default.
+
+        Broker synonyms are looked up as `broker_id` sees them (its dynamic
+        settings first), or cluster-wide if None.
+        """
+        return topic_config_value(name, self.configs, self.cluster.config, broker_id)
 
 
 def assign_replicas(

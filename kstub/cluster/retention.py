@@ -26,6 +26,7 @@ default: five minutes); `Cluster.run_retention` runs one now.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -97,8 +98,9 @@ def retention_pass(cluster: Cluster, now_ms: int) -> int:
     """Apply retention to every replica's log of every partition; returns the segments deleted."""
     deleted = 0
     for partition in list(cluster.iter_partitions()):
-        for lg in partition.logs.values():
-            n = apply_retention(lg, partition.config, partition.high_watermark, now_ms)
+        for broker_id, lg in partition.logs.items():
+            config = functools.partial(partition.topic.config, broker_id=broker_id)
+            n = apply_retention(lg, config, partition.high_watermark, now_ms)
             if n:
                 log.info(
                     "%s-%d: retention deleted %d segment(s); log start offset now %d",

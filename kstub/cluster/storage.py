@@ -86,6 +86,15 @@ GroupOffsets = dict[tuple[str, int], tuple[int, int, str | None]]
 LONG_MAX = 2**63 - 1
 
 
+def replica_config(topic: Topic, broker_id: int) -> Callable[[str], str]:
+    """The settings of `topic` as the broker holding a replica sees them."""
+
+    def config(name: str) -> str:
+        return topic.config(name, broker_id)
+
+    return config
+
+
 class StateStore:
     """In memory: logs keep their bytes in memory and nothing outlives the process."""
 
@@ -94,7 +103,7 @@ class StateStore:
 
     def new_log(self, cluster: Cluster, partition: Partition, broker_id: int) -> Log:
         """A new, empty log for `broker_id`'s replica of `partition`."""
-        return Log(config=partition.topic.config, clock=cluster.now_ms)
+        return Log(config=replica_config(partition.topic, broker_id), clock=cluster.now_ms)
 
     def broker_dir(self, broker_id: int) -> Path | None:
         """The folder holding `broker_id`'s logs (None in memory)."""
@@ -576,7 +585,7 @@ class DiskStore(StateStore):
         directory.mkdir(parents=True)
         (directory / "partition.metadata").write_text(f"version: 0\ntopic_id: {topic.topic_id}\n")
         lg = Log(
-            config=topic.config,
+            config=replica_config(topic, broker_id),
             clock=cluster.now_ms,
             storage=DiskLogStorage(directory, fsync_checkpoints=True),
         )
@@ -776,7 +785,7 @@ class DiskStore(StateStore):
                     if self._usable_dir(directory, topic):
                         lg = recover_log(
                             directory,
-                            config=topic.config,
+                            config=replica_config(topic, broker_id),
                             clock=cluster.now_ms,
                             fsync_checkpoints=True,
                             name=f"{t['name']}-{index} (broker {broker_id})",

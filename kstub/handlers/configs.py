@@ -81,7 +81,7 @@ def topic_config_entries(
 ) -> list[DescribedConfig]:
     """Every topic config (or those in `names`) of a topic whose overrides are `explicit`."""
     wanted = sorted(TOPIC_CONFIGS) if not names else [n for n in sorted(TOPIC_CONFIGS) if n in set(names)]
-    return [describe_topic_config(name, explicit, ctx.cluster.config) for name in wanted]
+    return [describe_topic_config(name, explicit, ctx.cluster.config, ctx.node_id) for name in wanted]
 
 
 def _broker_id(ctx: Context, name: str, *, allow_default: bool, describe: bool) -> int | None:
