@@ -1,8 +1,10 @@
 """Produce (0): validate each partition's batches and append them as sent.
 
-The records are never decoded: `read_produce_data` checks the batch framing,
+The records are not decoded: `read_produce_data` checks the batch framing,
 CRC and Kafka's per-version rules, and the log stores the bytes with only the
-base offset and leader epoch patched. Errors are per partition, as in Kafka.
+base offset and leader epoch patched. The one exception is a compacted topic
+(cleanup.policy with "compact"), which, as in Kafka, refuses records without
+a key (INVALID_RECORD with per-record errors). Errors are per partition, as in Kafka.
 acks=0 gets no response at all; acks=1 answers once the leader appended;
 acks=-1 answers once the batch is committed (in-sync replicas have it).
 With --data-dir, the store then flushes what the durability settings ask for
@@ -18,7 +20,7 @@ from construct import Container
 
 from kstub.cluster.model import ClusterError, Partition
 from kstub.protocol import ErrorCode
-from kstub.protocol.records import BatchError, read_produce_data
+from kstub.protocol.records import BatchError, iter_records, read_produce_data
 
 from .base import Body, Context, handles
 
@@ -60,6 +62,10 @@ def _produce_partition(
     except BatchError as exc:
         log.info("produce to %s-%d rejected: %s", topic, data.index, exc)
         return _partition_error(data.index, exc.code, str(exc))
+    if "compact" in [p.strip() for p in partition.config("cleanup.policy").split(",")]:
+        keyless = _keyless_records(batches, f"{topic}-{data.index}")
+        if keyless:
+            return keyless | {"index": data.index}
     try:
         result = partition.append(batches, cluster.now_ms())
     except OSError as exc:
@@ -75,6 +81,25 @@ def _produce_partition(
         "base_offset": result.base_offset,
         "log_append_time_ms": result.log_append_time,
         "log_start_offset": partition.log_start_offset,
+    }
+
+
+def _keyless_records(batches: list, partition_name: str) -> Body | None:
+    """Kafka's LogValidator.validateKey: a compacted topic takes only records with keys (INVALID_RECORD).
+
+    The one place produce decodes records, because the feature needs it.
+    """
+    message = f"Compacted topic cannot accept message without key in topic partition {partition_name}."
+    errors = [i for batch in batches for i, record in enumerate(iter_records(batch.data)) if record.key is None]
+    if not errors:
+        return None
+    shown = ", ".join(f"RecordError(batchIndex={i}, message='{message}')" for i in errors[:3])
+    return {
+        "error_code": ErrorCode.INVALID_RECORD,
+        "base_offset": -1,
+        "record_errors": [{"batch_index": i, "batch_index_error_message": message} for i in errors],
+        "error_message": f"One or more records have been rejected due to {len(errors)} record errors in total, "
+        f"and only showing the first three errors at most: [{shown}]",
     }
 
 

@@ -21,6 +21,7 @@ from kafka.admin import ConfigResource as KConfigResource
 from kafka.admin import ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.admin import NewPartitions as KNewPartitions
 from kafka.errors import InvalidPartitionsError
+from kafka.record.default_records import DefaultRecordBatchBuilder
 
 from kstub.protocol import ErrorCode
 
@@ -614,3 +615,37 @@ def test_describe_log_dirs(kp_admin, bootstrap):
         for p in t["partitions"]
     }
     assert sizes[0] == 0 and sizes[1] > 1000
+
+
+def test_a_compacted_topic_refuses_records_without_a_key(kp_admin, bootstrap, raw):
+    topic = unique()
+    kp_admin.create_topics([NewTopic(topic, 1, 1, topic_configs={"cleanup.policy": "compact"})])
+    producer = Producer({"bootstrap.servers": bootstrap, "retries": 0, "linger.ms": 0})
+    results = []
+    producer.produce(topic, b"v", key=b"k", on_delivery=lambda err, msg: results.append(err))
+    assert producer.flush(TIMEOUT) == 0
+    producer.produce(topic, b"v", on_delivery=lambda err, msg: results.append(err))
+    assert producer.flush(TIMEOUT) == 0
+    assert results[0] is None
+    assert results[1].code() == ErrorCode.INVALID_RECORD
+    # the per-record errors, as Kafka's LogValidator words them
+    builder = DefaultRecordBatchBuilder(2, 0, False, -1, -1, -1, 1 << 20)
+    builder.append(0, 1_700_000_000_000, b"k", b"v", [])
+    builder.append(1, 1_700_000_000_000, None, b"v", [])
+    body = raw.request(
+        0,
+        9,
+        {
+            "acks": -1,
+            "timeout_ms": 5000,
+            "topic_data": [{"name": topic, "partition_data": [{"index": 0, "records": bytes(builder.build())}]}],
+        },
+    )
+    p = body.responses[0].partition_responses[0]
+    message = f"Compacted topic cannot accept message without key in topic partition {topic}-0."
+    assert p.error_code == ErrorCode.INVALID_RECORD
+    assert [(e.batch_index, e.batch_index_error_message) for e in p.record_errors] == [(1, message)]
+    assert p.error_message == (
+        "One or more records have been rejected due to 1 record errors in total, and only showing the first "
+        f"three errors at most: [RecordError(batchIndex=1, message='{message}')]"
+    )
