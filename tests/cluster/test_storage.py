@@ -351,3 +351,26 @@ def test_fetches_read_only_the_byte_ranges_they_return(tmp_path, monkeypatch):
     assert sum(c.size for c in chunks) <= 4096
     assert reads == [sum(c.size for c in chunks)]  # one read, of exactly the batches returned
     c.store.close(c)
+
+
+def test_a_failed_write_leaves_no_partial_batch(tmp_path, monkeypatch):
+    c = open_cluster(tmp_path)
+    c.create_topic("t", 1, 1)
+    produce(c, "t", 0, 2)
+    p = c.partition("t", 0)
+    seg = p.leader_log.active_segment
+    size = seg.size
+    real_write = os.write
+
+    def disk_full(fd: int, data) -> int:
+        real_write(fd, bytes(data)[:10])  # part of the batch reaches the file, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", disk_full)
+    with pytest.raises(OSError):
+        p.append([build_batch(2)], T0)
+    monkeypatch.undo()
+    assert os.path.getsize(seg.path) == size and p.log_end_offset == 4
+    assert produce(c, "t", 0, 1) == [4]
+    assert [offset for offset, _ in values(c, "t", 0)] == list(range(6))
+    c.store.close(c)
