@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
+import trio
 from conftest import build_batch
 
 from kstub.cluster.config import BrokerConfig
@@ -373,4 +374,30 @@ def test_a_failed_write_leaves_no_partial_batch(tmp_path, monkeypatch):
     assert os.path.getsize(seg.path) == size and p.log_end_offset == 4
     assert produce(c, "t", 0, 1) == [4]
     assert [offset for offset, _ in values(c, "t", 0)] == list(range(6))
+    c.store.close(c)
+
+
+async def test_the_flush_scheduler_fsyncs_logs_unflushed_for_flush_ms(tmp_path):
+    c = open_cluster(tmp_path, log_flush_scheduler_interval_ms="20")
+    # without an override, flush.ms follows log.flush.interval.ms, then log.flush.scheduler.interval.ms (Kafka)
+    assert c.create_topic("any", 1, 1).config("flush.ms") == "20"
+    c.create_topic("slow", 1, 1, configs={"flush.ms": "3600000"})
+    c.create_topic("fast", 1, 1, configs={"flush.ms": "0"})
+    produce(c, "slow", 0, 2)
+    produce(c, "fast", 0, 2)
+    slow, fast = c.partition("slow", 0).leader_log, c.partition("fast", 0).leader_log
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(c.store.background, c)
+        with trio.fail_after(10):
+            while fast.unflushed_messages:
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert slow.unflushed_messages == 4
+    c.store.close(c)
+
+
+async def test_without_a_flush_scheduler_the_background_task_ends(tmp_path):
+    c = open_cluster(tmp_path)
+    with trio.fail_after(1):
+        await c.store.background(c)  # Kafka's default log.flush.scheduler.interval.ms: never
     c.store.close(c)
