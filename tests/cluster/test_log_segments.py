@@ -9,7 +9,7 @@ start and deleting old segments keep offsets, sizes and leader epochs right.
 
 from __future__ import annotations
 
-from conftest import build_batch
+from logtools import build_batch
 
 from kstub.protocol.records import iter_records
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from conftest import build_batch
+from logtools import build_batch
 
 from kstub.cluster.config import BrokerConfig
 from kstub.cluster.model import Cluster

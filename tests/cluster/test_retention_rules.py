@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import build_batch
+from logtools import build_batch
 
 from kstub.cluster.config import BrokerConfig, topic_config_value
 from kstub.cluster.retention import apply_retention
