@@ -397,7 +397,7 @@ def _read_entry(seg: FileSegment, pos: int, file_size: int, *, verify: bool) -> 
     if file_size - pos < 17:
         raise _Torn(f"{file_size - pos} trailing bytes, less than an entry header")
     head = os.pread(seg.fd, 17, pos)
-    offset, size, _ = _ENTRY_HEAD.unpack_from(head, 0)
+    _, size, _ = _ENTRY_HEAD.unpack_from(head, 0)
     if size < 14:
         raise _Torn(f"entry size {size} at position {pos}")
     total = size + 12
@@ -409,7 +409,6 @@ def _read_entry(seg: FileSegment, pos: int, file_size: int, *, verify: bool) -> 
             verify_stored(data)
         except BatchError as exc:
             raise _Torn(f"corrupt entry at position {pos}: {exc}") from None
-    del offset
     return data, total
 
 
@@ -451,12 +450,14 @@ def _recover_segment(
     while pos < file_size:
         try:
             data, total = _read_entry(seg, pos, file_size, verify=True)
-        except _Torn as exc:
+            first, last, ts = next(iter_stored(data))
+            if len(seg) and first != seg.end_offset:
+                raise _Torn(f"entry at position {pos} starts at offset {first}, not {seg.end_offset}")
+        except (_Torn, BatchError) as exc:
             log.warning("%s: %s; truncating segment %s at %d", name, exc, seg.path.name, pos)
             os.ftruncate(seg.fd, pos)
             cut = True
             break
-        first, last, ts = next(iter_stored(data))
         epoch = RecordBatch(data).partition_leader_epoch if data[16] == 2 else epoch_of(first)
         if not seen_epochs or seen_epochs[-1][0] < epoch:
             seen_epochs.append((epoch, first))
