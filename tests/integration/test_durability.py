@@ -71,12 +71,12 @@ class Server:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"kstub exited: {self.log_path(self.runs).read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            # The listeners are bound before recovery runs, so a TCP connect could
+            # succeed early: wait for the line logged once the cluster serves.
+            if "kstub ready" in self.log_path(self.runs).read_text():
                 return
-            except OSError:
-                time.sleep(0.02)
-        raise AssertionError("kstub did not start listening")
+            time.sleep(0.02)
+        raise AssertionError("kstub did not start serving")
 
     def kill(self) -> None:
         assert self.proc is not None
