@@ -57,6 +57,16 @@ BROKER_SETTINGS: dict[str, Setting] = {
         Setting("log.segment.bytes", _int, 1073741824),
         Setting("producer.id.expiration.ms", _int, 86400000),
         Setting("cluster.id", str, "kstub-cluster-0000000000"),
+        # replication and the controller
+        Setting("replica.lag.time.max.ms", _int, 30000, "a follower this far behind leaves the ISR"),
+        Setting("replica.fetch.max.bytes", _int, 1048576, "bytes a follower copies per partition per round"),
+        Setting(
+            "unclean.leader.election.enable", _bool, False, "elect an out-of-sync replica if no ISR member is left"
+        ),
+        Setting("broker.session.timeout.ms", _int, 9000, "how long after a kill the controller notices"),
+        Setting("auto.leader.rebalance.enable", _bool, True, "move leadership back to preferred replicas"),
+        Setting("leader.imbalance.check.interval.seconds", _int, 300),
+        Setting("leader.imbalance.per.broker.percentage", _int, 10),
     )
 }
 
@@ -155,7 +165,7 @@ TOPIC_CONFIGS: dict[str, TopicSetting] = {
         TopicSetting("segment.ms", _at_least(1), None, "604800000"),
         TopicSetting("flush.messages", _at_least(1), None, "9223372036854775807"),
         TopicSetting("flush.ms", _non_negative, None, "9223372036854775807"),
-        TopicSetting("unclean.leader.election.enable", _bool, None, "false"),
+        TopicSetting("unclean.leader.election.enable", _bool, "unclean.leader.election.enable", "false"),
         TopicSetting("delete.retention.ms", _non_negative, None, "86400000"),
         TopicSetting("min.compaction.lag.ms", _non_negative, None, "0"),
         TopicSetting("message.timestamp.difference.max.ms", _non_negative, None, "9223372036854775807"),

@@ -9,6 +9,11 @@ individual records, except the timestamp lookup inside one chunk.
 
 Data leaves the log only by moving the log start offset (retention,
 DeleteRecords) or by truncation on a follower, never because it was read.
+
+Each replica's log also keeps what Kafka keeps beside it: the leader epoch
+cache (`epochs`: where each leader epoch began) and the idempotent producers'
+state, rebuilt from the log's own batches, so that a replica that becomes
+leader deduplicates exactly the batches it holds.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from dataclasses import dataclass
 
 from kstub.protocol.records import ProducedBatch, first_record_at
 
+from .producers import PartitionProducers
+
 
 @dataclass(slots=True)
 class Chunk:
@@ -26,6 +33,10 @@ class Chunk:
     max_timestamp: int
     leader_epoch: int
     data: bytes | bytearray
+    # the idempotent producer that wrote it (-1: none), to rebuild producer state
+    producer_id: int = -1
+    producer_epoch: int = -1
+    base_sequence: int = -1
 
     @property
     def size(self) -> int:
@@ -40,7 +51,9 @@ class Log:
         self.log_end_offset = start_offset
         self.size_bytes = 0
         #: (epoch, start offset) for each leader epoch that wrote to this log
+        #: (or led it: a new leader records its epoch at once, as Kafka does)
         self.epochs: list[tuple[int, int]] = []
+        self.producers = PartitionProducers()
 
     def __len__(self) -> int:
         return len(self._chunks)
@@ -50,7 +63,11 @@ class Log:
         base = self.log_end_offset
         batch.assign_offsets(base, leader_epoch)
         last = base + batch.offset_count - 1
-        self._store(Chunk(base, last, batch.max_timestamp, leader_epoch, batch.data))
+        chunk = Chunk(base, last, batch.max_timestamp, leader_epoch, batch.data)
+        if batch.producer_id >= 0:
+            chunk.producer_id, chunk.producer_epoch = batch.producer_id, batch.producer_epoch
+            chunk.base_sequence = batch.base_sequence
+        self._store(chunk)
         return base
 
     def append_chunk(self, chunk: Chunk) -> None:
@@ -62,6 +79,8 @@ class Log:
     def _store(self, chunk: Chunk) -> None:
         if not self.epochs or self.epochs[-1][0] < chunk.leader_epoch:
             self.epochs.append((chunk.leader_epoch, chunk.base_offset))
+        if chunk.producer_id >= 0:
+            self._record_producer(chunk)
         self._chunks.append(chunk)
         self._bases.append(chunk.base_offset)
         self.log_end_offset = chunk.last_offset + 1
@@ -126,23 +145,34 @@ class Log:
             epoch = e
         return epoch
 
-    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
-        """Kafka's OffsetForLeaderEpoch: (largest epoch <= `epoch`, its end offset).
+    @property
+    def latest_epoch(self) -> int:
+        return self.epochs[-1][0] if self.epochs else -1
 
-        The end offset is the start offset of the first later epoch, or the
-        log end offset if `epoch` is the latest. (-1, -1) if the log has no
-        epoch that old.
+    def start_epoch(self, epoch: int) -> None:
+        """Record that leader epoch `epoch` starts at the log end (this replica became leader)."""
+        if epoch > self.latest_epoch:
+            self.epochs.append((epoch, self.log_end_offset))
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """Kafka's OffsetForLeaderEpoch (LeaderEpochFileCache.endOffsetFor).
+
+        (largest epoch <= `epoch`, the start offset of the first later epoch),
+        or the log end offset if `epoch` is the latest. An epoch older than
+        any known answers (`epoch`, start of the first known epoch); one newer
+        than any known, or -1, answers (-1, -1).
         """
-        found = -1
-        for i, (e, _) in enumerate(self.epochs):
-            if e > epoch:
-                if found < 0:
-                    return -1, -1
-                return found, self.epochs[i][1]
-            found = e
-        if found < 0:
+        if epoch < 0 or not self.epochs:
             return -1, -1
-        return found, self.log_end_offset
+        if self.epochs[-1][0] == epoch:
+            return epoch, self.log_end_offset
+        i = bisect.bisect_right(self.epochs, (epoch, float("inf")))
+        if i == len(self.epochs):
+            return -1, -1
+        higher_start = self.epochs[i][1]
+        if i == 0:
+            return epoch, higher_start
+        return self.epochs[i - 1][0], higher_start
 
     def advance_start(self, offset: int) -> None:
         """Move the log start offset forward, dropping chunks wholly below it."""
@@ -159,14 +189,46 @@ class Log:
             self.log_end_offset = offset
 
     def truncate_to(self, offset: int) -> None:
-        """Drop everything at or above `offset` (a follower removing divergent data)."""
+        """Drop everything at or above `offset` (a follower removing divergent data).
+
+        Whole chunks go: the log ends at the first chunk boundary at or below
+        `offset`. The epoch cache and the producer state forget what went.
+        """
+        if offset >= self.log_end_offset:
+            return
         i = self._index_of(offset)
         for chunk in self._chunks[i:]:
             self.size_bytes -= chunk.size
         del self._chunks[i:]
         del self._bases[i:]
-        self.log_end_offset = max(self.log_start_offset, self._chunks[-1].last_offset + 1 if self._chunks else offset)
+        self.log_end_offset = max(self.log_start_offset, self._chunks[-1].last_offset + 1 if self._chunks else 0)
         self.epochs = [(e, s) for e, s in self.epochs if s < self.log_end_offset]
+        self._rebuild_producers()
+
+    def truncate_fully(self, start_offset: int) -> None:
+        """Drop everything and restart empty at `start_offset` (a follower behind its leader's log start)."""
+        self._chunks.clear()
+        self._bases.clear()
+        self.size_bytes = 0
+        self.log_start_offset = self.log_end_offset = start_offset
+        self.epochs.clear()
+        self.producers = PartitionProducers()
+
+    def _record_producer(self, chunk: Chunk) -> None:
+        self.producers.record(
+            chunk.producer_id,
+            chunk.producer_epoch,
+            chunk.base_sequence,
+            chunk.last_offset - chunk.base_offset + 1,
+            chunk.base_offset,
+        )
+
+    def _rebuild_producers(self) -> None:
+        """Producer state from the batches still in the log (Kafka reloads it after a truncation)."""
+        self.producers = PartitionProducers()
+        for chunk in self._chunks:
+            if chunk.producer_id >= 0:
+                self._record_producer(chunk)
 
     def chunks_from(self, offset: int) -> list[Chunk]:
         return self._chunks[self._index_of(offset) :]
