@@ -172,6 +172,11 @@ class ControlPlane:
         self._runtime = runtime
 
     @property
+    def admin_port(self) -> int | None:
+        """The admin HTTP API's port, if the served cluster has one."""
+        return None if self._runtime is None else self._runtime.admin_port
+
+    @property
     def cluster(self) -> Cluster:
         assert self._cluster is not None, "this control plane belongs to no cluster"
         return self._cluster

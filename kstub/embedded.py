@@ -4,12 +4,8 @@
 thread, serves the cluster on ephemeral loopback ports, and returns once every
 listener is bound; leaving the block cancels the server and joins the thread.
 Touch the cluster model only through `call`, which runs a function on the
-Trio thread (the model is not thread-safe, by design: one owner of state).
-
-`control` is the cluster's control plane (kstub/control.py) for synchronous
-callers: ``c.control.kill_broker(1)`` runs the action on the Trio thread and
-returns when it is done. ``admin_port=0`` also serves the admin HTTP API
-(`admin_url`).
+Trio thread (the model is not thread-safe, by design: one owner of state);
+`control` forwards calls on the control plane there (async ones awaited).
 """
 
 from __future__ import annotations
@@ -17,35 +13,16 @@ from __future__ import annotations
 import inspect
 import threading
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, TypeVar
 
 import trio
 
 from kstub.cluster.config import BrokerConfig
 from kstub.cluster.model import Broker, Cluster
-from kstub.server import ClusterServer, ListenerSpec
+from kstub.server import ListenerSpec, serve_cluster
 
 T = TypeVar("T")
-
-
-class SyncControl:
-    """The control plane's methods, callable from another thread: each runs on the Trio thread."""
-
-    def __init__(self, owner: EmbeddedCluster) -> None:
-        self._owner = owner
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self._owner.cluster.control, name)
-        if not callable(method):
-            return self._owner.call(lambda: getattr(self._owner.cluster.control, name))
-        token = self._owner._token
-
-        def run(*args: Any, **kwargs: Any) -> Any:
-            if inspect.iscoroutinefunction(method):
-                return trio.from_thread.run(lambda: method(*args, **kwargs), trio_token=token)
-            return trio.from_thread.run_sync(lambda: method(*args, **kwargs), trio_token=token)
-
-        return run
 
 
 class EmbeddedCluster:
@@ -59,8 +36,6 @@ class EmbeddedCluster:
     ) -> None:
         self.cluster = Cluster(BrokerConfig(config))
         self._spec = ListenerSpec(host=host, port=port, brokers=brokers, admin_port=admin_port)
-        self._server: ClusterServer | None = None
-        self.control = SyncControl(self)
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._cancel: trio.CancelScope | None = None
@@ -74,8 +49,15 @@ class EmbeddedCluster:
 
     @property
     def admin_url(self) -> str:
-        assert self._server is not None and self._server.admin_port is not None, "started without admin_port"
-        return f"http://{self._spec.host}:{self._server.admin_port}"
+        """The admin HTTP API's base URL (needs ``admin_port``)."""
+        port = self.call(lambda: self.cluster.control.admin_port)
+        assert port is not None, "started without admin_port"
+        return f"http://{self._spec.host}:{port}"
+
+    @property
+    def control(self) -> _OnTrioThread:
+        """The control plane (kstub.control.ControlPlane); each call runs on the Trio thread."""
+        return _OnTrioThread(self)
 
     def __enter__(self) -> EmbeddedCluster:
         self.start()
@@ -103,8 +85,7 @@ class EmbeddedCluster:
         with trio.CancelScope() as scope:
             self._cancel = scope
             async with trio.open_nursery() as nursery:
-                self._server = ClusterServer(self.cluster, self._spec)
-                self.brokers = await nursery.start(self._server.run)
+                self.brokers = await nursery.start(serve_cluster, self.cluster, self._spec)
                 self._ready.set()
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -112,10 +93,10 @@ class EmbeddedCluster:
         assert self._token is not None
         return trio.from_thread.run_sync(fn, *args, trio_token=self._token)
 
-    def run(self, afn: Callable[..., Any], *args: Any) -> Any:
-        """Run the async function `afn(*args)` on the cluster's Trio thread and return its result."""
+    def call_async(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Await `fn(*args)` on the cluster's Trio thread and return its result."""
         assert self._token is not None
-        return trio.from_thread.run(afn, *args, trio_token=self._token)
+        return trio.from_thread.run(fn, *args, trio_token=self._token)
 
     def stop(self) -> None:
         if self._token is not None and self._cancel is not None:
@@ -126,3 +107,18 @@ class EmbeddedCluster:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._token = None
+
+
+class _OnTrioThread:
+    """The control plane's methods for another thread: each runs (or is awaited) on the Trio thread."""
+
+    def __init__(self, owner: EmbeddedCluster) -> None:
+        self._owner = owner
+
+    def __getattr__(self, name: str) -> Any:
+        value = self._owner.call(lambda: getattr(self._owner.cluster.control, name))
+        if not callable(value):
+            return value
+        if inspect.iscoroutinefunction(value):
+            return lambda *args, **kwargs: self._owner.call_async(partial(value, *args, **kwargs))
+        return lambda *args, **kwargs: self._owner.call(partial(value, *args, **kwargs))
