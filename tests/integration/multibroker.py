@@ -8,6 +8,8 @@ from typing import Any
 
 from kstub.embedded import EmbeddedCluster
 
+from raw import RawClient
+
 DEADLINE = 20.0
 
 
@@ -41,3 +43,24 @@ def create_topic(kc: EmbeddedCluster, name: str, partitions: int = 1, rf: int = 
 def bootstrap_of(kc: EmbeddedCluster, broker_id: int) -> str:
     (b,) = [b for b in kc.brokers if b.node_id == broker_id]
     return f"{b.advertised_host}:{b.port}"
+
+
+def produce(c: RawClient, topic: str, records: bytes, *, acks: int = -1, timeout_ms: int = 5000, partition: int = 0):
+    body = c.request(
+        0,
+        9,
+        {
+            "acks": acks,
+            "timeout_ms": timeout_ms,
+            "topic_data": [{"name": topic, "partition_data": [{"index": partition, "records": records}]}],
+        },
+    )
+    return body.responses[0].partition_responses[0]
+
+
+def leader_client(kc, topic: str, index: int = 0) -> RawClient:
+    return RawClient(bootstrap_of(kc, partition_state(kc, topic, index)["leader"]))
+
+
+def meta(c: RawClient, *topics: str):
+    return c.request(3, 12, {"topics": [{"name": t} for t in topics] if topics else None})
