@@ -7,8 +7,9 @@ A deliberately small server: `RequestReader` parses one request (sans-IO:
 bytes in, `HttpRequest` out; no chunked bodies, bounded head and body), the
 Trio side reads it, routes it to the cluster's `ControlPlane`, answers JSON,
 and closes the connection. Refusals are JSON too: ``{"error": "..."}`` with
-400 (bad input), 404 (no such broker, topic, fault, route), 405, 409 (not
-possible in the cluster's current state), 411, 413, 431, 501, 505.
+400 (bad input), 404 (no such broker, topic, fault, route), 405, 408, 409
+(not possible in the cluster's current state), 413, 431, 501, 505. A request
+without Content-Length has no body (RFC 9112), as curl -X POST sends it.
 """
 
 from __future__ import annotations
@@ -123,8 +124,6 @@ class RequestReader:
         self._length = int(length)
         if self._length > MAX_BODY:
             raise HttpError(413, "body too large")
-        if method == b"POST" and "content-length" not in headers:
-            raise HttpError(411, "POST needs a Content-Length")
         path, _, query = target.decode("ascii").partition("?")
         return method.decode("ascii"), path, query, headers
 

@@ -58,9 +58,5 @@ def produce(c: RawClient, topic: str, records: bytes, *, acks: int = -1, timeout
     return body.responses[0].partition_responses[0]
 
 
-def leader_client(kc, topic: str, index: int = 0) -> RawClient:
-    return RawClient(bootstrap_of(kc, partition_state(kc, topic, index)["leader"]))
-
-
 def meta(c: RawClient, *topics: str):
     return c.request(3, 12, {"topics": [{"name": t} for t in topics] if topics else None})
