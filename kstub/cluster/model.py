@@ -550,8 +550,7 @@ class Cluster:
         if partition is None:
             raise ClusterError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition.")
         if partition.leader != broker_id:
-            if partition.leader < 0:
-                raise ClusterError(ErrorCode.LEADER_NOT_AVAILABLE, "There is no leader for this topic-partition.")
+            # Kafka answers this whether another broker leads or none does (leader -1): clients refresh metadata.
             raise ClusterError(ErrorCode.NOT_LEADER_OR_FOLLOWER, "This server is not the leader for that partition.")
         return partition
 

@@ -335,3 +335,55 @@ def test_admin_clients_find_the_new_controller(kstub_cluster):
     client = ConfluentClient(bootstrap_of(kc, 2))
     client.produce("rf1", [Msg(None, b"x")])
     assert [m.value for m in client.consume("rf1", {0: 0}, 1)] == [b"x"]
+
+
+@pytest.mark.kstub(brokers=3, config=FAST)
+def test_a_partition_without_leader_over_the_wire(kstub_cluster):
+    kc = kstub_cluster
+    kc.call(lambda: kc.cluster.create_topic("orphan", assignments={0: [0, 1]}))
+    kc.control.pause_replication(1)
+    with RawClient(bootstrap_of(kc, 0)) as c:
+        assert produce(c, "orphan", batch(1), acks=1).error_code == ErrorCode.NONE
+    wait_until(kc, lambda: kc.cluster.partition("orphan", 0).isr == [0], what="broker 1 out of the ISR")
+    kc.control.stop_broker(0)
+    with RawClient(bootstrap_of(kc, 1)) as c:
+        p = meta(c, "orphan").topics[0].partitions[0]
+        assert (p.error_code, p.leader_id, p.leader_epoch) == (ErrorCode.LEADER_NOT_AVAILABLE, -1, 1)
+        assert (p.isr_nodes, p.offline_replicas) == ([0], [0])
+        # Like Kafka's brokers, the remaining replica answers NOT_LEADER_OR_FOLLOWER.
+        assert produce(c, "orphan", batch(1), acks=1).error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER
+        assert fetch(c, "orphan", 0).error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER
+    kc.control.resume_replication(1)
+    kc.control.start_broker(0)
+    with RawClient(bootstrap_of(kc, 1)) as c:
+        p = meta(c, "orphan").topics[0].partitions[0]
+        assert (p.error_code, p.leader_id, p.leader_epoch) == (ErrorCode.NONE, 0, 2)
+    wait_until(kc, lambda: kc.cluster.partition("orphan", 0).isr == [0, 1], what="broker 1 caught up")
+    assert partition_state(kc, "orphan")["leo"] == {0: 1, 1: 1}
+
+
+@pytest.mark.kstub(brokers=3, config=FAST)
+def test_a_killed_controller_is_replaced_when_its_session_expires(kstub_cluster):
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    kc = kstub_cluster
+    topic = unique_topic("ctl-kill")
+    create_topic(kc, topic, 3, 3)
+    kc.control.kill_broker(0)
+    with RawClient(bootstrap_of(kc, 1)) as c:
+        assert meta(c).controller_id == 0, "a crash is not noticed before the session expires"
+    wait_until(kc, lambda: kc.cluster.controller_id == 1, what="a new controller")
+    with RawClient(bootstrap_of(kc, 2)) as c:
+        body = meta(c, topic)
+    assert body.controller_id == 1 and sorted(b.node_id for b in body.brokers) == [1, 2]
+    assert all(p.leader_id in (1, 2) and 0 not in p.isr_nodes for p in body.topics[0].partitions)
+    live = f"{bootstrap_of(kc, 1)},{bootstrap_of(kc, 2)}"
+    admin = KafkaAdminClient(bootstrap_servers=live)
+    try:
+        admin.create_topics([NewTopic(topic + "-new", 1, 2)])
+    finally:
+        admin.close()
+    client = ConfluentClient(live)
+    client.produce(topic, [Msg(None, f"v{i}".encode()) for i in range(30)])
+    got = client.consume(topic, {0: 0, 1: 0, 2: 0}, 30)
+    assert sorted(m.value for m in got) == sorted(f"v{i}".encode() for i in range(30))
