@@ -326,6 +326,8 @@ class ControlPlane:
             await getattr(server, f"{action}_broker")(broker_id)
         except ValueError as exc:
             raise ControlError(str(exc), 409) from None
+        except OSError as exc:  # its port was taken meanwhile
+            raise ControlError(f"broker {broker_id} cannot listen again: {exc}", 409) from None
 
     async def stop_broker(self, broker_id: int) -> None:
         await self._lifecycle("stop", broker_id)

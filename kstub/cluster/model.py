@@ -177,6 +177,7 @@ class Partition:
         for r in self.isr:
             if r != self.leader:
                 hw = min(hw, self.states[r].leo)
+        hw = max(hw, leader_log.log_start_offset)
         if hw > self.high_watermark:
             self.high_watermark = hw
             self.states[self.leader].hw = hw

@@ -141,7 +141,12 @@ def replicate(cluster: Cluster, follower_id: int, p: Partition) -> bool:
         flog.advance_start(llog.log_start_offset)
     p.follower_fetched(follower_id, fetch_offset, flog.log_end_offset, cluster.now_ms())
     st.hw = min(p.high_watermark, flog.log_end_offset)
-    return flog.log_end_offset < llog.log_end_offset
+    if flog.log_end_offset < llog.log_end_offset:
+        return True
+    # Up to date, high watermark included: a wake-up this very round caused (our report moved the
+    # high watermark) has nothing left to bring.
+    cluster.brokers[follower_id].replication.pending.pop(p, None)
+    return False
 
 
 async def run_replica_fetcher(cluster: Cluster, broker: Broker) -> None:
@@ -191,12 +196,15 @@ def expire_lagging_followers(cluster: Cluster, leader_id: int) -> int | None:
 
 
 async def run_isr_expiration(cluster: Cluster, broker: Broker) -> None:
+    """Scan the partitions `broker` leads when a follower may have expired: at most once per lag period."""
     rep = broker.replication
     while True:
         rep.isr_event = trio.Event()
         deadline = expire_lagging_followers(cluster, broker.node_id)
         if deadline is None:
+            # Woken when a caught-up follower falls behind: it was caught up until now, so
+            # nothing can expire before a whole lag period has passed.
             await rep.isr_event.wait()
-        else:
-            # Later laggards have later deadlines: sleeping until this one misses nothing.
-            await trio.sleep(max(0, deadline - cluster.now_ms()) / 1000)
+            deadline = cluster.now_ms() + cluster.config["replica.lag.time.max.ms"]
+        # Later laggards have later deadlines: sleeping until this one misses nothing.
+        await trio.sleep(max(0, deadline - cluster.now_ms()) / 1000)

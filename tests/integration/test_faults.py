@@ -246,3 +246,20 @@ def test_every_action_is_recorded(kstub_cluster):
     kc.control.clear()
     actions = [a["action"] for a in kc.call(lambda: list(kc.cluster.control.actions))]
     assert actions == ["error", "pause-replication", "clear"]
+
+
+@pytest.mark.kstub(brokers=2)
+def test_a_broker_whose_port_was_taken_cannot_start(kstub_cluster):
+    kc = kstub_cluster
+    kc.control.stop_broker(1)
+    squatter = socket.socket()
+    try:
+        squatter.bind(("127.0.0.1", kc.brokers[1].port))
+        squatter.listen()
+        with pytest.raises(ControlError, match="cannot listen again"):
+            kc.control.start_broker(1)
+    finally:
+        squatter.close()
+    kc.control.start_broker(1)
+    with RawClient(bootstrap_of(kc, 1)) as c:
+        assert sorted(b.node_id for b in meta(c).brokers) == [0, 1]
