@@ -77,8 +77,8 @@ class Log:
         self._store(chunk)
 
     def _store(self, chunk: Chunk) -> None:
-        if not self.epochs or self.epochs[-1][0] < chunk.leader_epoch:
-            self.epochs.append((chunk.leader_epoch, chunk.base_offset))
+        if not self.epochs or self.epochs[-1][0] != chunk.leader_epoch:
+            self._assign_epoch(chunk.leader_epoch, chunk.base_offset)
         if chunk.producer_id >= 0:
             self._record_producer(chunk)
         self._chunks.append(chunk)
@@ -151,8 +151,14 @@ class Log:
 
     def start_epoch(self, epoch: int) -> None:
         """Record that leader epoch `epoch` starts at the log end (this replica became leader)."""
-        if epoch > self.latest_epoch:
-            self.epochs.append((epoch, self.log_end_offset))
+        if epoch != self.latest_epoch:
+            self._assign_epoch(epoch, self.log_end_offset)
+
+    def _assign_epoch(self, epoch: int, start: int) -> None:
+        """Kafka's LeaderEpochFileCache.assign: later or overlapping entries give way to the new one."""
+        while self.epochs and (self.epochs[-1][0] >= epoch or self.epochs[-1][1] >= start):
+            self.epochs.pop()
+        self.epochs.append((epoch, start))
 
     def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
         """Kafka's OffsetForLeaderEpoch (LeaderEpochFileCache.endOffsetFor).
@@ -192,9 +198,12 @@ class Log:
         """Drop everything at or above `offset` (a follower removing divergent data).
 
         Whole chunks go: the log ends at the first chunk boundary at or below
-        `offset`. The epoch cache and the producer state forget what went.
+        `offset`. The epoch cache and the producer state forget what went. As
+        in Kafka, epochs starting at or after `offset` leave the cache even if
+        no data does (a former leader's epoch in which it wrote nothing).
         """
         if offset >= self.log_end_offset:
+            self.epochs = [(e, s) for e, s in self.epochs if s < offset]
             return
         i = self._index_of(offset)
         for chunk in self._chunks[i:]:

@@ -95,9 +95,9 @@ def reconcile(follower: Log, leader: Log, follower_hw: int) -> None:
             follower.truncate_to(min(leader_end, follower.log_end_offset))
             return
         follower_epoch, follower_end = follower.end_offset_for_epoch(leader_epoch)
-        before = follower.log_end_offset
+        before = (follower.log_end_offset, len(follower.epochs))
         follower.truncate_to(min(leader_end, follower_end if follower_end >= 0 else leader_end))
-        if follower_epoch == leader_epoch or follower.log_end_offset == before:
+        if follower_epoch == leader_epoch or (follower.log_end_offset, len(follower.epochs)) == before:
             return
 
 

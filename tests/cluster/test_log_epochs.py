@@ -204,3 +204,35 @@ def test_reconciliation_takes_several_rounds_when_neither_has_the_others_epoch()
     assert follower.log_end_offset == 2 and follower.epochs == [(0, 0)]
     copy_into(follower, leader)
     assert follower.epochs == [(0, 0), (1, 2), (3, 5)] and follower.log_end_offset == leader.log_end_offset
+
+
+def test_a_former_leaders_empty_epoch_gives_way():
+    """A led epoch 2 from offset 5 and wrote nothing; B, leading epoch 3, has epoch 1 data at 5-7.
+
+    Truncating to 5 removes no data but removes A's epoch 2 (Kafka truncates the epoch cache
+    regardless); copying B's batches then gives A B's epoch history exactly.
+    """
+    shared = log_with((0, 5))
+    a = Log()
+    copy_into(a, shared)
+    a.start_epoch(2)
+    assert a.epochs == [(0, 0), (2, 5)]
+    b = Log()
+    copy_into(b, shared)
+    for _ in range(3):
+        b.append(batch(), 1)
+    b.start_epoch(3)
+    b.append(batch(), 3)
+    reconcile(a, b, follower_hw=5)
+    assert a.log_end_offset == 5 and a.epochs == [(0, 0)]
+    copy_into(a, b)
+    assert a.epochs == b.epochs == [(0, 0), (1, 5), (3, 8)]
+
+
+def test_assigning_an_epoch_drops_later_or_overlapping_entries():
+    log = log_with((0, 2))
+    log.start_epoch(4)
+    log.start_epoch(5)
+    assert log.epochs == [(0, 0), (5, 2)], "epoch 4 wrote nothing: epoch 5 starts at the same offset"
+    log.start_epoch(5)
+    assert log.epochs == [(0, 0), (5, 2)]
