@@ -7,28 +7,11 @@ scenarios are the ones from KIP-101 and KIP-279.
 
 from __future__ import annotations
 
-from kafka.record.default_records import DefaultRecordBatchBuilder
-
 from kstub.cluster.log import Log
 from kstub.cluster.replication import reconcile
 from kstub.protocol import ErrorCode
-from kstub.protocol.records import read_produce_data
 
-
-def batch(n: int = 1, *, pid: int = -1, epoch: int = -1, seq: int = -1, value: bytes = b"v"):
-    builder = DefaultRecordBatchBuilder(
-        magic=2,
-        compression_type=0,
-        is_transactional=False,
-        producer_id=pid,
-        producer_epoch=epoch,
-        base_sequence=seq,
-        batch_size=1 << 30,
-    )
-    for i in range(n):
-        builder.append(i, timestamp=1_700_000_000_000 + i, key=None, value=value, headers=[])
-    (produced,) = read_produce_data(bytes(builder.build()), 9)
-    return produced
+from replication_harness import batch
 
 
 def log_with(*segments: tuple[int, int]) -> Log:

@@ -9,52 +9,13 @@ handler does; the wire is tested in tests/integration.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
-import trio.testing
 
-from kstub.cluster.config import BrokerConfig
-from kstub.cluster.model import Cluster, Partition
 from kstub.protocol import ErrorCode
-from kstub.server import ClusterServer, ListenerSpec
 
-from test_log_epochs import batch
-
-LAG_MS = 1000
-
-
-@asynccontextmanager
-async def served(brokers: int = 3, **config: Any) -> AsyncIterator[tuple[Cluster, ClusterServer]]:
-    settings = {"replica.lag.time.max.ms": LAG_MS, "broker.session.timeout.ms": 500, **config}
-    cluster = Cluster(BrokerConfig({k.replace("_", "."): v for k, v in settings.items()}), clock=trio.current_time)
-    server = ClusterServer(cluster, ListenerSpec(port=0, brokers=brokers))
-    async with trio.open_nursery() as nursery:
-        await nursery.start(server.run)
-        yield cluster, server
-        nursery.cancel_scope.cancel()
-
-
-def topic(cluster: Cluster, rf: int = 3, **configs: str) -> Partition:
-    t = cluster.create_topic("t", 1, rf, {k.replace("_", "."): v for k, v in configs.items()})
-    return t.partitions[0]
-
-
-def append(p: Partition, records: int = 1) -> int:
-    result = p.append([batch(records)], p.cluster.now_ms())
-    assert result.error == ErrorCode.NONE
-    return result.end_offset
-
-
-def leos(p: Partition) -> dict[int, int]:
-    return {r: p.logs[r].log_end_offset for r in p.replicas}
-
-
-async def settle() -> None:
-    await trio.testing.wait_all_tasks_blocked()
-
+from replication_harness import LAG_MS, append, leos, served, settle, topic
 
 # --- fetchers and the high watermark ----------------------------------------------------
 
