@@ -60,6 +60,7 @@ async def serve_cluster(
             await listener.aclose()
         raise
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(cluster.groups.run)  # the group coordinator's timers
         for broker, listener in listeners:
             nursery.start_soon(partial(trio.serve_listeners, partial(_handle, cluster, broker), [listener]))
         task_status.started([b for b, _ in listeners])

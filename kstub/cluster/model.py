@@ -29,6 +29,7 @@ from kstub.protocol import ErrorCode
 from kstub.protocol.records import ProducedBatch
 
 from .config import TOPIC_CONFIGS, BrokerConfig, InvalidConfig, validate_topic_configs
+from .coordinator import GroupCoordinator
 from .log import Log
 from .producers import PartitionProducers, ProducerIds
 
@@ -221,6 +222,7 @@ class Cluster:
         self.producer_ids = ProducerIds()
         self.controller_id = -1
         self.control = ControlPlane()
+        self.groups = GroupCoordinator(self)
         self._clock = clock
         self._assignment_counter = itertools.count()
 
@@ -344,12 +346,44 @@ class Cluster:
         topic.partitions.append(partition)
         return partition
 
+    def add_partitions(self, name: str, new_total: int) -> list[Partition]:
+        """Grow a topic to `new_total` partitions, placed as Kafka places added partitions.
+
+        Kafka starts the round-robin at partition 0's leader and numbers on from
+        the current count. Shrinking or keeping the count is INVALID_PARTITIONS.
+        """
+        topic = self.topics.get(name)
+        if topic is None:
+            raise ClusterError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{name}' does not exist.")
+        current = len(topic.partitions)
+        if new_total < current:
+            raise ClusterError(
+                ErrorCode.INVALID_PARTITIONS,
+                f"Topic currently has {current} partitions, which is higher than the requested {new_total}.",
+            )
+        if new_total == current:
+            raise ClusterError(ErrorCode.INVALID_PARTITIONS, f"Topic already has {current} partitions.")
+        live = [b.node_id for b in self.live_brokers()]
+        rf = topic.replication_factor
+        if rf > len(live):
+            raise ClusterError(
+                ErrorCode.INVALID_REPLICATION_FACTOR,
+                f"Replication factor: {rf} larger than available brokers: {len(live)}.",
+            )
+        leader0 = topic.partitions[0].leader if topic.partitions else -1
+        start = live.index(leader0) if leader0 in live else 0
+        replica_lists = assign_replicas(live, new_total - current, rf, start, start, first_partition=current)
+        added = [self._add_partition(topic, replicas) for replicas in replica_lists]
+        log.info("topic %s: %d -> %d partitions", name, current, new_total)
+        return added
+
     def delete_topic(self, name: str) -> Topic:
         topic = self.topics.pop(name, None)
         if topic is None:
             raise ClusterError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition.")
         for partition in topic.partitions:
             partition.notify()
+        self.groups.on_topic_deleted(name)
         log.info("deleted topic %s", name)
         return topic
 
@@ -381,7 +415,8 @@ class Cluster:
             yield from topic.partitions
 
     def reset(self) -> None:
-        """Drop every topic (and, later, group): a clean cluster for the next test."""
+        """Drop every topic and group: a clean cluster for the next test."""
         for name in list(self.topics):
             self.delete_topic(name)
+        self.groups.reset()
         self.control.clear()

@@ -5,9 +5,11 @@ from . import (  # noqa: F401  (imported to register their handlers)
     api_versions,
     coordinator,
     fetch,
+    groups,
     leader_epoch,
     list_offsets,
     metadata,
+    offsets,
     produce,
     producer_ids,
 )
