@@ -248,7 +248,7 @@ async def test_static_member_restart_within_session_timeout_keeps_the_generation
     assert s.state is GroupState.PREPARING_REBALANCE
 
 
-async def test_static_leader_rejoining_is_told_another_leader_unless_it_can_skip_assignment(coordinator, autojump_clock):
+async def test_static_leader_rejoining_is_told_another_leader_unless_skipping_assignment(coordinator, autojump_clock):
     leader, _ = await stable_group(coordinator, 2, static=True)
     s = coordinator.groups["g"]
     iid = s.members[leader].instance_id
