@@ -1,10 +1,12 @@
-"""The kstub command line: ``kstub serve`` runs a cluster in the foreground."""
+"""The kstub command line: ``kstub serve`` runs a cluster in the foreground; ``kstub groups`` manages groups."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+
+from kstub import groups_tool
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,16 +33,21 @@ def _parser() -> argparse.ArgumentParser:
         help="a Kafka broker setting, as in server.properties (repeatable)",
     )
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    groups_tool.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
-        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=getattr(args, "log_level", "WARNING"),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if args.command == "serve":
         return _serve(args)
+    if args.command == "groups":
+        return groups_tool.run(args)
     return 2
 
 
