@@ -711,10 +711,16 @@ class GroupCoordinator:
         leader_epoch: int,
         metadata: str,
         retention_ms: int = -1,
+        commit_timestamp_ms: int = -1,
     ) -> None:
+        """Store a commit. OffsetCommit v1 may date it (`commit_timestamp_ms`, wall clock), v2-4 give it a
+        retention of its own; both only change when it expires."""
         now = self._now()
+        committed_at = now
+        if commit_timestamp_ms >= 0:
+            committed_at = now - (self.cluster.now_ms() - commit_timestamp_ms) / 1000
         expire_at = now + retention_ms / 1000 if retention_ms >= 0 else None
-        group.offsets[(topic, partition)] = CommittedOffset(offset, leader_epoch, metadata, now, expire_at)
+        group.offsets[(topic, partition)] = CommittedOffset(offset, leader_epoch, metadata, committed_at, expire_at)
 
     def committed(self, group_id: str) -> dict[TopicPartition, CommittedOffset]:
         group = self.groups.get(group_id)

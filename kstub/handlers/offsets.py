@@ -64,6 +64,7 @@ async def offset_commit(ctx: Context, req: Container) -> Body:
                     p.committed_leader_epoch,
                     metadata,
                     req.retention_time_ms,
+                    p.commit_timestamp,
                 )
                 error = ErrorCode.NONE
             errors[(topic, p.partition_index)] = error
