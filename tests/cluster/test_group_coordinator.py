@@ -342,3 +342,24 @@ async def test_a_v1_commit_timestamp_dates_the_commit(autojump_clock):
         assert sorted(coordinator.committed("simple")) == [("t", 0), ("t", 1)]
         await trio.sleep(2.01)  # 61 s after the dated commit
         assert sorted(coordinator.committed("simple")) == [("t", 1)]
+
+
+def test_groups_are_placed_as_kafka_places_them():
+    from kstub.cluster.coordinator import java_string_hash
+
+    # well-known values of Java's String.hashCode, wrap-around included
+    words = ("", "test", "hello", "Aa", "BB", "polygenelubricants")
+    assert [java_string_hash(s) for s in words] == [0, 3556498, 99162322, 2112, 2112, -(2**31)]
+    cluster = make_cluster()
+    # Kafka: Utils.abs(groupId.hashCode) % offsets.topic.num.partitions, where Utils.abs(MIN_VALUE) is 0
+    assert cluster.groups.partition_for("test") == 3556498 % 50 == 48
+    assert cluster.groups.partition_for("polygenelubricants") == 0
+    cluster.add_broker(1, "127.0.0.1", 9093)
+    cluster.add_broker(2, "127.0.0.1", 9094)
+    assert cluster.groups.coordinator_for("test").node_id == 48 % 3
+    assert cluster.groups.coordinator_for("hello").node_id == 22 % 3
+    cluster.brokers[0].alive = False  # its groups move to the next broker up; the others stay
+    assert cluster.groups.coordinator_for("test").node_id == 1
+    assert cluster.groups.coordinator_for("hello").node_id == 1
+    cluster.brokers[1].alive = False
+    assert cluster.groups.coordinator_for("test").node_id == 2

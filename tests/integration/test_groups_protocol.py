@@ -616,3 +616,47 @@ def test_add_partitions_grows_a_topic_and_refuses_to_shrink(raw, kstub_cluster):
     with pytest.raises(ClusterError) as err:
         kstub_cluster.call(kstub_cluster.cluster.add_partitions, "nope", 3)
     assert err.value.code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+# --- bad input and vanished clients ---------------------------------------------------
+
+
+def test_odd_requests_get_kafka_answers(raw):
+    create_topic(raw, "t")
+    assert join(raw, "g", session_ms=-1).error_code == ErrorCode.INVALID_SESSION_TIMEOUT
+    member = join_new(raw, "g")
+    assert join(raw, "g", member).error_code == ErrorCode.NONE
+    # assignments for members the group does not have are ignored; the leader gets its own
+    synced = sync(raw, "g", 1, member, {member: b"mine", "ghost": b"x"})
+    assert synced.assignment == b"mine" and [m.member_id for m in describe(raw, "g").members] == [member]
+    assert sync(raw, "g", 1, member).assignment == b"mine", "a repeated SyncGroup in Stable gets the same answer"
+    empty = raw.request(13, 5, {"group_id": "g", "members": []})
+    assert (empty.error_code, empty.members) == (ErrorCode.NONE, [])
+    assert raw.request(15, 5, {"groups": []}).groups == []
+    assert raw.request(42, 2, {"groups_names": []}).results == []
+    assert raw.request(9, 8, {"groups": []}).groups == []
+    assert commit(raw, "g", "t", {-1: 5}, generation=1, member_id=member) == {-1: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
+    body = raw.request(47, 0, {"group_id": "g", "topics": [{"name": "t", "partitions": [{"partition_index": 99}]}]})
+    assert body.topics[0].partitions[0].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+def test_a_member_that_vanishes_while_its_join_waits_is_dropped_at_the_sync_deadline(raw, kstub_cluster):
+    a = join_new(raw, "g", rebalance_ms=1000)
+    join(raw, "g", a, rebalance_ms=1000)
+    sync(raw, "g", 1, a, {a: b"A"})
+    with connect(kstub_cluster) as gone:
+        b = join_new(gone, "g", rebalance_ms=1000)
+        gone.send(11, 7, join_body("g", b, rebalance_ms=1000))
+        wait_state(raw, "g", "PreparingRebalance")
+    # b's connection is closed with its JoinGroup parked; the group still completes
+    leader = join(raw, "g", a, rebalance_ms=1000)
+    assert leader.generation_id == 2 and {m.member_id for m in leader.members} == {a, b}
+    assert sync(raw, "g", 2, a, {a: b"A2", b: b"B2"}).assignment == b"A2"
+    # b never sends SyncGroup: after the rebalance timeout it is removed and the group rebalances
+    deadline = time.monotonic() + 10
+    while heartbeat(raw, "g", 2, a) == ErrorCode.NONE:
+        assert time.monotonic() < deadline, "b was never removed"
+        time.sleep(0.05)
+    assert heartbeat(raw, "g", 2, a) == ErrorCode.REBALANCE_IN_PROGRESS
+    rejoined = join(raw, "g", a, rebalance_ms=1000)
+    assert rejoined.generation_id == 3 and [m.member_id for m in rejoined.members] == [a]
