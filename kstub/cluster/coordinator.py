@@ -446,9 +446,9 @@ class GroupCoordinator:
                 log.info("group %s: member %s did not rejoin in time", group.group_id, member.member_id)
                 group.remove(member.member_id)
         if group.members and not self._elect_joined_leader(group):
-            # only static members that have not rejoined are left: wait for them
+            # only static members that have not rejoined are left: wait for them (or their session timeouts)
             group.initial_delay = None
-            group.join_deadline = now + group.rebalance_timeout
+            group.join_deadline = now + max(group.rebalance_timeout, 1.0)
             return
         group.join_deadline = None
         group.initial_delay = None

@@ -299,9 +299,10 @@ class Group:
     # --- timers --------------------------------------------------------------
 
     def deadlines(self) -> Iterator[float]:
-        if self.join_deadline is not None:
+        """Every pending timer; exactly those the coordinator's `_fire` acts on (so none can spin)."""
+        if self.join_deadline is not None and self.is_(GroupState.PREPARING_REBALANCE):
             yield self.join_deadline
-        if self.sync_deadline is not None:
+        if self.sync_deadline is not None and self.is_(GroupState.COMPLETING_REBALANCE, GroupState.STABLE):
             yield self.sync_deadline
         yield from self.pending_members.values()
         for member in self.members.values():

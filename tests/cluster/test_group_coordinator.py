@@ -363,3 +363,20 @@ def test_groups_are_placed_as_kafka_places_them():
     assert cluster.groups.coordinator_for("hello").node_id == 1
     cluster.brokers[1].alive = False
     assert cluster.groups.coordinator_for("test").node_id == 2
+
+
+async def test_static_members_that_do_not_rejoin_stay_in_the_group(coordinator, autojump_clock):
+    a, b = await stable_group(coordinator, 2, static=True)
+    group = coordinator.groups["g"]
+    gen = group.generation_id
+    results: dict[str, JoinResult] = {}
+    async with trio.open_nursery() as nursery:
+        start = trio.current_time()
+        await join_in_background(nursery, coordinator, results, "a", member_id=a, instance_id="instance-0")
+        while group.state is GroupState.PREPARING_REBALANCE:  # b heartbeats but does not rejoin
+            assert coordinator.heartbeat("g", gen, b, "instance-1") == ErrorCode.REBALANCE_IN_PROGRESS
+            await trio.sleep(1)
+        # at the rebalance timeout the generation completes without b, but b is still a member (and in the list)
+        assert trio.current_time() - start == pytest.approx(REBALANCE_MS / 1000, abs=1)
+    assert results["a"].generation_id == gen + 1 and {m for m, _, _ in results["a"].members} == {a, b}
+    assert b in group.members and group.static_members["instance-1"] == b
