@@ -234,6 +234,23 @@ def test_groups_are_spread_over_brokers_and_others_answer_not_coordinator(kstub_
         assert listed[placed[g]] == {g} and all(not v for n, v in listed.items() if n != placed[g])
 
 
+def test_no_live_broker_no_coordinator(raw, kstub_cluster):
+    """The only COORDINATOR_NOT_AVAILABLE: every broker is down (here, marked down in the model)."""
+
+    def set_alive(alive: bool) -> None:
+        for broker in kstub_cluster.cluster.brokers.values():
+            broker.alive = alive
+
+    kstub_cluster.call(set_alive, False)
+    try:
+        body = raw.request(10, 4, {"key_type": 0, "coordinator_keys": ["g"]}).coordinators[0]
+        assert (body.error_code, body.node_id) == (ErrorCode.COORDINATOR_NOT_AVAILABLE, -1)
+        assert join(raw, "g").error_code == ErrorCode.NOT_COORDINATOR
+    finally:
+        kstub_cluster.call(set_alive, True)
+    assert raw.request(10, 3, {"key": "g", "key_type": 0}).error_code == ErrorCode.NONE
+
+
 def test_find_coordinator_rejects_unknown_key_types(raw):
     body = raw.request(10, 4, {"key_type": 7, "coordinator_keys": ["g"]})
     assert body.coordinators[0].error_code == ErrorCode.INVALID_REQUEST
