@@ -101,8 +101,18 @@ def test_list_shows_the_groups_of_every_broker(kstub_cluster, bootstrap):
     assert kstub_groups(bootstrap, "list", "--state", "Stable").stdout.split() == ["GROUP", "STATE"]
 
 
+def group_away_from(bootstrap: str, node_id: int) -> str:
+    """A group name whose coordinator is not `node_id` (so the tool must find it)."""
+    with RawClient(bootstrap) as c:
+        while True:
+            group = unique_topic("g")
+            if c.request(10, 2, {"key": group, "key_type": 0}).node_id != node_id:
+                return group
+
+
+@pytest.mark.kstub(brokers=3)
 def test_describe_shows_members_assignments_offsets_and_lag(kstub_cluster, bootstrap):
-    topic, group = unique_topic(), unique_topic("g")
+    topic, group = unique_topic(), group_away_from(bootstrap, kstub_cluster.brokers[0].node_id)
     KafkaPythonClient(bootstrap).create_topic(topic, 4)
     produce(bootstrap, topic, 4, 10)
     timeline = Timeline()
@@ -114,6 +124,9 @@ def test_describe_shows_members_assignments_offsets_and_lag(kstub_cluster, boots
         assert result.returncode == 0, result.stderr
         state, listed, offsets = tables(result.stdout)
         assert (state[0]["STATE"], state[0]["ASSIGNMENT-STRATEGY"], state[0]["#MEMBERS"]) == ("Stable", "range", "2")
+        with RawClient(bootstrap) as c:
+            home = c.request(10, 2, {"key": group, "key_type": 0})
+        assert state[0]["COORDINATOR"] == f"{home.host}:{home.port}({home.node_id})"
         by_client = {r["CLIENT-ID"]: r for r in listed}
         assert set(by_client) == {"alpha", "beta"}
         for m in members:
