@@ -610,13 +610,13 @@ class GroupCoordinator:
         if group.is_(GroupState.DEAD):
             return ErrorCode.COORDINATOR_NOT_AVAILABLE, []
         results = []
-        for member_id, instance_id in leaving:
+        for member_id, instance_id in leaving:  # each answer names the member as the request did
+            target = member_id
             if not member_id:
-                current = group.static_members.get(instance_id) if instance_id is not None else None
-                if current is None:
+                target = group.static_members.get(instance_id) if instance_id is not None else None
+                if target is None:
                     results.append((member_id, instance_id, ErrorCode.UNKNOWN_MEMBER_ID))
                     continue
-                member_id = current
             elif member_id in group.pending_members:
                 del group.pending_members[member_id]
                 self._try_complete_join(group, now)
@@ -627,8 +627,8 @@ class GroupCoordinator:
                 if error is not None:
                     results.append((member_id, instance_id, error))
                     continue
-            log.info("group %s: member %s leaves", group.group_id, member_id)
-            self._remove_member_and_update(group, group.members[member_id], now)
+            log.info("group %s: member %s leaves", group.group_id, target)
+            self._remove_member_and_update(group, group.members[target], now)
             results.append((member_id, instance_id, ErrorCode.NONE))
         self._poke()
         return ErrorCode.NONE, results
