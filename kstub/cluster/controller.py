@@ -16,6 +16,9 @@ returning as Kafka's controller does:
   leader at once only of partitions left without one whose ISR it is in (or
   any, under unclean election). Preferred leaders (each partition's first
   replica) come back by `elect_preferred` or auto.leader.rebalance.enable.
+- Group coordinators are the leaders of the __consumer_offsets partitions
+  (kstub/cluster/coordinator.py): they follow the same rules, through the
+  broker_stopped / broker_started hooks and the preferred elections here.
 
 State changes are synchronous and run on the Trio thread; the hooks let other
 parts of kstub (the group coordinator) follow them.
@@ -184,7 +187,12 @@ class Controller:
         self.set_leader(p, target, p.isr, "leadership moved")
 
     def elect_preferred(self, partitions: Iterable[Partition] | None = None) -> list[Partition]:
-        """Preferred replica election: each partition back to its first replica where it is a live ISR member."""
+        """Preferred replica election: each partition back to its first replica where it is a live ISR member.
+
+        An election of every partition (`partitions` None) includes the offsets
+        partitions, which moves group coordinators back (not in the list returned)."""
+        if partitions is None:
+            self.cluster.groups.elect_preferred()
         moved = []
         for p in list(self.cluster.iter_partitions()) if partitions is None else partitions:
             preferred = p.replicas[0]
@@ -205,4 +213,5 @@ class Controller:
             not_led = [p for p in partitions if p.leader != p.replicas[0]]
             if not_led and len(not_led) / len(partitions) > threshold:
                 moved += self.elect_preferred(not_led)
+        self.cluster.groups.rebalance_if_imbalanced(threshold)
         return moved

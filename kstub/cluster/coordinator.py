@@ -1,9 +1,12 @@
 """The group coordinator: Kafka's classic group protocol over the groups of one cluster.
 
-Which broker answers for a group is a pure function of the group id and the
-brokers that are up (`GroupCoordinator.coordinator_for`, Kafka's hash of the
-group id onto __consumer_offsets partitions); the handlers refuse requests
-sent elsewhere with NOT_COORDINATOR, so clients really talk to "their" broker.
+Which broker answers for a group is the leader of its __consumer_offsets
+partition (`GroupCoordinator.coordinator_for`: Kafka's hash of the group id
+onto offsets.topic.num.partitions); the handlers refuse requests sent
+elsewhere with NOT_COORDINATOR, so clients really talk to "their" broker. The
+offsets topic is not a real topic here, but its leaderships move as the
+controller moves a real topic's (see `OffsetsPartitions` and "Coordinator
+moves" below).
 
 The rules follow Kafka's GroupCoordinator: the JoinGroup MEMBER_ID_REQUIRED
 handshake (v4+), waiting for every known member to rejoin within the
@@ -19,6 +22,24 @@ and Kafka's periodic offset cleanup. `run` is the one background task that
 fires them (kstub/server.py starts it): it sleeps until the nearest deadline,
 or until a change that may bring a deadline forward wakes it to recompute.
 Nothing here awaits in the middle of a change, so no locks are needed.
+
+Coordinator moves. In Kafka a group lives on the leader of its offsets
+partition; when that leadership moves (the broker shuts down, or its session
+expires after a crash), the old leader unloads the group, answering the
+JoinGroup and SyncGroup requests it holds with NOT_COORDINATOR, and the new
+leader loads it from the log: the same members, generation and assignments,
+each member's session timer started afresh, committed offsets intact. Members
+find the new coordinator (FindCoordinator) and carry on with their member id
+and generation; no rebalance is needed. kstub keeps each group in memory
+across the move (the same state the log would give back), answers what the
+old coordinator held with NOT_COORDINATOR, and restarts the group's timers.
+While a crashed coordinator is not yet fenced, its groups' timers stand still,
+as nobody runs them in Kafka either. One difference: a rebalance under way
+carries on at the new coordinator, where Kafka would restart from the last
+generation it stored; members rejoin in both cases. A returning broker does
+not take its groups back: leadership returns to a partition's preferred
+replica only by preferred leader election (`Controller.elect_preferred`, and
+auto.leader.rebalance.enable's periodic check), as for any other partition.
 """
 
 from __future__ import annotations
@@ -62,6 +83,90 @@ def java_string_hash(s: str) -> int:
     return h - (1 << 32) if h & 0x80000000 else h
 
 
+class OffsetsPartitions:
+    """The leaders of the __consumer_offsets partitions, elected as the controller elects any leader.
+
+    Partition k's replicas are every broker, in node id order starting at
+    k % brokers (the first is its preferred leader; the offsets topic has no
+    log here, so every replica is always in sync). When its leader leaves,
+    the first live replica takes over; a returning broker leads only
+    partitions left without a leader; preferred leaders come back by
+    preferred leader election. Methods that change leaders return the moves
+    as {partition: new leader}.
+    """
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self._leaders: dict[int, int] = {}
+        self._brokers: tuple[int, ...] = ()
+
+    def replicas(self, partition: int) -> list[int]:
+        ids = sorted(self.cluster.brokers)
+        start = partition % len(ids) if ids else 0
+        return ids[start:] + ids[:start]
+
+    def _alive(self, broker_id: int) -> bool:
+        broker = self.cluster.brokers.get(broker_id)
+        return broker is not None and broker.alive
+
+    def _first_live(self, partition: int, also: int | None = None) -> int:
+        return next((r for r in self.replicas(partition) if r == also or self._alive(r)), -1)
+
+    def leaders(self, also_alive: int | None = None) -> dict[int, int]:
+        """Every partition's leader; elected afresh when the set of brokers changes (at startup)."""
+        ids = tuple(sorted(self.cluster.brokers))
+        if ids != self._brokers:
+            self._brokers = ids
+            count = self.cluster.config["offsets.topic.num.partitions"]
+            self._leaders = {k: self._first_live(k, also_alive) for k in range(count)}
+        return self._leaders
+
+    def leader(self, partition: int) -> int:
+        """The leader of `partition` (-1: none)."""
+        leaders = self.leaders()
+        leader = leaders.get(partition, -1)
+        if leader < 0 or not self._alive(leader):
+            # a broker marked down behind the controller's back (unit tests): elect as it would
+            leader = leaders[partition] = self._first_live(partition)
+        return leader
+
+    def broker_left(self, broker_id: int) -> dict[int, int]:
+        leaders = self.leaders(also_alive=broker_id)
+        moved = {k: self._first_live(k) for k, leader in leaders.items() if leader == broker_id}
+        leaders.update(moved)
+        return moved
+
+    def broker_returned(self, broker_id: int) -> dict[int, int]:
+        """Leaderless partitions (every broker was down) take the first broker back: the offsets
+        live in the cluster model, so no replica can be out of sync."""
+        leaders = self.leaders()
+        moved = {k: broker_id for k, leader in leaders.items() if leader < 0}
+        leaders.update(moved)
+        return moved
+
+    def elect_preferred(self, partitions: Iterable[int] | None = None) -> dict[int, int]:
+        leaders = self.leaders()
+        moved = {}
+        for k in leaders if partitions is None else partitions:
+            preferred = self.replicas(k)[0]
+            if leaders[k] != preferred and self._alive(preferred):
+                moved[k] = preferred
+        leaders.update(moved)
+        return moved
+
+    def rebalance_if_imbalanced(self, threshold: float) -> dict[int, int]:
+        """Kafka's auto leader rebalance over the offsets partitions (see Controller.rebalance_if_imbalanced)."""
+        by_preferred: dict[int, list[int]] = {}
+        for k in self.leaders():
+            by_preferred.setdefault(self.replicas(k)[0], []).append(k)
+        moved: dict[int, int] = {}
+        for partitions in by_preferred.values():
+            not_led = [k for k in partitions if self._leaders[k] != self.replicas(k)[0]]
+            if not_led and len(not_led) / len(partitions) > threshold:
+                moved |= self.elect_preferred(not_led)
+        return moved
+
+
 class GroupCoordinator:
     """Every group of one cluster, their timers, and their committed offsets."""
 
@@ -72,6 +177,10 @@ class GroupCoordinator:
         self._wake: trio.Event | None = None
         self._next_cleanup: float | None = None
         self._running = False
+        #: who leads each __consumer_offsets partition: the coordinator of its groups
+        self.offsets = OffsetsPartitions(cluster)
+        cluster.hooks.broker_stopped.append(self._broker_stopped)
+        cluster.hooks.broker_started.append(self._broker_started)
 
     # --- configuration ------------------------------------------------------
 
@@ -85,20 +194,73 @@ class GroupCoordinator:
         return (java_string_hash(key) & 0x7FFFFFFF) % self.cluster.config["offsets.topic.num.partitions"]
 
     def coordinator_for(self, key: str) -> Broker | None:
-        """The broker coordinating `key`: the partition's preferred broker, else the next one up."""
-        brokers = sorted(self.cluster.brokers.values(), key=lambda b: b.node_id)
-        if not brokers:
-            return None
-        start = self.partition_for(key) % len(brokers)
-        for i in range(len(brokers)):
-            broker = brokers[(start + i) % len(brokers)]
-            if broker.alive:
-                return broker
-        return None
+        """The broker coordinating `key`: the leader of its offsets partition (None: no broker is up)."""
+        leader = self.offsets.leader(self.partition_for(key))
+        return self.cluster.brokers[leader] if leader >= 0 else None
 
     def is_coordinator(self, key: str, node_id: int) -> bool:
         broker = self.coordinator_for(key)
         return broker is not None and broker.node_id == node_id
+
+    def _serving(self, group: Group) -> bool:
+        """Whether a running broker coordinates `group`: a crashed, not yet fenced one runs no timers."""
+        broker = self.coordinator_for(group.group_id)
+        return broker is not None and broker.running
+
+    # --- coordinator moves (see the module docstring) ----------------------------
+
+    def _broker_stopped(self, broker_id: int) -> None:
+        self._move_groups(self.offsets.broker_left(broker_id), f"broker {broker_id} left")
+
+    def _broker_started(self, broker_id: int) -> None:
+        self._move_groups(self.offsets.broker_returned(broker_id), f"broker {broker_id} returned")
+
+    def elect_preferred(self) -> int:
+        """Preferred leader election of the offsets partitions: groups go back to their preferred
+        coordinators where those are up. Returns how many partitions moved."""
+        moved = self.offsets.elect_preferred()
+        self._move_groups(moved, "preferred leader election")
+        return len(moved)
+
+    def rebalance_if_imbalanced(self, threshold: float) -> int:
+        """The offsets partitions' share of the controller's auto leader rebalance."""
+        moved = self.offsets.rebalance_if_imbalanced(threshold)
+        self._move_groups(moved, "auto leader rebalance")
+        return len(moved)
+
+    def _move_groups(self, moved: dict[int, int], why: str) -> None:
+        """The offsets partitions in `moved` have new leaders: their groups are unloaded and loaded there."""
+        if not moved:
+            return
+        log.info("group coordinator: %d offsets partition(s) have a new leader (%s)", len(moved), why)
+        for group in list(self.groups.values()):
+            new = moved.get(self.partition_for(group.group_id))
+            if new is not None:
+                log.info("group %s: coordinator is now broker %d (%s)", group.group_id, new, why)
+                self._unload(group)
+                self._load(group, self._now())
+        self._poke()
+
+    @staticmethod
+    def _unload(group: Group) -> None:
+        """Kafka's onGroupUnloaded: what the old coordinator holds is answered NOT_COORDINATOR."""
+        for member in group.members.values():
+            if member.join_reply is not None:
+                member.join_reply.set(JoinResult(ErrorCode.NOT_COORDINATOR, member.member_id))
+                member.join_reply = None
+            if member.sync_reply is not None:
+                member.sync_reply.set(SyncResult(ErrorCode.NOT_COORDINATOR))
+                member.sync_reply = None
+
+    @staticmethod
+    def _load(group: Group, now: float) -> None:
+        """Kafka's onGroupLoaded: every member's session starts afresh; so do the rebalance's deadlines."""
+        for member in group.members.values():
+            member.last_heartbeat = now
+        if group.join_deadline is not None:
+            group.join_deadline = now + (group.initial_delay[0] if group.initial_delay else group.rebalance_timeout)
+        if group.sync_deadline is not None:
+            group.sync_deadline = now + group.rebalance_timeout
 
     # --- the timer task ------------------------------------------------------
 
@@ -124,7 +286,7 @@ class GroupCoordinator:
             self._wake.set()
 
     def _next_deadline(self) -> float:
-        deadlines = [d for g in self.groups.values() for d in g.deadlines()]
+        deadlines = [d for g in self.groups.values() if self._serving(g) for d in g.deadlines()]
         if self._next_cleanup is not None:
             deadlines.append(self._next_cleanup)
         return min(deadlines, default=math.inf)
@@ -133,7 +295,7 @@ class GroupCoordinator:
         """Fire every timer due at `now`."""
         now = self._now() if now is None else now
         for group in list(self.groups.values()):
-            if self.groups.get(group.group_id) is group:
+            if self.groups.get(group.group_id) is group and self._serving(group):
                 self._fire(group, now)
         interval = self._config_ms("offsets.retention.check.interval.ms")
         if self._next_cleanup is None:

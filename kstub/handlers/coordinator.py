@@ -1,11 +1,12 @@
 """FindCoordinator (10): which broker coordinates a group (or a transactional id).
 
-The answer is the group coordinator's deterministic choice from the key over
-the live brokers (see kstub/cluster/coordinator.py), for key type 0 (group)
-and 1 (transaction, placed the same way as Kafka places both). Unlike a
-fresh Kafka cluster creating __consumer_offsets, there is always an answer:
-COORDINATOR_NOT_AVAILABLE only when no broker is up. v0-3 carry one key;
-v4 batches keys and answers per key. An unknown key type is INVALID_REQUEST.
+The answer is the leader of the key's __consumer_offsets partition, which
+moves when brokers fail as the controller moves any leader (see
+kstub/cluster/coordinator.py), for key type 0 (group) and 1 (transaction,
+placed the same way). Unlike a fresh Kafka cluster creating
+__consumer_offsets, there is always an answer: COORDINATOR_NOT_AVAILABLE only
+when no broker is up. v0-3 carry one key; v4 batches keys and answers per
+key. An unknown key type is INVALID_REQUEST.
 """
 
 from __future__ import annotations
