@@ -70,7 +70,12 @@ def main(argv: list[str] | None = None) -> int:
 
         return ctl.run(args)
     if args.command == "groups":
-        return groups_tool.run(args)
+        try:
+            return groups_tool.run(args)
+        except BrokenPipeError:
+            # `kstub groups describe G | head`: the reader left; not an error of ours
+            sys.stderr.close()
+            return 0
     return 2
 
 

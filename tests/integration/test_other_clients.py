@@ -29,8 +29,12 @@ def test_legacy_message_sets_are_stored_as_sent_and_readable(kstub_cluster, api_
     from kafka import KafkaProducer
 
     topic = unique_topic("legacy")
-    producer = KafkaProducer(bootstrap_servers=kstub_cluster.bootstrap_servers, api_version=api_version,
-                             compression_type=compression, linger_ms=20)
+    producer = KafkaProducer(
+        bootstrap_servers=kstub_cluster.bootstrap_servers,
+        api_version=api_version,
+        compression_type=compression,
+        linger_ms=20,
+    )
     futures = [producer.send(topic, key=f"k{i}".encode(), value=f"v{i}".encode(), partition=0) for i in range(30)]
     producer.flush(10)
     assert [f.get(10).offset for f in futures] == list(range(30))
@@ -61,8 +65,9 @@ def test_aiokafka_produce_and_consume(kstub_cluster):
         await producer.start()
         try:
             for m in msgs:
-                meta = await producer.send_and_wait(topic, key=m.key, value=m.value, headers=m.headers,
-                                                    timestamp_ms=m.timestamp, partition=0)
+                meta = await producer.send_and_wait(
+                    topic, key=m.key, value=m.value, headers=m.headers, timestamp_ms=m.timestamp, partition=0
+                )
                 m.partition, m.offset = meta.partition, meta.offset
         finally:
             await producer.stop()
@@ -76,8 +81,9 @@ def test_aiokafka_produce_and_consume(kstub_cluster):
             while len(got) < len(msgs):
                 batches = await asyncio.wait_for(consumer.getmany(timeout_ms=1000), 30)
                 for records in batches.values():
-                    got += [(r.offset, r.key, r.value, tuple((k, v) for k, v in r.headers), r.timestamp)
-                            for r in records]
+                    got += [
+                        (r.offset, r.key, r.value, tuple((k, v) for k, v in r.headers), r.timestamp) for r in records
+                    ]
             return got
         finally:
             await consumer.stop()
@@ -95,10 +101,20 @@ KCAT = shutil.which("kcat")
 def test_kcat_produce_and_consume(bootstrap, codec):
     topic = unique_topic("kcat")
     lines = [f"key{i}:value {i}" for i in range(200)]
-    subprocess.run([KCAT, "-b", bootstrap, "-P", "-t", topic, "-K", ":", "-z", codec, "-p", "0"],
-                   input="\n".join(lines) + "\n", text=True, check=True, timeout=60)
-    out = subprocess.run([KCAT, "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-f", "%o %k:%s\n"],
-                         capture_output=True, text=True, check=True, timeout=60).stdout
+    subprocess.run(
+        [KCAT, "-b", bootstrap, "-P", "-t", topic, "-K", ":", "-z", codec, "-p", "0"],
+        input="\n".join(lines) + "\n",
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    out = subprocess.run(
+        [KCAT, "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-f", "%o %k:%s\n"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
     assert out.splitlines() == [f"{i} {line}" for i, line in enumerate(lines)]
     # and a librdkafka consumer of another kind reads what kcat wrote
     got = ConfluentClient(bootstrap).consume(topic, {0: 0}, 200)
@@ -109,8 +125,9 @@ def test_kcat_produce_and_consume(bootstrap, codec):
 def test_kcat_metadata_lists_brokers_and_topics(bootstrap):
     topic = unique_topic("meta")
     KafkaPythonClient(bootstrap).create_topic(topic, 3)
-    out = subprocess.run([KCAT, "-b", bootstrap, "-L", "-J"], capture_output=True, text=True, check=True,
-                         timeout=30).stdout
+    out = subprocess.run(
+        [KCAT, "-b", bootstrap, "-L", "-J"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
     import json
 
     meta = json.loads(out)
