@@ -35,9 +35,9 @@ def _names(value: str, known: dict, what: str) -> list[str]:
     return names
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(prog: str = "python -m compat") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m compat",
+        prog=prog,
         description="Real Kafka clients against a cluster: a client x scenario matrix of pass / fail / skip.",
     )
     p.add_argument("--bootstrap", help="HOST:PORT[,...] of the cluster (default: start kstub in-process)")
@@ -124,11 +124,11 @@ def run(args: argparse.Namespace) -> int:
         return go(bootstrap, args.admin_url or admin_url)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m compat") -> int:
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("kafka", "aiokafka"):  # they log what the cells report anyway (e.g. the missing topic)
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
-    return run(parser().parse_args(argv))
+    return run(parser(prog).parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The cluster's control plane over HTTP (`kstub serve --admin-port P`): stop and start brokers.
+"""The cluster's control plane over HTTP (`kstub serve --admin-port P`, routes under /v1): stop and start brokers.
 
 Only the failover scenario uses it, and only when the run has an admin URL
 (`--admin-url`, or the one of the kstub the suite started itself).
@@ -37,10 +37,11 @@ class ControlPlane:
 
     def check(self) -> None:
         """Raise ControlPlaneError unless the control plane answers."""
-        self._request("GET", "/brokers")
+        self._request("GET", "/v1/cluster")
 
     def stop_broker(self, node_id: int) -> None:
-        self._request("POST", f"/brokers/{node_id}/stop")
+        """A clean shutdown of the broker: its listener closes, its partitions get new leaders."""
+        self._request("POST", f"/v1/brokers/{node_id}/stop", {})
 
     def start_broker(self, node_id: int) -> None:
-        self._request("POST", f"/brokers/{node_id}/start")
+        self._request("POST", f"/v1/brokers/{node_id}/start", {})

@@ -49,6 +49,20 @@ def error_name(code: int) -> str:
         return f"ERROR_{code}"
 
 
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """Whether an idle connection was closed by the broker (it has nothing to say unasked)."""
+    timeout = sock.gettimeout()
+    sock.settimeout(0)
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        sock.settimeout(timeout)
+
+
 class _Conn:
     def __init__(self, host: str, port: int, timeout: float) -> None:
         self.sock = socket.create_connection((host, port), timeout=timeout)
@@ -83,8 +97,8 @@ class Probe:
     def _bootstrap_conn(self) -> _Conn:
         if self._boot is None:
             errors = []
-            for address in self.bootstrap.split(","):
-                host, port = address.strip().rsplit(":", 1)
+            for address in self.addresses():
+                host, port = address.rsplit(":", 1)
                 try:
                     self._boot = _Conn(host.strip("[]"), int(port), self.timeout)
                     break
@@ -92,19 +106,30 @@ class Probe:
                     errors.append(f"{address}: {exc}")
             else:
                 raise ProbeError(f"cannot connect to {self.bootstrap}: {'; '.join(errors)}")
-            answer = self._boot.request(API_VERSIONS, 0, {})
-            if answer.error_code:
-                raise ProbeError(f"ApiVersions: {error_name(answer.error_code)}")
-            self.api_ranges = {a.api_key: (a.min_version, a.max_version) for a in answer.api_keys}
+            if not self.api_ranges:
+                answer = self._boot.request(API_VERSIONS, 0, {})
+                if answer.error_code:
+                    raise ProbeError(f"ApiVersions: {error_name(answer.error_code)}")
+                self.api_ranges = {a.api_key: (a.min_version, a.max_version) for a in answer.api_keys}
         return self._boot
 
+    def addresses(self) -> list[str]:
+        """The bootstrap addresses, then those of every broker seen in Metadata."""
+        out = [a.strip() for a in self.bootstrap.split(",") if a.strip()]
+        out += [f"{h}:{p}" for h, p in self._brokers.values() if f"{h}:{p}" not in out]
+        return out
+
     def _conn(self, node_id: int) -> _Conn:
-        conn = self._conns.get(node_id)
+        conn = self._conns.pop(node_id, None)
+        if conn is not None and _closed_by_peer(conn.sock):
+            conn.close()
+            conn = None
         if conn is None:
             if node_id not in self._brokers:
                 self.metadata([])
             host, port = self._brokers[node_id]
-            conn = self._conns[node_id] = _Conn(host, port, self.timeout)
+            conn = _Conn(host, port, self.timeout)
+        self._conns[node_id] = conn
         return conn
 
     def version(self, api_key: int) -> int:
@@ -153,7 +178,14 @@ class Probe:
             "topics": None if topics is None else [{"name": t} for t in topics],
             "allow_auto_topic_creation": allow_auto_create,
         }
-        answer = self._bootstrap_conn().request(METADATA, v, body)
+        try:
+            answer = self._bootstrap_conn().request(METADATA, v, body)
+        except (OSError, ProbeError):
+            # The broker asked may have just been stopped (failover): ask the next one that answers.
+            if self._boot is not None:
+                self._boot.close()
+                self._boot = None
+            answer = self._bootstrap_conn().request(METADATA, v, body)
         self._brokers = {b.node_id: (b.host, b.port) for b in answer.brokers}
         return answer
 

@@ -205,7 +205,10 @@ class Runner:
             with Probe(self.bootstrap, self.timeout) as probe:
                 ctx = Ctx(self.run_id, s.name, cls.name, probe, caps.caps, admin, self.timeout)
                 client = cls(self.bootstrap, self.timeout, caps.caps)
-                detail = s.fn(client, ctx)
+                try:
+                    detail = s.fn(client, ctx)
+                finally:
+                    ctx.cleanup()
             return cell(PASS, detail or "")
         except CheckFailed as exc:
             return cell(FAIL, str(exc))

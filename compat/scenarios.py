@@ -48,6 +48,7 @@ class Ctx:
     admin: Any = None  # compat.admin.ControlPlane when CONTROL_PLANE is in caps
     timeout: float = 15.0
     _names: Counter[str] = field(default_factory=Counter)
+    created: list[str] = field(default_factory=list)
 
     def name(self, kind: str) -> str:
         """A topic or group name unique to this run, scenario and client."""
@@ -59,8 +60,18 @@ class Ctx:
     def topic(self, partitions: int = 1, replication_factor: int = 1, configs: dict[str, str] | None = None) -> str:
         """A new topic, created by the probe, with a leader for every partition."""
         name = self.name("topic")
+        self.created.append(name)
         self.probe.create_topic(name, partitions, replication_factor, configs)
         return name
+
+    def cleanup(self) -> None:
+        """Delete the topics this cell made (a shared cluster is left as found; offline partitions of
+        leftover topics would also disturb clients that read every topic's metadata, e.g. kafkajs)."""
+        for topic in self.created:
+            try:
+                self.probe.delete_topic(topic)
+            except Exception:
+                pass
 
 
 @dataclass(frozen=True)
@@ -168,6 +179,7 @@ def create_topic(c: Client, ctx: Ctx) -> str | None:
     """The client's admin API creates a 3-partition topic, which the cluster then lists with a leader
     for each partition; creating the same topic again fails with TOPIC_ALREADY_EXISTS."""
     topic = ctx.name("created")
+    ctx.created.append(topic)
     c.create_topic(topic, 3, 1)
     parts = ctx.probe.wait_for_topic(topic, 3, timeout=ctx.timeout)
     expect_equal(sorted(parts), [0, 1, 2], "partitions of the created topic")
@@ -476,6 +488,8 @@ def failover(c: Client, ctx: Ctx) -> str | None:
     produced with acks=all (idempotent), the leader's broker is stopped, a new leader is elected, 20 more
     are produced with acks=all; reading back gives all 40 exactly once, in order, at offsets 0-39."""
     topic = ctx.topic(partitions=1, replication_factor=3, configs={"min.insync.replicas": "2"})
+    # Every broker's address, so that the client can bootstrap whichever broker is stopped.
+    c = c.with_bootstrap(",".join(f"{h}:{p}" for h, p in ctx.probe.metadata([]).brokers.values()))
     in_sync = wait_until(lambda: len(ctx.probe.metadata([topic]).topics[topic][0].isr) == 3, ctx.timeout)
     expect(in_sync, f"the ISR never reached 3 replicas: {ctx.probe.metadata([topic]).topics[topic][0]}")
     first = keyed(20, keys=4, prefix="before", partition=0)

@@ -102,6 +102,10 @@ class Client:
         """The same client with another operation timeout."""
         return type(self)(self.bootstrap, timeout, self.caps)
 
+    def with_bootstrap(self, bootstrap: str) -> Client:
+        """The same client bootstrapping from other addresses."""
+        return type(self)(bootstrap, self.timeout, self.caps)
+
     @classmethod
     def unavailable(cls) -> str | None:
         """Why this client cannot run on this machine (None when it can)."""
