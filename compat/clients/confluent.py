@@ -215,25 +215,40 @@ class Confluent(Client):
         return ThreadMember(f"{self.name}-{group}", body)
 
     def consume_new(self, group: str, topic: str, then_produce: list[Msg]) -> list[Record]:
-        consumer = self._consumer(group, **{"auto.offset.reset": "latest"})
+        # librdkafka's position() stays unset until a message is consumed; the partition-EOF event
+        # says the fetcher has reached the end, so the reset to latest has happened.
+        from confluent_kafka import KafkaError
+
+        consumer = self._consumer(group, **{"auto.offset.reset": "latest", "enable.partition.eof": True})
         try:
             consumer.subscribe([topic])
             got: list[Record] = []
+            at_end: set[int] = set()
             deadline = time.monotonic() + self.timeout
 
             def positioned() -> bool:
-                assigned = consumer.assignment()
-                return bool(assigned) and all(tp.offset >= 0 for tp in consumer.position(assigned))
+                assigned = {tp.partition for tp in consumer.assignment()}
+                return bool(assigned) and assigned <= at_end
 
             while not positioned():
                 if time.monotonic() > deadline:
-                    raise ClientError("TIMEOUT", "the consumer's position was not set")
+                    raise ClientError("TIMEOUT", "the consumer did not reach the end of its partitions")
                 for m in consumer.consume(10, timeout=0.05):
-                    if m.error():
+                    if m.error() and m.error().code() == KafkaError._PARTITION_EOF:
+                        at_end.add(m.partition())
+                    elif m.error():
                         raise _error(m.error())
-                    got.append(_record(m))
+                    else:
+                        got.append(_record(m))
             self.produce(topic, then_produce)
-            return got + self._poll(consumer, len(then_produce) - len(got))
+            deadline = time.monotonic() + self.timeout
+            while len(got) < len(then_produce) and time.monotonic() < deadline:
+                for m in consumer.consume(len(then_produce) - len(got), timeout=0.2):
+                    if m.error() and m.error().code() != KafkaError._PARTITION_EOF:
+                        raise _error(m.error())
+                    if not m.error():
+                        got.append(_record(m))
+            return got
         finally:
             consumer.close()
 

@@ -74,9 +74,9 @@ class Kcat(Client):
         m = re.search(r"Version (\S+) .*librdkafka (\S+)", out)
         return f"{m.group(1)} (librdkafka {m.group(2)})" if m else out.strip()
 
-    def _base(self, mode: str) -> list[str]:
+    def _base(self, mode: str, *mode_args: str) -> list[str]:
         assert self.path
-        return [self.path, mode, "-b", self.bootstrap, "-m", str(int(self.timeout))]
+        return [self.path, "-b", self.bootstrap, "-m", str(int(self.timeout)), mode, *mode_args]
 
     def _check(self, proc: subprocess.CompletedProcess[bytes], what: str) -> str:
         stderr = proc.stderr.decode(errors="replace")
@@ -164,7 +164,7 @@ class Kcat(Client):
 
     def group_consume(self, group: str, topic: str, count: int, *, reset: str = "earliest") -> list[Record]:
         # kcat -G commits the offsets of the messages it printed when it closes (enable.auto.commit).
-        argv = [*self._base("-G"), group, "-X", f"auto.offset.reset={reset}", "-c", str(count), topic]
+        argv = [*self._base("-G", group), "-X", f"auto.offset.reset={reset}", "-c", str(count), topic]
         return self._consume_json(argv)
 
     def _member(self, group: str, topic: str, reset: str) -> ProcessMember:
@@ -190,7 +190,7 @@ class Kcat(Client):
                 member.positions[int(m.group(2))] = int(m.group(3))
 
         argv = [
-            *self._base("-G"), group, "-J", "-u",
+            *self._base("-G", group), "-J", "-u",
             "-X", f"auto.offset.reset={reset}",
             "-X", "auto.commit.interval.ms=100",
             "-X", "session.timeout.ms=10000",
