@@ -48,7 +48,10 @@ class Confluent(Client):
     def version(cls) -> str:
         import confluent_kafka
 
-        return f"{confluent_kafka.version()[0]} (librdkafka {confluent_kafka.libversion()[0]})"
+        version = confluent_kafka.version()  # a str in 2.x, a (str, int) tuple in older releases
+        if isinstance(version, tuple):
+            version = version[0]
+        return f"{version} (librdkafka {confluent_kafka.libversion()[0]})"
 
     def _conf(self, **extra: Any) -> dict[str, Any]:
         return {"bootstrap.servers": self.bootstrap, "socket.timeout.ms": int(self.timeout * 1000), **extra}
