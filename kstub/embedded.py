@@ -1,84 +1,439 @@
-"""A cluster served from a background thread, for synchronous code and tests.
+"""kstub inside your own program: a whole cluster for a test, in milliseconds.
 
-``with EmbeddedCluster(brokers=1) as c:`` starts a Trio event loop on a
-thread, serves the cluster on ephemeral loopback ports, and returns once every
-listener is bound; leaving the block cancels the server and joins the thread.
-Touch the cluster model only through `call`, which runs a function on the
-Trio thread (the model is not thread-safe, by design: one owner of state).
+From synchronous code, `Cluster` is a context manager: it runs Trio on a
+background thread, serves the cluster on ephemeral loopback ports, returns
+once every listener is bound, and on exit cancels the server and joins the
+thread::
+
+    with kstub.Cluster(brokers=3, partitions=3) as cluster:
+        producer = KafkaProducer(bootstrap_servers=cluster.bootstrap_servers)
+
+From Trio code the cluster runs in the caller's event loop instead, with
+`open_cluster` (``async with kstub.open_cluster() as cluster:``) or `serve`
+(``cluster = await nursery.start(kstub.serve)``); both hand back a
+`TrioCluster`.
+
+The cluster model has one owner, the Trio thread, and is not thread-safe by
+design. `Cluster`'s methods therefore run their work on that thread (`call`),
+and `Cluster.control` forwards every call on the control plane there.
+
+Settings: Kafka's defaults, except where a test fixture wants something else
+(`FIXTURE_DEFAULTS`, applied unless ``test_defaults=False``), overlaid with the
+``config`` you pass. ``kstub serve`` keeps Kafka's defaults.
 """
 
 from __future__ import annotations
 
+import inspect
+import queue
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, TypeVar
 
 import trio
 
 from kstub.cluster.config import BrokerConfig
-from kstub.cluster.model import Broker, Cluster
+from kstub.cluster.model import Broker
+from kstub.cluster.model import Cluster as Model
+from kstub.control import ControlPlane
 from kstub.server import ListenerSpec, serve_cluster
+
+__all__ = ["FIXTURE_DEFAULTS", "Cluster", "EmbeddedCluster", "TrioCluster", "fixture_config", "open_cluster", "serve"]
 
 T = TypeVar("T")
 
+#: Broker settings where a test fixture departs from Kafka's defaults, as
+#: Kafka's own single-node config/server.properties and container images for
+#: tests do: consumer groups form at once instead of waiting 3 s for more
+#: members.
+FIXTURE_DEFAULTS: Mapping[str, Any] = {"group.initial.rebalance.delay.ms": 0}
 
-class EmbeddedCluster:
-    def __init__(
-        self, brokers: int = 1, config: Mapping[str, Any] | None = None, host: str = "127.0.0.1", port: int = 0
-    ) -> None:
-        self.cluster = Cluster(BrokerConfig(config))
-        self._spec = ListenerSpec(host=host, port=port, brokers=brokers)
-        self._thread: threading.Thread | None = None
-        self._token: trio.lowlevel.TrioToken | None = None
-        self._cancel: trio.CancelScope | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self.brokers: list[Broker] = []
+
+def fixture_config(
+    brokers: int = 1,
+    partitions: int | None = None,
+    config: Mapping[str, Any] | None = None,
+    *,
+    test_defaults: bool = True,
+) -> BrokerConfig:
+    """Broker settings of an embedded cluster: Kafka's, then the fixture's defaults, then `config`.
+
+    With fewer brokers than Kafka's ``offsets.topic.replication.factor`` (3)
+    the offsets topic could never be created and groups would never form, so a
+    fixture lowers it to the number of brokers. `partitions` sets
+    ``num.partitions`` (partitions of auto-created topics and of `create_topic`).
+    """
+    values: dict[str, Any] = {}
+    if test_defaults:
+        values.update(FIXTURE_DEFAULTS)
+        values["offsets.topic.replication.factor"] = min(brokers, 3)
+    if partitions is not None:
+        values["num.partitions"] = partitions
+    values.update(config or {})
+    return BrokerConfig(values)
+
+
+def _bootstrap(brokers: list[Broker]) -> str:
+    return ",".join(f"{b.advertised_host}:{b.port}" for b in brokers)
+
+
+def _config_value(value: Any) -> str | None:
+    """A topic config value as Kafka carries it: a string (booleans lower case), or None for the default."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _create_topic(
+    model: Model,
+    name: str,
+    partitions: int | None,
+    replication_factor: int | None,
+    config: Mapping[str, Any] | None,
+) -> None:
+    model.create_topic(
+        name,
+        -1 if partitions is None else partitions,
+        -1 if replication_factor is None else replication_factor,
+        {key: _config_value(value) for key, value in (config or {}).items()},
+    )
+
+
+def _current_token() -> trio.lowlevel.TrioToken | None:
+    """The token of the Trio run on this thread, if any."""
+    try:
+        return trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return None
+
+
+def _unbox(box: queue.SimpleQueue[tuple[bool, Any]]) -> Any:
+    ok, value = box.get()
+    if ok:
+        return value
+    raise value
+
+
+def _check_settings(brokers: int, port: int) -> None:
+    if brokers < 1:
+        raise ValueError(f"a cluster needs at least one broker, not {brokers}")
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port must be 0 (ephemeral) or a TCP port, not {port}")
+
+
+class TrioCluster:
+    """A cluster served inside the current Trio run; from `open_cluster` or `serve`.
+
+    Everything here runs on the caller's (the only) Trio thread, so the model
+    and the control plane are used directly.
+    """
+
+    def __init__(self, model: Model, brokers: list[Broker]) -> None:
+        #: the cluster model (kstub.cluster.model.Cluster): topics, partitions, logs
+        self.cluster = model
+        #: the brokers, with the ports actually bound
+        self.brokers = brokers
 
     @property
     def bootstrap_servers(self) -> str:
-        return ",".join(f"{b.advertised_host}:{b.port}" for b in self.brokers)
+        """``host:port,host:port``: what Kafka clients take as bootstrap servers."""
+        return _bootstrap(self.brokers)
 
-    def __enter__(self) -> EmbeddedCluster:
+    @property
+    def control(self) -> ControlPlane:
+        """The control plane: fault injection and, as it grows, broker failures."""
+        return self.cluster.control
+
+    def create_topic(
+        self,
+        name: str,
+        partitions: int | None = None,
+        replication_factor: int | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Create a topic as CreateTopics would; raises `kstub.ClusterError` where Kafka answers an error."""
+        _create_topic(self.cluster, name, partitions, replication_factor, config)
+
+    def delete_topic(self, name: str) -> None:
+        self.cluster.delete_topic(name)
+
+    def reset(self) -> None:
+        """Drop every topic and group and clear injected faults: a clean cluster for the next test."""
+        self.cluster.reset()
+
+    def __repr__(self) -> str:
+        return f"<TrioCluster {self.bootstrap_servers}>"
+
+
+async def serve(
+    brokers: int = 1,
+    partitions: int | None = None,
+    config: Mapping[str, Any] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    advertised_host: str | None = None,
+    test_defaults: bool = True,
+    task_status: trio.TaskStatus[TrioCluster] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve a new cluster until cancelled; for ``cluster = await nursery.start(kstub.serve)``.
+
+    Reports a `TrioCluster` through `task_status` once every broker listens.
+    Pass settings positionally or with `functools.partial`, as `nursery.start`
+    takes no keyword arguments.
+    """
+    _check_settings(brokers, port)
+    model = Model(fixture_config(brokers, partitions, config, test_defaults=test_defaults))
+    spec = ListenerSpec(host=host, port=port, brokers=brokers, advertised_host=advertised_host)
+    async with trio.open_nursery() as nursery:
+        bound = await nursery.start(serve_cluster, model, spec)
+        task_status.started(TrioCluster(model, bound))
+
+
+@asynccontextmanager
+async def open_cluster(
+    brokers: int = 1,
+    partitions: int | None = None,
+    config: Mapping[str, Any] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    advertised_host: str | None = None,
+    test_defaults: bool = True,
+) -> AsyncIterator[TrioCluster]:
+    """``async with open_cluster(...) as cluster:`` serves a cluster for the duration of the block."""
+    async with trio.open_nursery() as nursery:
+        cluster = await nursery.start(
+            partial(
+                serve,
+                brokers,
+                partitions,
+                config,
+                host=host,
+                port=port,
+                advertised_host=advertised_host,
+                test_defaults=test_defaults,
+            )
+        )
+        try:
+            yield cluster
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+class _OnTrioThread:
+    """Forwards attribute reads and method calls on an object owned by the Trio thread.
+
+    Methods run on the Trio thread (async ones awaited there) and their result
+    comes back; so `cluster.control.drop_response(0)` is safe from any thread.
+    """
+
+    def __init__(self, owner: Cluster, target: Callable[[], Any]) -> None:
+        self._owner = owner
+        self._target = target
+
+    def __getattr__(self, name: str) -> Any:
+        value = self._owner.call(lambda: getattr(self._target(), name))
+        if not callable(value):
+            return value
+        if inspect.iscoroutinefunction(value):
+            return lambda *args, **kwargs: self._owner.call_async(partial(value, *args, **kwargs))
+        return lambda *args, **kwargs: self._owner.call(partial(value, *args, **kwargs))
+
+    def __dir__(self) -> list[str]:
+        return dir(self._target())
+
+    def __repr__(self) -> str:
+        return f"<on kstub's Trio thread: {self._target()!r}>"
+
+
+class Cluster:
+    """A cluster served from a background thread, for synchronous code and tests.
+
+    ``with Cluster(brokers=1, partitions=None, config={...}) as cluster:``;
+    or `start` and `stop`. Ports are ephemeral unless `port` is given (broker
+    N then listens on port+N).
+    """
+
+    def __init__(
+        self,
+        brokers: int = 1,
+        partitions: int | None = None,
+        config: Mapping[str, Any] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        advertised_host: str | None = None,
+        test_defaults: bool = True,
+    ) -> None:
+        _check_settings(brokers, port)
+        #: the cluster model (kstub.cluster.model.Cluster); touch it only through `call`
+        self.cluster = Model(fixture_config(brokers, partitions, config, test_defaults=test_defaults))
+        #: the brokers, with the ports actually bound (set by `start`)
+        self.brokers: list[Broker] = []
+        self._spec = ListenerSpec(host=host, port=port, brokers=brokers, advertised_host=advertised_host)
+        self._thread: threading.Thread | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._cancel: trio.CancelScope | None = None
+        self._nursery: trio.Nursery
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``host:port,host:port``: what Kafka clients take as bootstrap servers."""
+        return _bootstrap(self.brokers)
+
+    @property
+    def control(self) -> Any:
+        """The control plane (`kstub.control.ControlPlane`); each call runs on the Trio thread."""
+        return _OnTrioThread(self, lambda: self.cluster.control)
+
+    @property
+    def running(self) -> bool:
+        return self._token is not None
+
+    # --- life cycle ----------------------------------------------------------
+
+    def __enter__(self) -> Cluster:
         self.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.stop(raise_errors=exc_type is None)
 
     def start(self) -> None:
+        """Start serving; returns once every broker listens (or raises why it could not)."""
+        if self._thread is not None:
+            raise RuntimeError("this kstub cluster was already started; make a new Cluster")
         self._thread = threading.Thread(target=self._run, name="kstub", daemon=True)
         self._thread.start()
         self._ready.wait()
-        if self._error is not None:
-            raise RuntimeError("kstub failed to start") from self._error
+        if self._token is None:
+            self._thread.join()
+            error = self._error
+            assert error is not None
+            if isinstance(error, Exception):
+                raise error
+            raise RuntimeError("kstub failed to start") from error
 
     def _run(self) -> None:
         try:
             trio.run(self._main)
-        except BaseException as exc:  # reported to the starting thread
+        except BaseException as exc:  # reported to the thread that started or stops us
             self._error = exc
+        finally:
             self._ready.set()
 
     async def _main(self) -> None:
-        self._token = trio.lowlevel.current_trio_token()
         with trio.CancelScope() as scope:
             self._cancel = scope
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 self.brokers = await nursery.start(serve_cluster, self.cluster, self._spec)
+                self._token = trio.lowlevel.current_trio_token()
                 self._ready.set()
 
-    def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(*args)` on the cluster's Trio thread and return its result."""
-        assert self._token is not None
-        return trio.from_thread.run_sync(fn, *args, trio_token=self._token)
-
-    def stop(self) -> None:
-        if self._token is not None and self._cancel is not None:
+    def stop(self, *, raise_errors: bool = True) -> None:
+        """Stop serving and join the thread; connections are closed. Idempotent."""
+        token, self._token = self._token, None
+        if token is not None and self._cancel is not None:
             try:
-                trio.from_thread.run_sync(self._cancel.cancel, trio_token=self._token)
+                token.run_sync_soon(self._cancel.cancel)
             except trio.RunFinishedError:
                 pass
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._token = None
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        if raise_errors and token is not None and self._error is not None:
+            error, self._error = self._error, None
+            raise RuntimeError("kstub's server thread failed") from error
+
+    # --- working on the Trio thread -------------------------------------------
+    #
+    # `trio.from_thread` refuses to run inside any Trio run, which would make a
+    # Cluster unusable from async tests (pytest-trio) and Trio programs: the
+    # calls below go through the token's thread-safe `run_sync_soon` instead,
+    # and the caller's thread (or event loop) waits for the answer.
+
+    def _running_token(self) -> trio.lowlevel.TrioToken:
+        token = self._token
+        if token is None:
+            raise RuntimeError("the kstub cluster is not running")
+        return token
+
+    def _submit(self, token: trio.lowlevel.TrioToken, callback: Callable[[], None]) -> None:
+        try:
+            token.run_sync_soon(callback)
+        except trio.RunFinishedError:
+            raise RuntimeError("the kstub cluster is not running") from None
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(*args)` on the cluster's Trio thread and return its result (or raise its exception)."""
+        token = self._running_token()
+        if _current_token() is token:
+            return fn(*args)  # already on the cluster's thread (e.g. from a function given to `call`)
+        box: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+
+        def run() -> None:
+            try:
+                box.put((True, fn(*args)))
+            except BaseException as exc:  # handed to the caller, never to the cluster's event loop
+                box.put((False, exc))
+
+        self._submit(token, run)
+        return _unbox(box)
+
+    def call_async(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Await `fn(*args)` on the cluster's Trio thread and return its result."""
+        token = self._running_token()
+        if _current_token() is token:
+            raise RuntimeError("call_async would wait for itself on the cluster's thread; await the function there")
+        box: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+
+        async def run() -> None:
+            try:
+                box.put((True, await fn(*args)))
+            except Exception as exc:  # handed to the caller; the cluster carries on
+                box.put((False, exc))
+            except BaseException:  # cancelled: the cluster is stopping
+                box.put((False, RuntimeError("the kstub cluster stopped during the call")))
+                raise
+
+        def spawn() -> None:
+            try:
+                self._nursery.start_soon(run)
+            except RuntimeError as exc:  # the nursery is closing: the cluster is stopping
+                box.put((False, exc))
+
+        self._submit(token, spawn)
+        return _unbox(box)
+
+    def create_topic(
+        self,
+        name: str,
+        partitions: int | None = None,
+        replication_factor: int | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Create a topic as CreateTopics would (partitions and replication factor default to the
+        broker's ``num.partitions`` and ``default.replication.factor``); raises `kstub.ClusterError`
+        with Kafka's error code where Kafka refuses (e.g. TOPIC_ALREADY_EXISTS)."""
+        self.call(_create_topic, self.cluster, name, partitions, replication_factor, config)
+
+    def delete_topic(self, name: str) -> None:
+        self.call(self.cluster.delete_topic, name)
+
+    def reset(self) -> None:
+        """Drop every topic and group and clear injected faults: a clean cluster for the next test."""
+        self.call(self.cluster.reset)
+
+    def __repr__(self) -> str:
+        return f"<kstub.Cluster {self.bootstrap_servers if self.running else 'not running'}>"
+
+
+#: The former name, kept for existing code.
+EmbeddedCluster = Cluster

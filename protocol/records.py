@@ -36,8 +36,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-import crc32c as _crc32c
-
 from .errors import ErrorCode, ProtocolError
 
 __all__ = [
@@ -534,9 +532,12 @@ class RecordBatch:
 
     def compute_crc(self) -> int:
         """CRC-32C over attributes..end of batch (bytes 21..size), as Kafka computes it."""
+        # Imported at first use: the package pulls in importlib.metadata, ~10 ms of `kstub serve`'s start-up.
+        from crc32c import crc32c
+
         end = self._start + self.size
         with memoryview(self._buf) as mv:
-            return _crc32c.crc32c(mv[self._start + _ATTRIBUTES : end])
+            return crc32c(mv[self._start + _ATTRIBUTES : end])
 
     def validate(self) -> None:
         """Kafka's DefaultRecordBatch.ensureValid: size at least 61, magic 2, stored CRC = computed CRC.

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 
 import pytest
+
 from clients import ConfluentClient, KafkaPythonClient, Msg, make_messages, unique_topic
 
 

@@ -21,8 +21,8 @@ concrete values seen in a capture.
 The first request every client sends is ApiVersions: kafka-python v4 (newer
 than kstub's maximum, v3: the "too new" case), librdkafka (confluent-kafka
 and kcat) v3, aiokafka v0. Goldens of later requests (Metadata, Produce,
-Fetch...) are captured through the running broker and follow the same
-naming; several captures of the same request can be told apart with a
+Fetch...) are captured through the running broker by ``capture_session.py``
+and follow the same naming; several captures of the same request can be told apart with a
 ``.<label>`` before ``.bin`` (e.g. ``kcat_metadata_v4.topics.bin``).
 
 Clients used (all installed in the dev environment): kafka-python
