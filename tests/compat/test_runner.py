@@ -141,3 +141,13 @@ def test_kstub_compat_is_the_same_command() -> None:
     for name in SCENARIOS:
         assert name in out
     assert "kafkajs" in out
+
+
+@pytest.mark.kstub(brokers=1, config={"auto.create.topics.enable": False})
+def test_cli_exits_1_when_a_cell_fails(bootstrap: str, monkeypatch, capsys) -> None:
+    from kstub.compat.clients import CLIENTS
+
+    monkeypatch.setitem(CLIENTS, "lossy", Lossy)
+    code = main(["--bootstrap", bootstrap, "--clients", "lossy", "--scenarios", "keyed-order", "-q"])
+    assert code == 1
+    assert "keyed-order  FAIL [1]" in capsys.readouterr().out
