@@ -149,8 +149,7 @@ class KafkaPython(Client):
     def _group_consumer(self, group: str, topic: str, reset: str) -> Any:
         from kafka import KafkaConsumer
 
-        return KafkaConsumer(
-            topic,
+        consumer = KafkaConsumer(
             bootstrap_servers=self.bootstrap,
             group_id=group,
             auto_offset_reset=reset,
@@ -159,6 +158,12 @@ class KafkaPython(Client):
             heartbeat_interval_ms=500,
             request_timeout_ms=self._ms() + 15000,
         )
+        # Know the topic's partitions before joining: otherwise the leader assigns nothing, refreshes
+        # metadata and rejoins at once, and kafka-python 3.0.12 sometimes never completes that second
+        # SyncGroup when other consumers run in the process (the broker's answer is sent; see README).
+        consumer.partitions_for_topic(topic)
+        consumer.subscribe([topic])
+        return consumer
 
     @staticmethod
     def _commit(consumer: Any, topic: str, records: list[Record]) -> None:
