@@ -5,7 +5,8 @@
 
 Without --bootstrap it starts kstub in this process (3 brokers, topic
 auto-creation off, no initial rebalance delay) and runs against that. Prints
-the client x scenario matrix; exits 1 if any cell failed, 0 otherwise.
+the client x scenario matrix; exits 1 if any cell failed, 2 if the cluster cannot be
+reached, 0 otherwise.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .clients import CLIENTS
+from .probe import ProbeError
 from .report import text, write_json, write_markdown
 from .runner import FAIL, Cell, Runner
 from .scenarios import SCENARIOS
@@ -108,7 +110,11 @@ def run(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             progress=progress,
         )
-        results = runner.run()
+        try:
+            results = runner.run()
+        except (OSError, ProbeError) as exc:
+            print(f"compat: cannot use the cluster at {bootstrap}: {exc}", file=sys.stderr)
+            return 2
         for note in results.capabilities.notes:
             print(f"note: {note}", file=sys.stderr)
         print(text(results))
