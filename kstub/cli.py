@@ -11,8 +11,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kstub", description="A wire-compatible Kafka broker for tests.")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve a cluster until interrupted")
-    serve.add_argument("--host", default="localhost",
-                       help="address to listen on (default localhost: IPv4 and IPv6 loopback)")
+    serve.add_argument(
+        "--host", default="localhost", help="address to listen on (default localhost: IPv4 and IPv6 loopback)"
+    )
     serve.add_argument(
         "--port",
         type=int,
@@ -30,6 +31,17 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="a Kafka broker setting, as in server.properties (repeatable)",
+    )
+    serve.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="keep logs, metadata and group offsets in DIR and recover them on start (default: memory only)",
+    )
+    serve.add_argument(
+        "--fsync",
+        action="store_true",
+        help="with --data-dir: fsync new data before acknowledging a produce (same as -c kstub.fsync.on.ack=true)",
     )
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub.add_parser("compat", add_help=False, help="run real Kafka clients' compatibility matrix (kstub compat --help)")
@@ -67,6 +79,13 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"kstub: {exc}", file=sys.stderr)
         return 2
     cluster = Cluster(config)
+    if args.data_dir:
+        from kstub.cluster.storage import DiskStore
+
+        cluster.store = DiskStore(args.data_dir, fsync_on_ack=args.fsync or config["kstub.fsync.on.ack"])
+    elif args.fsync:
+        print("kstub: --fsync needs --data-dir", file=sys.stderr)
+        return 2
     spec = ListenerSpec(host=args.host, port=args.port, brokers=args.brokers, advertised_host=args.advertised_host)
 
     async def run() -> None:
@@ -82,6 +101,13 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"kstub: cannot listen: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        from kstub.cluster.storage import RecoveryError
+
+        if isinstance(exc, RecoveryError):
+            print(f"kstub: {exc}", file=sys.stderr)
+            return 1
+        raise
     return 0
 
 

@@ -25,6 +25,7 @@ Settings: Kafka's defaults, except where a test fixture wants something else
 from __future__ import annotations
 
 import inspect
+import os
 import queue
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -118,6 +119,22 @@ def _unbox(box: queue.SimpleQueue[tuple[bool, Any]]) -> Any:
     raise value
 
 
+def _new_model(
+    brokers: int,
+    partitions: int | None,
+    config: Mapping[str, Any] | None,
+    test_defaults: bool,
+    data_dir: str | os.PathLike[str] | None,
+) -> Model:
+    """The cluster model; kept on disk under `data_dir` if given (recovered if it exists)."""
+    model = Model(fixture_config(brokers, partitions, config, test_defaults=test_defaults))
+    if data_dir is not None:
+        from kstub.cluster.storage import DiskStore
+
+        model.store = DiskStore(data_dir, fsync_on_ack=model.config["kstub.fsync.on.ack"])
+    return model
+
+
 def _check_settings(brokers: int, port: int) -> None:
     if brokers < 1:
         raise ValueError(f"a cluster needs at least one broker, not {brokers}")
@@ -178,6 +195,7 @@ async def serve(
     port: int = 0,
     advertised_host: str | None = None,
     test_defaults: bool = True,
+    data_dir: str | os.PathLike[str] | None = None,
     task_status: trio.TaskStatus[TrioCluster] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve a new cluster until cancelled; for ``cluster = await nursery.start(kstub.serve)``.
@@ -187,7 +205,7 @@ async def serve(
     takes no keyword arguments.
     """
     _check_settings(brokers, port)
-    model = Model(fixture_config(brokers, partitions, config, test_defaults=test_defaults))
+    model = _new_model(brokers, partitions, config, test_defaults, data_dir)
     spec = ListenerSpec(host=host, port=port, brokers=brokers, advertised_host=advertised_host)
     async with trio.open_nursery() as nursery:
         bound = await nursery.start(serve_cluster, model, spec)
@@ -204,6 +222,7 @@ async def open_cluster(
     port: int = 0,
     advertised_host: str | None = None,
     test_defaults: bool = True,
+    data_dir: str | os.PathLike[str] | None = None,
 ) -> AsyncIterator[TrioCluster]:
     """``async with open_cluster(...) as cluster:`` serves a cluster for the duration of the block."""
     async with trio.open_nursery() as nursery:
@@ -217,6 +236,7 @@ async def open_cluster(
                 port=port,
                 advertised_host=advertised_host,
                 test_defaults=test_defaults,
+                data_dir=data_dir,
             )
         )
         try:
@@ -269,10 +289,11 @@ class Cluster:
         port: int = 0,
         advertised_host: str | None = None,
         test_defaults: bool = True,
+        data_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         _check_settings(brokers, port)
         #: the cluster model (kstub.cluster.model.Cluster); touch it only through `call`
-        self.cluster = Model(fixture_config(brokers, partitions, config, test_defaults=test_defaults))
+        self.cluster = _new_model(brokers, partitions, config, test_defaults, data_dir)
         #: the brokers, with the ports actually bound (set by `start`)
         self.brokers: list[Broker] = []
         self._spec = ListenerSpec(host=host, port=port, brokers=brokers, advertised_host=advertised_host)

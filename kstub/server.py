@@ -1,9 +1,12 @@
 """The network side: one TCP listener per simulated broker.
 
 `serve_cluster` opens a listener for each broker, registers the brokers with
-the cluster model (with the ports actually bound, so port 0 works), reports
-them through `task_status.started`, then serves each connection in its own
-task. Cancel the surrounding scope to stop it.
+the cluster model (with the ports actually bound, so port 0 works), recovers
+what the cluster's store kept from a previous run (``--data-dir``), reports
+the brokers through `task_status.started`, then serves each connection in its
+own task, next to the periodic retention pass and the store's flush
+scheduler. Cancel the surrounding scope to stop it; the store is then closed
+cleanly.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from functools import partial
 import trio
 
 from kstub.cluster.model import Broker, Cluster
+from kstub.cluster.retention import retention_loop
 from kstub.connection import serve_connection
 
 log = logging.getLogger("kstub.server")
@@ -69,10 +73,22 @@ async def serve_cluster(
             for listener in bound:
                 await listener.aclose()
         raise
-    async with trio.open_nursery() as nursery:
-        for broker, bound in listeners:
-            nursery.start_soon(partial(trio.serve_listeners, partial(_handle, cluster, broker), bound))
-        task_status.started([b for b, _ in listeners])
+    try:
+        cluster.store.recover(cluster)
+    except BaseException:
+        for _, bound in listeners:
+            for listener in bound:
+                await listener.aclose()
+        raise
+    try:
+        async with trio.open_nursery() as nursery:
+            for broker, bound in listeners:
+                nursery.start_soon(partial(trio.serve_listeners, partial(_handle, cluster, broker), bound))
+            nursery.start_soon(retention_loop, cluster)
+            nursery.start_soon(cluster.store.background, cluster)
+            task_status.started([b for b, _ in listeners])
+    finally:
+        cluster.store.close(cluster)
 
 
 async def _handle(cluster: Cluster, broker: Broker, stream: trio.SocketStream) -> None:

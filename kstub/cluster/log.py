@@ -1,22 +1,46 @@
-"""A replica's log: record batches kept as the bytes producers sent.
+"""A replica's log: record batches kept as the bytes producers sent, in segments.
 
-The log is a FIFO of *chunks*: a v2 record batch, or a legacy (magic 0/1)
-message set from one produce request. Each chunk covers a contiguous range of
-offsets. Appending patches the base offset (and leader epoch) in place and
-keeps the bytes; reading returns the stored chunks as they are, starting with
-the one that holds the requested offset, as Kafka does. Nothing here decodes
-individual records, except the timestamp lookup inside one chunk.
+The log is a sequence of *segments*, each a run of *chunks*: a v2 record
+batch, or a legacy (magic 0/1) message set from one produce request. Each
+chunk covers a contiguous range of offsets. Appending patches the base offset
+(and leader epoch) in place and keeps the bytes; reading returns the stored
+chunks as they are, starting with the one that holds the requested offset, as
+Kafka does. Nothing here decodes individual records, except the timestamp
+lookup inside one chunk.
 
-Data leaves the log only by moving the log start offset (retention,
-DeleteRecords) or by truncation on a follower, never because it was read.
+Segments are Kafka's: the last one is *active* and takes appends; a new one
+is rolled when the active one would grow past ``segment.bytes``, or when the
+new batch's timestamp is more than ``segment.ms`` after its first batch's.
+Where a segment keeps its bytes is up to its `LogStorage`: in memory
+(`MemorySegment`, the default) or in a file (kstub/cluster/storage.py). Per
+batch, a segment keeps only numbers in memory (offsets, timestamps, epochs,
+file positions), in compact arrays; a file segment reads the bytes of a fetch
+from its file.
+
+Data leaves the log only by whole segments, when the log start offset moves
+past them (retention, DeleteRecords: `delete_oldest_segments`,
+`advance_start`) or by truncation on a follower, never because it was read.
 """
 
 from __future__ import annotations
 
 import bisect
+import logging
+import os
+import time
+from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import trio
+
 from kstub.protocol.records import ProducedBatch, first_record_at
+
+from .config import TOPIC_CONFIGS
+
+logger = logging.getLogger("kstub.log")
+
+INT32_MAX = 2**31 - 1
 
 
 @dataclass(slots=True)
@@ -25,97 +49,388 @@ class Chunk:
     last_offset: int
     max_timestamp: int
     leader_epoch: int
-    data: bytes | bytearray
+    data: bytes | bytearray | memoryview
 
     @property
     def size(self) -> int:
         return len(self.data)
 
 
-class Log:
-    def __init__(self, start_offset: int = 0) -> None:
-        self._chunks: list[Chunk] = []
-        self._bases: list[int] = []  # base offset of each chunk, for bisect
-        self.log_start_offset = start_offset
-        self.log_end_offset = start_offset
-        self.size_bytes = 0
-        #: (epoch, start offset) for each leader epoch that wrote to this log
-        self.epochs: list[tuple[int, int]] = []
+class Segment:
+    """The batches of one segment: per-batch numbers here, the bytes in a subclass.
+
+    `rolling_timestamp` is the max timestamp of the segment's first batch
+    (Kafka's rollingBasedTimestamp); `max_timestamp` the largest of any batch
+    (-1 if no batch carries one); `last_modified_ms` the time of the last append.
+    """
+
+    def __init__(self, base_offset: int, created_ms: int) -> None:
+        self.base_offset = base_offset
+        self.bases = array("q")
+        self.lasts = array("q")
+        self.max_ts = array("q")
+        self.epochs = array("l")
+        self.size = 0
+        self.max_timestamp = -1
+        self.rolling_timestamp = -1
+        self.created_ms = created_ms
+        self.last_modified_ms = created_ms
 
     def __len__(self) -> int:
-        return len(self._chunks)
+        return len(self.bases)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base={self.base_offset}, batches={len(self)}, size={self.size})"
+
+    @property
+    def end_offset(self) -> int:
+        """The offset after this segment's last batch (its base offset if empty)."""
+        return self.lasts[-1] + 1 if self.lasts else self.base_offset
+
+    def largest_timestamp(self) -> int:
+        """Kafka's LogSegment.largestTimestamp: the max record timestamp, or the last modification time."""
+        return self.max_timestamp if self.max_timestamp >= 0 else self.last_modified_ms
+
+    def index_of(self, offset: int) -> int:
+        """Index of the batch holding `offset` (the next one if it fell in a gap; len(self) if past the end)."""
+        i = bisect.bisect_right(self.bases, offset) - 1
+        if i < 0:
+            return 0
+        if self.lasts[i] < offset:
+            return i + 1
+        return i
+
+    def note(self, base: int, last: int, max_ts: int, epoch: int, size: int, now_ms: int) -> None:
+        """Record one appended batch's numbers."""
+        self.bases.append(base)
+        self.lasts.append(last)
+        self.max_ts.append(max_ts)
+        self.epochs.append(epoch)
+        self.size += size
+        if max_ts > self.max_timestamp:
+            self.max_timestamp = max_ts
+        if len(self.bases) == 1:
+            self.rolling_timestamp = max_ts
+        self.last_modified_ms = now_ms
+
+    def forget_from(self, i: int) -> None:
+        """Drop the numbers of batches i.. (the subclass drops their bytes)."""
+        for arr in (self.bases, self.lasts, self.max_ts, self.epochs):
+            del arr[i:]
+        self.max_timestamp = max(self.max_ts, default=-1)
+        if not self.bases:
+            self.rolling_timestamp = -1
+
+    # --- storage (subclasses) ----------------------------------------------------
+
+    def append(self, chunk: Chunk, now_ms: int) -> None:
+        raise NotImplementedError
+
+    def batch_size(self, i: int) -> int:
+        raise NotImplementedError
+
+    def chunks(self, i: int, j: int) -> list[Chunk]:
+        """Batches i..j-1 as chunks."""
+        raise NotImplementedError
+
+    def truncate(self, i: int) -> None:
+        """Remove batches i.. ."""
+        raise NotImplementedError
+
+    def seal(self) -> None:
+        """The segment is no longer active (a newer one was rolled)."""
+
+    def delete(self) -> None:
+        """The segment leaves the log (retention, truncation)."""
+
+    def close(self) -> None:
+        """Release resources (the server stops)."""
+
+    def sync_fd(self) -> int | None:
+        """A new file descriptor to fsync this segment's data with (closed by the caller), or None."""
+        return None
+
+
+class MemorySegment(Segment):
+    def __init__(self, base_offset: int, created_ms: int) -> None:
+        super().__init__(base_offset, created_ms)
+        self._data: list[bytes | bytearray | memoryview] = []
+
+    def append(self, chunk: Chunk, now_ms: int) -> None:
+        data = chunk.data if not isinstance(chunk.data, memoryview) else bytes(chunk.data)
+        self._data.append(data)
+        self.note(chunk.base_offset, chunk.last_offset, chunk.max_timestamp, chunk.leader_epoch, len(data), now_ms)
+
+    def batch_size(self, i: int) -> int:
+        return len(self._data[i])
+
+    def chunks(self, i: int, j: int) -> list[Chunk]:
+        b, la, ts, ep, data = self.bases, self.lasts, self.max_ts, self.epochs, self._data
+        return [Chunk(b[k], la[k], ts[k], ep[k], data[k]) for k in range(i, j)]
+
+    def truncate(self, i: int) -> None:
+        self.size -= sum(len(d) for d in self._data[i:])
+        del self._data[i:]
+        self.forget_from(i)
+
+    def delete(self) -> None:
+        self._data.clear()
+
+
+class LogStorage:
+    """Where a log keeps its segments and its checkpoints. This one: memory, nothing persisted."""
+
+    def new_segment(self, base_offset: int, now_ms: int) -> Segment:
+        return MemorySegment(base_offset, now_ms)
+
+    def save_epochs(self, epochs: list[tuple[int, int]]) -> None:
+        """The leader epoch cache changed (Kafka's leader-epoch-checkpoint)."""
+
+    def save_log_start(self, offset: int) -> None:
+        """The log start offset moved (Kafka's log-start-offset-checkpoint)."""
+
+    def sync_dir_fd(self) -> int | None:
+        """A file descriptor of the log's directory to fsync after new segments, or None."""
+        return None
+
+    def close(self) -> None:
+        """The server stops."""
+
+    def delete(self) -> None:
+        """The log is deleted (its topic was)."""
+
+
+def _default_config(name: str) -> str:
+    return TOPIC_CONFIGS[name].default_string or ""
+
+
+def _wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _fsync_all(fds: list[int]) -> None:
+    """fsync then close each descriptor (runs in a worker thread)."""
+    try:
+        for fd in fds:
+            os.fsync(fd)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+class Log:
+    """One replica's log.
+
+    `config` looks up the topic's settings (``segment.bytes``, ``segment.ms``;
+    Kafka's defaults without a topic), `clock` gives milliseconds for segment
+    ages, `storage` makes segments and keeps checkpoints (memory by default).
+    `on_roll`, if set, is called with the new active segment's base offset
+    after each roll (the storage takes producer-state snapshots there).
+    """
+
+    def __init__(
+        self,
+        start_offset: int = 0,
+        *,
+        config: Callable[[str], str] | None = None,
+        clock: Callable[[], int] | None = None,
+        storage: LogStorage | None = None,
+        segments: list[Segment] | None = None,
+        epochs: list[tuple[int, int]] | None = None,
+    ) -> None:
+        self._config = config or _default_config
+        self._clock = clock or _wall_clock_ms
+        self.storage = storage or LogStorage()
+        self.on_roll: Callable[[int], None] | None = None
+        self.log_start_offset = start_offset
+        #: (epoch, start offset) for each leader epoch that wrote to this log
+        self.epochs: list[tuple[int, int]] = list(epochs or [])
+        self._segments: list[Segment] = segments or [self.storage.new_segment(start_offset, self._clock())]
+        self._seg_bases: list[int] = [s.base_offset for s in self._segments]
+        last = self._segments[-1]
+        self.log_end_offset = max(start_offset, last.end_offset if len(last) else last.base_offset)
+        #: offsets below this are on stable storage (fsynced); memory logs have nothing to sync
+        self.recovery_point = self.log_end_offset
+        #: when the log was last fsynced (Kafka's lastFlushTime, for flush.ms)
+        self.last_flush_ms = self._clock()
+        self._syncing: trio.Event | None = None
+        self._dirty_dir = False
+
+    # --- shape --------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self._segments)
+
+    @property
+    def segments(self) -> list[Segment]:
+        """The segments, oldest first; the last one is active."""
+        return list(self._segments)
+
+    @property
+    def active_segment(self) -> Segment:
+        return self._segments[-1]
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of all segments (Kafka's Log.size): what retention.bytes is compared with."""
+        return sum(s.size for s in self._segments)
+
+    @property
+    def is_persistent(self) -> bool:
+        return type(self.storage) is not LogStorage
+
+    # --- appending ----------------------------------------------------------------
 
     def append(self, batch: ProducedBatch, leader_epoch: int) -> int:
         """Assign offsets to `batch`, store its bytes, return its first offset."""
         base = self.log_end_offset
-        batch.assign_offsets(base, leader_epoch)
         last = base + batch.offset_count - 1
-        self._store(Chunk(base, last, batch.max_timestamp, leader_epoch, batch.data))
+        now = self._clock()
+        self._maybe_roll(len(batch.data), batch.max_timestamp, last, now)
+        batch.assign_offsets(base, leader_epoch)  # may replace batch.data (legacy magic 0 compressed)
+        self._store(Chunk(base, last, batch.max_timestamp, leader_epoch, batch.data), now)
         return base
 
     def append_chunk(self, chunk: Chunk) -> None:
         """Append an already-numbered chunk (a follower copying its leader)."""
         if chunk.base_offset != self.log_end_offset:
             raise ValueError(f"chunk at {chunk.base_offset}, log ends at {self.log_end_offset}")
-        self._store(chunk)
+        now = self._clock()
+        self._maybe_roll(chunk.size, chunk.max_timestamp, chunk.last_offset, now)
+        self._store(chunk, now)
 
-    def _store(self, chunk: Chunk) -> None:
+    def _store(self, chunk: Chunk, now_ms: int) -> None:
         if not self.epochs or self.epochs[-1][0] < chunk.leader_epoch:
             self.epochs.append((chunk.leader_epoch, chunk.base_offset))
-        self._chunks.append(chunk)
-        self._bases.append(chunk.base_offset)
+            self.storage.save_epochs(self.epochs)
+        self._segments[-1].append(chunk, now_ms)
         self.log_end_offset = chunk.last_offset + 1
-        self.size_bytes += chunk.size
+        if not self.is_persistent:
+            self.recovery_point = self.log_end_offset
 
-    def _index_of(self, offset: int) -> int:
-        """Index of the chunk holding `offset` (the next one if it fell in a gap)."""
-        i = bisect.bisect_right(self._bases, offset) - 1
-        if i < 0:
-            return 0
-        if self._chunks[i].last_offset < offset:
-            return i + 1
-        return i
+    def _maybe_roll(self, size: int, max_timestamp: int, last_offset: int, now_ms: int) -> None:
+        """Kafka's LogSegment.shouldRoll (segment.jitter.ms aside)."""
+        active = self._segments[-1]
+        if not len(active):
+            return
+        segment_bytes = int(self._config("segment.bytes"))
+        segment_ms = int(self._config("segment.ms"))
+        if active.rolling_timestamp >= 0:
+            waited = max_timestamp - active.rolling_timestamp
+        else:
+            waited = now_ms - active.created_ms
+        if active.size > segment_bytes - size or waited > segment_ms or last_offset - active.base_offset > INT32_MAX:
+            self.roll(now_ms)
+
+    def roll(self, now_ms: int | None = None) -> Segment:
+        """Start a new active segment at the log end offset (no-op if the active one is empty)."""
+        active = self._segments[-1]
+        if not len(active) and active.base_offset == self.log_end_offset:
+            return active
+        now = self._clock() if now_ms is None else now_ms
+        active.seal()
+        segment = self.storage.new_segment(self.log_end_offset, now)
+        if not len(active):
+            # An empty active segment behind the log end (after truncation): replace it.
+            self._segments.pop()
+            self._seg_bases.pop()
+            active.delete()
+        self._segments.append(segment)
+        self._seg_bases.append(segment.base_offset)
+        self._dirty_dir = True
+        if self.on_roll is not None:
+            self.on_roll(segment.base_offset)
+        return segment
+
+    # --- reading ------------------------------------------------------------------
+
+    def _segment_index(self, offset: int) -> int:
+        return max(0, bisect.bisect_right(self._seg_bases, offset) - 1)
 
     def read(self, offset: int, max_bytes: int, upper: int, *, min_one: bool = True) -> list[Chunk]:
         """Whole chunks from the one holding `offset`, below `upper` (the high watermark).
 
         At most `max_bytes`, except that with `min_one` the first chunk is
         returned even if it alone is larger (Kafka's "at least one batch").
+        File segments read the bytes of the chosen batches with one read each.
         """
         result: list[Chunk] = []
         total = 0
-        for chunk in self._chunks[self._index_of(offset) :]:
-            if chunk.base_offset >= upper or chunk.last_offset >= upper:
+        count = 0
+        segments = self._segments
+        for si in range(self._segment_index(offset), len(segments)):
+            seg = segments[si]
+            i = seg.index_of(offset) if not result else 0
+            j = i
+            n = len(seg)
+            lasts = seg.lasts
+            done = False
+            while j < n:
+                if lasts[j] >= upper:
+                    done = True
+                    break
+                size = seg.batch_size(j)
+                if total + size > max_bytes and not (min_one and count == 0):
+                    done = True
+                    break
+                total += size
+                count += 1
+                j += 1
+            if j > i:
+                result.extend(seg.chunks(i, j))
+            if done:
                 break
-            if total + chunk.size > max_bytes and not (min_one and not result):
-                break
-            result.append(chunk)
-            total += chunk.size
+        return result
+
+    def chunks_from(self, offset: int) -> list[Chunk]:
+        """Every chunk from the one holding `offset` (file segments: read into memory)."""
+        result: list[Chunk] = []
+        for si in range(self._segment_index(offset), len(self._segments)):
+            seg = self._segments[si]
+            i = seg.index_of(offset) if not result else 0
+            result.extend(seg.chunks(i, len(seg)))
         return result
 
     def find_timestamp(self, timestamp: int, upper: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record below `upper` whose timestamp is >= `timestamp`."""
-        for chunk in self._chunks[self._index_of(self.log_start_offset) :]:
-            if chunk.base_offset >= upper:
-                break
-            if chunk.max_timestamp >= timestamp:
-                record = first_record_at(chunk.data, timestamp)
-                if record is not None and self.log_start_offset <= record.offset < upper:
-                    return record.offset, record.timestamp
+        start = self.log_start_offset
+        for si in range(self._segment_index(start), len(self._segments)):
+            seg = self._segments[si]
+            if seg.max_timestamp < timestamp:
+                continue
+            for i in range(seg.index_of(start), len(seg)):
+                if seg.bases[i] >= upper:
+                    return None
+                if seg.max_ts[i] >= timestamp:
+                    record = first_record_at(seg.chunks(i, i + 1)[0].data, timestamp)
+                    if record is not None and start <= record.offset < upper:
+                        return record.offset, record.timestamp
         return None
 
     def max_timestamp_offset(self, upper: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record with the largest timestamp below `upper`."""
-        best: Chunk | None = None
-        for chunk in self._chunks[self._index_of(self.log_start_offset) :]:
-            if chunk.last_offset >= upper:
-                break
-            if best is None or chunk.max_timestamp > best.max_timestamp:
-                best = chunk
+        best: tuple[Segment, int] | None = None
+        best_ts = None
+        start = self.log_start_offset
+        for si in range(self._segment_index(start), len(self._segments)):
+            seg = self._segments[si]
+            if not len(seg):
+                continue
+            whole = seg.lasts[-1] < upper and seg.bases[0] >= start
+            if whole and best_ts is not None and seg.max_timestamp <= best_ts:
+                continue
+            for i in range(seg.index_of(start), len(seg)):
+                if seg.lasts[i] >= upper:
+                    break
+                if best_ts is None or seg.max_ts[i] > best_ts:
+                    best, best_ts = (seg, i), seg.max_ts[i]
         if best is None:
             return None
-        record = first_record_at(best.data, best.max_timestamp)
-        return (best.last_offset, best.max_timestamp) if record is None else (record.offset, record.timestamp)
+        chunk = best[0].chunks(best[1], best[1] + 1)[0]
+        record = first_record_at(chunk.data, chunk.max_timestamp)
+        return (chunk.last_offset, chunk.max_timestamp) if record is None else (record.offset, record.timestamp)
+
+    # --- leader epochs ----------------------------------------------------------------
 
     def epoch_at(self, offset: int) -> int:
         """The leader epoch that wrote `offset` (-1 if unknown)."""
@@ -144,29 +459,146 @@ class Log:
             return -1, -1
         return found, self.log_end_offset
 
+    def _truncate_epochs_from_start(self, offset: int) -> None:
+        """Kafka's LeaderEpochFileCache.truncateFromStart: the epoch live at `offset` now starts there."""
+        older = [i for i, (_, start) in enumerate(self.epochs) if start <= offset]
+        if not older:
+            return
+        last = older[-1]
+        epoch = self.epochs[last][0]
+        new = [(epoch, offset), *self.epochs[last + 1 :]]
+        if new != self.epochs:
+            self.epochs = new
+            self.storage.save_epochs(self.epochs)
+
+    # --- removing data ----------------------------------------------------------------
+
     def advance_start(self, offset: int) -> None:
-        """Move the log start offset forward, dropping chunks wholly below it."""
+        """Move the log start offset forward (DeleteRecords, a follower following its leader).
+
+        Segments wholly below the new start are deleted at once (Kafka's
+        deleteLogStartOffsetBreachedSegments; never the active one). Past the
+        log end, the log is emptied and restarts at `offset`.
+        """
         if offset <= self.log_start_offset:
             return
         self.log_start_offset = offset
-        drop = 0
-        while drop < len(self._chunks) and self._chunks[drop].last_offset < offset:
-            self.size_bytes -= self._chunks[drop].size
-            drop += 1
-        del self._chunks[:drop]
-        del self._bases[:drop]
         if offset > self.log_end_offset:
+            now = self._clock()
+            for seg in self._segments:
+                seg.delete()
+            self._segments = [self.storage.new_segment(offset, now)]
+            self._seg_bases = [offset]
             self.log_end_offset = offset
+            self.recovery_point = max(self.recovery_point, offset) if self.is_persistent else offset
+            self._dirty_dir = True
+        else:
+            drop = 0
+            while drop < len(self._segments) - 1 and self._segments[drop + 1].base_offset <= offset:
+                drop += 1
+            self._drop_oldest(drop)
+        self._truncate_epochs_from_start(offset)
+        self.storage.save_log_start(offset)
+
+    def _drop_oldest(self, count: int) -> None:
+        for seg in self._segments[:count]:
+            seg.delete()
+        del self._segments[:count]
+        del self._seg_bases[:count]
+
+    def delete_oldest_segments(self, count: int, reason: str) -> int:
+        """Delete the `count` oldest segments (retention), rolling first if that is all of them.
+
+        Kafka never deletes the active segment: when every segment is to go,
+        it rolls a new empty one first. The log start offset moves to the
+        first remaining segment's base offset. Returns the number deleted.
+        """
+        if count <= 0:
+            return 0
+        if count >= len(self._segments):
+            count = len(self._segments)
+            self.roll()
+        doomed = self._segments[:count]
+        self._drop_oldest(count)
+        logger.info(
+            "deleting %d segment(s) with base offsets %s: %s",
+            len(doomed),
+            [s.base_offset for s in doomed],
+            reason,
+        )
+        new_start = self._segments[0].base_offset
+        if new_start > self.log_start_offset:
+            self.log_start_offset = new_start
+            self._truncate_epochs_from_start(new_start)
+            self.storage.save_log_start(new_start)
+        return len(doomed)
 
     def truncate_to(self, offset: int) -> None:
-        """Drop everything at or above `offset` (a follower removing divergent data)."""
-        i = self._index_of(offset)
-        for chunk in self._chunks[i:]:
-            self.size_bytes -= chunk.size
-        del self._chunks[i:]
-        del self._bases[i:]
-        self.log_end_offset = max(self.log_start_offset, self._chunks[-1].last_offset + 1 if self._chunks else offset)
-        self.epochs = [(e, s) for e, s in self.epochs if s < self.log_end_offset]
+        """Drop everything at or above `offset` (a follower removing divergent data).
 
-    def chunks_from(self, offset: int) -> list[Chunk]:
-        return self._chunks[self._index_of(offset) :]
+        As before segments: the chunk holding `offset` goes too, so the log
+        may end below `offset`.
+        """
+        si = self._segment_index(offset)
+        for seg in self._segments[si + 1 :]:
+            seg.delete()
+        del self._segments[si + 1 :]
+        del self._seg_bases[si + 1 :]
+        seg = self._segments[si]
+        seg.truncate(seg.index_of(offset))
+        end = next((s.end_offset for s in reversed(self._segments) if len(s)), offset)
+        self.log_end_offset = max(self.log_start_offset, end)
+        self.recovery_point = min(self.recovery_point, self.log_end_offset)
+        self.epochs = [(e, s) for e, s in self.epochs if s < self.log_end_offset]
+        self.storage.save_epochs(self.epochs)
+
+    # --- durability -------------------------------------------------------------------
+
+    async def sync(self) -> None:
+        """fsync everything appended so far (no-op in memory).
+
+        Concurrent callers share one fsync (group commit): a caller that
+        finds one running waits for it and checks again. The fsync runs in a
+        worker thread (there is no async fsync), on duplicated descriptors so
+        that a segment deleted meanwhile cannot close them under it.
+        """
+        target = self.log_end_offset
+        while self.recovery_point < target:
+            if self._syncing is not None:
+                await self._syncing.wait()
+                continue
+            event = self._syncing = trio.Event()
+            try:
+                end = self.log_end_offset
+                fds: list[int] = []
+                for seg in self._segments:
+                    if seg.end_offset > self.recovery_point:
+                        fd = seg.sync_fd()
+                        if fd is not None:
+                            fds.append(fd)
+                if self._dirty_dir:
+                    self._dirty_dir = False
+                    dir_fd = self.storage.sync_dir_fd()
+                    if dir_fd is not None:
+                        fds.append(dir_fd)
+                await trio.to_thread.run_sync(_fsync_all, fds)
+                self.recovery_point = max(self.recovery_point, end)
+                self.last_flush_ms = self._clock()
+            finally:
+                self._syncing = None
+                event.set()
+
+    @property
+    def unflushed_messages(self) -> int:
+        return self.log_end_offset - self.recovery_point
+
+    def close(self) -> None:
+        for seg in self._segments:
+            seg.close()
+        self.storage.close()
+
+    def delete(self) -> None:
+        """Delete the whole log (its topic was deleted)."""
+        for seg in self._segments:
+            seg.delete()
+        self.storage.delete()

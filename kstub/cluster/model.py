@@ -28,9 +28,10 @@ from kstub.control import ControlPlane
 from kstub.protocol import ErrorCode
 from kstub.protocol.records import ProducedBatch
 
-from .config import TOPIC_CONFIGS, BrokerConfig, InvalidConfig, validate_topic_configs
+from .config import BrokerConfig, InvalidConfig, topic_config_value, validate_topic_configs
 from .log import Log
 from .producers import PartitionProducers, ProducerIds
+from .storage import StateStore
 
 log = logging.getLogger("kstub.cluster")
 
@@ -126,7 +127,8 @@ class Partition:
         self._waiters.discard(event)
 
     def config(self, name: str) -> str:
-        return self.topic.config(name)
+        """A topic setting as the leader's broker sees it."""
+        return self.topic.config(name, self.leader)
 
     def append(self, batches: list[ProducedBatch], now_ms: int) -> AppendResult:
         """Append a produce request's batches for this partition (already validated).
@@ -173,14 +175,13 @@ class Topic:
     def replication_factor(self) -> int:
         return len(self.partitions[0].replicas) if self.partitions else 0
 
-    def config(self, name: str) -> str:
-        """A topic setting: explicit, else the broker default, else Kafka's default."""
-        if name in self.configs:
-            return self.configs[name]
-        setting = TOPIC_CONFIGS[name]
-        if setting.broker_setting is not None:
-            return str(self.cluster.config[setting.broker_setting])
-        return setting.default
+    def config(self, name: str, broker_id: int | None = None) -> str:
+        """A topic setting: explicit, else its broker synonyms (log.retention.ms...), else Kafka's default.
+
+        Broker synonyms are looked up as `broker_id` sees them (its dynamic
+        settings first), or cluster-wide if None.
+        """
+        return topic_config_value(name, self.configs, self.cluster.config, broker_id)
 
 
 def assign_replicas(
@@ -223,6 +224,8 @@ class Cluster:
         self.control = ControlPlane()
         self._clock = clock
         self._assignment_counter = itertools.count()
+        #: where logs and metadata live: memory unless `kstub serve --data-dir` (kstub/cluster/storage.py)
+        self.store: StateStore = StateStore()
 
     # --- time ---------------------------------------------------------------
 
@@ -316,6 +319,7 @@ class Cluster:
         for replicas in replica_lists:
             self._add_partition(topic, replicas)
         self.topics[name] = topic
+        self.store.save_metadata(self)
         log.info(
             "created topic %s: %d partitions, replication factor %d",
             name,
@@ -339,7 +343,7 @@ class Cluster:
     def _add_partition(self, topic: Topic, replicas: list[int]) -> Partition:
         partition = Partition(topic, len(topic.partitions), replicas, leader=replicas[0], isr=list(replicas))
         # Followers are not fed yet (see module docstring): only the leader keeps a log.
-        partition.logs[partition.leader] = Log()
+        partition.logs[partition.leader] = self.store.new_log(self, partition, partition.leader)
         partition.isr = [partition.leader]
         topic.partitions.append(partition)
         return partition
@@ -350,8 +354,40 @@ class Cluster:
             raise ClusterError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition.")
         for partition in topic.partitions:
             partition.notify()
+        self.store.delete_topic(self, topic)
         log.info("deleted topic %s", name)
         return topic
+
+    def add_partitions(self, topic_name: str, new_total: int, *, assignments: list[list[int]] | None = None) -> None:
+        """Grow a topic to `new_total` partitions (CreatePartitions); never shrink it.
+
+        New partitions get replicas as a new topic's would (continuing the
+        round-robin from the existing count), or `assignments` (one replica
+        list per new partition, already validated by the caller).
+        """
+        topic = self.topics.get(topic_name)
+        if topic is None:
+            raise ClusterError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition.")
+        existing = len(topic.partitions)
+        if new_total == existing:
+            raise ClusterError(ErrorCode.INVALID_PARTITIONS, f"Topic already has {existing} partition(s).")
+        if new_total < existing:
+            raise ClusterError(
+                ErrorCode.INVALID_PARTITIONS,
+                f"The topic {topic_name} currently has {existing} partition(s); {new_total} would not be an increase.",
+            )
+        if assignments is None:
+            assignments = self._assign(new_total - existing, topic.replication_factor, first_partition=existing)
+        for replicas in assignments:
+            self._add_partition(topic, replicas)
+        self.store.save_metadata(self)
+        log.info("topic %s now has %d partitions", topic_name, new_total)
+
+    def run_retention(self, now_ms: int | None = None) -> int:
+        """Run a retention pass now (kstub/cluster/retention.py); returns the number of segments deleted."""
+        from .retention import retention_pass
+
+        return retention_pass(self, self.now_ms() if now_ms is None else now_ms)
 
     def topic_by_id(self, topic_id: uuid.UUID) -> Topic | None:
         for topic in self.topics.values():

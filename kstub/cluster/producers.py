@@ -76,6 +76,21 @@ class PartitionProducers:
             state = self._states[producer_id] = _ProducerPartitionState(epoch)
         state.batches.append(_Entry(first_seq, (first_seq + count - 1) % (INT32_MAX + 1), base_offset))
 
+    def snapshot(self) -> dict[str, dict]:
+        """The state as plain data (a producer-state snapshot file, as Kafka's .snapshot)."""
+        return {
+            str(pid): {"epoch": st.epoch, "batches": [[e.first_seq, e.last_seq, e.base_offset] for e in st.batches]}
+            for pid, st in self._states.items()
+        }
+
+    def restore(self, data: dict[str, dict]) -> None:
+        """Replace the state with a `snapshot()`."""
+        self._states = {}
+        for pid, st in data.items():
+            state = self._states[int(pid)] = _ProducerPartitionState(int(st["epoch"]))
+            for first, last, base in st["batches"]:
+                state.batches.append(_Entry(int(first), int(last), int(base)))
+
 
 class ProducerIds:
     """Hands out producer ids and bumps epochs (InitProducerId)."""
@@ -101,6 +116,15 @@ class ProducerIds:
                 return ErrorCode.PRODUCER_FENCED, -1, -1
             return self._bump(producer_id)
         return ErrorCode.NONE, self._allocate(), 0
+
+    def snapshot(self) -> dict:
+        """Ids handed out and their epochs, as plain data (persisted by --data-dir)."""
+        return {"next_id": self._next_id, "epochs": self._epochs, "transactional": self._transactional}
+
+    def restore(self, data: dict) -> None:
+        self._next_id = int(data["next_id"])
+        self._epochs = {int(k): int(v) for k, v in data["epochs"].items()}
+        self._transactional = {str(k): int(v) for k, v in data["transactional"].items()}
 
     def _allocate(self) -> int:
         pid = self._next_id

@@ -3,6 +3,8 @@
 from . import (  # noqa: F401  (imported to register their handlers)
     admin,
     api_versions,
+    cluster_info,
+    configs,
     coordinator,
     fetch,
     leader_epoch,

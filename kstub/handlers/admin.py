@@ -1,43 +1,40 @@
-"""CreateTopics (19) and DeleteTopics (20).
+"""CreateTopics (19), DeleteTopics (20), CreatePartitions (37) and DeleteRecords (21).
 
 CreateTopics validates each topic as Kafka does (name, existing topic,
 partition count, replication factor against the live brokers, manual
 assignments, config names and values) and answers per topic with an error
 code and message; validate_only checks without creating. From v5 the response
 carries the topic's partition count, replication factor and configs.
+
+CreatePartitions grows a topic, never shrinks it (INVALID_PARTITIONS, with
+Kafka's KRaft messages); new partitions get replicas as a new topic's would,
+or the manual assignment given, checked as Kafka's controller checks it.
+DeleteRecords moves the log start offset of each partition (on every replica's
+log) to the given offset, -1 meaning the high watermark, and answers the new
+low watermark; beyond the high watermark is OFFSET_OUT_OF_RANGE, and a topic
+whose cleanup.policy lacks "delete" is POLICY_VIOLATION, as in Kafka.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+
 from construct import Container
 
-from kstub.cluster.config import TOPIC_CONFIGS
-from kstub.cluster.model import ClusterError, Topic
+from kstub.cluster.model import ClusterError, Partition, Topic
 from kstub.protocol import ErrorCode
 from kstub.protocol.primitives import ZERO_UUID
 
 from .base import Body, Context, handles
-
-# Kafka's DescribeConfigs config sources
-TOPIC_CONFIG = 1
-STATIC_BROKER_CONFIG = 4
-DEFAULT_CONFIG = 5
+from .configs import topic_config_entries
 
 
 def config_entries(ctx: Context, explicit: dict[str, str]) -> list[Body]:
-    entries = []
-    overridden = ctx.cluster.config.explicit
-    for name, setting in sorted(TOPIC_CONFIGS.items()):
-        if name in explicit:
-            value, source = explicit[name], TOPIC_CONFIG
-        elif setting.broker_setting is not None and setting.broker_setting in overridden:
-            value, source = str(ctx.cluster.config[setting.broker_setting]), STATIC_BROKER_CONFIG
-        else:
-            value, source = setting.default, DEFAULT_CONFIG
-        entries.append(
-            {"name": name, "value": value, "read_only": False, "config_source": source, "is_sensitive": False}
-        )
-    return entries
+    """CreateTopics v5+: the new topic's configs, with their sources, as DescribeConfigs reports them."""
+    return [
+        {"name": d.name, "value": d.value, "read_only": d.read_only, "config_source": d.source, "is_sensitive": False}
+        for d in topic_config_entries(ctx, explicit)
+    ]
 
 
 def _created(ctx: Context, name: str, partitions: int, rf: int, explicit: dict[str, str], topic: Topic | None) -> Body:
@@ -118,3 +115,116 @@ async def delete_topics(ctx: Context, req: Container) -> Body:
     else:
         results = [_delete_one(ctx, name, None) for name in req.topic_names]
     return {"throttle_time_ms": 0, "responses": results}
+
+
+# --- CreatePartitions ------------------------------------------------------------------
+
+
+def _check_assignments(ctx: Context, topic: Topic, count: int, assignments: list[list[int]]) -> None:
+    """Kafka's ReplicationControlManager checks of a manual assignment for new partitions."""
+    additional = count - len(topic.partitions)
+    if len(assignments) != additional:
+        raise ClusterError(
+            ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+            f"Attempted to add {additional} additional partition(s), but only {len(assignments)} "
+            "assignment(s) were specified.",
+        )
+    rf = topic.replication_factor
+    for i, replicas in enumerate(assignments):
+        if not replicas:
+            raise ClusterError(
+                ErrorCode.INVALID_REPLICA_ASSIGNMENT, "The manual partition assignment includes an empty replica list."
+            )
+        previous = None
+        for broker_id in sorted(replicas):
+            if broker_id not in ctx.cluster.brokers:
+                raise ClusterError(
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                    f"The manual partition assignment includes broker {broker_id}, but no such broker is registered.",
+                )
+            if broker_id == previous:
+                raise ClusterError(
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                    f"The manual partition assignment includes the broker {broker_id} more than once.",
+                )
+            previous = broker_id
+        if len(replicas) != rf:
+            raise ClusterError(
+                ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                f"The manual partition assignment includes a partition with {len(replicas)} replica(s), but this "
+                f"is not consistent with previous partitions, which have {rf} replica(s).",
+            )
+        if not any(ctx.cluster.brokers[b].alive for b in replicas):
+            raise ClusterError(
+                ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                "All brokers specified in the manual partition assignment for partition "
+                f"{len(topic.partitions) + i} are fenced or in controlled shutdown.",
+            )
+
+
+def _grow(ctx: Context, t: Container, validate_only: bool) -> Body:
+    cluster = ctx.cluster
+    try:
+        topic = cluster.topics.get(t.name)
+        if topic is None:
+            raise ClusterError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None)  # type: ignore[arg-type]
+        existing = len(topic.partitions)
+        if t.count == existing:
+            raise ClusterError(ErrorCode.INVALID_PARTITIONS, f"Topic already has {existing} partition(s).")
+        if t.count < existing:
+            raise ClusterError(
+                ErrorCode.INVALID_PARTITIONS,
+                f"The topic {t.name} currently has {existing} partition(s); {t.count} would not be an increase.",
+            )
+        assignments = None
+        if t.assignments is not None:
+            assignments = [list(a.broker_ids) for a in t.assignments]
+            _check_assignments(ctx, topic, t.count, assignments)
+        if not validate_only:
+            cluster.add_partitions(t.name, t.count, assignments=assignments)
+    except ClusterError as exc:
+        return {"name": t.name, "error_code": exc.code, "error_message": exc.message}
+    return {"name": t.name, "error_code": ErrorCode.NONE, "error_message": None}
+
+
+@handles(37)
+async def create_partitions(ctx: Context, req: Container) -> Body:
+    counts = Counter(t.name for t in req.topics)
+    results = [
+        {"name": name, "error_code": ErrorCode.INVALID_REQUEST, "error_message": "Duplicate topic name."}
+        for name, n in counts.items()
+        if n > 1
+    ]
+    results += [_grow(ctx, t, req.validate_only) for t in req.topics if counts[t.name] == 1]
+    return {"throttle_time_ms": 0, "results": results}
+
+
+# --- DeleteRecords ---------------------------------------------------------------------
+
+
+def _delete_records(ctx: Context, topic: str, p: Container) -> Body:
+    def answer(code: ErrorCode, low: int = -1) -> Body:
+        return {"partition_index": p.partition_index, "low_watermark": low, "error_code": code}
+
+    try:
+        partition: Partition = ctx.cluster.leader_partition(topic, p.partition_index, ctx.node_id)
+    except ClusterError as exc:
+        return answer(exc.code)
+    if "delete" not in [x.strip() for x in partition.config("cleanup.policy").split(",")]:
+        return answer(ErrorCode.POLICY_VIOLATION)
+    offset = partition.high_watermark if p.offset == -1 else p.offset
+    if offset < 0 or offset > partition.high_watermark:
+        return answer(ErrorCode.OFFSET_OUT_OF_RANGE)
+    for lg in partition.logs.values():
+        lg.advance_start(offset)
+    return answer(ErrorCode.NONE, min(lg.log_start_offset for lg in partition.logs.values()))
+
+
+@handles(21)
+async def delete_records(ctx: Context, req: Container) -> Body:
+    return {
+        "throttle_time_ms": 0,
+        "topics": [
+            {"name": t.name, "partitions": [_delete_records(ctx, t.name, p) for p in t.partitions]} for t in req.topics
+        ],
+    }

@@ -1,10 +1,15 @@
 """Produce (0): validate each partition's batches and append them as sent.
 
-The records are never decoded: `read_produce_data` checks the batch framing,
+The records are not decoded: `read_produce_data` checks the batch framing,
 CRC and Kafka's per-version rules, and the log stores the bytes with only the
-base offset and leader epoch patched. Errors are per partition, as in Kafka.
+base offset and leader epoch patched. The one exception is a compacted topic
+(cleanup.policy with "compact"), which, as in Kafka, refuses records without
+a key (INVALID_RECORD with per-record errors). Errors are per partition, as in Kafka.
 acks=0 gets no response at all; acks=1 answers once the leader appended;
 acks=-1 answers once the batch is committed (in-sync replicas have it).
+With --data-dir, the store then flushes what the durability settings ask for
+(flush.messages; every acknowledged batch with kstub.fsync.on.ack) before the
+answer goes out; a failed write is KAFKA_STORAGE_ERROR.
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ import logging
 
 from construct import Container
 
-from kstub.cluster.model import ClusterError
+from kstub.cluster.model import ClusterError, Partition
 from kstub.protocol import ErrorCode
-from kstub.protocol.records import BatchError, read_produce_data
+from kstub.protocol.records import BatchError, iter_records, read_produce_data
 
 from .base import Body, Context, handles
 
@@ -26,7 +31,9 @@ def _partition_error(index: int, code: ErrorCode, message: str | None = None) ->
     return {"index": index, "error_code": code, "base_offset": -1, "error_message": message}
 
 
-def _produce_partition(ctx: Context, topic: str, data: Container, acks: int) -> Body:
+def _produce_partition(
+    ctx: Context, topic: str, data: Container, acks: int, appended: list[Partition] | None = None
+) -> Body:
     cluster = ctx.cluster
     try:
         partition = cluster.leader_partition(topic, data.index, ctx.node_id)
@@ -55,9 +62,19 @@ def _produce_partition(ctx: Context, topic: str, data: Container, acks: int) -> 
     except BatchError as exc:
         log.info("produce to %s-%d rejected: %s", topic, data.index, exc)
         return _partition_error(data.index, exc.code, str(exc))
-    result = partition.append(batches, cluster.now_ms())
+    if "compact" in [p.strip() for p in partition.config("cleanup.policy").split(",")]:
+        keyless = _keyless_records(batches, f"{topic}-{data.index}")
+        if keyless:
+            return keyless | {"index": data.index}
+    try:
+        result = partition.append(batches, cluster.now_ms())
+    except OSError as exc:
+        log.error("produce to %s-%d: cannot write the log: %s", topic, data.index, exc)
+        return _partition_error(data.index, ErrorCode.KAFKA_STORAGE_ERROR, str(exc))
     if result.error:
         return _partition_error(data.index, result.error)
+    if appended is not None:
+        appended.append(partition)
     return {
         "index": data.index,
         "error_code": ErrorCode.NONE,
@@ -67,16 +84,38 @@ def _produce_partition(ctx: Context, topic: str, data: Container, acks: int) -> 
     }
 
 
+def _keyless_records(batches: list, partition_name: str) -> Body | None:
+    """Kafka's LogValidator.validateKey: a compacted topic takes only records with keys (INVALID_RECORD).
+
+    The one place produce decodes records, because the feature needs it.
+    """
+    message = f"Compacted topic cannot accept message without key in topic partition {partition_name}."
+    errors = [i for batch in batches for i, record in enumerate(iter_records(batch.data)) if record.key is None]
+    if not errors:
+        return None
+    shown = ", ".join(f"RecordError(batchIndex={i}, message='{message}')" for i in errors[:3])
+    return {
+        "error_code": ErrorCode.INVALID_RECORD,
+        "base_offset": -1,
+        "record_errors": [{"batch_index": i, "batch_index_error_message": message} for i in errors],
+        "error_message": f"One or more records have been rejected due to {len(errors)} record errors in total, "
+        f"and only showing the first three errors at most: [{shown}]",
+    }
+
+
 @handles(0)
 async def produce(ctx: Context, req: Container) -> Body | None:
     acks = req.acks
     responses = []
+    appended: list[Partition] = []
     for topic in req.topic_data:
         if acks not in (-1, 0, 1):
             parts = [_partition_error(p.index, ErrorCode.INVALID_REQUIRED_ACKS) for p in topic.partition_data]
         else:
-            parts = [_produce_partition(ctx, topic.name, p, acks) for p in topic.partition_data]
+            parts = [_produce_partition(ctx, topic.name, p, acks, appended) for p in topic.partition_data]
         responses.append({"name": topic.name, "partition_responses": parts})
+    if appended:
+        await ctx.cluster.store.after_produce(appended, acks)  # flush.messages, fsync.on.ack
     if acks == 0:
         return None
     return {"responses": responses, "throttle_time_ms": 0}

@@ -16,4 +16,6 @@ from .base import Body, Context, handles
 @handles(22)
 async def init_producer_id(ctx: Context, req: Container) -> Body:
     error, pid, epoch = ctx.cluster.producer_ids.init(req.transactional_id, req.producer_id, req.producer_epoch)
+    if not error:
+        ctx.cluster.store.save_producer_ids(ctx.cluster)
     return {"throttle_time_ms": 0, "error_code": error, "producer_id": pid, "producer_epoch": epoch}

@@ -1,0 +1,103 @@
+"""DescribeCluster (60) and DescribeLogDirs (35).
+
+DescribeCluster answers the cluster id, the controller and the live brokers,
+as Metadata does; only the broker endpoint type exists here (asking for
+controllers is MISMATCHED_ENDPOINT_TYPE in v1, INVALID_REQUEST in v0, as a
+Kafka broker answers). Authorized operations, when asked, are every cluster
+operation (there is no authorizer).
+
+DescribeLogDirs answers, for the broker asked, its one log directory and the
+size of each replica log it holds (all of them, or those requested). With
+``--data-dir`` the directory is the broker's folder under it, with the
+volume's total and usable bytes; in memory it is reported as
+``<memory>/broker-N`` with -1 for the volume sizes.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from construct import Container
+
+from kstub.protocol import ErrorCode
+
+from .base import Body, Context, handles
+
+BROKER_ENDPOINT = 1
+_ENDPOINT_NAMES = {1: "BROKER", 2: "CONTROLLER"}
+
+# AclOperation codes a cluster resource supports: CREATE, ALTER, DESCRIBE, CLUSTER_ACTION,
+# DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE (Kafka's AclEntry.supportedOperations).
+CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
+NO_OPERATIONS = -(2**31)
+
+
+@handles(60)
+async def describe_cluster(ctx: Context, req: Container) -> Body:
+    cluster = ctx.cluster
+    body: Body = {"throttle_time_ms": 0, "endpoint_type": req.endpoint_type, "cluster_id": cluster.cluster_id}
+    if req.endpoint_type not in _ENDPOINT_NAMES:
+        code = ErrorCode.INVALID_REQUEST if ctx.api_version == 0 else ErrorCode.UNSUPPORTED_ENDPOINT_TYPE
+        return {**body, "error_code": code, "error_message": f"Unsupported endpoint type {req.endpoint_type}"}
+    if req.endpoint_type != BROKER_ENDPOINT:
+        code = ErrorCode.INVALID_REQUEST if ctx.api_version == 0 else ErrorCode.MISMATCHED_ENDPOINT_TYPE
+        return {
+            **body,
+            "error_code": code,
+            "error_message": "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type "
+            + _ENDPOINT_NAMES[req.endpoint_type],
+        }
+    return {
+        **body,
+        "error_code": ErrorCode.NONE,
+        "error_message": None,
+        "controller_id": cluster.controller_id,
+        "brokers": [
+            {"broker_id": b.node_id, "host": b.advertised_host, "port": b.port, "rack": b.rack}
+            for b in cluster.live_brokers()
+        ],
+        "cluster_authorized_operations": (
+            CLUSTER_OPERATIONS if req.include_cluster_authorized_operations else NO_OPERATIONS
+        ),
+    }
+
+
+@handles(35)
+async def describe_log_dirs(ctx: Context, req: Container) -> Body:
+    cluster = ctx.cluster
+    wanted = None if req.topics is None else {(t.topic, p) for t in req.topics for p in t.partitions}
+    topics = []
+    for topic in cluster.topics.values():
+        parts = []
+        for p in topic.partitions:
+            lg = p.logs.get(ctx.node_id)
+            if lg is None or (wanted is not None and (topic.name, p.index) not in wanted):
+                continue
+            parts.append(
+                {
+                    "partition_index": p.index,
+                    "partition_size": lg.size_bytes,
+                    "offset_lag": max(p.high_watermark - lg.log_end_offset, 0),
+                    "is_future_key": False,
+                }
+            )
+        if parts:
+            topics.append({"name": topic.name, "partitions": parts})
+    log_dir = cluster.store.broker_dir(ctx.node_id)
+    total = usable = -1
+    if log_dir is not None:
+        usage = shutil.disk_usage(log_dir)
+        total, usable = usage.total, usage.free
+    return {
+        "throttle_time_ms": 0,
+        "error_code": ErrorCode.NONE,
+        "results": [
+            {
+                "error_code": ErrorCode.NONE,
+                "log_dir": str(log_dir) if log_dir is not None else f"<memory>/broker-{ctx.node_id}",
+                "topics": topics,
+                "total_bytes": total,
+                "usable_bytes": usable,
+            }
+        ],
+    }

@@ -1,0 +1,111 @@
+"""Topic config validation and DescribeConfigs' sources and synonyms, as Kafka's ConfigHelper reports them."""
+
+from __future__ import annotations
+
+import pytest
+
+from kstub.cluster.config import (
+    BrokerConfig,
+    ConfigError,
+    ConfigSource,
+    InvalidConfig,
+    describe_broker_config,
+    describe_topic_config,
+    validate_broker_config,
+    validate_topic_configs,
+)
+
+
+def synonyms(d) -> list[tuple[str, str | None, ConfigSource]]:
+    return [(s.name, s.value, s.source) for s in d.synonyms]
+
+
+@pytest.mark.parametrize(
+    ("configs", "message"),
+    [
+        ({"no.such": "1"}, "Unknown topic config name: no.such"),
+        ({"retention.ms": "soon"}, "Invalid value soon for configuration retention.ms: Not a number of type LONG"),
+        ({"retention.ms": "-2"}, "Invalid value -2 for configuration retention.ms: Value must be at least -1"),
+        ({"segment.bytes": "13"}, "Invalid value 13 for configuration segment.bytes: Value must be at least 14"),
+        ({"segment.bytes": "3000000000"}, "Not a number of type INT"),
+        (
+            {"cleanup.policy": "delete,shred"},
+            "Invalid value shred for configuration cleanup.policy: String must be one",
+        ),
+        ({"message.timestamp.type": "Now"}, "String must be one of: CreateTime, LogAppendTime"),
+        ({"preallocate": "yes"}, "Expected value to be either true or false"),
+        ({"min.cleanable.dirty.ratio": "2"}, "Value must be no more than 1"),
+        ({"min.compaction.lag.ms": "10", "max.compaction.lag.ms": "5"}, "conflict topic config setting"),
+    ],
+)
+def test_bad_topic_configs_get_kafkas_messages(configs, message):
+    with pytest.raises(InvalidConfig, match=message.replace("(", r"\(")):
+        validate_topic_configs(configs)
+
+
+def test_values_are_normalized_as_kafka_reports_them():
+    got = validate_topic_configs(
+        {"retention.ms": " 100 ", "cleanup.policy": "compact , delete", "preallocate": "TRUE", "flush.ms": None}
+    )
+    assert got == {"retention.ms": "100", "cleanup.policy": "compact,delete", "preallocate": "true"}
+
+
+def test_retention_ms_reports_no_synonyms_unless_log_retention_ms_is_set():
+    # Kafka drops the synonyms before the first one named log.retention.ms, so hours alone shows nothing
+    d = describe_topic_config("retention.ms", {}, BrokerConfig({"log.retention.hours": "1"}))
+    assert (d.value, d.source, synonyms(d)) == ("3600000", ConfigSource.DEFAULT_CONFIG, [])
+    d = describe_topic_config("retention.ms", {}, BrokerConfig({"log.retention.ms": "5000"}))
+    assert (d.value, d.source) == ("5000", ConfigSource.STATIC_BROKER_CONFIG)
+    assert synonyms(d) == [
+        ("log.retention.ms", "5000", ConfigSource.STATIC_BROKER_CONFIG),
+        ("log.retention.hours", "168", ConfigSource.DEFAULT_CONFIG),
+    ]
+
+
+def test_a_topic_override_comes_first_then_the_broker_chain():
+    broker = BrokerConfig({"log.segment.bytes": "2000"})
+    d = describe_topic_config("segment.bytes", {"segment.bytes": "1000"}, broker)
+    assert (d.value, d.source) == ("1000", ConfigSource.TOPIC_CONFIG)
+    assert synonyms(d) == [
+        ("segment.bytes", "1000", ConfigSource.TOPIC_CONFIG),
+        ("log.segment.bytes", "2000", ConfigSource.STATIC_BROKER_CONFIG),
+        ("log.segment.bytes", "1073741824", ConfigSource.DEFAULT_CONFIG),
+    ]
+
+
+def test_dynamic_defaults_outrank_static_settings():
+    broker = BrokerConfig({"log.segment.bytes": "2000"})
+    broker.dynamic_default["log.segment.bytes"] = "3000"
+    d = describe_topic_config("segment.bytes", {}, broker)
+    assert (d.value, d.source) == ("3000", ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG)
+    assert [s[2] for s in synonyms(d)] == [
+        ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG,
+        ConfigSource.STATIC_BROKER_CONFIG,
+        ConfigSource.DEFAULT_CONFIG,
+    ]
+
+
+def test_configs_without_a_broker_synonym_are_plain_defaults():
+    d = describe_topic_config("remote.storage.enable", {}, BrokerConfig())
+    assert (d.value, d.source, d.synonyms) == ("false", ConfigSource.DEFAULT_CONFIG, [])
+
+
+def test_broker_configs_describe_with_their_chain_and_read_only_flag():
+    broker = BrokerConfig({"log.retention.hours": "2"})
+    d = describe_broker_config("log.retention.hours", broker, 0)
+    assert (d.value, d.source, d.read_only) == ("2", ConfigSource.STATIC_BROKER_CONFIG, True)
+    assert synonyms(d) == [
+        ("log.retention.hours", "2", ConfigSource.STATIC_BROKER_CONFIG),
+        ("log.retention.hours", "168", ConfigSource.DEFAULT_CONFIG),
+    ]
+    d = describe_broker_config("log.retention.ms", broker, 0)
+    assert (d.value, d.source, d.read_only) == (None, ConfigSource.DEFAULT_CONFIG, False)
+
+
+def test_dynamic_broker_settings_are_checked_like_kafka():
+    validate_broker_config("log.retention.ms", "1000")
+    validate_broker_config("some.plugin.setting", "x")  # Kafka keeps names it does not know
+    with pytest.raises(ConfigError, match=r"Cannot update these configs dynamically: Set\(log.retention.hours\)"):
+        validate_broker_config("log.retention.hours", "1")
+    with pytest.raises(ConfigError, match="Value must be at least -1"):
+        validate_broker_config("log.retention.ms", "-7")
