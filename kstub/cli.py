@@ -1,4 +1,4 @@
-"""The kstub command line: ``kstub serve`` runs a cluster in the foreground."""
+"""The kstub command line: ``kstub serve`` runs a cluster in the foreground; ``kstub ctl`` controls it."""
 
 from __future__ import annotations
 
@@ -43,7 +43,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --data-dir: fsync new data before acknowledging a produce (same as -c kstub.fsync.on.ack=true)",
     )
+    serve.add_argument(
+        "--admin-port", type=int, default=None, help="serve the admin HTTP API on this port (0: ephemeral)"
+    )
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    from kstub import ctl
+
+    ctl.add_parser(sub)
     sub.add_parser("compat", add_help=False, help="run real Kafka clients' compatibility matrix (kstub compat --help)")
     return parser
 
@@ -56,10 +62,16 @@ def main(argv: list[str] | None = None) -> int:
         return compat_main(argv[1:], prog="kstub compat")
     args = _parser().parse_args(argv)
     logging.basicConfig(
-        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=getattr(args, "log_level", "WARNING"),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if args.command == "serve":
         return _serve(args)
+    if args.command == "ctl":
+        from kstub import ctl
+
+        return ctl.run(args)
     return 2
 
 
@@ -68,7 +80,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from kstub.cluster.config import BrokerConfig
     from kstub.cluster.model import Cluster
-    from kstub.server import ListenerSpec, serve_cluster
+    from kstub.server import ClusterServer, ListenerSpec
 
     if args.brokers < 1:
         print("kstub: --brokers must be at least 1", file=sys.stderr)
@@ -86,13 +98,22 @@ def _serve(args: argparse.Namespace) -> int:
     elif args.fsync:
         print("kstub: --fsync needs --data-dir", file=sys.stderr)
         return 2
-    spec = ListenerSpec(host=args.host, port=args.port, brokers=args.brokers, advertised_host=args.advertised_host)
+    spec = ListenerSpec(
+        host=args.host,
+        port=args.port,
+        brokers=args.brokers,
+        advertised_host=args.advertised_host,
+        admin_port=args.admin_port,
+    )
+    server = ClusterServer(cluster, spec)
 
     async def run() -> None:
         async with trio.open_nursery() as nursery:
-            brokers = await nursery.start(serve_cluster, cluster, spec)
+            brokers = await nursery.start(server.run)
             bootstrap = ",".join(f"{b.advertised_host}:{b.port}" for b in brokers)
             logging.getLogger("kstub").info("kstub ready: bootstrap servers %s", bootstrap)
+            if server.admin_port is not None:
+                logging.getLogger("kstub").info("admin API: http://%s:%d", args.host, server.admin_port)
 
     try:
         trio.run(run)

@@ -6,6 +6,10 @@ in request order however many the client pipelines. Produce with acks=0 gets
 no response. A frame the codec rejects (too large, truncated, unknown api key
 or version, undecodable body) closes this connection with a log line; other
 connections are unaffected.
+
+Faults from the control plane (kstub/control.py) apply here: lost requests
+and responses, delayed responses, injected error codes. A `Session` lets the
+broker close the connection between requests when it stops.
 """
 
 from __future__ import annotations
@@ -24,6 +28,21 @@ log = logging.getLogger("kstub.connection")
 RECEIVE_SIZE = 256 * 1024
 
 
+class Session:
+    """A connection as its broker sees it: cancellable, and busy while a request is being answered."""
+
+    def __init__(self) -> None:
+        self.scope = trio.CancelScope()
+        self.busy = False
+        self.closing = False
+
+    def close_when_idle(self) -> None:
+        """Close now if waiting for a request, else right after answering the current one."""
+        self.closing = True
+        if not self.busy:
+            self.scope.cancel()
+
+
 def _peer(stream: trio.SocketStream) -> str:
     try:
         host, port, *_ = stream.socket.getpeername()
@@ -32,13 +51,15 @@ def _peer(stream: trio.SocketStream) -> str:
         return "?"
 
 
-async def serve_connection(stream: trio.SocketStream, cluster: Cluster, broker: Broker) -> None:
+async def serve_connection(
+    stream: trio.SocketStream, cluster: Cluster, broker: Broker, session: Session | None = None
+) -> None:
     peer = _peer(stream)
     log.info("broker %d: connection from %s", broker.node_id, peer)
     conn = ServerConnection(max_frame=cluster.config["socket.request.max.bytes"])
     try:
         async with stream:
-            await _request_loop(stream, conn, cluster, broker, peer)
+            await _request_loop(stream, conn, cluster, broker, peer, session or Session())
     except RemoteProtocolError as exc:
         log.warning("broker %d: closing connection from %s: %s", broker.node_id, peer, exc)
         return
@@ -53,11 +74,15 @@ async def serve_connection(stream: trio.SocketStream, cluster: Cluster, broker: 
 
 
 async def _request_loop(
-    stream: trio.SocketStream, conn: ServerConnection, cluster: Cluster, broker: Broker, peer: str
+    stream: trio.SocketStream, conn: ServerConnection, cluster: Cluster, broker: Broker, peer: str, session: Session
 ) -> None:
+    control = cluster.control
     while True:
         request = conn.next_request()
         if request is NEED_DATA:
+            session.busy = False
+            if session.closing:
+                return
             data = await stream.receive_some(RECEIVE_SIZE)
             if not data:
                 if conn.buffered:
@@ -66,11 +91,18 @@ async def _request_loop(
             conn.receive_data(data)
             continue
         assert isinstance(request, Request)
+        session.busy = True
+        if control.faults and control.take("drop_request", request.api_key, broker.node_id):
+            return  # lost with the connection before the broker saw it
         response = await _dispatch(request, cluster, broker, peer)
-        if cluster.control.take("drop_response", request.api_key, broker.node_id):
-            return  # the request took effect; its answer is lost with the connection
+        if control.faults:
+            if control.take("drop_response", request.api_key, broker.node_id):
+                return  # the request took effect; its answer is lost with the connection
+            await control.apply_delay(request.api_key, broker.node_id)
         if response is not None:
             await stream.send_all(response if isinstance(response, bytes) else conn.encode_response(request, response))
+        if session.closing:
+            return
 
 
 async def _dispatch(request: Request, cluster: Cluster, broker: Broker, peer: str) -> dict | bytes | None:
@@ -89,4 +121,12 @@ async def _dispatch(request: Request, cluster: Cluster, broker: Broker, peer: st
     if handler is None:
         raise RemoteProtocolError(f"no handler for {request.api.name}")
     ctx = Context(cluster, broker, request.api_version, request.client_id, peer)
-    return await handler(ctx, request.body)
+    if not cluster.control.faults:
+        return await handler(ctx, request.body)
+    injected = cluster.control.inject_errors(ctx, request)
+    if injected is not None:
+        return injected
+    try:
+        return await handler(ctx, request.body)
+    finally:
+        cluster.control.errors_fired(ctx)

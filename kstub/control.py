@@ -1,55 +1,448 @@
-"""Fault injection: make the cluster misbehave the way real clusters do.
+"""The control plane: make the cluster misbehave the way real clusters do.
 
-This is the start of the control plane (the replication issue extends it with
-broker stop/start, replication lag and more). Faults are rules consulted by
-the connection loop; each fires a given number of times and then retires.
-Every action is logged.
+`cluster.control` is a `ControlPlane`. Its actions are the Python API; the
+admin HTTP API (kstub/admin_http.py) and ``kstub ctl`` call the same methods.
+Every action is logged (logger ``kstub.control``) and kept in `actions`.
 
-- `drop_response(api_key, count)`: handle the request (its effects happen)
-  but close the connection instead of answering, as when a broker's reply is
-  lost. An idempotent producer then retries the same batch, which is how a
-  retried batch reaches a real broker.
+Brokers (need a served cluster; async):
+- `stop_broker(id)`: controlled shutdown: leaderships move away first, then
+  the broker closes its listener, and its connections once their current
+  request is answered.
+- `kill_broker(id)`: crash: connections close mid-request; the controller
+  notices after broker.session.timeout.ms.
+- `start_broker(id)`: back on the same port; it catches up and rejoins the ISRs.
+- `drop_connections(id)`: close every client connection of a broker now.
+
+Replication, per broker: `pause_replication` / `resume_replication` (its
+replica fetcher copies nothing), `isolate` / `heal` (it neither fetches nor
+is fetched from), `set_replication_delay(id, ms)` (each replication round
+takes that long).
+
+Leadership: `move_leader(topic, partition, broker)`, `elect_preferred_leaders()`.
+
+Faults on requests, each firing for the next `count` matching requests (None:
+until removed) and then retiring:
+- `inject_error(api, code, topic=, partition=, broker_id=)`: answer the
+  request with that error code, as a broker would, without performing it.
+  Topic-scoped APIs (Produce, Fetch, ListOffsets, Metadata, CreateTopics,
+  DeleteTopics, OffsetForLeaderEpoch) get it on the matching topics or
+  partitions (and the others are served); other APIs in their top-level
+  error_code.
+- `delay_response(api, ms)`: answer late.
+- `drop_response(api)`: perform the request but close the connection instead
+  of answering (a lost reply: idempotent producers retry).
+- `drop_request(api)`: close the connection without performing the request.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import re
+import time
+from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from kstub.protocol import APIS, ErrorCode
+
+if TYPE_CHECKING:
+    from kstub.cluster.model import Broker, Cluster
+    from kstub.handlers.base import Context
+    from kstub.protocol.connection import Request
+    from kstub.server import ClusterServer
 
 log = logging.getLogger("kstub.control")
 
+#: APIs whose handlers apply injected errors per topic (and partition), serving the rest
+TOPIC_SCOPED_APIS = frozenset({0, 1, 2, 3, 19, 20, 23})
+#: of those, the ones whose errors are per partition
+PARTITION_SCOPED_APIS = frozenset({0, 1, 2, 23})
 
-@dataclass
-class _Rule:
-    action: str
-    api_key: int
-    remaining: int
+FAULT_KINDS = ("error", "delay", "drop_request", "drop_response")
+
+
+class ControlError(Exception):
+    """An action the control plane refuses: `status` is the HTTP status the admin API answers."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _squash(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+_API_BY_NAME = {_squash(api.name): key for key, api in APIS.items()}
+
+
+def api_key_of(api: int | str | None) -> int | None:
+    """An API key from its number or name (``0``, ``"produce"``, ``"ListOffsets"``, ``"list_offsets"``)."""
+    if api is None:
+        return None
+    if isinstance(api, int) or (isinstance(api, str) and api.strip().lstrip("-").isdigit()):
+        key = int(api)
+        if key not in APIS:
+            raise ControlError(f"unknown api key {key}")
+        return key
+    key = _API_BY_NAME.get(_squash(api))
+    if key is None:
+        raise ControlError(f"unknown API {api!r} (known: {', '.join(a.name for a in APIS.values())})")
+    return key
+
+
+def error_code_of(code: int | str) -> ErrorCode:
+    """An ErrorCode from its number or name (``6``, ``"NOT_LEADER_OR_FOLLOWER"``)."""
+    try:
+        if isinstance(code, int) or (isinstance(code, str) and code.strip().lstrip("-").isdigit()):
+            return ErrorCode(int(code))
+        return ErrorCode[code.strip().upper()]
+    except (KeyError, ValueError):
+        raise ControlError(f"unknown error code {code!r}") from None
+
+
+def _has_top_level_error(api_key: int, version: int) -> bool:
+    return any(
+        f.name == "error_code" and f.version_range is not None and version in f.version_range
+        for f in APIS[api_key].response
+    )
+
+
+@dataclass(eq=False)
+class Fault:
+    id: int
+    kind: str
+    api_key: int | None  # None: any API
+    remaining: int | None  # None: until removed
     broker_id: int | None = None
+    topic: str | None = None
+    partition: int | None = None
+    error_code: ErrorCode | None = None
+    delay_ms: int = 0
+    fired: int = 0
+
+    def applies(self, kind: str, api_key: int, broker_id: int) -> bool:
+        return (
+            self.kind == kind
+            and self.api_key in (None, api_key)
+            and self.broker_id in (None, broker_id)
+            and (self.remaining is None or self.remaining > 0)
+        )
+
+    def matches(self, topic: str | None, partition: int | None) -> bool:
+        """Whether this error fault covers `topic` (and `partition`; None: the topic as a whole)."""
+        if self.topic is not None and self.topic != topic:
+            return False
+        return self.partition is None or self.partition == partition
+
+    def describe(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "id": self.id,
+            "type": self.kind.replace("_", "-"),
+            "api": APIS[self.api_key].name if self.api_key is not None else None,
+            "api_key": self.api_key,
+            "remaining": self.remaining,
+            "fired": self.fired,
+            "broker": self.broker_id,
+        }
+        if self.kind == "error":
+            assert self.error_code is not None
+            d.update(error=self.error_code.name, error_code=int(self.error_code))
+            d.update(topic=self.topic, partition=self.partition)
+        if self.kind == "delay":
+            d["ms"] = self.delay_ms
+        return d
 
 
 class ControlPlane:
-    def __init__(self) -> None:
-        self._rules: list[_Rule] = []
+    def __init__(self, cluster: Cluster | None = None) -> None:
+        self._cluster = cluster
+        self._runtime: ClusterServer | None = None
+        #: active request faults; empty on the fast path
+        self.faults: list[Fault] = []
+        #: every action taken, oldest first (the last 1000)
+        self.actions: deque[dict[str, Any]] = deque(maxlen=1000)
+        self._ids = itertools.count(1)
 
-    def drop_response(self, api_key: int, count: int = 1, broker_id: int | None = None) -> None:
-        log.info(
-            "control: drop the next %d response(s) to api key %d%s",
-            count,
-            api_key,
-            "" if broker_id is None else f" on broker {broker_id}",
-        )
-        self._rules.append(_Rule("drop_response", api_key, count, broker_id))
+    def attach(self, runtime: ClusterServer) -> None:
+        """Called by the server: lets broker actions reach the brokers' tasks."""
+        self._runtime = runtime
+
+    @property
+    def admin_port(self) -> int | None:
+        """The admin HTTP API's port, if the served cluster has one."""
+        return None if self._runtime is None else self._runtime.admin_port
+
+    @property
+    def cluster(self) -> Cluster:
+        assert self._cluster is not None, "this control plane belongs to no cluster"
+        return self._cluster
+
+    def _record(self, action: str, **params: Any) -> None:
+        shown = ", ".join(f"{k}={v}" for k, v in params.items() if v is not None)
+        log.info("control: %s%s", action, f" ({shown})" if shown else "")
+        self.actions.append({"time": round(time.time(), 3), "action": action, **params})
+
+    # --- request faults -----------------------------------------------------
+
+    def _add(self, kind: str, api: int | str | None, count: int | None, broker_id: int | None, **extra: Any) -> Fault:
+        if count is not None and count < 1:
+            raise ControlError("count must be at least 1 (or null: until removed)")
+        if broker_id is not None and self._cluster is not None and broker_id not in self.cluster.brokers:
+            raise ControlError(f"no broker {broker_id}", 404)
+        fault = Fault(next(self._ids), kind, api_key_of(api), count, broker_id, **extra)
+        self.faults.append(fault)
+        self._record(kind.replace("_", "-"), **fault.describe())
+        return fault
+
+    def inject_error(
+        self,
+        api: int | str,
+        error: int | str | ErrorCode,
+        count: int | None = 1,
+        broker_id: int | None = None,
+        topic: str | None = None,
+        partition: int | None = None,
+    ) -> Fault:
+        key = api_key_of(api)
+        assert key is not None
+        code = error if isinstance(error, ErrorCode) else error_code_of(error)
+        if topic is not None and key not in TOPIC_SCOPED_APIS:
+            raise ControlError(f"{APIS[key].name} errors cannot be limited to a topic")
+        if partition is not None and (topic is None or key not in PARTITION_SCOPED_APIS):
+            raise ControlError("a partition needs a topic, and an API answered per partition")
+        if key not in TOPIC_SCOPED_APIS and not any(
+            _has_top_level_error(key, v) for v in range(APIS[key].min_version, APIS[key].max_version + 1)
+        ):
+            raise ControlError(f"{APIS[key].name} responses have no error code to inject")
+        return self._add("error", key, count, broker_id, topic=topic, partition=partition, error_code=code)
+
+    def delay_response(
+        self, api: int | str | None, delay_ms: int, count: int | None = 1, broker_id: int | None = None
+    ) -> Fault:
+        if delay_ms < 0:
+            raise ControlError("delay must be >= 0 ms")
+        return self._add("delay", api, count, broker_id, delay_ms=delay_ms)
+
+    def drop_response(self, api: int | str | None, count: int | None = 1, broker_id: int | None = None) -> Fault:
+        return self._add("drop_response", api, count, broker_id)
+
+    def drop_request(self, api: int | str | None, count: int | None = 1, broker_id: int | None = None) -> Fault:
+        return self._add("drop_request", api, count, broker_id)
+
+    def remove_fault(self, fault_id: int) -> None:
+        for fault in self.faults:
+            if fault.id == fault_id:
+                self.faults.remove(fault)
+                self._record("remove-fault", id=fault_id)
+                return
+        raise ControlError(f"no fault {fault_id}", 404)
 
     def clear(self) -> None:
-        self._rules.clear()
+        """Remove every fault and replication knob: a well-behaved cluster again."""
+        self.faults.clear()
+        if self._cluster is not None:
+            for broker in self.cluster.brokers.values():
+                rep = broker.replication
+                rep.paused = rep.isolated = False
+                rep.delay_ms = 0
+                rep.wake(None)
+        self._record("clear")
 
-    def take(self, action: str, api_key: int, broker_id: int) -> bool:
-        """Whether a fault fires for this request; counts it down if so."""
-        for rule in self._rules:
-            if rule.action == action and rule.api_key == api_key and rule.broker_id in (None, broker_id):
-                rule.remaining -= 1
-                if rule.remaining <= 0:
-                    self._rules.remove(rule)
-                log.info("control: %s for api key %d on broker %d", action, api_key, broker_id)
+    def _fire(self, fault: Fault, api_key: int, broker_id: int) -> None:
+        fault.fired += 1
+        if fault.remaining is not None:
+            fault.remaining -= 1
+            if fault.remaining <= 0 and fault in self.faults:
+                self.faults.remove(fault)
+        log.info("control: fault #%d (%s) fired for api key %d on broker %d", fault.id, fault.kind, api_key, broker_id)
+
+    # --- what the connection loop asks ---------------------------------------------
+
+    def take(self, kind: str, api_key: int, broker_id: int) -> bool:
+        """Whether a fault of `kind` fires for this request; counts it down if so."""
+        for fault in self.faults:
+            if fault.applies(kind, api_key, broker_id):
+                self._fire(fault, api_key, broker_id)
                 return True
         return False
+
+    async def apply_delay(self, api_key: int, broker_id: int) -> None:
+        for fault in self.faults:
+            if fault.applies("delay", api_key, broker_id):
+                self._fire(fault, api_key, broker_id)
+                await trio.sleep(fault.delay_ms / 1000)
+                return
+
+    def inject_errors(self, ctx: Context, request: Request) -> dict[str, Any] | None:
+        """Before a request is handled: an error response to send instead, or None (handle it).
+
+        Topic-scoped APIs get the candidate faults in `ctx`: their handlers
+        ask `ctx.injected_error(topic, partition)`, and `errors_fired` counts
+        down the faults that were used.
+        """
+        faults = tuple(f for f in self.faults if f.applies("error", request.api_key, ctx.node_id))
+        if not faults:
+            return None
+        if request.api_key in TOPIC_SCOPED_APIS:
+            ctx.faults = faults
+            return None
+        if not _has_top_level_error(request.api_key, request.api_version):
+            log.warning(
+                "control: cannot inject an error into %s v%d (no top-level error code); serving it",
+                request.api.name,
+                request.api_version,
+            )
+            return None
+        fault = faults[0]
+        self._fire(fault, request.api_key, ctx.node_id)
+        return {"error_code": fault.error_code, "throttle_time_ms": 0}
+
+    def errors_fired(self, ctx: Context) -> None:
+        for fault in ctx.fired or ():
+            self._fire(fault, -1 if fault.api_key is None else fault.api_key, ctx.node_id)
+
+    # --- brokers -----------------------------------------------------------------
+
+    def _broker(self, broker_id: int) -> Broker:
+        broker = self.cluster.brokers.get(broker_id)
+        if broker is None:
+            raise ControlError(f"no broker {broker_id}", 404)
+        return broker
+
+    def _server(self) -> ClusterServer:
+        if self._runtime is None:
+            raise ControlError("the cluster is not being served", 409)
+        return self._runtime
+
+    async def _lifecycle(self, action: str, broker_id: int) -> None:
+        self._broker(broker_id)
+        server = self._server()
+        self._record(f"{action}-broker", broker=broker_id)
+        try:
+            await getattr(server, f"{action}_broker")(broker_id)
+        except ValueError as exc:
+            raise ControlError(str(exc), 409) from None
+        except OSError as exc:  # its port was taken meanwhile
+            raise ControlError(f"broker {broker_id} cannot listen again: {exc}", 409) from None
+
+    async def stop_broker(self, broker_id: int) -> None:
+        await self._lifecycle("stop", broker_id)
+
+    async def kill_broker(self, broker_id: int) -> None:
+        await self._lifecycle("kill", broker_id)
+
+    async def start_broker(self, broker_id: int) -> None:
+        await self._lifecycle("start", broker_id)
+
+    def drop_connections(self, broker_id: int) -> int:
+        self._broker(broker_id)
+        count = self._server().drop_connections(broker_id)
+        self._record("drop-connections", broker=broker_id, connections=count)
+        return count
+
+    def pause_replication(self, broker_id: int) -> None:
+        self._broker(broker_id).replication.paused = True
+        self._record("pause-replication", broker=broker_id)
+
+    def resume_replication(self, broker_id: int) -> None:
+        rep = self._broker(broker_id).replication
+        rep.paused = False
+        rep.wake(None)
+        self._record("resume-replication", broker=broker_id)
+
+    def isolate(self, broker_id: int) -> None:
+        self._broker(broker_id).replication.isolated = True
+        self._record("isolate", broker=broker_id)
+
+    def heal(self, broker_id: int) -> None:
+        self._broker(broker_id).replication.isolated = False
+        for broker in self.cluster.brokers.values():
+            broker.replication.wake(None)
+        self._record("heal", broker=broker_id)
+
+    def set_replication_delay(self, broker_id: int, delay_ms: int) -> None:
+        if delay_ms < 0:
+            raise ControlError("delay must be >= 0 ms")
+        rep = self._broker(broker_id).replication
+        rep.delay_ms = delay_ms
+        rep.wake(None)
+        self._record("replication-delay", broker=broker_id, ms=delay_ms)
+
+    # --- leadership --------------------------------------------------------------
+
+    def move_leader(self, topic: str, partition: int, broker_id: int) -> None:
+        from kstub.cluster.controller import ElectionError
+
+        p = self.cluster.partition(topic, partition)
+        if p is None:
+            raise ControlError(f"no partition {topic}-{partition}", 404)
+        self._record("move-leader", topic=topic, partition=partition, broker=broker_id)
+        try:
+            self.cluster.controller.move_leader(p, broker_id)
+        except ElectionError as exc:
+            raise ControlError(f"{exc.code.name}: {exc}", 409) from None
+
+    def elect_preferred_leaders(self) -> list[str]:
+        moved = [p.name for p in self.cluster.controller.elect_preferred()]
+        self._record("elect-preferred-leaders", moved=moved)
+        return moved
+
+    # --- views ----------------------------------------------------------------
+
+    def describe_cluster(self) -> dict[str, Any]:
+        cluster = self.cluster
+        brokers = []
+        for b in sorted(cluster.brokers.values(), key=lambda b: b.node_id):
+            if self._runtime is not None and b.node_id in self._runtime.brokers:
+                state = self._runtime.state(b.node_id)
+            else:
+                state = "running" if b.running else "stopped"
+            brokers.append(
+                {
+                    "id": b.node_id,
+                    "host": b.advertised_host,
+                    "port": b.port,
+                    "state": state,
+                    "alive": b.alive,
+                    "controller": b.node_id == cluster.controller_id,
+                    "replication": b.replication.snapshot(),
+                }
+            )
+        return {"cluster_id": cluster.cluster_id, "controller_id": cluster.controller_id, "brokers": brokers}
+
+    def describe_partitions(self, topic: str | None = None) -> list[dict[str, Any]]:
+        cluster = self.cluster
+        if topic is not None and topic not in cluster.topics:
+            raise ControlError(f"no topic {topic}", 404)
+        out = []
+        for p in cluster.iter_partitions():
+            if topic is not None and p.topic.name != topic:
+                continue
+            out.append(
+                {
+                    "topic": p.topic.name,
+                    "partition": p.index,
+                    "leader": p.leader,
+                    "leader_epoch": p.leader_epoch,
+                    "replicas": list(p.replicas),
+                    "isr": list(p.isr),
+                    "high_watermark": p.high_watermark,
+                    "replica_logs": [
+                        {
+                            "broker": r,
+                            "log_start_offset": p.logs[r].log_start_offset,
+                            "log_end_offset": p.logs[r].log_end_offset,
+                            "high_watermark": p.high_watermark if r == p.leader else p.states[r].hw,
+                        }
+                        for r in p.replicas
+                    ],
+                }
+            )
+        return out
+
+    def describe_faults(self) -> list[dict[str, Any]]:
+        return [f.describe() for f in self.faults]

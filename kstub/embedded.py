@@ -290,13 +290,16 @@ class Cluster:
         advertised_host: str | None = None,
         test_defaults: bool = True,
         data_dir: str | os.PathLike[str] | None = None,
+        admin_port: int | None = None,
     ) -> None:
         _check_settings(brokers, port)
         #: the cluster model (kstub.cluster.model.Cluster); touch it only through `call`
         self.cluster = _new_model(brokers, partitions, config, test_defaults, data_dir)
         #: the brokers, with the ports actually bound (set by `start`)
         self.brokers: list[Broker] = []
-        self._spec = ListenerSpec(host=host, port=port, brokers=brokers, advertised_host=advertised_host)
+        self._spec = ListenerSpec(
+            host=host, port=port, brokers=brokers, advertised_host=advertised_host, admin_port=admin_port
+        )
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._cancel: trio.CancelScope | None = None
@@ -313,6 +316,14 @@ class Cluster:
     def control(self) -> Any:
         """The control plane (`kstub.control.ControlPlane`); each call runs on the Trio thread."""
         return _OnTrioThread(self, lambda: self.cluster.control)
+
+    @property
+    def admin_url(self) -> str:
+        """The admin HTTP API's base URL (needs ``admin_port``: 0 for an ephemeral one)."""
+        port = self.call(lambda: self.cluster.control.admin_port)
+        if port is None:
+            raise RuntimeError("this cluster was started without admin_port")
+        return f"http://{self._spec.host}:{port}"
 
     @property
     def running(self) -> bool:

@@ -1,27 +1,41 @@
-"""The network side: one TCP listener per simulated broker.
+"""The network side: the brokers' listeners and tasks, which can be stopped, killed and restarted.
 
 `serve_cluster` opens a listener for each broker, registers the brokers with
 the cluster model (with the ports actually bound, so port 0 works), recovers
-what the cluster's store kept from a previous run (``--data-dir``), reports
-the brokers through `task_status.started`, then serves each connection in its
-own task, next to the periodic retention pass and the store's flush
-scheduler. Cancel the surrounding scope to stop it; the store is then closed
-cleanly.
+what the cluster's store kept from a previous run (``--data-dir``), starts the
+brokers and reports them through `task_status.started`; cancel the surrounding
+scope to stop everything (the store is then closed cleanly). Next to the
+brokers run the periodic retention pass and the store's flush scheduler. Each
+broker (`BrokerServer`) runs in its own cancel scope: its listener, its
+connections (each in its own task), its replica fetcher and its ISR
+expiration task. `ClusterServer` holds them all and does what the control
+plane asks (kstub/control.py):
+
+- stop: a controlled shutdown. The controller moves the broker's leaderships
+  away first, then the listener closes, idle connections close, and busy
+  ones close once their current request is answered (at most `grace` seconds).
+- kill: a crash. The broker's tasks are cancelled at once: connections close
+  mid-request. The controller notices only when the broker's session expires,
+  broker.session.timeout.ms later (or when it is started again).
+- start: the listener reopens on the same port; the broker catches up.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import partial
 
 import trio
 
 from kstub.cluster.model import Broker, Cluster
+from kstub.cluster.replication import run_isr_expiration, run_replica_fetcher
 from kstub.cluster.retention import retention_loop
-from kstub.connection import serve_connection
+from kstub.connection import Session, serve_connection
 
 log = logging.getLogger("kstub.server")
+
+#: how long a stopping broker lets in-flight requests finish
+STOP_GRACE = 5.0
 
 
 @dataclass
@@ -31,6 +45,8 @@ class ListenerSpec:
     brokers: int = 1
     advertised_host: str | None = None
     first_node_id: int = 0
+    #: port of the admin HTTP API (None: no admin API; 0: ephemeral)
+    admin_port: int | None = None
 
 
 async def _open_listeners(host: str, port: int) -> list[trio.SocketListener]:
@@ -47,49 +63,227 @@ async def _open_listeners(host: str, port: int) -> list[trio.SocketListener]:
     return listeners
 
 
+async def _close_all(listeners: list[trio.SocketListener]) -> None:
+    with trio.CancelScope(shield=True):
+        for listener in listeners:
+            await listener.aclose()
+
+
+class BrokerServer:
+    """One broker's process: listener, connections and replication tasks, under one cancel scope."""
+
+    def __init__(self, cluster: Cluster, broker: Broker, listeners: list[trio.SocketListener]) -> None:
+        self.cluster = cluster
+        self.broker = broker
+        #: addresses to listen on again after a restart (the same port)
+        self._hosts = [listener.socket.getsockname()[0] for listener in listeners]
+        self._listeners: list[trio.SocketListener] | None = listeners
+        self._scope: trio.CancelScope | None = None
+        self._accept_scope: trio.CancelScope | None = None
+        self._done = trio.Event()
+        self._sessions: set[Session] = set()
+        self._sessions_gone = trio.Event()
+        self.state = "stopped"
+
+    async def _reopen(self) -> list[trio.SocketListener]:
+        listeners: list[trio.SocketListener] = []
+        try:
+            for host in self._hosts:
+                listeners += await trio.open_tcp_listeners(self.broker.port, host=host)
+        except BaseException:
+            await _close_all(listeners)
+            raise
+        return listeners
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = self._listeners or await self._reopen()
+        self._listeners = None
+        self._done = trio.Event()
+        self.broker.running = True
+        self.state = "running"
+        try:
+            with trio.CancelScope() as self._scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._accept, listeners, nursery)
+                    nursery.start_soon(run_replica_fetcher, self.cluster, self.broker)
+                    nursery.start_soon(run_isr_expiration, self.cluster, self.broker)
+                    task_status.started()
+        finally:
+            self.broker.running = False
+            self._scope = None
+            await _close_all(listeners)
+            self._done.set()
+
+    async def _accept(self, listeners: list[trio.SocketListener], nursery: trio.Nursery) -> None:
+        with trio.CancelScope() as self._accept_scope:
+            await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        session = Session()
+        self._sessions.add(session)
+        try:
+            with session.scope:
+                await serve_connection(stream, self.cluster, self.broker, session)
+        finally:
+            self._sessions.discard(session)
+            if not self._sessions:
+                self._sessions_gone.set()
+
+    def drop_connections(self) -> int:
+        """Close every client connection now, mid-request or not; returns how many."""
+        count = len(self._sessions)
+        for session in list(self._sessions):
+            session.scope.cancel()
+        return count
+
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Stop accepting, let busy connections answer (within `grace` seconds), then end everything."""
+        if self._scope is None:
+            return
+        self.state = "stopping"
+        if self._accept_scope is not None:
+            self._accept_scope.cancel()
+        self._sessions_gone = trio.Event()
+        for session in list(self._sessions):
+            session.close_when_idle()
+        if self._sessions:
+            with trio.move_on_after(grace):
+                await self._sessions_gone.wait()
+        self._scope.cancel()
+        await self._done.wait()
+        self.state = "stopped"
+
+    async def kill(self) -> None:
+        if self._scope is None:
+            return
+        self._scope.cancel()
+        await self._done.wait()
+        self.state = "killed"
+
+
+class ClusterServer:
+    """Every broker of a cluster, and the controller's timers; what the control plane drives."""
+
+    def __init__(self, cluster: Cluster, spec: ListenerSpec) -> None:
+        self.cluster = cluster
+        self.spec = spec
+        self.brokers: dict[int, BrokerServer] = {}
+        self._nursery: trio.Nursery | None = None
+        self._session_timers: dict[int, trio.CancelScope] = {}
+        self.admin_port: int | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[list[Broker]] = trio.TASK_STATUS_IGNORED) -> None:
+        spec = self.spec
+        opened: list[tuple[Broker, list[trio.SocketListener]]] = []
+        try:
+            for i in range(spec.brokers):
+                port = spec.port + i if spec.port else 0
+                bound = await _open_listeners(spec.host, port)
+                bound_port = bound[0].socket.getsockname()[1]
+                advertised = spec.advertised_host or (
+                    spec.host if spec.host not in ("0.0.0.0", "::", "") else "localhost"
+                )
+                broker = self.cluster.add_broker(spec.first_node_id + i, spec.host, bound_port, advertised)
+                opened.append((broker, bound))
+                log.info(
+                    "broker %d listening on %s:%d (advertised %s:%d)",
+                    broker.node_id,
+                    spec.host,
+                    bound_port,
+                    advertised,
+                    bound_port,
+                )
+            # What the store kept from a previous run (--data-dir) comes back before anything is served.
+            self.cluster.store.recover(self.cluster)
+        except BaseException:
+            for _, bound in opened:
+                await _close_all(bound)
+            raise
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                for broker, bound in opened:
+                    server = self.brokers[broker.node_id] = BrokerServer(self.cluster, broker, bound)
+                    await nursery.start(server.run)
+                nursery.start_soon(self._auto_rebalance)
+                nursery.start_soon(retention_loop, self.cluster)
+                nursery.start_soon(self.cluster.store.background, self.cluster)
+                if spec.admin_port is not None:
+                    from kstub.admin_http import serve_admin
+
+                    self.admin_port = await nursery.start(serve_admin, self.cluster, spec.host, spec.admin_port)
+                self.cluster.control.attach(self)
+                task_status.started([b for b, _ in opened])
+        finally:
+            self.cluster.store.close(self.cluster)
+
+    def _server(self, broker_id: int) -> BrokerServer:
+        server = self.brokers.get(broker_id)
+        if server is None:
+            raise KeyError(f"no broker {broker_id}")
+        return server
+
+    def state(self, broker_id: int) -> str:
+        return self._server(broker_id).state
+
+    async def stop_broker(self, broker_id: int) -> None:
+        server = self._server(broker_id)
+        if server.state != "running":
+            raise ValueError(f"broker {broker_id} is {server.state}")
+        self.cluster.controller.broker_left(broker_id, "controlled shutdown")
+        await server.stop()
+        log.info("broker %d stopped", broker_id)
+
+    async def kill_broker(self, broker_id: int) -> None:
+        server = self._server(broker_id)
+        if server.state != "running":
+            raise ValueError(f"broker {broker_id} is {server.state}")
+        await server.kill()
+        log.info("broker %d killed", broker_id)
+        assert self._nursery is not None
+        timeout = self.cluster.config["broker.session.timeout.ms"] / 1000
+        scope = trio.CancelScope()
+        self._session_timers[broker_id] = scope
+        self._nursery.start_soon(self._expire_session, broker_id, timeout, scope)
+
+    async def _expire_session(self, broker_id: int, timeout: float, scope: trio.CancelScope) -> None:
+        with scope:
+            await trio.sleep(timeout)
+            self._session_timers.pop(broker_id, None)
+            self.cluster.controller.broker_left(broker_id, "session expired")
+
+    async def start_broker(self, broker_id: int) -> None:
+        server = self._server(broker_id)
+        if server.state not in ("stopped", "killed"):
+            raise ValueError(f"broker {broker_id} is {server.state}")
+        timer = self._session_timers.pop(broker_id, None)
+        if timer is not None:
+            # Back before its session expired: the controller fences the old incarnation now.
+            timer.cancel()
+            self.cluster.controller.broker_left(broker_id, "restarted")
+        assert self._nursery is not None
+        await self._nursery.start(server.run)
+        self.cluster.controller.broker_returned(broker_id)
+        log.info("broker %d started", broker_id)
+
+    def drop_connections(self, broker_id: int) -> int:
+        return self._server(broker_id).drop_connections()
+
+    async def _auto_rebalance(self) -> None:
+        """Kafka's periodic preferred-leader check (auto.leader.rebalance.enable)."""
+        while True:
+            await trio.sleep(self.cluster.config["leader.imbalance.check.interval.seconds"])
+            if self.cluster.config["auto.leader.rebalance.enable"] and self.cluster.controller_id >= 0:
+                moved = self.cluster.controller.rebalance_if_imbalanced()
+                if moved:
+                    log.info("auto leader rebalance moved %d partition leader(s)", len(moved))
+
+
 async def serve_cluster(
     cluster: Cluster, spec: ListenerSpec, *, task_status: trio.TaskStatus[list[Broker]] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Serve `spec.brokers` brokers of `cluster` until cancelled."""
-    listeners: list[tuple[Broker, list[trio.SocketListener]]] = []
-    try:
-        for i in range(spec.brokers):
-            port = spec.port + i if spec.port else 0
-            bound = await _open_listeners(spec.host, port)
-            bound_port = bound[0].socket.getsockname()[1]
-            advertised = spec.advertised_host or (spec.host if spec.host not in ("0.0.0.0", "::", "") else "localhost")
-            broker = cluster.add_broker(spec.first_node_id + i, spec.host, bound_port, advertised)
-            listeners.append((broker, bound))
-            log.info(
-                "broker %d listening on %s:%d (advertised %s:%d)",
-                broker.node_id,
-                spec.host,
-                bound_port,
-                advertised,
-                bound_port,
-            )
-    except BaseException:
-        for _, bound in listeners:
-            for listener in bound:
-                await listener.aclose()
-        raise
-    try:
-        cluster.store.recover(cluster)
-    except BaseException:
-        for _, bound in listeners:
-            for listener in bound:
-                await listener.aclose()
-        raise
-    try:
-        async with trio.open_nursery() as nursery:
-            for broker, bound in listeners:
-                nursery.start_soon(partial(trio.serve_listeners, partial(_handle, cluster, broker), bound))
-            nursery.start_soon(retention_loop, cluster)
-            nursery.start_soon(cluster.store.background, cluster)
-            task_status.started([b for b, _ in listeners])
-    finally:
-        cluster.store.close(cluster)
+    await ClusterServer(cluster, spec).run(task_status=task_status)
 
 
-async def _handle(cluster: Cluster, broker: Broker, stream: trio.SocketStream) -> None:
-    await serve_connection(stream, cluster, broker)
+__all__ = ["BrokerServer", "ClusterServer", "ListenerSpec", "serve_cluster"]

@@ -478,6 +478,13 @@ BROKER_SETTINGS: dict[str, Setting] = {
             False,
             "with --data-dir: fsync a partition's new data before acknowledging a produce (crash-safe acks)",
         ),
+        # replication and the controller
+        Setting("replica.lag.time.max.ms", _int, 30000, "a follower this far behind leaves the ISR"),
+        Setting("replica.fetch.max.bytes", _int, 1048576, "bytes a follower copies per partition per round"),
+        Setting("broker.session.timeout.ms", _int, 9000, "how long after a kill the controller notices"),
+        Setting("auto.leader.rebalance.enable", _bool, True, "move leadership back to preferred replicas"),
+        Setting("leader.imbalance.check.interval.seconds", _int, 300),
+        Setting("leader.imbalance.per.broker.percentage", _int, 10),
     )
 }
 

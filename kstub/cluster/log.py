@@ -20,6 +20,11 @@ from its file.
 Data leaves the log only by whole segments, when the log start offset moves
 past them (retention, DeleteRecords: `delete_oldest_segments`,
 `advance_start`) or by truncation on a follower, never because it was read.
+
+Each replica's log also keeps what Kafka keeps beside it: the leader epoch
+cache (`epochs`: where each leader epoch began) and the idempotent producers'
+state, rebuilt from the log's own batch headers, so that a replica that
+becomes leader deduplicates exactly the batches it holds.
 """
 
 from __future__ import annotations
@@ -34,9 +39,10 @@ from dataclasses import dataclass
 
 import trio
 
-from kstub.protocol.records import ProducedBatch, first_record_at
+from kstub.protocol.records import ProducedBatch, RecordBatch, first_record_at
 
 from .config import TOPIC_CONFIGS
+from .producers import PartitionProducers
 
 logger = logging.getLogger("kstub.log")
 
@@ -150,6 +156,17 @@ class Segment:
         """A new file descriptor to fsync this segment's data with (closed by the caller), or None."""
         return None
 
+    def header(self, i: int) -> RecordBatch | None:
+        """The v2 batch header of batch i (None for a legacy entry)."""
+        return batch_header(self.chunks(i, i + 1)[0].data)
+
+
+def batch_header(data: bytes | bytearray | memoryview) -> RecordBatch | None:
+    """The v2 batch header at the start of `data` (None for a legacy entry)."""
+    if len(data) < RecordBatch.HEADER_SIZE or data[16] != 2:
+        return None
+    return RecordBatch(data)
+
 
 class MemorySegment(Segment):
     def __init__(self, base_offset: int, created_ms: int) -> None:
@@ -255,6 +272,10 @@ class Log:
         self.last_flush_ms = self._clock()
         self._syncing: trio.Event | None = None
         self._dirty_dir = False
+        #: the idempotent producers' state as this replica's batches have it
+        self.producers = PartitionProducers()
+        if len(self):
+            self._rebuild_producers()
 
     # --- shape --------------------------------------------------------------------
 
@@ -300,9 +321,9 @@ class Log:
         self._store(chunk, now)
 
     def _store(self, chunk: Chunk, now_ms: int) -> None:
-        if not self.epochs or self.epochs[-1][0] < chunk.leader_epoch:
-            self.epochs.append((chunk.leader_epoch, chunk.base_offset))
-            self.storage.save_epochs(self.epochs)
+        if not self.epochs or self.epochs[-1][0] != chunk.leader_epoch:
+            self._assign_epoch(chunk.leader_epoch, chunk.base_offset)
+        self._record_producer(batch_header(chunk.data), chunk.base_offset)
         self._segments[-1].append(chunk, now_ms)
         self.log_end_offset = chunk.last_offset + 1
         if not self.is_persistent:
@@ -441,23 +462,41 @@ class Log:
             epoch = e
         return epoch
 
-    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
-        """Kafka's OffsetForLeaderEpoch: (largest epoch <= `epoch`, its end offset).
+    @property
+    def latest_epoch(self) -> int:
+        return self.epochs[-1][0] if self.epochs else -1
 
-        The end offset is the start offset of the first later epoch, or the
-        log end offset if `epoch` is the latest. (-1, -1) if the log has no
-        epoch that old.
+    def start_epoch(self, epoch: int) -> None:
+        """Record that leader epoch `epoch` starts at the log end (this replica became leader)."""
+        if epoch != self.latest_epoch:
+            self._assign_epoch(epoch, self.log_end_offset)
+
+    def _assign_epoch(self, epoch: int, start: int) -> None:
+        """Kafka's LeaderEpochFileCache.assign: later or overlapping entries give way to the new one."""
+        while self.epochs and (self.epochs[-1][0] >= epoch or self.epochs[-1][1] >= start):
+            self.epochs.pop()
+        self.epochs.append((epoch, start))
+        self.storage.save_epochs(self.epochs)
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """Kafka's OffsetForLeaderEpoch (LeaderEpochFileCache.endOffsetFor).
+
+        (largest epoch <= `epoch`, the start offset of the first later epoch),
+        or the log end offset if `epoch` is the latest. An epoch older than
+        any known answers (`epoch`, start of the first known epoch); one newer
+        than any known, or -1, answers (-1, -1).
         """
-        found = -1
-        for i, (e, _) in enumerate(self.epochs):
-            if e > epoch:
-                if found < 0:
-                    return -1, -1
-                return found, self.epochs[i][1]
-            found = e
-        if found < 0:
+        if epoch < 0 or not self.epochs:
             return -1, -1
-        return found, self.log_end_offset
+        if self.epochs[-1][0] == epoch:
+            return epoch, self.log_end_offset
+        i = bisect.bisect_right(self.epochs, (epoch, float("inf")))
+        if i == len(self.epochs):
+            return -1, -1
+        higher_start = self.epochs[i][1]
+        if i == 0:
+            return epoch, higher_start
+        return self.epochs[i - 1][0], higher_start
 
     def _truncate_epochs_from_start(self, offset: int) -> None:
         """Kafka's LeaderEpochFileCache.truncateFromStart: the epoch live at `offset` now starts there."""
@@ -536,9 +575,17 @@ class Log:
     def truncate_to(self, offset: int) -> None:
         """Drop everything at or above `offset` (a follower removing divergent data).
 
-        As before segments: the chunk holding `offset` goes too, so the log
-        may end below `offset`.
+        Whole batches go: the log ends at the first batch boundary at or below
+        `offset`. The epoch cache and the producer state forget what went. As
+        in Kafka, epochs starting at or after `offset` leave the cache even if
+        no data does (a former leader's epoch in which it wrote nothing).
         """
+        if offset >= self.log_end_offset:
+            epochs = [(e, s) for e, s in self.epochs if s < offset]
+            if epochs != self.epochs:
+                self.epochs = epochs
+                self.storage.save_epochs(self.epochs)
+            return
         si = self._segment_index(offset)
         for seg in self._segments[si + 1 :]:
             seg.delete()
@@ -546,11 +593,44 @@ class Log:
         del self._seg_bases[si + 1 :]
         seg = self._segments[si]
         seg.truncate(seg.index_of(offset))
-        end = next((s.end_offset for s in reversed(self._segments) if len(s)), offset)
-        self.log_end_offset = max(self.log_start_offset, end)
+        self.log_end_offset = max(self.log_start_offset, seg.end_offset)
         self.recovery_point = min(self.recovery_point, self.log_end_offset)
         self.epochs = [(e, s) for e, s in self.epochs if s < self.log_end_offset]
         self.storage.save_epochs(self.epochs)
+        self._rebuild_producers()
+
+    def truncate_fully(self, start_offset: int) -> None:
+        """Drop everything and restart empty at `start_offset` (a follower behind its leader's log start)."""
+        for seg in self._segments:
+            seg.delete()
+        self._segments = [self.storage.new_segment(start_offset, self._clock())]
+        self._seg_bases = [start_offset]
+        self.log_start_offset = self.log_end_offset = start_offset
+        self.recovery_point = start_offset
+        self._dirty_dir = True
+        self.epochs = []
+        self.storage.save_epochs(self.epochs)
+        self.storage.save_log_start(start_offset)
+        self.producers = PartitionProducers()
+
+    # --- idempotent producers ----------------------------------------------------------
+
+    def _record_producer(self, header: RecordBatch | None, base_offset: int) -> None:
+        if header is not None and header.producer_id >= 0:
+            self.producers.record(
+                header.producer_id,
+                header.producer_epoch,
+                header.base_sequence,
+                header.last_offset_delta + 1,
+                base_offset,
+            )
+
+    def _rebuild_producers(self) -> None:
+        """Producer state from the batch headers still in the log (Kafka reloads it after a truncation)."""
+        self.producers = PartitionProducers()
+        for seg in self._segments:
+            for i in range(len(seg)):
+                self._record_producer(seg.header(i), seg.bases[i])
 
     # --- durability -------------------------------------------------------------------
 

@@ -793,8 +793,10 @@ class DiskStore(StateStore):
                         )
                         self._watch_rolls(partition, lg, broker_id)
                         partition.logs[broker_id] = lg
-                if partition.leader >= 0 and partition.leader not in partition.logs:
-                    partition.logs[partition.leader] = self.new_log(cluster, partition, partition.leader)
+                for broker_id in p["replicas"]:
+                    if broker_id not in partition.logs:
+                        partition.logs[broker_id] = self.new_log(cluster, partition, broker_id)
+                partition.restore_replica_states(cluster.now_ms())
                 topic.partitions.append(partition)
                 if partition.leader >= 0:
                     self._recover_producers(partition)

@@ -59,6 +59,9 @@ def _create_one(ctx: Context, t: Container, validate_only: bool, seen: set[str])
             "configs": None,
         }
     seen.add(t.name)
+    injected = ctx.injected_error(t.name) if ctx.faults else None
+    if injected is not None:
+        return {"name": t.name, "error_code": injected, "error_message": None, "configs": None}
     assignments = {a.partition_index: list(a.broker_ids) for a in t.assignments}
     configs = {c.name: c.value for c in t.configs}
     partitions, rf = t.num_partitions, t.replication_factor
@@ -95,6 +98,9 @@ def _delete_one(ctx: Context, name: str | None, topic_id) -> Body:
                 "error_message": "This server does not host this topic ID.",
             }
         name = topic.name
+    injected = ctx.injected_error(name) if ctx.faults else None
+    if injected is not None:
+        return {"name": name, "topic_id": topic_id or ZERO_UUID, "error_code": injected, "error_message": None}
     if not cluster.config["delete.topic.enable"]:
         return {
             "name": name,

@@ -16,7 +16,7 @@ from typing import Any
 from construct import Container
 
 from kstub.cluster.model import Broker, Cluster
-from kstub.protocol import APIS, Api
+from kstub.protocol import APIS, Api, ErrorCode
 
 
 @dataclass(slots=True)
@@ -26,10 +26,24 @@ class Context:
     api_version: int
     client_id: str | None
     peer: str
+    #: injected-error faults that may fire for this request (kstub/control.py), and those that did
+    faults: tuple[Any, ...] = ()
+    fired: list[Any] | None = None
 
     @property
     def node_id(self) -> int:
         return self.broker.node_id
+
+    def injected_error(self, topic: str | None, partition: int | None = None) -> ErrorCode | None:
+        """The error the control plane injects for this topic (partition), if any: answer it instead."""
+        for fault in self.faults:
+            if fault.matches(topic, partition):
+                if self.fired is None:
+                    self.fired = []
+                if fault not in self.fired:
+                    self.fired.append(fault)
+                return fault.error_code
+        return None
 
 
 Body = dict[str, Any]

@@ -7,8 +7,11 @@ the partition's and the response's max bytes, except that the first partition
 with data always gets at least one whole batch (Kafka's rule since v3). Only
 offsets below the high watermark are visible.
 
-If fewer than min_bytes are ready, the request waits on a Trio event that
-appends set, until min_bytes or max_wait_ms. A partition error answers at once.
+If fewer than min_bytes are ready, the request waits on a Trio event that the
+partitions' high watermark moves (and leadership changes) set, until
+min_bytes or max_wait_ms; partitions are looked up again on each wake-up, so
+a leader change answers NOT_LEADER_OR_FOLLOWER at once, as Kafka's delayed
+fetch does. A partition error answers at once.
 Fetch sessions are declined (session id 0): clients keep sending full fetches.
 """
 
@@ -38,7 +41,14 @@ def _error_partition(index: int, code: ErrorCode) -> Body:
 
 
 def resolve(ctx: Context, topic: str, index: int, current_leader_epoch: int) -> Partition | ErrorCode:
-    """The partition this broker leads, or the error for it (KIP-320 epoch checks included)."""
+    """The partition this broker leads, or the error for it (KIP-320 epoch checks included).
+
+    An error injected by the control plane for this partition comes first.
+    """
+    if ctx.faults:
+        injected = ctx.injected_error(topic, index)
+        if injected is not None:
+            return injected
     try:
         partition = ctx.cluster.leader_partition(topic, index, ctx.node_id)
     except ClusterError as exc:
@@ -103,12 +113,12 @@ def _build(
 @handles(1)
 async def fetch(ctx: Context, req: Container) -> Body:
     deadline = trio.current_time() + max(req.max_wait_ms, 0) / 1000
-    resolved = [
-        (t.topic, [(fp, resolve(ctx, t.topic, fp.partition, fp.current_leader_epoch)) for fp in t.partitions])
-        for t in req.topics
-    ]
-    watched = [target for _, parts in resolved for _, target in parts if isinstance(target, Partition)]
     while True:
+        resolved = [
+            (t.topic, [(fp, resolve(ctx, t.topic, fp.partition, fp.current_leader_epoch)) for fp in t.partitions])
+            for t in req.topics
+        ]
+        watched = [target for _, parts in resolved for _, target in parts if isinstance(target, Partition)]
         body, size, has_error = _build(ctx, req, resolved)
         if has_error or size >= max(req.min_bytes, 1) or trio.current_time() >= deadline or not watched:
             return body

@@ -3,7 +3,10 @@
 Consumers use it to validate their position after a leader change (KIP-320;
 librdkafka sends v2 whenever the leader epoch in Metadata grows). The answer
 is the largest epoch <= the requested one and the offset where it ended: the
-start of the next epoch, or the log end offset for the current epoch.
+start of the next epoch, or the log end offset for the current epoch, from
+the leader's epoch cache exactly as Kafka's LeaderEpochFileCache.endOffsetFor
+(an epoch newer than any known: -1/-1). Followers in kstub reconcile by the
+same lookup (kstub/cluster/replication.py).
 """
 
 from __future__ import annotations
@@ -20,11 +23,7 @@ def _lookup(ctx: Context, topic: str, op: Container) -> Body:
     target = resolve(ctx, topic, op.partition, op.current_leader_epoch)
     if isinstance(target, ErrorCode):
         return {"error_code": target, "partition": op.partition, "leader_epoch": -1, "end_offset": -1}
-    log = target.leader_log
-    if op.leader_epoch >= target.leader_epoch:
-        epoch, end = target.leader_epoch, log.log_end_offset
-    else:
-        epoch, end = log.end_offset_for_epoch(op.leader_epoch)
+    epoch, end = target.leader_log.end_offset_for_epoch(op.leader_epoch)
     return {"error_code": ErrorCode.NONE, "partition": op.partition, "leader_epoch": epoch, "end_offset": end}
 
 

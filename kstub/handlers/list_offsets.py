@@ -5,6 +5,10 @@ the same thing while there are no transactions). A timestamp lookup returns
 the first offset whose record timestamp is >= the given time, found from the
 batch headers' max timestamps and then the records of that one batch; none
 found answers offset -1. v0 answers with the old-style offsets array.
+
+Right after a leader change, until the new leader's high watermark reaches the
+start of its epoch, it answers OFFSET_NOT_AVAILABLE (retriable), as Kafka
+does (KIP-207).
 """
 
 from __future__ import annotations
@@ -26,6 +30,12 @@ def _lookup(ctx: Context, topic: str, lp: Container) -> Body:
     if isinstance(target, ErrorCode):
         return {"partition_index": lp.partition_index, "error_code": target, "old_style_offsets": []}
     p = target
+    if p.high_watermark < p.leader_epoch_start_offset:
+        return {
+            "partition_index": lp.partition_index,
+            "error_code": ErrorCode.OFFSET_NOT_AVAILABLE,
+            "old_style_offsets": [],
+        }
     log = p.leader_log
     ts = lp.timestamp
     timestamp, epoch = -1, p.leader_epoch

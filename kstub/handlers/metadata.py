@@ -51,12 +51,20 @@ def _error_topic(name: str | None, error: ErrorCode) -> Body:
     return {"error_code": error, "name": name, "topic_id": ZERO_UUID, "is_internal": False, "partitions": []}
 
 
+def _injected(ctx: Context, name: str) -> Body | None:
+    """The topic's error body if the control plane injects one."""
+    code = ctx.injected_error(name)
+    return None if code is None else _error_topic(name, code)
+
+
 @handles(3)
 async def metadata(ctx: Context, req: Container) -> Body:
     cluster = ctx.cluster
     requested = req.topics
     if requested is None or (ctx.api_version == 0 and not requested):
         topics = [topic_body(t) for t in cluster.topics.values()]
+        if ctx.faults:
+            topics = [_injected(ctx, t["name"]) or t for t in topics]
     else:
         allow_create = req.allow_auto_topic_creation if ctx.api_version >= 4 else True
         topics = []
@@ -65,6 +73,10 @@ async def metadata(ctx: Context, req: Container) -> Body:
             if name is None:  # v10+: by topic id
                 topic = cluster.topic_by_id(entry.topic_id)
                 topics.append(topic_body(topic) if topic else _error_topic(None, ErrorCode.UNKNOWN_TOPIC_ID))
+                continue
+            injected = _injected(ctx, name) if ctx.faults else None
+            if injected is not None:
+                topics.append(injected)
                 continue
             topic = cluster.topics.get(name)
             if topic is not None:

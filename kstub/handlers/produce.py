@@ -1,21 +1,32 @@
 """Produce (0): validate each partition's batches and append them as sent.
 
-The records are not decoded: `read_produce_data` checks the batch framing,
+The records are never decoded: `read_produce_data` checks the batch framing,
 CRC and Kafka's per-version rules, and the log stores the bytes with only the
-base offset and leader epoch patched. The one exception is a compacted topic
-(cleanup.policy with "compact"), which, as in Kafka, refuses records without
-a key (INVALID_RECORD with per-record errors). Errors are per partition, as in Kafka.
-acks=0 gets no response at all; acks=1 answers once the leader appended;
-acks=-1 answers once the batch is committed (in-sync replicas have it).
-With --data-dir, the store then flushes what the durability settings ask for
-(flush.messages; every acknowledged batch with kstub.fsync.on.ack) before the
-answer goes out; a failed write is KAFKA_STORAGE_ERROR.
+base offset and leader epoch patched. Errors are per partition, as in Kafka.
+acks=0 gets no response at all; acks=1 answers once the leader appended.
+
+acks=-1 (all) is refused with NOT_ENOUGH_REPLICAS before appending when the
+ISR is smaller than min.insync.replicas; otherwise the request waits, on one
+event woken by the partitions' high watermark and leadership changes, until
+every appended batch is committed (the high watermark passed it), as Kafka's
+DelayedProduce does: NOT_LEADER_OR_FOLLOWER if leadership moved meanwhile,
+NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below min.insync.replicas,
+REQUEST_TIMED_OUT after the request's timeout_ms. With one replica the batch
+is committed on append and nothing waits.
+
+With --data-dir, the store flushes what the durability settings ask for
+(flush.messages; every appended batch with kstub.fsync.on.ack) before any
+answer goes out; a failed write is KAFKA_STORAGE_ERROR. A compacted topic
+(cleanup.policy with "compact") refuses records without a key, as Kafka does
+(INVALID_RECORD with per-record errors): the one place produce decodes records.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
+import trio
 from construct import Container
 
 from kstub.cluster.model import ClusterError, Partition
@@ -31,10 +42,23 @@ def _partition_error(index: int, code: ErrorCode, message: str | None = None) ->
     return {"index": index, "error_code": code, "base_offset": -1, "error_message": message}
 
 
+@dataclass(slots=True)
+class _Pending:
+    """An acks=all append waiting to be committed."""
+
+    body: Body
+    partition: Partition
+    end_offset: int
+    leader_epoch: int
+
+
 def _produce_partition(
-    ctx: Context, topic: str, data: Container, acks: int, appended: list[Partition] | None = None
+    ctx: Context, topic: str, data: Container, acks: int, pending: list[_Pending], appended: list[Partition]
 ) -> Body:
     cluster = ctx.cluster
+    injected = ctx.injected_error(topic, data.index) if ctx.faults else None
+    if injected is not None:
+        return _partition_error(data.index, injected)
     try:
         partition = cluster.leader_partition(topic, data.index, ctx.node_id)
     except ClusterError as exc:
@@ -73,15 +97,17 @@ def _produce_partition(
         return _partition_error(data.index, ErrorCode.KAFKA_STORAGE_ERROR, str(exc))
     if result.error:
         return _partition_error(data.index, result.error)
-    if appended is not None:
-        appended.append(partition)
-    return {
+    appended.append(partition)
+    body = {
         "index": data.index,
         "error_code": ErrorCode.NONE,
         "base_offset": result.base_offset,
         "log_append_time_ms": result.log_append_time,
         "log_start_offset": partition.log_start_offset,
     }
+    if acks == -1 and partition.high_watermark < result.end_offset:
+        pending.append(_Pending(body, partition, result.end_offset, partition.leader_epoch))
+    return body
 
 
 def _keyless_records(batches: list, partition_name: str) -> Body | None:
@@ -103,19 +129,51 @@ def _keyless_records(batches: list, partition_name: str) -> Body | None:
     }
 
 
+async def _await_commit(ctx: Context, pending: list[_Pending], timeout_ms: int) -> None:
+    """Wait until each pending append is committed (or fails); bodies get their final error."""
+    deadline = trio.current_time() + max(timeout_ms, 0) / 1000
+    while True:
+        waiting = []
+        for entry in pending:
+            status = entry.partition.commit_status(entry.end_offset, ctx.node_id, entry.leader_epoch)
+            if status is None:
+                waiting.append(entry)
+            elif status != ErrorCode.NONE:
+                entry.body.update(error_code=status, base_offset=-1, error_message=None)
+        pending = waiting
+        if not pending:
+            return
+        if trio.current_time() >= deadline:
+            for entry in pending:
+                entry.body.update(error_code=ErrorCode.REQUEST_TIMED_OUT, base_offset=-1, error_message=None)
+            return
+        event = trio.Event()
+        for entry in pending:
+            entry.partition.add_waiter(event)
+        try:
+            with trio.move_on_at(deadline):
+                await event.wait()
+        finally:
+            for entry in pending:
+                entry.partition.remove_waiter(event)
+
+
 @handles(0)
 async def produce(ctx: Context, req: Container) -> Body | None:
     acks = req.acks
     responses = []
+    pending: list[_Pending] = []
     appended: list[Partition] = []
     for topic in req.topic_data:
         if acks not in (-1, 0, 1):
             parts = [_partition_error(p.index, ErrorCode.INVALID_REQUIRED_ACKS) for p in topic.partition_data]
         else:
-            parts = [_produce_partition(ctx, topic.name, p, acks, appended) for p in topic.partition_data]
+            parts = [_produce_partition(ctx, topic.name, p, acks, pending, appended) for p in topic.partition_data]
         responses.append({"name": topic.name, "partition_responses": parts})
     if appended:
         await ctx.cluster.store.after_produce(appended, acks)  # flush.messages, fsync.on.ack
+    if pending:
+        await _await_commit(ctx, pending, req.timeout_ms)
     if acks == 0:
         return None
     return {"responses": responses, "throttle_time_ms": 0}
