@@ -1,10 +1,12 @@
-"""The kstub command line: ``kstub serve`` runs a cluster in the foreground; ``kstub ctl`` controls it."""
+"""The kstub command line: `kstub serve` runs a cluster, `kstub ctl` controls it, `kstub groups` manages groups."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+
+from kstub import groups_tool
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     from kstub import ctl
 
     ctl.add_parser(sub)
+    groups_tool.add_parser(sub)
     sub.add_parser("compat", add_help=False, help="run real Kafka clients' compatibility matrix (kstub compat --help)")
     return parser
 
@@ -72,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         from kstub import ctl
 
         return ctl.run(args)
+    if args.command == "groups":
+        return groups_tool.run(args)
     return 2
 
 

@@ -195,6 +195,7 @@ class ClusterServer:
                 )
             # What the store kept from a previous run (--data-dir) comes back before anything is served.
             self.cluster.store.recover(self.cluster)
+            self.cluster.groups.restore_offsets(self.cluster.store.load_offsets())
         except BaseException:
             for _, bound in opened:
                 await _close_all(bound)
@@ -206,6 +207,7 @@ class ClusterServer:
                     server = self.brokers[broker.node_id] = BrokerServer(self.cluster, broker, bound)
                     await nursery.start(server.run)
                 nursery.start_soon(self._auto_rebalance)
+                nursery.start_soon(self.cluster.groups.run)  # the group coordinator's timers
                 nursery.start_soon(retention_loop, self.cluster)
                 nursery.start_soon(self.cluster.store.background, self.cluster)
                 if spec.admin_port is not None:

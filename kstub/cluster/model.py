@@ -34,6 +34,7 @@ from kstub.protocol.records import ProducedBatch
 
 from .config import BrokerConfig, InvalidConfig, topic_config_value, validate_topic_configs
 from .controller import ClusterHooks, Controller
+from .coordinator import GroupCoordinator
 from .log import Log
 from .producers import PartitionProducers, ProducerIds
 from .replication import BrokerReplication
@@ -419,6 +420,7 @@ class Cluster:
         #: callbacks fired on broker stop/start, leadership and controller changes
         self.hooks = ClusterHooks()
         self.controller = Controller(self)
+        self.groups = GroupCoordinator(self)
         self._clock = clock
         self._assignment_counter = itertools.count()
         #: where logs and metadata live: memory unless `kstub serve --data-dir` (kstub/cluster/storage.py)
@@ -550,6 +552,44 @@ class Cluster:
         topic.partitions.append(partition)
         return partition
 
+    def add_partitions(
+        self, name: str, new_total: int, *, assignments: list[list[int]] | None = None
+    ) -> list[Partition]:
+        """Grow a topic to `new_total` partitions (CreatePartitions); never shrink it.
+
+        New partitions are placed as Kafka places added partitions: the
+        round-robin starts at partition 0's leader and numbers on from the
+        current count; or `assignments` gives one replica list per new
+        partition (validated by the caller). Shrinking or keeping the count is
+        INVALID_PARTITIONS.
+        """
+        topic = self.topics.get(name)
+        if topic is None:
+            raise ClusterError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{name}' does not exist.")
+        current = len(topic.partitions)
+        if new_total < current:
+            raise ClusterError(
+                ErrorCode.INVALID_PARTITIONS,
+                f"Topic currently has {current} partitions, which is higher than the requested {new_total}.",
+            )
+        if new_total == current:
+            raise ClusterError(ErrorCode.INVALID_PARTITIONS, f"Topic already has {current} partitions.")
+        if assignments is None:
+            live = [b.node_id for b in self.live_brokers()]
+            rf = topic.replication_factor
+            if rf > len(live):
+                raise ClusterError(
+                    ErrorCode.INVALID_REPLICATION_FACTOR,
+                    f"Replication factor: {rf} larger than available brokers: {len(live)}.",
+                )
+            leader0 = topic.partitions[0].leader if topic.partitions else -1
+            start = live.index(leader0) if leader0 in live else 0
+            assignments = assign_replicas(live, new_total - current, rf, start, start, first_partition=current)
+        added = [self._add_partition(topic, replicas) for replicas in assignments]
+        self.store.save_metadata(self)
+        log.info("topic %s: %d -> %d partitions", name, current, new_total)
+        return added
+
     def delete_topic(self, name: str) -> Topic:
         topic = self.topics.pop(name, None)
         if topic is None:
@@ -558,33 +598,9 @@ class Cluster:
             partition.deleted = True
             partition.notify()
         self.store.delete_topic(self, topic)
+        self.groups.on_topic_deleted(name)
         log.info("deleted topic %s", name)
         return topic
-
-    def add_partitions(self, topic_name: str, new_total: int, *, assignments: list[list[int]] | None = None) -> None:
-        """Grow a topic to `new_total` partitions (CreatePartitions); never shrink it.
-
-        New partitions get replicas as a new topic's would (continuing the
-        round-robin from the existing count), or `assignments` (one replica
-        list per new partition, already validated by the caller).
-        """
-        topic = self.topics.get(topic_name)
-        if topic is None:
-            raise ClusterError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition.")
-        existing = len(topic.partitions)
-        if new_total == existing:
-            raise ClusterError(ErrorCode.INVALID_PARTITIONS, f"Topic already has {existing} partition(s).")
-        if new_total < existing:
-            raise ClusterError(
-                ErrorCode.INVALID_PARTITIONS,
-                f"The topic {topic_name} currently has {existing} partition(s); {new_total} would not be an increase.",
-            )
-        if assignments is None:
-            assignments = self._assign(new_total - existing, topic.replication_factor, first_partition=existing)
-        for replicas in assignments:
-            self._add_partition(topic, replicas)
-        self.store.save_metadata(self)
-        log.info("topic %s now has %d partitions", topic_name, new_total)
 
     def run_retention(self, now_ms: int | None = None) -> int:
         """Run a retention pass now (kstub/cluster/retention.py); returns the number of segments deleted."""
@@ -619,7 +635,8 @@ class Cluster:
             yield from topic.partitions
 
     def reset(self) -> None:
-        """Drop every topic (and, later, group): a clean cluster for the next test."""
+        """Drop every topic and group: a clean cluster for the next test."""
         for name in list(self.topics):
             self.delete_topic(name)
+        self.groups.reset()
         self.control.clear()

@@ -7,9 +7,11 @@ from . import (  # noqa: F401  (imported to register their handlers)
     configs,
     coordinator,
     fetch,
+    groups,
     leader_epoch,
     list_offsets,
     metadata,
+    offsets,
     produce,
     producer_ids,
 )

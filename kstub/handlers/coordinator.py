@@ -1,7 +1,11 @@
-"""FindCoordinator (10): which broker coordinates a group or transactional id.
+"""FindCoordinator (10): which broker coordinates a group (or a transactional id).
 
-Until the group coordinator lands, every key is coordinated by the broker that
-was asked. v0-3 carry one key; v4 batches keys and answers per key.
+The answer is the group coordinator's deterministic choice from the key over
+the live brokers (see kstub/cluster/coordinator.py), for key type 0 (group)
+and 1 (transaction, placed the same way as Kafka places both). Unlike a
+fresh Kafka cluster creating __consumer_offsets, there is always an answer:
+COORDINATOR_NOT_AVAILABLE only when no broker is up. v0-3 carry one key;
+v4 batches keys and answers per key. An unknown key type is INVALID_REQUEST.
 """
 
 from __future__ import annotations
@@ -12,17 +16,32 @@ from kstub.protocol import ErrorCode
 
 from .base import Body, Context, handles
 
+GROUP = 0
+TRANSACTION = 1
+
+
+def _lookup(ctx: Context, key: str, key_type: int) -> Body:
+    if key_type not in (GROUP, TRANSACTION):
+        error, message = ErrorCode.INVALID_REQUEST, f"Unknown coordinator type {key_type}"
+        return {"error_code": error, "error_message": message, "node_id": -1, "host": "", "port": -1}
+    broker = ctx.cluster.groups.coordinator_for(key)
+    if broker is None:
+        error, message = ErrorCode.COORDINATOR_NOT_AVAILABLE, "The coordinator is not available."
+        return {"error_code": error, "error_message": message, "node_id": -1, "host": "", "port": -1}
+    return {
+        "error_code": ErrorCode.NONE,
+        "error_message": None,
+        "node_id": broker.node_id,
+        "host": broker.advertised_host,
+        "port": broker.port,
+    }
+
 
 @handles(10)
 async def find_coordinator(ctx: Context, req: Container) -> Body:
-    b = ctx.broker
-    node = {"node_id": b.node_id, "host": b.advertised_host, "port": b.port}
     if ctx.api_version >= 4:
         return {
             "throttle_time_ms": 0,
-            "coordinators": [
-                {"key": key, "error_code": ErrorCode.NONE, "error_message": None, **node}
-                for key in req.coordinator_keys
-            ],
+            "coordinators": [{"key": key, **_lookup(ctx, key, req.key_type)} for key in req.coordinator_keys],
         }
-    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "error_message": None, **node}
+    return {"throttle_time_ms": 0, **_lookup(ctx, req.key, req.key_type)}

@@ -1,48 +1,29 @@
-"""One module per API key, each declaring its request and response once."""
+"""One module per API key (``kNN_name.py``), each declaring its request and response once.
+
+Every module here that defines ``API`` is registered by its key; adding an API
+is adding its module.
+"""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from ..schema import Api
-from . import (
-    k00_produce,
-    k01_fetch,
-    k02_list_offsets,
-    k03_metadata,
-    k10_find_coordinator,
-    k18_api_versions,
-    k19_create_topics,
-    k20_delete_topics,
-    k21_delete_records,
-    k22_init_producer_id,
-    k23_offset_for_leader_epoch,
-    k32_describe_configs,
-    k33_alter_configs,
-    k35_describe_log_dirs,
-    k37_create_partitions,
-    k44_incremental_alter_configs,
-    k60_describe_cluster,
-)
+
+
+def _discover() -> dict[int, Api]:
+    apis: dict[int, Api] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if not info.name.startswith("k"):
+            continue
+        api = getattr(importlib.import_module(f"{__name__}.{info.name}"), "API", None)
+        if isinstance(api, Api):
+            if api.key in apis:
+                raise ImportError(f"api key {api.key} declared twice ({info.name})")
+            apis[api.key] = api
+    return dict(sorted(apis.items()))
+
 
 #: Every API the codec declares, by key.
-ALL: dict[int, Api] = {
-    m.API.key: m.API
-    for m in (
-        k00_produce,
-        k01_fetch,
-        k02_list_offsets,
-        k03_metadata,
-        k10_find_coordinator,
-        k18_api_versions,
-        k19_create_topics,
-        k20_delete_topics,
-        k21_delete_records,
-        k22_init_producer_id,
-        k23_offset_for_leader_epoch,
-        k32_describe_configs,
-        k33_alter_configs,
-        k35_describe_log_dirs,
-        k37_create_partitions,
-        k44_incremental_alter_configs,
-        k60_describe_cluster,
-    )
-}
+ALL: dict[int, Api] = _discover()

@@ -107,7 +107,6 @@ def test_create_partitions_3_to_6_and_every_partition_serves_data(kp_admin, boot
     assert got == {p: f"to-{p}".encode() for p in range(6)}
 
 
-@pytest.mark.xfail(reason="needs consumer groups (branch groups)", strict=False)
 def test_a_subscribed_group_gets_data_from_the_new_partitions(kp_admin, bootstrap):
     topic = unique()
     kp_admin.create_topics([NewTopic(topic, 3, 1)])

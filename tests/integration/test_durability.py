@@ -210,3 +210,30 @@ def test_a_torn_segment_is_truncated_on_restart_and_the_log_goes_on(server_facto
     producer.produce(topic, b"after", on_delivery=lambda err, msg: offsets.append((err, msg.offset())))
     assert producer.flush(TIMEOUT) == 0
     assert offsets == [(None, 99)]
+
+
+def test_group_offsets_survive_a_sigkill(server_factory):
+    """Committed offsets are kept under --data-dir (fsynced before OffsetCommit is answered with --fsync)."""
+    server = server_factory("--fsync")
+    server.start()
+    topic = "committed"
+    admin = AdminClient({"bootstrap.servers": server.bootstrap})
+    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(TIMEOUT)
+    producer = Producer({"bootstrap.servers": server.bootstrap, "acks": "all"})
+    for i in range(10):
+        producer.produce(topic, f"m{i}".encode(), partition=i % 2)
+    assert producer.flush(TIMEOUT) == 0
+    consumer = Consumer({"bootstrap.servers": server.bootstrap, "group.id": "keeper", "enable.auto.commit": False})
+    wanted = [TopicPartition(topic, 0, 3, leader_epoch=0), TopicPartition(topic, 1, 5, leader_epoch=0)]
+    consumer.commit(offsets=wanted, asynchronous=False)
+    consumer.close()
+    server.kill()
+
+    server.start()
+    consumer = Consumer({"bootstrap.servers": server.bootstrap, "group.id": "keeper"})
+    try:
+        got = consumer.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=TIMEOUT)
+    finally:
+        consumer.close()
+    assert [(tp.partition, tp.offset, tp.error) for tp in got] == [(0, 3, None), (1, 5, None)]
+    assert "restored the committed offsets of 1 group(s)" in server.log(2)

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""How long four consumers take from subscribe() to all four having partitions.
+
+    python bench/group_assignment.py [--client confluent-kafka|kafka-python] [--rounds 5] [--heartbeat-ms N]
+
+Starts `python -m kstub serve -c group.initial.rebalance.delay.ms=0` on a free
+loopback port in a subprocess, creates a 4-partition topic, and per round
+starts 4 consumers of a fresh group at once (each polling on its own thread),
+timing until their assignments are disjoint, non-empty and cover the 4
+partitions. Prints each round and the median.
+
+The figure is dominated by the clients: once the first member has formed the
+group, the others' arrival is announced to members through Heartbeat
+responses, so it scales with heartbeat.interval.ms (3000 ms by default in
+both clients). --heartbeat-ms sets it. A benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import free_port, wait_ready
+
+PARTITIONS = 4
+CONSUMERS = 4
+
+
+class Poller(threading.Thread):
+    """One consumer polling until told to stop; `assignment` follows its rebalance callbacks."""
+
+    def __init__(self, client: str, bootstrap: str, group: str, topic: str, heartbeat_ms: int | None) -> None:
+        super().__init__(daemon=True)
+        self.client, self.bootstrap, self.group, self.topic = client, bootstrap, group, topic
+        self.heartbeat_ms = heartbeat_ms
+        self.assignment: frozenset[int] = frozenset()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        if self.client == "confluent-kafka":
+            self._run_confluent()
+        else:
+            self._run_kafka_python()
+
+    def _run_confluent(self) -> None:
+        from confluent_kafka import Consumer
+
+        conf = {"bootstrap.servers": self.bootstrap, "group.id": self.group, "enable.auto.commit": False}
+        if self.heartbeat_ms is not None:
+            conf["heartbeat.interval.ms"] = self.heartbeat_ms
+        consumer = Consumer(conf)
+
+        def assigned(_c, parts) -> None:
+            self.assignment = frozenset(p.partition for p in parts)
+
+        def revoked(_c, _parts) -> None:
+            self.assignment = frozenset()
+
+        consumer.subscribe([self.topic], on_assign=assigned, on_revoke=revoked)
+        while not self.stop.is_set():
+            consumer.poll(0.01)
+        consumer.close()
+
+    def _run_kafka_python(self) -> None:
+        from kafka import ConsumerRebalanceListener, KafkaConsumer
+
+        poller = self
+
+        class Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked) -> None:
+                poller.assignment = frozenset()
+
+            def on_partitions_assigned(self, assigned) -> None:
+                poller.assignment = frozenset(tp.partition for tp in assigned)
+
+        kwargs = {} if self.heartbeat_ms is None else {"heartbeat_interval_ms": self.heartbeat_ms}
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=self.group, **kwargs)
+        consumer.subscribe([self.topic], listener=Listener())
+        while not self.stop.is_set():
+            consumer.poll(timeout_ms=1000)
+        consumer.close()
+
+
+def one_round(client: str, bootstrap: str, topic: str, heartbeat_ms: int | None, timeout: float = 60.0) -> float:
+    group = f"bench-{uuid.uuid4().hex[:8]}"
+    pollers = [Poller(client, bootstrap, group, topic, heartbeat_ms) for _ in range(CONSUMERS)]
+    start = time.perf_counter()
+    for p in pollers:
+        p.start()
+    try:
+        while True:
+            sets = [p.assignment for p in pollers]
+            if all(sets) and sum(map(len, sets)) == PARTITIONS and frozenset().union(*sets) == set(range(PARTITIONS)):
+                return time.perf_counter() - start
+            if time.perf_counter() - start > timeout:
+                raise SystemExit(f"no complete assignment within {timeout} s")
+            time.sleep(0.001)
+    finally:
+        for p in pollers:
+            p.stop.set()
+        for p in pollers:
+            p.join(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--client", choices=["confluent-kafka", "kafka-python"], default="confluent-kafka")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--heartbeat-ms", type=int, default=None, help="the consumers' heartbeat interval")
+    args = parser.parse_args()
+
+    port = free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "kstub", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING",
+         "-c", "group.initial.rebalance.delay.ms=0"],
+    )  # fmt: skip
+    try:
+        wait_ready(bootstrap)
+        from kafka.admin import KafkaAdminClient, NewTopic
+
+        topic = f"bench-{uuid.uuid4().hex[:8]}"
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+        admin.close()
+        heartbeat = "client default" if args.heartbeat_ms is None else f"{args.heartbeat_ms} ms"
+        print(f"{args.client}, {CONSUMERS} consumers, {PARTITIONS} partitions, heartbeat interval {heartbeat}")
+        times = []
+        for i in range(args.rounds):
+            t = one_round(args.client, bootstrap, topic, args.heartbeat_ms)
+            times.append(t)
+            print(f"  round {i + 1}: {t * 1000:.0f} ms from subscribe to all {CONSUMERS} assigned")
+        ms = [t * 1000 for t in times]
+        print(f"median {statistics.median(ms):.0f} ms (min {min(ms):.0f}, max {max(ms):.0f})")
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""A small blocking Kafka client on kstub's own codec, for command-line tools.
+
+It speaks the Kafka protocol over plain sockets to any Kafka-compatible
+broker: it negotiates versions with ApiVersions on each connection (the
+highest version both sides implement), learns the brokers from Metadata,
+finds group coordinators with FindCoordinator, and sends any declared request
+to a given broker. No Trio: a CLI does one thing at a time.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from construct import Container
+
+from kstub.protocol import APIS, ErrorCode
+from kstub.protocol.connection import NEED_DATA, ClientConnection
+
+API_VERSIONS = 18
+METADATA = 3
+FIND_COORDINATOR = 10
+
+
+class AdminError(Exception):
+    """A failure to report to the user (and exit non-zero)."""
+
+
+def parse_servers(servers: str) -> list[tuple[str, int]]:
+    """``host:port[,host:port...]`` (IPv6 hosts in brackets) as a list of addresses."""
+    out = []
+    for entry in servers.split(","):
+        entry = entry.strip()
+        host, sep, port = entry.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise AdminError(f"invalid bootstrap server {entry!r} (expected HOST:PORT)")
+        out.append((host.strip("[]"), int(port)))
+    return out
+
+
+class BrokerConnection:
+    """One socket to one broker, with the versions it supports."""
+
+    def __init__(self, host: str, port: int, client_id: str, timeout: float) -> None:
+        self.address = f"{host}:{port}"
+        try:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
+        except OSError as exc:
+            raise AdminError(f"cannot connect to {self.address}: {exc}") from None
+        self.conn = ClientConnection(client_id)
+        self.versions = self._api_versions()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _roundtrip(self, api_key: int, version: int, body: Mapping[str, Any]) -> Container:
+        try:
+            self.sock.sendall(self.conn.send_request(api_key, version, body))
+            while True:
+                response = self.conn.next_response()
+                if response is not NEED_DATA:
+                    return response.body
+                data = self.sock.recv(1 << 16)
+                if not data:
+                    raise AdminError(f"{self.address} closed the connection")
+                self.conn.receive_data(data)
+        except OSError as exc:
+            raise AdminError(f"{self.address}: {exc}") from None
+
+    def _api_versions(self) -> dict[int, tuple[int, int]]:
+        ours = APIS[API_VERSIONS]
+        body = self._roundtrip(
+            API_VERSIONS, ours.max_version, {"client_software_name": "kstub", "client_software_version": "1"}
+        )
+        if body.error_code == ErrorCode.UNSUPPORTED_VERSION:
+            # the broker's answer (v0-shaped) names the ApiVersions versions it does speak
+            theirs = next((k.max_version for k in body.api_keys if k.api_key == API_VERSIONS), 0)
+            body = self._roundtrip(API_VERSIONS, min(theirs, ours.max_version), {})
+        if body.error_code != ErrorCode.NONE:
+            raise AdminError(f"{self.address}: ApiVersions failed with {ErrorCode(body.error_code).name}")
+        return {k.api_key: (k.min_version, k.max_version) for k in body.api_keys}
+
+    def version(self, api_key: int, max_version: int | None = None) -> int:
+        """The highest version of `api_key` both sides implement (at most `max_version`)."""
+        api = APIS[api_key]
+        theirs = self.versions.get(api_key)
+        if theirs is None:
+            raise AdminError(f"{self.address} does not support {api.name}")
+        high = min(api.max_version, theirs[1], api.max_version if max_version is None else max_version)
+        if high < max(api.min_version, theirs[0]):
+            raise AdminError(f"{self.address} supports no version of {api.name} that kstub speaks")
+        return high
+
+    def request(self, api_key: int, body: Mapping[str, Any], *, version: int | None = None) -> Container:
+        return self._roundtrip(api_key, self.version(api_key) if version is None else version, body)
+
+
+class AdminClient:
+    """Connections to a cluster's brokers, found from the bootstrap servers."""
+
+    def __init__(self, bootstrap: str, *, client_id: str = "kstub-admin", timeout: float = 30.0) -> None:
+        self.client_id = client_id
+        self.timeout = timeout
+        self._connections: dict[int, BrokerConnection] = {}
+        errors = []
+        for host, port in parse_servers(bootstrap):
+            try:
+                self._bootstrap = BrokerConnection(host, port, client_id, timeout)
+                break
+            except AdminError as exc:
+                errors.append(str(exc))
+        else:
+            raise AdminError("; ".join(errors))
+        self.brokers: dict[int, tuple[str, int]] = {}
+        self.metadata()
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._bootstrap.close()
+        for conn in self._connections.values():
+            conn.close()
+
+    def broker(self, node_id: int) -> BrokerConnection:
+        conn = self._connections.get(node_id)
+        if conn is None:
+            if node_id not in self.brokers:
+                raise AdminError(f"unknown broker {node_id}")
+            host, port = self.brokers[node_id]
+            conn = self._connections[node_id] = BrokerConnection(host, port, self.client_id, self.timeout)
+        return conn
+
+    def metadata(self, topics: list[str] | None = None) -> Container:
+        """Metadata for `topics` (None: every topic), without creating any."""
+        conn = self._bootstrap
+        version = conn.version(METADATA)
+        if topics is None and version == 0:
+            version = 1  # v0 cannot ask for "all topics" with null
+        body = conn.request(
+            METADATA,
+            {
+                "topics": None if topics is None else [{"name": t} for t in topics],
+                "allow_auto_topic_creation": False,
+            },
+            version=version,
+        )
+        self.brokers = {b.node_id: (b.host, b.port) for b in body.brokers}
+        return body
+
+    def find_coordinator(self, group: str, attempts: int = 10) -> int:
+        """The node id coordinating `group` (retrying while Kafka creates its offsets topic)."""
+        conn = self._bootstrap
+        for attempt in range(attempts):
+            version = conn.version(FIND_COORDINATOR)
+            if version >= 4:
+                body = conn.request(FIND_COORDINATOR, {"key_type": 0, "coordinator_keys": [group]}, version=version)
+                answer = body.coordinators[0]
+            else:
+                answer = conn.request(FIND_COORDINATOR, {"key": group, "key_type": 0}, version=version)
+            error = ErrorCode(answer.error_code)
+            if error == ErrorCode.NONE:
+                self.brokers.setdefault(answer.node_id, (answer.host, answer.port))
+                return answer.node_id
+            if error not in (ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.COORDINATOR_LOAD_IN_PROGRESS):
+                raise AdminError(f"FindCoordinator for group '{group}' failed: {error.name}")
+            time.sleep(min(0.1 * 2**attempt, 2.0))
+        raise AdminError(f"no coordinator available for group '{group}'")
+
+    def coordinator(self, group: str) -> BrokerConnection:
+        return self.broker(self.find_coordinator(group))

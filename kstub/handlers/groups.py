@@ -1,0 +1,206 @@
+"""The group membership APIs: JoinGroup (11), SyncGroup (14), Heartbeat (12),
+LeaveGroup (13), DescribeGroups (15), ListGroups (16) and DeleteGroups (42).
+
+Thin: each checks what Kafka checks before the coordinator (a valid group id,
+and that this broker coordinates the group: NOT_COORDINATOR otherwise), hands
+the request to `cluster.groups` (kstub/cluster/coordinator.py) and shapes its
+answer for the request's version. JoinGroup and SyncGroup may wait there for
+the rest of the group (long-polls bounded by the rebalance timeout).
+"""
+
+from __future__ import annotations
+
+from construct import Container
+
+from kstub.cluster.groups import GroupState, JoinResult, SyncResult
+from kstub.protocol import ErrorCode
+
+from .base import Body, Context, handles
+
+#: DescribeGroups authorized operations without an authorizer: READ, DELETE, DESCRIBE
+GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
+NOT_REQUESTED = -(2**31)
+
+
+def check_group(ctx: Context, group_id: str | None, *, allow_empty: bool = False) -> ErrorCode | None:
+    """Kafka's validateGroupStatus: a valid group id, coordinated by this broker.
+
+    The empty group id is allowed where Kafka allows it for compatibility
+    (offsets, DescribeGroups, DeleteGroups).
+    """
+    if group_id is None or (not group_id and not allow_empty):
+        return ErrorCode.INVALID_GROUP_ID
+    if not ctx.cluster.groups.is_coordinator(group_id, ctx.node_id):
+        return ErrorCode.NOT_COORDINATOR
+    return None
+
+
+def client_host(ctx: Context) -> str:
+    """How Kafka shows a client's address (Java's InetAddress.toString)."""
+    return "/" + ctx.peer.rsplit(":", 1)[0]
+
+
+def _join_body(ctx: Context, r: JoinResult) -> Body:
+    return {
+        "throttle_time_ms": 0,
+        "error_code": r.error,
+        "generation_id": r.generation_id,
+        "protocol_type": r.protocol_type,
+        # nullable only from v7
+        "protocol_name": r.protocol_name if ctx.api_version >= 7 else (r.protocol_name or ""),
+        "leader": r.leader,
+        "skip_assignment": r.skip_assignment,
+        "member_id": r.member_id,
+        "members": [
+            {"member_id": member_id, "group_instance_id": instance_id, "metadata": metadata}
+            for member_id, instance_id, metadata in r.members
+        ],
+    }
+
+
+@handles(11)
+async def join_group(ctx: Context, req: Container) -> Body:
+    error = check_group(ctx, req.group_id)
+    if error is not None:
+        return _join_body(ctx, JoinResult(error, req.member_id))
+    v = ctx.api_version
+    result = await ctx.cluster.groups.join(
+        req.group_id,
+        req.member_id,
+        req.group_instance_id,
+        ctx.client_id or "",
+        client_host(ctx),
+        req.session_timeout_ms,
+        req.rebalance_timeout_ms if v >= 1 else req.session_timeout_ms,
+        req.protocol_type,
+        [(p.name, p.metadata) for p in req.protocols],
+        require_known_member_id=v >= 4,
+        supports_skip_assignment=v >= 9,
+    )
+    return _join_body(ctx, result)
+
+
+def _sync_body(r: SyncResult) -> Body:
+    return {
+        "throttle_time_ms": 0,
+        "error_code": r.error,
+        "protocol_type": r.protocol_type,
+        "protocol_name": r.protocol_name,
+        "assignment": r.assignment,
+    }
+
+
+@handles(14)
+async def sync_group(ctx: Context, req: Container) -> Body:
+    error = check_group(ctx, req.group_id)
+    if error is not None:
+        return _sync_body(SyncResult(error))
+    result = await ctx.cluster.groups.sync(
+        req.group_id,
+        req.generation_id,
+        req.member_id,
+        req.group_instance_id,
+        req.protocol_type,
+        req.protocol_name,
+        {a.member_id: a.assignment for a in req.assignments},
+    )
+    return _sync_body(result)
+
+
+@handles(12)
+async def heartbeat(ctx: Context, req: Container) -> Body:
+    error = check_group(ctx, req.group_id)
+    if error is None:
+        error = ctx.cluster.groups.heartbeat(req.group_id, req.generation_id, req.member_id, req.group_instance_id)
+    return {"throttle_time_ms": 0, "error_code": error}
+
+
+@handles(13)
+async def leave_group(ctx: Context, req: Container) -> Body:
+    v = ctx.api_version
+    error = check_group(ctx, req.group_id)
+    if error is not None:
+        return {"throttle_time_ms": 0, "error_code": error, "members": []}
+    leaving = [(m.member_id, m.group_instance_id) for m in req.members] if v >= 3 else [(req.member_id, None)]
+    error, results = ctx.cluster.groups.leave(req.group_id, leaving)
+    if v < 3 and error == ErrorCode.NONE:
+        # one member, one error: Kafka reports it at the top level
+        error = next((e for _, _, e in results if e != ErrorCode.NONE), ErrorCode.NONE)
+    return {
+        "throttle_time_ms": 0,
+        "error_code": error,
+        "members": [{"member_id": m, "group_instance_id": i, "error_code": e} for m, i, e in results],
+    }
+
+
+def _describe_one(ctx: Context, group_id: str, include_operations: bool) -> Body:
+    operations = GROUP_OPERATIONS if include_operations else NOT_REQUESTED
+    error = check_group(ctx, group_id, allow_empty=True)
+    if error is not None:
+        return {
+            "error_code": error,
+            "group_id": group_id,
+            "group_state": "",
+            "protocol_type": "",
+            "protocol_data": "",
+            "members": [],
+            "authorized_operations": operations,
+        }
+    summary = ctx.cluster.groups.describe(group_id)
+    stable = summary.state is GroupState.STABLE
+    return {
+        "error_code": ErrorCode.NONE,
+        "group_id": group_id,
+        "group_state": summary.state.value,
+        "protocol_type": summary.protocol_type,
+        "protocol_data": summary.protocol_data,
+        "members": [
+            {
+                "member_id": m.member_id,
+                "group_instance_id": m.instance_id,
+                "client_id": m.client_id,
+                "client_host": m.client_host,
+                # Kafka shows metadata and assignments of a stable group only
+                "member_metadata": m.metadata(summary.protocol_data) if stable else b"",
+                "member_assignment": m.assignment if stable else b"",
+            }
+            for m in summary.members
+        ],
+        "authorized_operations": operations,
+    }
+
+
+@handles(15)
+async def describe_groups(ctx: Context, req: Container) -> Body:
+    return {
+        "throttle_time_ms": 0,
+        "groups": [_describe_one(ctx, g, req.include_authorized_operations) for g in req.groups],
+    }
+
+
+@handles(16)
+async def list_groups(ctx: Context, req: Container) -> Body:
+    states = None
+    if req.states_filter:
+        # unknown names match nothing, as in Kafka
+        states = [s for s in (GroupState.parse(name) for name in req.states_filter) if s is not None]
+    groups = ctx.cluster.groups.list_groups(ctx.node_id, states)
+    return {
+        "throttle_time_ms": 0,
+        "error_code": ErrorCode.NONE,
+        "groups": [
+            {"group_id": g.group_id, "protocol_type": g.protocol_type or "", "group_state": g.state.value}
+            for g in groups
+        ],
+    }
+
+
+@handles(42)
+async def delete_groups(ctx: Context, req: Container) -> Body:
+    results = []
+    for group_id in req.groups_names:
+        error = check_group(ctx, group_id, allow_empty=True)
+        if error is None:
+            error = ctx.cluster.groups.delete_group(group_id)
+        results.append({"group_id": group_id, "error_code": error})
+    return {"throttle_time_ms": 0, "results": results}

@@ -1,0 +1,174 @@
+"""Committed offsets: OffsetCommit (8), OffsetFetch (9) and OffsetDelete (47).
+
+As in Kafka, a commit is checked in layers: unknown topics or partitions get
+UNKNOWN_TOPIC_OR_PARTITION, then the group (a valid id, coordinated here,
+then Kafka's member/generation rules) decides for every remaining partition,
+then metadata longer than offset.metadata.max.bytes gets
+OFFSET_METADATA_TOO_LARGE. Commits with generation -1 and no member id (an
+assign()-style consumer, or an admin tool) are accepted while the group has no
+members. OffsetFetch answers -1 for a partition with no committed offset,
+every committed partition for a null topic list (v2+), and per group in v8.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from construct import Container
+
+from kstub.cluster.groups import CommittedOffset, GroupError, TopicPartition
+from kstub.protocol import ErrorCode
+
+from .base import Body, Context, handles
+from .groups import check_group
+
+
+def _exists(ctx: Context, topic: str, partition: int) -> bool:
+    return ctx.cluster.partition(topic, partition) is not None
+
+
+@handles(8)
+async def offset_commit(ctx: Context, req: Container) -> Body:
+    coordinator = ctx.cluster.groups
+    errors: dict[TopicPartition, ErrorCode] = {}
+    known: list[tuple[str, Container]] = []
+    for t in req.topics:
+        for p in t.partitions:
+            if _exists(ctx, t.name, p.partition_index):
+                known.append((t.name, p))
+            else:
+                errors[(t.name, p.partition_index)] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    if known:
+        group_error = check_group(ctx, req.group_id, allow_empty=True)
+        group = None
+        if group_error is None:
+            try:
+                group = coordinator.validate_commit(
+                    req.group_id, req.generation_id_or_member_epoch, req.member_id, req.group_instance_id
+                )
+            except GroupError as exc:
+                group_error = exc.code
+        max_metadata = ctx.cluster.config["offset.metadata.max.bytes"]
+        for topic, p in known:
+            metadata = p.committed_metadata or ""
+            if group is None:
+                error = group_error
+            elif len(metadata) > max_metadata:
+                error = ErrorCode.OFFSET_METADATA_TOO_LARGE
+            else:
+                coordinator.store_offset(
+                    group,
+                    topic,
+                    p.partition_index,
+                    p.committed_offset,
+                    p.committed_leader_epoch,
+                    metadata,
+                    req.retention_time_ms,
+                    p.commit_timestamp,
+                )
+                error = ErrorCode.NONE
+            errors[(topic, p.partition_index)] = error
+        if group is not None:
+            await ctx.cluster.store.sync_offsets()  # with --fsync: durable before the answer
+    return {
+        "throttle_time_ms": 0,
+        "topics": [
+            {
+                "name": t.name,
+                "partitions": [
+                    {"partition_index": p.partition_index, "error_code": errors[(t.name, p.partition_index)]}
+                    for p in t.partitions
+                ],
+            }
+            for t in req.topics
+        ],
+    }
+
+
+def _partition(index: int, committed: CommittedOffset | None, error: ErrorCode = ErrorCode.NONE) -> Body:
+    if committed is None:
+        return {
+            "partition_index": index,
+            "committed_offset": -1,
+            "committed_leader_epoch": -1,
+            "metadata": "",
+            "error_code": error,
+        }
+    return {
+        "partition_index": index,
+        "committed_offset": committed.offset,
+        "committed_leader_epoch": committed.leader_epoch,
+        "metadata": committed.metadata,
+        "error_code": error,
+    }
+
+
+def _requested(topics: Iterable[Container]) -> list[tuple[str, list[int]]]:
+    return [(t.name, list(t.partition_indexes)) for t in topics]
+
+
+def _fetch_group(ctx: Context, group_id: str, topics: list[Container] | None) -> tuple[ErrorCode, list[Body]]:
+    """One group's committed offsets: the requested partitions, or all (`topics` None)."""
+    error = check_group(ctx, group_id, allow_empty=True)
+    if error is not None:
+        return error, []
+    committed = ctx.cluster.groups.committed(group_id)
+    if topics is None:
+        by_topic: dict[str, list[int]] = {}
+        for topic, partition in sorted(committed):
+            by_topic.setdefault(topic, []).append(partition)
+        wanted = list(by_topic.items())
+    else:
+        wanted = _requested(topics)
+    return ErrorCode.NONE, [
+        {"name": topic, "partitions": [_partition(p, committed.get((topic, p))) for p in partitions]}
+        for topic, partitions in wanted
+    ]
+
+
+@handles(9)
+async def offset_fetch(ctx: Context, req: Container) -> Body:
+    v = ctx.api_version
+    if v >= 8:
+        groups = []
+        for g in req.groups:
+            error, topics = _fetch_group(ctx, g.group_id, g.topics)
+            groups.append({"group_id": g.group_id, "topics": topics, "error_code": error})
+        return {"throttle_time_ms": 0, "groups": groups}
+    error, topics = _fetch_group(ctx, req.group_id, req.topics)
+    if error != ErrorCode.NONE and v < 2:
+        # no top-level error before v2: every requested partition carries it
+        topics = [
+            {"name": topic, "partitions": [_partition(p, None, error) for p in partitions]}
+            for topic, partitions in _requested(req.topics or [])
+        ]
+    return {"throttle_time_ms": 0, "topics": topics, "error_code": error}
+
+
+@handles(47)
+async def offset_delete(ctx: Context, req: Container) -> Body:
+    error = check_group(ctx, req.group_id)
+    if error is not None:
+        return {"error_code": error, "throttle_time_ms": 0, "topics": []}
+    requested = [(t.name, p.partition_index) for t in req.topics for p in t.partitions]
+    known = [tp for tp in requested if _exists(ctx, *tp)]
+    error, errors = ctx.cluster.groups.delete_offsets(req.group_id, known)
+    if error != ErrorCode.NONE:
+        return {"error_code": error, "throttle_time_ms": 0, "topics": []}
+    return {
+        "error_code": ErrorCode.NONE,
+        "throttle_time_ms": 0,
+        "topics": [
+            {
+                "name": t.name,
+                "partitions": [
+                    {
+                        "partition_index": p.partition_index,
+                        "error_code": errors.get((t.name, p.partition_index), ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
+                    }
+                    for p in t.partitions
+                ],
+            }
+            for t in req.topics
+        ],
+    }

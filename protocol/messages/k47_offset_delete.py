@@ -1,0 +1,27 @@
+"""OffsetDelete (key 47): version 0, never flexible (KIP-496)."""
+
+from ..schema import Api
+from ..schema import Field as F
+
+API = Api(
+    key=47,
+    name="OffsetDelete",
+    min_version=0,
+    max_version=0,
+    flexible_from=None,
+    request=[
+        F("group_id", "string"),
+        F("topics", [F("name", "string"), F("partitions", [F("partition_index", "int32")])]),
+    ],
+    response=[
+        F("error_code", "int16"),
+        F("throttle_time_ms", "int32"),
+        F(
+            "topics",
+            [
+                F("name", "string"),
+                F("partitions", [F("partition_index", "int32"), F("error_code", "int16")]),
+            ],
+        ),
+    ],
+)
