@@ -69,16 +69,23 @@ def test_wrong_results_fail_with_the_reason(bootstrap: str) -> None:
 
 @pytest.mark.kstub(brokers=1, config={"auto.create.topics.enable": False})
 def test_what_a_client_or_cluster_cannot_do_is_a_skip_with_the_reason(bootstrap: str) -> None:
-    results = _run(bootstrap, [NoTimestamps], ["offsets-for-times", "group-rebalance", "failover-acks-all"])
+    results = _run(bootstrap, [NoTimestamps], ["offsets-for-times", "failover-acks-all"])
     cells = {c.scenario: c for c in results.cells}
     assert cells["offsets-for-times"].status == SKIP
     assert cells["offsets-for-times"].reason == "no-timestamps has no offsets-for-times API"
     assert cells["failover-acks-all"].status == SKIP
     assert "control plane" in cells["failover-acks-all"].reason  # and one broker only
-    if "groups" not in results.capabilities.caps:
-        assert cells["group-rebalance"].status == SKIP
-        assert "JoinGroup(11)" in cells["group-rebalance"].reason
     assert not results.failed
+
+
+def test_a_cluster_without_groups_skips_group_scenarios_naming_the_missing_apis() -> None:
+    from kstub.compat.model import CapabilityMissing
+    from kstub.compat.scenarios import CONTROL_PLANE, require
+
+    needs = SCENARIOS["group-rebalance"].needs
+    with pytest.raises(CapabilityMissing, match=r"ApiVersions lacks JoinGroup\(11\), SyncGroup\(14\)"):
+        require(frozenset({CONTROL_PLANE}), needs, ["JoinGroup(11)", "SyncGroup(14)"])
+    require(frozenset({"groups"}), needs, [])  # no exception
 
 
 def test_cli_writes_json_and_markdown_and_exits_nonzero_on_failure(kstub_cluster, tmp_path, capsys) -> None:
