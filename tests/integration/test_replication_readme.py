@@ -1,6 +1,8 @@
-"""docs/README-replication.md's shell examples work when pasted.
+"""The README's replication examples work when pasted.
 
-The first ``sh`` block starts the cluster; every later command runs in order,
+They are the ``sh`` blocks of README.md between the
+``<!-- replication-examples:begin -->`` and ``<!-- replication-examples:end -->``
+comments. The first starts the cluster; every later command runs in order,
 as written, except that the ports are free ones instead of 9092-9094 and
 9644, and ``kstub`` is this checkout's. curl and ``kstub ctl`` must answer
 JSON that is not a refusal (``{"error": ...}`` alone).
@@ -16,11 +18,15 @@ from pathlib import Path
 
 from test_admin_api import Served, free_ports
 
-README = Path(__file__).resolve().parents[2] / "docs" / "README-replication.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
+BEGIN, END = "<!-- replication-examples:begin -->", "<!-- replication-examples:end -->"
 
 
 def shell_blocks() -> list[list[str]]:
-    blocks = re.findall(r"```sh\n(.*?)```", README.read_text(), re.S)
+    text = README.read_text()
+    assert text.count(BEGIN) == 1 and text.count(END) == 1, f"README.md needs one {BEGIN} ... {END} region"
+    region = text[text.index(BEGIN) : text.index(END)]
+    blocks = re.findall(r"```sh\n(.*?)```", region, re.S)
     return [[line for line in block.splitlines() if line.strip()] for block in blocks]
 
 
