@@ -53,10 +53,16 @@ def _parser() -> argparse.ArgumentParser:
 
     ctl.add_parser(sub)
     groups_tool.add_parser(sub)
+    sub.add_parser("compat", add_help=False, help="run real Kafka clients' compatibility matrix (kstub compat --help)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compat"]:  # its own options; imported only when asked for (it loads client libraries)
+        from kstub.compat.__main__ import main as compat_main
+
+        return compat_main(argv[1:], prog="kstub compat")
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=getattr(args, "log_level", "WARNING"),

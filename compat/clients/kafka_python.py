@@ -1,0 +1,230 @@
+"""kafka-python (pure Python; KafkaProducer, KafkaConsumer, KafkaAdminClient)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..model import ClientError, ClusterMeta, Delivery, Msg, PartitionMeta, Record
+from .base import Client, Member, ThreadMember
+
+
+def _error(exc: Exception) -> ClientError:
+    from kafka.errors import KafkaTimeoutError
+
+    if isinstance(exc, KafkaTimeoutError):
+        return ClientError("TIMEOUT", str(exc))
+    kind = getattr(exc, "message", None)
+    if isinstance(kind, str) and kind.isupper():
+        return ClientError(kind, str(exc))
+    return ClientError(type(exc).__name__, str(exc))
+
+
+def _record(r: Any) -> Record:
+    return Record(r.partition, r.offset, r.key, r.value, tuple((k, v) for k, v in r.headers), r.timestamp)
+
+
+class KafkaPython(Client):
+    name = "kafka-python"
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        try:
+            import kafka  # noqa: F401
+        except ImportError:
+            return "kafka-python is not installed (pip install kafka-python)"
+        return None
+
+    @classmethod
+    def version(cls) -> str:
+        import kafka
+
+        return kafka.__version__
+
+    def _ms(self) -> int:
+        return int(self.timeout * 1000)
+
+    def _admin(self) -> Any:
+        from kafka.admin import KafkaAdminClient
+
+        return KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=self._ms())
+
+    def metadata(self, topics: list[str]) -> ClusterMeta:
+        admin = self._admin()
+        try:
+            cluster = admin.describe_cluster()
+            out = ClusterMeta({b["broker_id"]: (b["host"], b["port"]) for b in cluster["brokers"]})
+            for t in admin.describe_topics(topics):
+                if t["error_code"] == 0:
+                    out.topics[t["name"]] = {
+                        p["partition_index"]: PartitionMeta(
+                            p["leader_id"], tuple(p["replica_nodes"]), tuple(p["isr_nodes"])
+                        )
+                        for p in t["partitions"]
+                    }
+            return out
+        finally:
+            admin.close()
+
+    def create_topic(self, topic: str, partitions: int, replication_factor: int = 1) -> None:
+        from kafka.admin import NewTopic
+        from kafka.errors import KafkaError
+
+        admin = self._admin()
+        try:
+            admin.create_topics([NewTopic(topic, partitions, replication_factor)], timeout_ms=self._ms())
+        except KafkaError as exc:
+            raise _error(exc) from exc
+        finally:
+            admin.close()
+
+    def produce(
+        self,
+        topic: str,
+        msgs: list[Msg],
+        *,
+        acks: str = "all",
+        compression: str | None = None,
+        idempotent: bool | None = None,
+        flush_each: bool = False,
+    ) -> list[Delivery]:
+        from kafka import KafkaProducer
+        from kafka.errors import KafkaError
+
+        producer = KafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            acks=-1 if acks == "all" else int(acks),
+            compression_type=compression,
+            linger_ms=5,
+            max_block_ms=self._ms(),
+            request_timeout_ms=self._ms(),
+            **({} if idempotent is None else {"enable_idempotence": idempotent}),
+        )
+        try:
+            futures = []
+            for m in msgs:
+                fut = producer.send(
+                    topic,
+                    key=m.key,
+                    value=m.value,
+                    headers=list(m.headers),
+                    partition=m.partition,
+                    timestamp_ms=m.timestamp,
+                )
+                if flush_each:
+                    fut.get(timeout=self.timeout)
+                futures.append(fut)
+            producer.flush(timeout=self.timeout)
+            out = []
+            for fut in futures:
+                meta = fut.get(timeout=self.timeout)
+                out.append(Delivery(meta.partition, meta.offset))
+            return out
+        except KafkaError as exc:
+            raise _error(exc) from exc
+        finally:
+            producer.close(timeout=5)
+
+    def consume(self, topic: str, starts: dict[int, int], count: int) -> list[Record]:
+        from kafka import KafkaConsumer, TopicPartition
+
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
+        try:
+            tps = [TopicPartition(topic, p) for p in starts]
+            consumer.assign(tps)
+            for tp in tps:
+                consumer.seek(tp, starts[tp.partition])
+            return self._poll(consumer, count)
+        finally:
+            consumer.close()
+
+    def _poll(self, consumer: Any, count: int) -> list[Record]:
+        got: list[Record] = []
+        deadline = time.monotonic() + self.timeout
+        while len(got) < count and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=200, max_records=count - len(got)).values():
+                got += [_record(r) for r in records]
+        return got
+
+    def _group_consumer(self, group: str, topic: str, reset: str) -> Any:
+        from kafka import KafkaConsumer
+
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=group,
+            auto_offset_reset=reset,
+            enable_auto_commit=False,
+            session_timeout_ms=10000,
+            heartbeat_interval_ms=500,
+            request_timeout_ms=self._ms() + 15000,
+        )
+        # Know the topic's partitions before joining: otherwise the leader assigns nothing, refreshes
+        # metadata and rejoins at once, and kafka-python 3.0.12 sometimes never completes that second
+        # SyncGroup when other consumers run in the process (the broker's answer is sent; see README).
+        consumer.partitions_for_topic(topic)
+        consumer.subscribe([topic])
+        return consumer
+
+    @staticmethod
+    def _commit(consumer: Any, topic: str, records: list[Record]) -> None:
+        from kafka import OffsetAndMetadata, TopicPartition
+
+        last: dict[int, int] = {}
+        for r in records:
+            last[r.partition] = max(last.get(r.partition, -1), r.offset)
+        if last:
+            consumer.commit({TopicPartition(topic, p): OffsetAndMetadata(o + 1, "", -1) for p, o in last.items()})
+
+    def group_consume(self, group: str, topic: str, count: int, *, reset: str = "earliest") -> list[Record]:
+        from kafka.errors import KafkaError
+
+        consumer = self._group_consumer(group, topic, reset)
+        try:
+            got = self._poll(consumer, count)
+            self._commit(consumer, topic, got)
+            return got
+        except KafkaError as exc:
+            raise _error(exc) from exc
+        finally:
+            consumer.close()
+
+    def group_member(self, group: str, topic: str) -> Member:
+        def body(member: ThreadMember) -> None:
+            consumer = self._group_consumer(group, topic, "earliest")
+            try:
+                while not member.stopping.is_set():
+                    batch = [_record(r) for rs in consumer.poll(timeout_ms=100).values() for r in rs]
+                    self._commit(consumer, topic, batch)
+                    member.add_records(batch)
+                    member.set_assignment(frozenset(tp.partition for tp in consumer.assignment()))
+            finally:
+                consumer.close()
+
+        return ThreadMember(f"{self.name}-{group}", body)
+
+    def consume_new(self, group: str, topic: str, then_produce: list[Msg]) -> list[Record]:
+        consumer = self._group_consumer(group, topic, "latest")
+        try:
+            got: list[Record] = []
+            deadline = time.monotonic() + self.timeout
+            while not consumer.assignment():
+                if time.monotonic() > deadline:
+                    raise ClientError("TIMEOUT", "no partitions assigned")
+                for records in consumer.poll(timeout_ms=100).values():
+                    got += [_record(r) for r in records]
+            for tp in consumer.assignment():
+                consumer.position(tp)  # blocks until the reset policy has set it
+            self.produce(topic, then_produce)
+            return got + self._poll(consumer, len(then_produce) - len(got))
+        finally:
+            consumer.close()
+
+    def offsets_for_times(self, topic: str, times: dict[int, int]) -> dict[int, int | None]:
+        from kafka import KafkaConsumer, TopicPartition
+
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
+        try:
+            found = consumer.offsets_for_times({TopicPartition(topic, p): ts for p, ts in times.items()})
+            return {tp.partition: (o.offset if o is not None else None) for tp, o in found.items()}
+        finally:
+            consumer.close()
