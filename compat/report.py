@@ -78,5 +78,18 @@ def write_json(results: Results, path: Path) -> None:
     path.write_text(json.dumps(results.to_json(), indent=2) + "\n")
 
 
+BEGIN = "<!-- compat-matrix:begin -->"
+END = "<!-- compat-matrix:end -->"
+
+
 def write_markdown(results: Results, path: Path) -> None:
-    path.write_text(markdown(results))
+    """Write the matrix to `path`; in a file with the begin/end markers (README.md), only between them."""
+    table = markdown(results)
+    if path.exists():
+        text = path.read_text()
+        if BEGIN in text and END in text:
+            head, rest = text.split(BEGIN, 1)
+            _, tail = rest.split(END, 1)
+            path.write_text(f"{head}{BEGIN}\n{table.rstrip()}\n{END}{tail}")
+            return
+    path.write_text(table)

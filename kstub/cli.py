@@ -127,16 +127,18 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         trio.run(run)
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        print(f"kstub: cannot listen: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:
+    except BaseException as exc:
         from kstub.cluster.storage import RecoveryError
+        from kstub.errors import unwrap
 
-        if isinstance(exc, RecoveryError):
-            print(f"kstub: {exc}", file=sys.stderr)
+        error = unwrap(exc)  # trio wraps errors from inside nurseries in exception groups
+        if isinstance(error, KeyboardInterrupt):
+            return 0
+        if isinstance(error, OSError):
+            print(f"kstub: cannot listen: {error}", file=sys.stderr)
+            return 1
+        if isinstance(error, RecoveryError):
+            print(f"kstub: {error}", file=sys.stderr)
             return 1
         raise
     return 0

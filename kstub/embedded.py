@@ -39,6 +39,7 @@ from kstub.cluster.config import BrokerConfig
 from kstub.cluster.model import Broker
 from kstub.cluster.model import Cluster as Model
 from kstub.control import ControlPlane
+from kstub.errors import unwrap
 from kstub.server import ListenerSpec, serve_cluster
 
 __all__ = ["FIXTURE_DEFAULTS", "Cluster", "EmbeddedCluster", "TrioCluster", "fixture_config", "open_cluster", "serve"]
@@ -357,7 +358,7 @@ class Cluster:
         try:
             trio.run(self._main)
         except BaseException as exc:  # reported to the thread that started or stops us
-            self._error = exc
+            self._error = unwrap(exc)
         finally:
             self._ready.set()
 

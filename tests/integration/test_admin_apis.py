@@ -127,7 +127,8 @@ def test_a_subscribed_group_gets_data_from_the_new_partitions(kp_admin, bootstra
     seen = set()
     deadline = time.monotonic() + TIMEOUT
     while len(seen) < 6 and time.monotonic() < deadline:
-        for tp, records in consumer.poll(timeout_ms=500).items():
+        # long polls: kafka-python 3.0 can lose a rebalance that outlasts a short poll (see test_groups_clients)
+        for tp, records in consumer.poll(timeout_ms=2000).items():
             if records:
                 seen.add(tp.partition)
     consumer.close()

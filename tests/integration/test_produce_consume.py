@@ -97,7 +97,11 @@ def test_compressed_batches_round_trip(client, kstub_cluster, codec):
         topic_obj = kstub_cluster.cluster.topics[topic]
         return {chunk.data[22] & 0x07 for p in topic_obj.partitions for chunk in p.leader_log.chunks_from(0)}
 
-    assert kstub_cluster.call(codecs_in_log) == {["none", "gzip", "snappy", "lz4", "zstd"].index(codec)}
+    # Clients send a batch uncompressed when compressing would not make it smaller (kafka-python's
+    # _maybe_compress, librdkafka likewise), so a small batch may be stored as codec 0.
+    stored = kstub_cluster.call(codecs_in_log)
+    codec_id = ["none", "gzip", "snappy", "lz4", "zstd"].index(codec)
+    assert codec_id in stored and stored <= {0, codec_id}
 
 
 @pytest.mark.parametrize("acks", [0, 1])
