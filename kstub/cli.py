@@ -6,8 +6,6 @@ import argparse
 import logging
 import sys
 
-from kstub import groups_tool
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kstub", description="A wire-compatible Kafka broker for tests.")
@@ -52,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     from kstub import ctl
 
     ctl.add_parser(sub)
+    from kstub import groups_tool
+
     groups_tool.add_parser(sub)
     sub.add_parser("compat", add_help=False, help="run real Kafka clients' compatibility matrix (kstub compat --help)")
     return parser
@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         return ctl.run(args)
     if args.command == "groups":
         try:
+            from kstub import groups_tool
+
             return groups_tool.run(args)
         except BrokenPipeError:
             # `kstub groups describe G | head`: the reader left; not an error of ours
