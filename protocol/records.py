@@ -618,21 +618,34 @@ def _scan_entries(mv: memoryview) -> tuple[list[tuple[int, int, int]], int]:
     or a magic outside 0..2, is CORRUPT_MESSAGE.
     """
     entries = []
-    pos = 0
-    end = len(mv)
-    while end - pos >= LOG_OVERHEAD:
-        (size,) = _I32.unpack_from(mv, pos + 8)
-        if size < _MIN_ENTRY_SIZE:
-            raise _corrupt(f"record size {size} is less than the minimum record overhead ({_MIN_ENTRY_SIZE})")
-        total = size + LOG_OVERHEAD
-        if end - pos < total:
-            break
+    end = 0
+    for pos, total in _walk(mv, "record size {size} is less than the minimum record overhead ({minimum})"):
         magic = _I8.unpack_from(mv, pos + _MAGIC_OFFSET)[0]
         if not 0 <= magic <= 2:
             raise _corrupt(f"invalid magic found in record: {magic}")
         entries.append((pos, total, magic))
+        end = pos + total
+    return entries, end
+
+
+def _walk(buf: Buffer, too_small: str) -> Iterator[tuple[int, int]]:
+    """(position, total size) of each complete size-prefixed entry in `buf` (offset int64, size int32, ...).
+
+    The walk ends silently at fewer than 12 bytes left or at an entry longer
+    than what is left; a declared size below the minimum is CORRUPT_MESSAGE,
+    said with `too_small` (formatted with ``size`` and ``minimum``).
+    """
+    pos = 0
+    end = len(buf)
+    while end - pos >= LOG_OVERHEAD:
+        (size,) = _I32.unpack_from(buf, pos + 8)
+        if size < _MIN_ENTRY_SIZE:
+            raise _corrupt(too_small.format(size=size, minimum=_MIN_ENTRY_SIZE))
+        total = size + LOG_OVERHEAD
+        if end - pos < total:
+            return
+        yield pos, total
         pos += total
-    return entries, pos
 
 
 class _Msg(NamedTuple):
@@ -737,15 +750,8 @@ def _legacy_inner(buf: Buffer, wrapper: _Msg, *, check: bool) -> _Inner:
         raise _invalid(f"compressed message set with a null value (magic {wrapper.magic})")
     blob = _decompress(codec, buf[wrapper.value_pos : wrapper.value_pos + wrapper.value_len])
     messages = []
-    pos = 0
-    n = len(blob)
-    while n - pos >= LOG_OVERHEAD:
-        (size,) = _I32.unpack_from(blob, pos + 8)
-        if size < _MIN_ENTRY_SIZE:
-            raise _corrupt(f"inner record size {size} is less than the minimum record overhead")
-        total = size + LOG_OVERHEAD
-        if n - pos < total:
-            break
+    end = 0
+    for pos, total in _walk(blob, "inner record size {size} is less than the minimum record overhead"):
         m = _parse_legacy(blob, pos, total)
         if m.magic != wrapper.magic:
             raise _invalid(f"compressed message magic {m.magic} does not match wrapper magic {wrapper.magic}")
@@ -754,14 +760,14 @@ def _legacy_inner(buf: Buffer, wrapper: _Msg, *, check: bool) -> _Inner:
         if check and _legacy_crc(blob, pos, total) != m.crc:
             raise _corrupt(f"inner message CRC-32 mismatch at inner offset {m.offset}")
         messages.append(m)
-        pos += total
+        end = pos + total
     if not messages:
         raise _invalid("compressed message set with no inner messages")
     if check and wrapper.magic == 1 and wrapper.offset != 0 and wrapper.offset < messages[-1].offset:
         raise _invalid(
             f"wrapper offset {wrapper.offset} is less than the last inner offset {messages[-1].offset} and not zero"
         )
-    return _Inner(blob, messages, pos)
+    return _Inner(blob, messages, end)
 
 
 def _legacy_timestamps(wrapper: _Msg, messages: list[_Msg]) -> list[int]:
