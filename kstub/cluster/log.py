@@ -310,6 +310,10 @@ class Log:
         self._maybe_roll(len(batch.data), batch.max_timestamp, last, now)
         batch.assign_offsets(base, leader_epoch)  # may replace batch.data (legacy magic 0 compressed)
         self._store(Chunk(base, last, batch.max_timestamp, leader_epoch, batch.data), now)
+        if batch.producer_id >= 0:  # its producer fields were read when the batch was validated
+            self.producers.record(
+                batch.producer_id, batch.producer_epoch, batch.base_sequence, batch.offset_count, base
+            )
         return base
 
     def append_chunk(self, chunk: Chunk) -> None:
@@ -319,11 +323,11 @@ class Log:
         now = self._clock()
         self._maybe_roll(chunk.size, chunk.max_timestamp, chunk.last_offset, now)
         self._store(chunk, now)
+        self._record_producer(batch_header(chunk.data), chunk.base_offset)
 
     def _store(self, chunk: Chunk, now_ms: int) -> None:
         if not self.epochs or self.epochs[-1][0] != chunk.leader_epoch:
             self._assign_epoch(chunk.leader_epoch, chunk.base_offset)
-        self._record_producer(batch_header(chunk.data), chunk.base_offset)
         self._segments[-1].append(chunk, now_ms)
         self.log_end_offset = chunk.last_offset + 1
         if not self.is_persistent:
@@ -616,6 +620,7 @@ class Log:
     # --- idempotent producers ----------------------------------------------------------
 
     def _record_producer(self, header: RecordBatch | None, base_offset: int) -> None:
+        """Producer state from a stored batch's header (a follower's copy, a truncated log's rebuild)."""
         if header is not None and header.producer_id >= 0:
             self.producers.record(
                 header.producer_id,
