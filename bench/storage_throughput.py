@@ -17,41 +17,13 @@ message came back.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 
-from confluent_kafka import Producer
-from throughput import consume, free_port, report, wait_ready
-
-
-def produce(bootstrap: str, topic: str, n: int, size: int, batch_messages: int) -> float:
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "acks": "all",
-            "linger.ms": 5,
-            "batch.size": 1_000_000,
-            "batch.num.messages": batch_messages,
-            "queue.buffering.max.messages": 1_000_000,
-        }
-    )
-    payload = os.urandom(size)
-    start = time.perf_counter()
-    for i in range(n):
-        while True:
-            try:
-                producer.produce(topic, value=payload, key=str(i % 1000).encode())
-                break
-            except BufferError:
-                producer.poll(0.01)
-    if producer.flush(300) != 0:
-        raise SystemExit("not every message was delivered")
-    return time.perf_counter() - start
+from throughput import consume, free_port, produce, report, wait_ready
 
 
 def run(mode: str, args: argparse.Namespace) -> tuple[float, float]:
@@ -81,7 +53,9 @@ def run(mode: str, args: argparse.Namespace) -> tuple[float, float]:
         try:
             wait_ready(bootstrap)
             topic = f"bench-{uuid.uuid4().hex[:6]}"
-            produced = produce(bootstrap, topic, args.messages, args.size, args.batch_messages)
+            produced = produce(
+                bootstrap, topic, args.messages, args.size, "all", batch_num_messages=args.batch_messages
+            )
             consumed = consume(bootstrap, topic, args.partitions, args.messages)
             return produced, consumed
         finally:

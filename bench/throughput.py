@@ -41,7 +41,8 @@ def wait_ready(bootstrap: str, timeout: float = 10.0) -> None:
     raise SystemExit("kstub did not start")
 
 
-def produce(bootstrap: str, topic: str, n: int, size: int, acks: str) -> float:
+def produce(bootstrap: str, topic: str, n: int, size: int, acks: str, **config: object) -> float:
+    """Seconds to produce `n` messages of `size` bytes; `config` adds librdkafka settings (dots as underscores)."""
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
@@ -49,6 +50,7 @@ def produce(bootstrap: str, topic: str, n: int, size: int, acks: str) -> float:
             "linger.ms": 5,
             "batch.size": 1_000_000,
             "queue.buffering.max.messages": 1_000_000,
+            **{key.replace("_", "."): value for key, value in config.items()},
         }
     )
     payload = os.urandom(size)
@@ -60,7 +62,7 @@ def produce(bootstrap: str, topic: str, n: int, size: int, acks: str) -> float:
                 break
             except BufferError:
                 producer.poll(0.01)
-    if producer.flush(120) != 0:
+    if producer.flush(300) != 0:
         raise SystemExit("not every message was delivered")
     return time.perf_counter() - start
 
