@@ -273,9 +273,7 @@ class Log:
         self._syncing: trio.Event | None = None
         self._dirty_dir = False
         #: the idempotent producers' state as this replica's batches have it
-        self.producers = PartitionProducers()
-        if len(self):
-            self._rebuild_producers()
+        self.producers = PartitionProducers()  # a recovered log's: see storage._recover_producers
 
     # --- shape --------------------------------------------------------------------
 

@@ -798,8 +798,9 @@ class DiskStore(StateStore):
                         partition.logs[broker_id] = self.new_log(cluster, partition, broker_id)
                 partition.restore_replica_states(cluster.now_ms())
                 topic.partitions.append(partition)
+                for broker_id, lg in partition.logs.items():
+                    self._recover_producers(f"{t['name']}-{index} (broker {broker_id})", lg)
                 if partition.leader >= 0:
-                    self._recover_producers(partition)
                     partition.advance_high_watermark()
             cluster.topics[topic.name] = topic
         self._remove_stale(known)
@@ -823,9 +824,12 @@ class DiskStore(StateStore):
                     log.info("removing %s: no such partition in the metadata", directory)
                     shutil.rmtree(directory, ignore_errors=True)
 
-    def _recover_producers(self, partition: Partition) -> None:
-        """Producer state: the newest snapshot at or below the log end, then the batches after it."""
-        lg = partition.leader_log
+    def _recover_producers(self, name: str, lg: Log) -> None:
+        """A replica's producer state: its newest snapshot at or below the log end, then the batches after it.
+
+        Snapshots are taken of the leader's log (when it rolls, and on close);
+        a replica without one replays every batch header it holds.
+        """
         storage = lg.storage
         if not isinstance(storage, DiskLogStorage):
             return
@@ -836,7 +840,7 @@ class DiskStore(StateStore):
                 if offset > lg.log_end_offset:
                     snap.unlink()
                     continue
-                partition.producers.restore(json.loads(snap.read_text())["producers"])
+                lg.producers.restore(json.loads(snap.read_text())["producers"])
                 start = offset
                 break
             except (ValueError, KeyError, OSError):
@@ -849,7 +853,7 @@ class DiskStore(StateStore):
                 header = seg.header(i)
                 if header is None or header.producer_id < 0:
                     continue
-                partition.producers.record(
+                lg.producers.record(
                     header.producer_id,
                     header.producer_epoch,
                     header.base_sequence,
@@ -858,7 +862,7 @@ class DiskStore(StateStore):
                 )
                 replayed += 1
         if replayed:
-            log.info("%s-%d: producer state rebuilt from %d batch(es)", partition.topic.name, partition.index, replayed)
+            log.info("%s: producer state rebuilt from %d batch(es)", name, replayed)
 
     def close(self, cluster: Cluster) -> None:
         for partition in cluster.iter_partitions():

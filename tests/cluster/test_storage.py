@@ -221,6 +221,25 @@ def test_producer_state_survives_a_crash(tmp_path):
     c2.store.close(c2)
 
 
+def test_a_followers_producer_state_is_recovered_too(tmp_path):
+    """After a restart a follower knows the producers of the batches it holds, so as a new leader it dedups."""
+    c = open_cluster(tmp_path, brokers=2)
+    c.create_topic("t", 1, 2)
+    p = c.partition("t", 0)
+    follower = next(r for r in p.replicas if r != p.leader)
+    for seq in range(0, 6, 2):
+        assert p.append([build_batch(2, producer_id=42, producer_epoch=0, base_sequence=seq)], T0).error == 0
+    for chunk in p.leader_log.chunks_from(0):  # what the replica fetcher would copy
+        p.logs[follower].append_chunk(chunk)
+    crash(c)
+
+    c2 = open_cluster(tmp_path, brokers=2)
+    producers = c2.partition("t", 0).logs[follower].producers
+    assert producers.check(42, 0, 4, 2).duplicate_of == 4
+    assert producers.check(42, 0, 6, 2).error == ErrorCode.NONE
+    c2.store.close(c2)
+
+
 def test_producer_state_comes_from_snapshots_taken_on_roll_and_close(tmp_path):
     c = open_cluster(tmp_path, log_segment_bytes="300")
     c.create_topic("t", 1, 1)
