@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import io
 import logging
+import os
 import sys
 
 
@@ -71,19 +73,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "serve":
         return _serve(args)
-    if args.command == "ctl":
-        from kstub import ctl
+    try:
+        if args.command == "ctl":
+            from kstub import ctl
 
-        return ctl.run(args)
-    if args.command == "groups":
-        try:
+            return ctl.run(args)
+        if args.command == "groups":
             from kstub import groups_tool
 
             return groups_tool.run(args)
-        except BrokenPipeError:
-            # `kstub groups describe G | head`: the reader left; not an error of ours
-            sys.stderr.close()
-            return 0
+    except BrokenPipeError:
+        # `kstub groups describe G | head`: the reader left early; not an error of ours. Point stdout
+        # at /dev/null so the interpreter's final flush does not complain either (Python's own recipe).
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+        return 0
     return 2
 
 

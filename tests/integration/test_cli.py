@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import socket
 import subprocess
 import sys
@@ -31,3 +32,17 @@ def test_serve_with_a_bad_setting_exits_2():
     )
     assert done.returncode == 2
     assert "num.partitions" in done.stderr
+
+
+def test_tool_output_cut_short_by_a_pipe_is_not_an_error(kstub_cluster, monkeypatch):
+    """`kstub groups list | head`: the reader leaving early ends the tool with status 0, not a traceback."""
+    from kstub.cli import main
+
+    kstub_cluster.call(lambda: kstub_cluster.cluster.groups._create_group("g", 0.0))
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["groups", "list", "--bootstrap-server", kstub_cluster.bootstrap_servers]) == 0
