@@ -3,6 +3,10 @@
 
     python3 dev.py serve [kstub serve options]   # a cluster on localhost:9092
     python3 dev.py test [pytest options]         # the whole test suite
+    python3 dev.py kafka [--brokers 1|3] [--port P] [-c key=value ...]
+                                                 # real Apache Kafka (needs java; Maven fetches it)
+    python3 dev.py kafka --prepare               # only fetch real Kafka's jars
+    python3 dev.py kafka-tool NAME [ARGS ...]    # Kafka's own CLI tools (kafka-topics, ...)
 
 Both create ./.venv on first use and install kstub into it (``serve`` the
 package alone, ``test`` with its test extras: real Kafka clients, pytest).
@@ -74,13 +78,20 @@ def _ensure_installed(extras: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("serve", "test", "install"):
+    if not argv or argv[0] not in ("serve", "test", "install", "kafka", "kafka-tool"):
         print(__doc__, file=sys.stderr)
         return 2
     command, rest = argv[0], argv[1:]
     if command == "serve":
         _ensure_installed("")
         os.execv(PY, [str(PY), "-m", "kstub", "serve", *rest])
+    if command in ("kafka", "kafka-tool"):
+        _ensure_installed("")
+        if command == "kafka-tool":
+            action = ["tool", *rest]
+        else:
+            action = ["prepare"] if rest == ["--prepare"] else ["serve", *rest]
+        os.execv(PY, [str(PY), "-m", "kstub.compat.realkafka", *action])
     _ensure_installed("[test]")
     if command == "install":
         return 0

@@ -7,7 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from kstub.compat.realkafka import RealKafka, RealKafkaUnavailable
 from kstub.embedded import EmbeddedCluster
+
+from support.external import unavailable
 
 #: broker settings every test cluster starts from (a marker's config wins)
 TEST_BROKER_CONFIG = {"group.initial.rebalance.delay.ms": "0"}
@@ -36,3 +39,30 @@ def bootstrap(kstub_cluster: EmbeddedCluster) -> str:
 def _quiet_client_logs() -> None:
     logging.getLogger("kafka").setLevel(logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+@pytest.fixture(scope="session")
+def _real_kafka_session() -> Iterator[RealKafka | str]:
+    """One real Kafka node for the whole run, started on first use (or why it could not start)."""
+    try:
+        kafka = RealKafka(brokers=1).start()
+    except RealKafkaUnavailable as exc:
+        yield str(exc)
+        return
+    try:
+        yield kafka
+    finally:
+        kafka.stop()
+
+
+@pytest.fixture
+def real_kafka(_real_kafka_session: RealKafka | str) -> RealKafka:
+    """Real Apache Kafka (one KRaft node, the version pinned in compat/kafka/pom.xml), shared by the run.
+
+    Tests using it make their own topics and groups with unique names. Where it
+    cannot run (no java, Maven Central out of reach) the test skips with the
+    reason, and fails under CI.
+    """
+    if isinstance(_real_kafka_session, str):
+        unavailable(f"real Kafka unavailable: {_real_kafka_session}")
+    return _real_kafka_session

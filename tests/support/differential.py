@@ -1,0 +1,240 @@
+"""Differential testing: the same Kafka requests sent to real Kafka and to kstub, the answers compared.
+
+A `Pair` holds one protocol connection to each broker (kstub's own codec as
+the client, versions negotiated with ApiVersions). ``pair.compare(api_key,
+body)`` sends the request to both at the highest version both speak (or the
+one given), normalises both responses and asserts that they are equal field by
+field. What legitimately differs between two clusters is normalised away:
+
+- broker identity: node ids become the broker's rank in its cluster
+  (``node#0``), hosts and ports are dropped, cluster ids and topic ids
+  become aliases in order of first appearance (``topic_id#1``);
+- generated names: member ids and producer ids become aliases the same way, so
+  the same member answers as the same alias on both brokers;
+- times and texts: throttle times, log-append times and error messages.
+
+Everything else must be equal. A difference kstub keeps on purpose is listed
+in ``tests/differential/differences.toml`` with its reason, and the comparison
+that names it (``known="..."``) asserts exactly that difference: the listed
+paths must differ with exactly the listed values, everything else must match.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kstub.admin_client import AdminClient, BrokerConnection
+from kstub.protocol import APIS
+from kstub.protocol.records import iter_records
+
+DIFFERENCES_FILE = Path(__file__).resolve().parent.parent / "differential" / "differences.toml"
+
+#: fields dropped before comparing (values that differ between any two clusters)
+DROPPED = frozenset({"throttle_time_ms", "host", "port", "error_message", "log_append_time_ms", "rack"})
+#: fields holding broker node ids (or lists of them)
+NODE_FIELDS = frozenset(
+    {
+        "node_id", "leader_id", "controller_id", "replica_nodes", "isr_nodes", "offline_replicas",
+        "eligible_leader_replicas", "last_known_elr", "broker_id", "coordinator_id",
+    }
+)  # fmt: skip
+#: fields holding generated identities, replaced by aliases in order of first appearance
+ALIASED = {
+    "cluster_id": "cluster",
+    "topic_id": "topic_id",
+    "member_id": "member",
+    "leader": "member",
+    "producer_id": "producer",
+}
+
+#: the number of request/response comparisons made in this process (reported at the end of the run)
+_compared = 0
+
+
+def comparisons_made() -> int:
+    return _compared
+
+
+class Side:
+    """One broker of the pair, with its normalisation state."""
+
+    def __init__(self, name: str, bootstrap: str) -> None:
+        self.name = name
+        self.admin = AdminClient(bootstrap, client_id=f"differential-{name}", timeout=30.0)
+        self.nodes = {node: rank for rank, node in enumerate(sorted(self.admin.brokers))}
+        self.aliases: dict[str, dict[Any, str]] = {}
+
+    @property
+    def conn(self) -> BrokerConnection:
+        """The connection to the first broker (the one the bootstrap address named)."""
+        return self.admin._bootstrap
+
+    def alias(self, kind: str, value: Any) -> Any:
+        if value in (None, "", -1, b""):
+            return value
+        if kind == "topic_id" and isinstance(value, uuid.UUID) and value.int == 0:
+            return value
+        table = self.aliases.setdefault(kind, {})
+        return table.setdefault(value, f"{kind}#{len(table) + 1}")
+
+    def node(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.node(v) for v in value]
+        if value in self.nodes:
+            return f"node#{self.nodes[value]}"
+        return value
+
+    def close(self) -> None:
+        self.admin.close()
+
+
+def _records(value: Any) -> Any:
+    """A record set as the records it holds (offset, timestamp, key, value, headers): batch framing may differ."""
+    if not value:
+        return value
+    return [(r.offset, r.timestamp, r.key, r.value, [tuple(h) for h in r.headers]) for r in iter_records(bytes(value))]
+
+
+def normalise(side: Side, value: Any, key: str | None = None, *, records: bool = True) -> Any:
+    """`value` (a decoded response, or part of one) with what differs between clusters replaced."""
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if k.startswith("_") or k in DROPPED:
+                continue
+            out[k] = normalise(side, v, k, records=records)
+        return out
+    if isinstance(value, list):
+        return [normalise(side, v, key, records=records) for v in value]
+    if key in NODE_FIELDS:
+        return side.node(value)
+    if key in ALIASED:
+        return side.alias(ALIASED[key], value)
+    if key == "records" and records and isinstance(value, (bytes, bytearray, memoryview)):
+        return _records(value)
+    return value
+
+
+def differences(a: Any, b: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """Every leaf where `a` and `b` differ, as (path, a's value, b's value)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in dict.fromkeys([*a, *b]):
+            out += differences(a.get(k, "<absent>"), b.get(k, "<absent>"), f"{path}.{k}" if path else k)
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in differences(x, y, f"{path}[{i}]")]
+    return [] if a == b else [(path, a, b)]
+
+
+@dataclass
+class Known:
+    """A deliberate difference: at each path, kstub's and Kafka's values."""
+
+    name: str
+    reason: str
+    paths: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+
+def load_known(path: Path = DIFFERENCES_FILE) -> dict[str, Known]:
+    data = tomllib.loads(path.read_text()) if path.exists() else {}
+    known = {}
+    for name, entry in data.items():
+        paths = {d["path"]: (d.get("kstub"), d.get("kafka")) for d in entry.get("diff", [])}
+        known[name] = Known(name, entry["reason"], paths)
+    return known
+
+
+class Pair:
+    """kstub and real Kafka side by side; every comparison counts toward the suite's total."""
+
+    def __init__(self, kstub_bootstrap: str, kafka_bootstrap: str) -> None:
+        self.kstub = Side("kstub", kstub_bootstrap)
+        self.kafka = Side("kafka", kafka_bootstrap)
+        self.known = load_known()
+        self.prefix = f"d{uuid.uuid4().hex[:8]}"
+        self._names = itertools.count()
+
+    def close(self) -> None:
+        self.kstub.close()
+        self.kafka.close()
+
+    def name(self, what: str = "t") -> str:
+        """A name unique to this test (topics, groups, transactional ids), the same on both brokers."""
+        return f"{self.prefix}-{what}{next(self._names)}"
+
+    @property
+    def sides(self) -> tuple[Side, Side]:
+        return self.kstub, self.kafka
+
+    def version(self, api_key: int, version: int | None = None) -> int:
+        if version is not None:
+            return version
+        return min(self.kstub.conn.version(api_key), self.kafka.conn.version(api_key))
+
+    def send(self, api_key: int, body: Mapping[str, Any], *, version: int | None = None) -> tuple[Any, Any]:
+        """The raw (decoded, unnormalised) responses of kstub and Kafka to the same request."""
+        v = self.version(api_key, version)
+        return self.kstub.conn.request(api_key, body, version=v), self.kafka.conn.request(api_key, body, version=v)
+
+    def each(self, fn: Callable[[Side], Any]) -> tuple[Any, Any]:
+        """Run `fn` on both sides (for set-up steps whose answers are compared by the caller, or not at all)."""
+        return fn(self.kstub), fn(self.kafka)
+
+    def compare(
+        self,
+        api_key: int,
+        body: Mapping[str, Any] | Callable[[Side], Mapping[str, Any]],
+        *,
+        version: int | None = None,
+        known: str | None = None,
+        ignore: Iterable[str] = (),
+        records: bool = True,
+    ) -> tuple[Any, Any]:
+        """Send `body` to both, assert the normalised responses equal (but for a `known` difference).
+
+        `body` may be a function of the side, for requests that carry
+        side-specific values (a member id, a producer id). `ignore` drops more
+        fields by name, for a comparison where they are beside the point.
+        Returns both normalised responses.
+        """
+        global _compared
+        v = self.version(api_key, version)
+        answers = []
+        for side in self.sides:
+            request = body(side) if callable(body) else body
+            raw = side.conn.request(api_key, request, version=v)
+            answers.append(_drop(normalise(side, raw, records=records), frozenset(ignore)))
+        ours, theirs = answers
+        found = differences(ours, theirs)
+        label = f"{APIS[api_key].name} v{v}"
+        if known is not None:
+            entry = self.known[known]
+            expected = {p: tuple(vals) for p, vals in entry.paths.items()}
+            got = {p: (a, b) for p, a, b in found}
+            assert got == expected, (
+                f"{label}: the listed difference {known!r} ({entry.reason}) is not exactly what differs.\n"
+                f"listed: {expected}\nfound:  {got}"
+            )
+        else:
+            assert not found, f"{label}: kstub differs from Kafka:\n" + "\n".join(
+                f"  {p}: kstub={a!r} kafka={b!r}" for p, a, b in found
+            )
+        _compared += 1
+        return ours, theirs
+
+
+def _drop(value: Any, names: frozenset[str]) -> Any:
+    if not names:
+        return value
+    if isinstance(value, dict):
+        return {k: _drop(v, names) for k, v in value.items() if k not in names}
+    if isinstance(value, list):
+        return [_drop(v, names) for v in value]
+    return value
