@@ -10,7 +10,10 @@ import sys
 
 
 def _parser() -> argparse.ArgumentParser:
+    from kstub import __version__
+
     parser = argparse.ArgumentParser(prog="kstub", description="A wire-compatible Kafka broker for tests.")
+    parser.add_argument("--version", action="version", version=f"kstub {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve a cluster until interrupted")
     serve.add_argument(

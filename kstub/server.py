@@ -178,24 +178,28 @@ class ClusterServer:
         try:
             for i in range(spec.brokers):
                 port = spec.port + i if spec.port else 0
-                bound = await _open_listeners(spec.host, port)
+                try:
+                    bound = await _open_listeners(spec.host, port)
+                except OSError as exc:
+                    raise OSError(exc.errno, f"{spec.host}:{port}: {exc.strerror or exc}") from exc
                 bound_port = bound[0].socket.getsockname()[1]
                 advertised = spec.advertised_host or (
                     spec.host if spec.host not in ("0.0.0.0", "::", "") else "localhost"
                 )
                 broker = self.cluster.add_broker(spec.first_node_id + i, spec.host, bound_port, advertised)
                 opened.append((broker, bound))
+            # What the store kept from a previous run (--data-dir) comes back before anything is served.
+            self.cluster.store.recover(self.cluster)
+            self.cluster.groups.restore_offsets(self.cluster.store.load_offsets())
+            for broker, _ in opened:
                 log.info(
                     "broker %d listening on %s:%d (advertised %s:%d)",
                     broker.node_id,
                     spec.host,
-                    bound_port,
-                    advertised,
-                    bound_port,
+                    broker.port,
+                    broker.advertised_host,
+                    broker.port,
                 )
-            # What the store kept from a previous run (--data-dir) comes back before anything is served.
-            self.cluster.store.recover(self.cluster)
-            self.cluster.groups.restore_offsets(self.cluster.store.load_offsets())
         except BaseException:
             for _, bound in opened:
                 await _close_all(bound)

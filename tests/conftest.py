@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from kstub.compat.realkafka import RealKafka, RealKafkaUnavailable
 from kstub.embedded import EmbeddedCluster
 
-from support.external import unavailable
+from support.external import require_programs, unavailable
 
 #: broker settings every test cluster starts from (a marker's config wins)
 TEST_BROKER_CONFIG = {"group.initial.rebalance.delay.ms": "0"}
@@ -33,6 +34,13 @@ def kstub_cluster(request: pytest.FixtureRequest) -> Iterator[EmbeddedCluster]:
 @pytest.fixture
 def bootstrap(kstub_cluster: EmbeddedCluster) -> str:
     return kstub_cluster.bootstrap_servers
+
+
+@pytest.fixture
+def kcat() -> str:
+    """The path of kcat; the test skips without it (fails under CI, where .ci/run installs it)."""
+    require_programs("kcat")
+    return shutil.which("kcat")
 
 
 @pytest.fixture(autouse=True)

@@ -21,6 +21,44 @@ def test_serve_on_a_port_in_use_says_so_and_exits_1():
         )
     assert done.returncode == 1
     assert "kstub: cannot listen:" in done.stderr and "Traceback" not in done.stderr
+    assert f"127.0.0.1:{port}" in done.stderr  # which address was taken
+
+
+def test_version_prints_the_package_version():
+    import kstub
+
+    done = subprocess.run([sys.executable, "-m", "kstub", "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"kstub {kstub.__version__}"
+
+
+def test_a_data_dir_in_use_is_refused_before_anything_listens(tmp_path):
+    first = subprocess.Popen(
+        [sys.executable, "-m", "kstub", "serve", "--port", "0", "--data-dir", str(tmp_path)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "kstub ready" in _line_with(first.stderr, "kstub ready")
+        done = subprocess.run(
+            [sys.executable, "-m", "kstub", "serve", "--port", "0", "--data-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        first.terminate()
+        first.wait(timeout=30)
+    assert done.returncode == 1
+    assert "in use by another kstub process" in done.stderr
+    assert "listening" not in done.stderr and "Traceback" not in done.stderr
+
+
+def _line_with(stream, text: str) -> str:
+    for line in stream:
+        if text in line:
+            return line
+    return ""
 
 
 def test_serve_with_a_bad_setting_exits_2():

@@ -14,7 +14,6 @@ member gives up everything before anyone gets a new assignment.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -224,20 +223,16 @@ def test_two_groups_consume_the_same_data_independently(bootstrap):
         y.stop()
 
 
-KCAT = shutil.which("kcat")
-
-
-@pytest.mark.skipif(KCAT is None, reason="kcat is not installed (apt-get install kcat; .ci/run installs it)")
-def test_kcat_balanced_consumer(bootstrap):
+def test_kcat_balanced_consumer(bootstrap, kcat):
     topic, group = new_topic(bootstrap, 2), unique_topic("kcat")
     first = produce(bootstrap, topic, 0, 100)
 
-    def kcat(count: int) -> list[str]:
-        cmd = [KCAT, "-b", bootstrap, "-G", group, "-X", "auto.offset.reset=earliest", "-c", str(count),
+    def run_kcat(count: int) -> list[str]:
+        cmd = [kcat, "-b", bootstrap, "-G", group, "-X", "auto.offset.reset=earliest", "-c", str(count),
                "-f", "%p %o %s\n", topic]  # fmt: skip
         return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60).stdout.splitlines()
 
-    lines = kcat(100)
+    lines = run_kcat(100)
     assert sorted(line.split()[2].encode() for line in lines) == expected(first)
     # kcat committed on the way out: the group's offsets are at the end of each partition
     ends = {p: sum(1 for m in first if m.partition == p) for p in (0, 1)}
@@ -248,4 +243,4 @@ def test_kcat_balanced_consumer(bootstrap):
     assert {p.partition_index: p.committed_offset for t in body.groups[0].topics for p in t.partitions} == ends
     # a second run resumes there
     second = produce(bootstrap, topic, 100, 30)
-    assert sorted(line.split()[2].encode() for line in kcat(30)) == expected(second)
+    assert sorted(line.split()[2].encode() for line in run_kcat(30)) == expected(second)

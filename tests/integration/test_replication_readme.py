@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support.external import require_programs
 from test_admin_api import Served, free_ports
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -32,6 +33,8 @@ def shell_blocks() -> list[list[str]]:
 
 def test_readme_shell_examples_work_as_written():
     blocks = shell_blocks()
+    commands = [line for block in blocks[1:] for line in block]
+    require_programs(*sorted({"curl", "kcat"} & {word for c in commands for word in c.split()}))
     (serve,) = blocks[0]
     assert serve.startswith("kstub serve --brokers 3 --admin-port 9644")
     base = free_ports(4)
@@ -43,7 +46,6 @@ def test_readme_shell_examples_work_as_written():
 
     args = adapt(serve).split()[4:]  # after "<python> -m kstub serve"
     served = Served(*args, "--port", str(base))
-    commands = [line for block in blocks[1:] for line in block]
     assert sum(c.startswith("curl") for c in commands) >= 20 and sum(c.startswith("kstub ctl") for c in commands) >= 10
     try:
         for command in commands:
