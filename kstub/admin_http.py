@@ -1,7 +1,7 @@
 """The admin HTTP API: the control plane over HTTP/1.1 and JSON, for any language.
 
 ``kstub serve --admin-port P`` serves it; ``kstub ctl`` is its command-line
-client; README.md ("The admin HTTP API") lists the routes with curl examples.
+client; docs/replication.md ("The admin HTTP API") lists the routes with curl examples.
 
 A deliberately small server: `RequestReader` parses one request (sans-IO:
 bytes in, `HttpRequest` out; no chunked bodies, bounded head and body), the

@@ -1,6 +1,6 @@
-"""The README's replication examples work when pasted.
+"""The user guide's replication examples work when pasted.
 
-They are the ``sh`` blocks of README.md between the
+They are the ``sh`` blocks of docs/replication.md between the
 ``<!-- replication-examples:begin -->`` and ``<!-- replication-examples:end -->``
 comments. The first starts the cluster; every later command runs in order,
 as written, except that the ports are free ones instead of 9092-9094 and
@@ -19,13 +19,13 @@ from pathlib import Path
 from support.external import require_programs
 from test_admin_api import Served, free_ports
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "replication.md"
 BEGIN, END = "<!-- replication-examples:begin -->", "<!-- replication-examples:end -->"
 
 
 def shell_blocks() -> list[list[str]]:
     text = README.read_text()
-    assert text.count(BEGIN) == 1 and text.count(END) == 1, f"README.md needs one {BEGIN} ... {END} region"
+    assert text.count(BEGIN) == 1 and text.count(END) == 1, f"{README} needs one {BEGIN} ... {END} region"
     region = text[text.index(BEGIN) : text.index(END)]
     blocks = re.findall(r"```sh\n(.*?)```", region, re.S)
     return [[line for line in block.splitlines() if line.strip()] for block in blocks]
