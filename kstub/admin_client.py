@@ -16,12 +16,8 @@ from typing import Any
 
 from construct import Container
 
-from kstub.protocol import APIS, ErrorCode
+from kstub.protocol import APIS, ApiKey, ErrorCode
 from kstub.protocol.connection import NEED_DATA, ClientConnection
-
-API_VERSIONS = 18
-METADATA = 3
-FIND_COORDINATOR = 10
 
 
 class AdminError(Exception):
@@ -70,14 +66,14 @@ class BrokerConnection:
             raise AdminError(f"{self.address}: {exc}") from None
 
     def _api_versions(self) -> dict[int, tuple[int, int]]:
-        ours = APIS[API_VERSIONS]
+        ours = APIS[ApiKey.API_VERSIONS]
         body = self._roundtrip(
-            API_VERSIONS, ours.max_version, {"client_software_name": "kstub", "client_software_version": "1"}
+            ApiKey.API_VERSIONS, ours.max_version, {"client_software_name": "kstub", "client_software_version": "1"}
         )
         if body.error_code == ErrorCode.UNSUPPORTED_VERSION:
             # the broker's answer (v0-shaped) names the ApiVersions versions it does speak
-            theirs = next((k.max_version for k in body.api_keys if k.api_key == API_VERSIONS), 0)
-            body = self._roundtrip(API_VERSIONS, min(theirs, ours.max_version), {})
+            theirs = next((k.max_version for k in body.api_keys if k.api_key == ApiKey.API_VERSIONS), 0)
+            body = self._roundtrip(ApiKey.API_VERSIONS, min(theirs, ours.max_version), {})
         if body.error_code != ErrorCode.NONE:
             raise AdminError(f"{self.address}: ApiVersions failed with {ErrorCode(body.error_code).name}")
         return {k.api_key: (k.min_version, k.max_version) for k in body.api_keys}
@@ -139,11 +135,11 @@ class AdminClient:
     def metadata(self, topics: list[str] | None = None) -> Container:
         """Metadata for `topics` (None: every topic), without creating any."""
         conn = self._bootstrap
-        version = conn.version(METADATA)
+        version = conn.version(ApiKey.METADATA)
         if topics is None and version == 0:
             version = 1  # v0 cannot ask for "all topics" with null
         body = conn.request(
-            METADATA,
+            ApiKey.METADATA,
             {
                 "topics": None if topics is None else [{"name": t} for t in topics],
                 "allow_auto_topic_creation": False,
@@ -157,12 +153,14 @@ class AdminClient:
         """The node id coordinating `group` (retrying while Kafka creates its offsets topic)."""
         conn = self._bootstrap
         for attempt in range(attempts):
-            version = conn.version(FIND_COORDINATOR)
+            version = conn.version(ApiKey.FIND_COORDINATOR)
             if version >= 4:
-                body = conn.request(FIND_COORDINATOR, {"key_type": 0, "coordinator_keys": [group]}, version=version)
+                body = conn.request(
+                    ApiKey.FIND_COORDINATOR, {"key_type": 0, "coordinator_keys": [group]}, version=version
+                )
                 answer = body.coordinators[0]
             else:
-                answer = conn.request(FIND_COORDINATOR, {"key": group, "key_type": 0}, version=version)
+                answer = conn.request(ApiKey.FIND_COORDINATOR, {"key": group, "key_type": 0}, version=version)
             error = ErrorCode(answer.error_code)
             if error == ErrorCode.NONE:
                 self.brokers.setdefault(answer.node_id, (answer.host, answer.port))

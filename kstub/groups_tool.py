@@ -22,17 +22,11 @@ from typing import TextIO
 
 from construct import Container
 
-from kstub.protocol import DecodeError, ErrorCode
+from kstub.protocol import ApiKey, DecodeError, ErrorCode
 from kstub.protocol.consumer_protocol import PROTOCOL_TYPE, decode_assignment
 
 from .admin_client import AdminClient, AdminError
 
-LIST_OFFSETS = 2
-OFFSET_COMMIT = 8
-OFFSET_FETCH = 9
-DESCRIBE_GROUPS = 15
-LIST_GROUPS = 16
-DELETE_GROUPS = 42
 LATEST = -1
 EARLIEST = -2
 DEFAULT_BOOTSTRAP = "localhost:9092"
@@ -61,10 +55,10 @@ def list_groups(client: AdminClient, states: list[str] | None) -> list[tuple[str
     found: dict[str, tuple[str, str, str]] = {}
     for node_id in sorted(client.brokers):
         conn = client.broker(node_id)
-        version = conn.version(LIST_GROUPS)
+        version = conn.version(ApiKey.LIST_GROUPS)
         if states and version < 4:
             raise AdminError(f"{conn.address} cannot filter groups by state (ListGroups v4 needed)")
-        body = conn.request(LIST_GROUPS, {"states_filter": states or []}, version=version)
+        body = conn.request(ApiKey.LIST_GROUPS, {"states_filter": states or []}, version=version)
         _check(body.error_code, f"ListGroups on {conn.address}")
         for g in body.groups:
             found[g.group_id] = (g.group_id, g.protocol_type, g.group_state if version >= 4 else "")
@@ -73,7 +67,7 @@ def list_groups(client: AdminClient, states: list[str] | None) -> list[tuple[str
 
 def describe_group(client: AdminClient, group: str) -> Container:
     conn = client.coordinator(group)
-    body = conn.request(DESCRIBE_GROUPS, {"groups": [group], "include_authorized_operations": False})
+    body = conn.request(ApiKey.DESCRIBE_GROUPS, {"groups": [group], "include_authorized_operations": False})
     described = body.groups[0]
     _check(described.error_code, f"DescribeGroups for '{group}'")
     return described
@@ -81,16 +75,16 @@ def describe_group(client: AdminClient, group: str) -> Container:
 
 def committed_offsets(client: AdminClient, group: str) -> dict[TopicPartition, int]:
     conn = client.coordinator(group)
-    version = conn.version(OFFSET_FETCH)
+    version = conn.version(ApiKey.OFFSET_FETCH)
     if version >= 8:
-        body = conn.request(OFFSET_FETCH, {"groups": [{"group_id": group, "topics": None}]}, version=version)
+        body = conn.request(ApiKey.OFFSET_FETCH, {"groups": [{"group_id": group, "topics": None}]}, version=version)
         answer = body.groups[0]
         _check(answer.error_code, f"OffsetFetch for '{group}'")
         topics = answer.topics
     else:
         if version < 2:
             raise AdminError(f"{conn.address} cannot list a group's offsets (OffsetFetch v2 needed)")
-        body = conn.request(OFFSET_FETCH, {"group_id": group, "topics": None}, version=version)
+        body = conn.request(ApiKey.OFFSET_FETCH, {"group_id": group, "topics": None}, version=version)
         _check(body.error_code, f"OffsetFetch for '{group}'")
         topics = body.topics
     return {
@@ -126,14 +120,14 @@ def list_offsets(client: AdminClient, leaders: dict[TopicPartition, int], timest
     result: dict[TopicPartition, int] = {}
     for leader, tps in by_leader.items():
         conn = client.broker(leader)
-        version = conn.version(LIST_OFFSETS)
+        version = conn.version(ApiKey.LIST_OFFSETS)
         if timestamp >= 0 and version < 1:
             raise AdminError(f"{conn.address} cannot look offsets up by time (ListOffsets v1 needed)")
         topics: dict[str, list[int]] = defaultdict(list)
         for topic, partition in tps:
             topics[topic].append(partition)
         body = conn.request(
-            LIST_OFFSETS,
+            ApiKey.LIST_OFFSETS,
             {
                 "replica_id": -1,
                 "isolation_level": 0,
@@ -324,7 +318,7 @@ def cmd_reset_offsets(client: AdminClient, args: argparse.Namespace, out: TextIO
         for topic, p in sorted(new):
             topics[topic].append(p)
         body = conn.request(
-            OFFSET_COMMIT,
+            ApiKey.OFFSET_COMMIT,
             {
                 "group_id": group,
                 "generation_id_or_member_epoch": -1,
@@ -354,7 +348,7 @@ def cmd_delete(client: AdminClient, args: argparse.Namespace, out: TextIO, err: 
     failed: list[tuple[str, str]] = []
     for group in args.group:
         conn = client.coordinator(group)
-        body = conn.request(DELETE_GROUPS, {"groups_names": [group]})
+        body = conn.request(ApiKey.DELETE_GROUPS, {"groups_names": [group]})
         error = ErrorCode(body.results[0].error_code)
         if error != ErrorCode.NONE:
             failed.append((group, error.name))

@@ -5,6 +5,7 @@ this package is ``kstub.protocol``; its source lives in the top-level
 ``protocol/`` folder of the repository.
 """
 
+from .api_keys import ApiKey
 from .errors import (
     DecodeError,
     ErrorCode,
@@ -20,6 +21,7 @@ from .schema import Api, Field, Message, MessageCodec, Struct, VersionRange
 __all__ = [
     "APIS",
     "Api",
+    "ApiKey",
     "DecodeError",
     "ErrorCode",
     "Field",

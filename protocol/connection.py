@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from construct import Container
 
+from .api_keys import ApiKey
 from .errors import DecodeError, ErrorCode, FrameTooLarge, RemoteProtocolError, UnsupportedRequest
 from .headers import encode_request_header, encode_response_header, read_request_header, response_header_codec
 from .messages import ALL
@@ -28,7 +29,7 @@ from .schema import Api
 
 __all__ = ["NEED_DATA", "ClientConnection", "Request", "Response", "ServerConnection"]
 
-API_VERSIONS_KEY: Final = 18
+API_VERSIONS_KEY: Final = ApiKey.API_VERSIONS
 DEFAULT_MAX_FRAME: Final = 104_857_600  # Kafka's socket.request.max.bytes
 
 

@@ -22,7 +22,7 @@ from collections import Counter
 from construct import Container
 
 from kstub.cluster.model import ClusterError, Partition, Topic
-from kstub.protocol import ErrorCode
+from kstub.protocol import ApiKey, ErrorCode
 from kstub.protocol.primitives import ZERO_UUID
 
 from .base import Body, Context, handles
@@ -80,7 +80,7 @@ def _create_one(ctx: Context, t: Container, validate_only: bool, seen: set[str])
     return _created(ctx, t.name, len(topic.partitions), topic.replication_factor, explicit, topic)
 
 
-@handles(19)
+@handles(ApiKey.CREATE_TOPICS)
 async def create_topics(ctx: Context, req: Container) -> Body:
     seen: set[str] = set()
     return {"throttle_time_ms": 0, "topics": [_create_one(ctx, t, req.validate_only, seen) for t in req.topics]}
@@ -114,7 +114,7 @@ def _delete_one(ctx: Context, name: str | None, topic_id) -> Body:
     return {"name": name, "topic_id": topic.topic_id, "error_code": ErrorCode.NONE, "error_message": None}
 
 
-@handles(20)
+@handles(ApiKey.DELETE_TOPICS)
 async def delete_topics(ctx: Context, req: Container) -> Body:
     if ctx.api_version >= 6:
         results = [_delete_one(ctx, t.name, t.topic_id) for t in req.topics]
@@ -193,7 +193,7 @@ def _grow(ctx: Context, t: Container, validate_only: bool) -> Body:
     return {"name": t.name, "error_code": ErrorCode.NONE, "error_message": None}
 
 
-@handles(37)
+@handles(ApiKey.CREATE_PARTITIONS)
 async def create_partitions(ctx: Context, req: Container) -> Body:
     counts = Counter(t.name for t in req.topics)
     results = [
@@ -226,7 +226,7 @@ def _delete_records(ctx: Context, topic: str, p: Container) -> Body:
     return answer(ErrorCode.NONE, min(lg.log_start_offset for lg in partition.logs.values()))
 
 
-@handles(21)
+@handles(ApiKey.DELETE_RECORDS)
 async def delete_records(ctx: Context, req: Container) -> Body:
     return {
         "throttle_time_ms": 0,

@@ -14,7 +14,7 @@ import re
 
 from construct import Container
 
-from kstub.protocol import ErrorCode
+from kstub.protocol import ApiKey, ErrorCode
 
 from .base import Body, Context, handles, served_apis
 
@@ -28,7 +28,7 @@ def api_keys() -> list[Body]:
     ]
 
 
-@handles(18)
+@handles(ApiKey.API_VERSIONS)
 async def api_versions(ctx: Context, req: Container) -> Body:
     keys = api_keys()
     if ctx.api_version >= 3 and not (

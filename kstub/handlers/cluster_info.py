@@ -19,7 +19,7 @@ import shutil
 
 from construct import Container
 
-from kstub.protocol import ErrorCode
+from kstub.protocol import ApiKey, ErrorCode
 
 from .base import Body, Context, handles
 
@@ -32,7 +32,7 @@ CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
 NO_OPERATIONS = -(2**31)
 
 
-@handles(60)
+@handles(ApiKey.DESCRIBE_CLUSTER)
 async def describe_cluster(ctx: Context, req: Container) -> Body:
     cluster = ctx.cluster
     body: Body = {"throttle_time_ms": 0, "endpoint_type": req.endpoint_type, "cluster_id": cluster.cluster_id}
@@ -62,7 +62,7 @@ async def describe_cluster(ctx: Context, req: Container) -> Body:
     }
 
 
-@handles(35)
+@handles(ApiKey.DESCRIBE_LOG_DIRS)
 async def describe_log_dirs(ctx: Context, req: Container) -> Body:
     cluster = ctx.cluster
     wanted = None if req.topics is None else {(t.topic, p) for t in req.topics for p in t.partitions}

@@ -36,7 +36,7 @@ from kstub.cluster.config import (
     validate_topic_configs,
 )
 from kstub.cluster.model import Topic, topic_name_error
-from kstub.protocol import ErrorCode
+from kstub.protocol import ApiKey, ErrorCode
 
 from .base import Body, Context, handles
 
@@ -151,7 +151,7 @@ def _describe_one(ctx: Context, r: Container, include_synonyms: bool, include_do
     }
 
 
-@handles(32)
+@handles(ApiKey.DESCRIBE_CONFIGS)
 async def describe_configs(ctx: Context, req: Container) -> Body:
     results = []
     for r in req.resources:
@@ -312,11 +312,11 @@ def _alter(ctx: Context, req: Container, incremental: bool) -> Body:
     return {"throttle_time_ms": 0, "responses": responses}
 
 
-@handles(33)
+@handles(ApiKey.ALTER_CONFIGS)
 async def alter_configs(ctx: Context, req: Container) -> Body:
     return _alter(ctx, req, incremental=False)
 
 
-@handles(44)
+@handles(ApiKey.INCREMENTAL_ALTER_CONFIGS)
 async def incremental_alter_configs(ctx: Context, req: Container) -> Body:
     return _alter(ctx, req, incremental=True)

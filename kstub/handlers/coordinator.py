@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from construct import Container
 
-from kstub.protocol import ErrorCode
+from kstub.protocol import ApiKey, ErrorCode
 
 from .base import Body, Context, handles
 
@@ -38,7 +38,7 @@ def _lookup(ctx: Context, key: str, key_type: int) -> Body:
     }
 
 
-@handles(10)
+@handles(ApiKey.FIND_COORDINATOR)
 async def find_coordinator(ctx: Context, req: Container) -> Body:
     if ctx.api_version >= 4:
         return {

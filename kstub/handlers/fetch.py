@@ -21,7 +21,7 @@ import trio
 from construct import Container
 
 from kstub.cluster.model import ClusterError, Partition
-from kstub.protocol import ErrorCode
+from kstub.protocol import ApiKey, ErrorCode
 
 from .base import Body, Context, handles
 
@@ -110,7 +110,7 @@ def _build(
     )
 
 
-@handles(1)
+@handles(ApiKey.FETCH)
 async def fetch(ctx: Context, req: Container) -> Body:
     deadline = trio.current_time() + max(req.max_wait_ms, 0) / 1000
     while True:

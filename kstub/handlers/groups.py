@@ -13,7 +13,7 @@ from __future__ import annotations
 from construct import Container
 
 from kstub.cluster.groups import GroupState, JoinResult, SyncResult
-from kstub.protocol import ErrorCode
+from kstub.protocol import ApiKey, ErrorCode
 
 from .base import Body, Context, handles
 
@@ -58,7 +58,7 @@ def _join_body(ctx: Context, r: JoinResult) -> Body:
     }
 
 
-@handles(11)
+@handles(ApiKey.JOIN_GROUP)
 async def join_group(ctx: Context, req: Container) -> Body:
     error = check_group(ctx, req.group_id)
     if error is not None:
@@ -90,7 +90,7 @@ def _sync_body(r: SyncResult) -> Body:
     }
 
 
-@handles(14)
+@handles(ApiKey.SYNC_GROUP)
 async def sync_group(ctx: Context, req: Container) -> Body:
     error = check_group(ctx, req.group_id)
     if error is not None:
@@ -107,7 +107,7 @@ async def sync_group(ctx: Context, req: Container) -> Body:
     return _sync_body(result)
 
 
-@handles(12)
+@handles(ApiKey.HEARTBEAT)
 async def heartbeat(ctx: Context, req: Container) -> Body:
     error = check_group(ctx, req.group_id)
     if error is None:
@@ -115,7 +115,7 @@ async def heartbeat(ctx: Context, req: Container) -> Body:
     return {"throttle_time_ms": 0, "error_code": error}
 
 
-@handles(13)
+@handles(ApiKey.LEAVE_GROUP)
 async def leave_group(ctx: Context, req: Container) -> Body:
     v = ctx.api_version
     error = check_group(ctx, req.group_id)
@@ -170,7 +170,7 @@ def _describe_one(ctx: Context, group_id: str, include_operations: bool) -> Body
     }
 
 
-@handles(15)
+@handles(ApiKey.DESCRIBE_GROUPS)
 async def describe_groups(ctx: Context, req: Container) -> Body:
     return {
         "throttle_time_ms": 0,
@@ -178,7 +178,7 @@ async def describe_groups(ctx: Context, req: Container) -> Body:
     }
 
 
-@handles(16)
+@handles(ApiKey.LIST_GROUPS)
 async def list_groups(ctx: Context, req: Container) -> Body:
     states = None
     if req.states_filter:
@@ -195,7 +195,7 @@ async def list_groups(ctx: Context, req: Container) -> Body:
     }
 
 
-@handles(42)
+@handles(ApiKey.DELETE_GROUPS)
 async def delete_groups(ctx: Context, req: Container) -> Body:
     results = []
     for group_id in req.groups_names:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from construct import Container
 
-from kstub.protocol import ErrorCode
+from kstub.protocol import ApiKey, ErrorCode
 
 from .base import Body, Context, handles
 from .fetch import resolve
@@ -27,7 +27,7 @@ def _lookup(ctx: Context, topic: str, op: Container) -> Body:
     return {"error_code": ErrorCode.NONE, "partition": op.partition, "leader_epoch": epoch, "end_offset": end}
 
 
-@handles(23)
+@handles(ApiKey.OFFSET_FOR_LEADER_EPOCH)
 async def offset_for_leader_epoch(ctx: Context, req: Container) -> Body:
     return {
         "throttle_time_ms": 0,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from construct import Container
 
-from kstub.protocol import ErrorCode
+from kstub.protocol import ApiKey, ErrorCode
 
 from .base import Body, Context, handles
 from .fetch import resolve
@@ -64,7 +64,7 @@ def _lookup(ctx: Context, topic: str, lp: Container) -> Body:
     }
 
 
-@handles(2)
+@handles(ApiKey.LIST_OFFSETS)
 async def list_offsets(ctx: Context, req: Container) -> Body:
     return {
         "throttle_time_ms": 0,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from construct import Container
 
 from kstub.cluster.model import ClusterError, Partition, Topic, topic_name_error
-from kstub.protocol import ErrorCode
+from kstub.protocol import ApiKey, ErrorCode
 from kstub.protocol.primitives import ZERO_UUID
 
 from .base import Body, Context, handles
@@ -57,7 +57,7 @@ def _injected(ctx: Context, name: str) -> Body | None:
     return None if code is None else _error_topic(name, code)
 
 
-@handles(3)
+@handles(ApiKey.METADATA)
 async def metadata(ctx: Context, req: Container) -> Body:
     cluster = ctx.cluster
     requested = req.topics

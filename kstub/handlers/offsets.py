@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from construct import Container
 
 from kstub.cluster.groups import CommittedOffset, GroupError, TopicPartition
-from kstub.protocol import ErrorCode
+from kstub.protocol import ApiKey, ErrorCode
 
 from .base import Body, Context, handles
 from .groups import check_group
@@ -27,7 +27,7 @@ def _exists(ctx: Context, topic: str, partition: int) -> bool:
     return ctx.cluster.partition(topic, partition) is not None
 
 
-@handles(8)
+@handles(ApiKey.OFFSET_COMMIT)
 async def offset_commit(ctx: Context, req: Container) -> Body:
     coordinator = ctx.cluster.groups
     errors: dict[TopicPartition, ErrorCode] = {}
@@ -126,7 +126,7 @@ def _fetch_group(ctx: Context, group_id: str, topics: list[Container] | None) ->
     ]
 
 
-@handles(9)
+@handles(ApiKey.OFFSET_FETCH)
 async def offset_fetch(ctx: Context, req: Container) -> Body:
     v = ctx.api_version
     if v >= 8:
@@ -145,7 +145,7 @@ async def offset_fetch(ctx: Context, req: Container) -> Body:
     return {"throttle_time_ms": 0, "topics": topics, "error_code": error}
 
 
-@handles(47)
+@handles(ApiKey.OFFSET_DELETE)
 async def offset_delete(ctx: Context, req: Container) -> Body:
     error = check_group(ctx, req.group_id)
     if error is not None:

@@ -30,7 +30,7 @@ import trio
 from construct import Container
 
 from kstub.cluster.model import ClusterError, Partition
-from kstub.protocol import ErrorCode
+from kstub.protocol import ApiKey, ErrorCode
 from kstub.protocol.records import BatchError, iter_records, read_produce_data
 
 from .base import Body, Context, handles
@@ -158,7 +158,7 @@ async def _await_commit(ctx: Context, pending: list[_Pending], timeout_ms: int) 
                 entry.partition.remove_waiter(event)
 
 
-@handles(0)
+@handles(ApiKey.PRODUCE)
 async def produce(ctx: Context, req: Container) -> Body | None:
     acks = req.acks
     responses = []

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from construct import Container
 
+from kstub.protocol import ApiKey
+
 from .base import Body, Context, handles
 
 
-@handles(22)
+@handles(ApiKey.INIT_PRODUCER_ID)
 async def init_producer_id(ctx: Context, req: Container) -> Body:
     error, pid, epoch = ctx.cluster.producer_ids.init(req.transactional_id, req.producer_id, req.producer_epoch)
     if not error:
