@@ -43,16 +43,19 @@ class Session:
             self.scope.cancel()
 
 
-def _peer(stream: trio.SocketStream) -> str:
+def _peer(stream: trio.abc.Stream) -> str:
+    sock = getattr(stream, "socket", None)
+    if sock is None:
+        return "in-memory"
     try:
-        host, port, *_ = stream.socket.getpeername()
+        host, port, *_ = sock.getpeername()
         return f"{host}:{port}"
     except OSError:
         return "?"
 
 
 async def serve_connection(
-    stream: trio.SocketStream, cluster: Cluster, broker: Broker, session: Session | None = None
+    stream: trio.abc.Stream, cluster: Cluster, broker: Broker, session: Session | None = None
 ) -> None:
     peer = _peer(stream)
     log.info("broker %d: connection from %s", broker.node_id, peer)
@@ -74,7 +77,7 @@ async def serve_connection(
 
 
 async def _request_loop(
-    stream: trio.SocketStream, conn: ServerConnection, cluster: Cluster, broker: Broker, peer: str, session: Session
+    stream: trio.abc.Stream, conn: ServerConnection, cluster: Cluster, broker: Broker, peer: str, session: Session
 ) -> None:
     control = cluster.control
     while True:

@@ -18,6 +18,12 @@ plane asks (kstub/control.py):
   mid-request. The controller notices only when the broker's session expires,
   broker.session.timeout.ms later (or when it is started again).
 - start: the listener reopens on the same port; the broker catches up.
+
+With ``ListenerSpec(in_memory=True)`` nothing listens on TCP: the brokers,
+their replication and the cluster's timers run as usual, and
+`ClusterServer.connect` hands out in-memory connections served by the same
+connection code. That is how the broker is tested without sockets
+(tests/support/memory.py), deterministically under Trio's MockClock.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ class ListenerSpec:
     first_node_id: int = 0
     #: port of the admin HTTP API (None: no admin API; 0: ephemeral)
     admin_port: int | None = None
+    #: no TCP at all: brokers are reached with `ClusterServer.connect` (in-memory streams), for tests
+    in_memory: bool = False
 
 
 async def _open_listeners(host: str, port: int) -> list[trio.SocketListener]:
@@ -72,12 +80,15 @@ async def _close_all(listeners: list[trio.SocketListener]) -> None:
 class BrokerServer:
     """One broker's process: listener, connections and replication tasks, under one cancel scope."""
 
-    def __init__(self, cluster: Cluster, broker: Broker, listeners: list[trio.SocketListener]) -> None:
+    def __init__(self, cluster: Cluster, broker: Broker, listeners: list[trio.SocketListener] | None) -> None:
         self.cluster = cluster
         self.broker = broker
+        #: whether the broker listens on TCP (else it is reached only through `connect`)
+        self.tcp = listeners is not None
         #: addresses to listen on again after a restart (the same port)
-        self._hosts = [listener.socket.getsockname()[0] for listener in listeners]
+        self._hosts = [listener.socket.getsockname()[0] for listener in listeners or []]
         self._listeners: list[trio.SocketListener] | None = listeners
+        self._nursery: trio.Nursery | None = None
         self._scope: trio.CancelScope | None = None
         self._accept_scope: trio.CancelScope | None = None
         self._done = trio.Event()
@@ -96,7 +107,7 @@ class BrokerServer:
         return listeners
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = self._listeners or await self._reopen()
+        listeners = (self._listeners or await self._reopen()) if self.tcp else []
         self._listeners = None
         self._done = trio.Event()
         self.broker.running = True
@@ -104,21 +115,39 @@ class BrokerServer:
         try:
             with trio.CancelScope() as self._scope:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._accept, listeners, nursery)
+                    self._nursery = nursery
+                    if listeners:
+                        nursery.start_soon(self._accept, listeners, nursery)
                     nursery.start_soon(run_replica_fetcher, self.cluster, self.broker)
                     nursery.start_soon(run_isr_expiration, self.cluster, self.broker)
                     task_status.started()
         finally:
             self.broker.running = False
+            self._nursery = None
             self._scope = None
             await _close_all(listeners)
             self._done.set()
+
+    def connect(self) -> trio.abc.Stream:
+        """A new client connection through memory instead of TCP: the same connection code serves it.
+
+        Returns the client's end of the stream; the broker serves the other end
+        as it serves an accepted socket (until it stops, is killed, or the
+        client closes its end).
+        """
+        from trio.testing import memory_stream_pair
+
+        if self._nursery is None or self.state != "running":
+            raise ConnectionRefusedError(f"broker {self.broker.node_id} is {self.state}")
+        client, server = memory_stream_pair()
+        self._nursery.start_soon(self._handle, server)
+        return client
 
     async def _accept(self, listeners: list[trio.SocketListener], nursery: trio.Nursery) -> None:
         with trio.CancelScope() as self._accept_scope:
             await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
 
-    async def _handle(self, stream: trio.SocketStream) -> None:
+    async def _handle(self, stream: trio.abc.Stream) -> None:
         session = Session()
         self._sessions.add(session)
         try:
@@ -174,15 +203,19 @@ class ClusterServer:
 
     async def run(self, *, task_status: trio.TaskStatus[list[Broker]] = trio.TASK_STATUS_IGNORED) -> None:
         spec = self.spec
-        opened: list[tuple[Broker, list[trio.SocketListener]]] = []
+        opened: list[tuple[Broker, list[trio.SocketListener] | None]] = []
         try:
             for i in range(spec.brokers):
                 port = spec.port + i if spec.port else 0
-                try:
-                    bound = await _open_listeners(spec.host, port)
-                except OSError as exc:
-                    raise OSError(exc.errno, f"{spec.host}:{port}: {exc.strerror or exc}") from exc
-                bound_port = bound[0].socket.getsockname()[1]
+                if spec.in_memory:
+                    bound: list[trio.SocketListener] | None = None
+                    bound_port = (spec.port or 9092) + i  # what Metadata names; nothing listens there
+                else:
+                    try:
+                        bound = await _open_listeners(spec.host, port)
+                    except OSError as exc:
+                        raise OSError(exc.errno, f"{spec.host}:{port}: {exc.strerror or exc}") from exc
+                    bound_port = bound[0].socket.getsockname()[1]
                 advertised = spec.advertised_host or (
                     spec.host if spec.host not in ("0.0.0.0", "::", "") else "localhost"
                 )
@@ -202,7 +235,7 @@ class ClusterServer:
                 )
         except BaseException:
             for _, bound in opened:
-                await _close_all(bound)
+                await _close_all(bound or [])
             raise
         try:
             async with trio.open_nursery() as nursery:
@@ -274,6 +307,10 @@ class ClusterServer:
 
     def drop_connections(self, broker_id: int) -> int:
         return self._server(broker_id).drop_connections()
+
+    def connect(self, broker_id: int) -> trio.abc.Stream:
+        """A client connection to broker `broker_id` through memory (see `BrokerServer.connect`)."""
+        return self._server(broker_id).connect()
 
     async def _auto_rebalance(self) -> None:
         """Kafka's periodic preferred-leader check (auto.leader.rebalance.enable)."""

@@ -313,7 +313,7 @@ def test_min_insync_with_two_brokers_stopped(kstub_cluster):
     assert results[1] is None
 
     # Over the wire, exactly.
-    from test_broker_protocol import batch, produce
+    from support.raw_requests import batch, produce
 
     with RawClient(bootstrap_of(kc, leader)) as c:
         assert produce(c, topic, batch(1), acks=-1).error_code == ErrorCode.NOT_ENOUGH_REPLICAS
