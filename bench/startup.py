@@ -34,16 +34,16 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from kstub.protocol.connection import NEED_DATA, ClientConnection
+from kstub.admin_client import Connection
+from kstub.protocol import ApiKey
 
-METADATA = 3
+METADATA = ApiKey.METADATA
 READY = "kstub ready: bootstrap servers "
 
 TARGETS = {"serve_to_metadata_s": 0.3, "cluster_ready_s": 0.030, "serve_idle_rss_mb": 40.0}
@@ -67,16 +67,8 @@ def serve_command() -> list[str]:
 
 
 def metadata(address: str) -> dict:
-    host, port = address.rsplit(":", 1)
-    conn = ClientConnection("bench")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(conn.send_request(METADATA, 1, {"topics": None}))
-        while (response := conn.next_response()) is NEED_DATA:
-            data = sock.recv(65536)
-            if not data:
-                raise ConnectionError("kstub closed the connection")
-            conn.receive_data(data)
-    return response.body
+    with Connection(address, client_id="bench") as conn:
+        return conn.request(METADATA, 1, {"topics": None})
 
 
 def rss_mb(pid: int) -> float:

@@ -10,13 +10,12 @@ broker, and picks for each API the highest version both sides implement.
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from typing import Any
 
+from kstub.admin_client import Connection
 from kstub.protocol import APIS, ErrorCode
-from kstub.protocol.connection import NEED_DATA, ClientConnection
 from kstub.protocol.records import RecordBatch
 
 from .model import ClusterMeta, PartitionMeta
@@ -49,38 +48,15 @@ def error_name(code: int) -> str:
         return f"ERROR_{code}"
 
 
-def _closed_by_peer(sock: socket.socket) -> bool:
-    """Whether an idle connection was closed by the broker (it has nothing to say unasked)."""
-    timeout = sock.gettimeout()
-    sock.settimeout(0)
-    try:
-        return sock.recv(1, socket.MSG_PEEK) == b""
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
-    finally:
-        sock.settimeout(timeout)
-
-
-class _Conn:
+class _Conn(Connection):
     def __init__(self, host: str, port: int, timeout: float) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.conn = ClientConnection("kstub-compat-probe")
+        super().__init__((host, port), client_id="kstub-compat-probe", timeout=timeout)
 
     def request(self, api_key: int, version: int, body: dict[str, Any]) -> Any:
-        self.sock.sendall(self.conn.send_request(api_key, version, body))
-        while True:
-            response = self.conn.next_response()
-            if response is not NEED_DATA:
-                return response.body
-            data = self.sock.recv(65536)
-            if not data:
-                raise ProbeError("connection closed by the broker")
-            self.conn.receive_data(data)
-
-    def close(self) -> None:
-        self.sock.close()
+        try:
+            return super().request(api_key, version, body)
+        except ConnectionError as exc:
+            raise ProbeError(str(exc)) from None
 
 
 class Probe:
@@ -121,7 +97,7 @@ class Probe:
 
     def _conn(self, node_id: int) -> _Conn:
         conn = self._conns.pop(node_id, None)
-        if conn is not None and _closed_by_peer(conn.sock):
+        if conn is not None and conn.is_closed_by_peer(wait=False):
             conn.close()
             conn = None
         if conn is None:

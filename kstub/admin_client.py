@@ -36,32 +36,100 @@ def parse_servers(servers: str) -> list[tuple[str, int]]:
     return out
 
 
-class BrokerConnection:
-    """One socket to one broker, with the versions it supports."""
+class Connection:
+    """One blocking socket to one broker, speaking the Kafka protocol with kstub's codec.
 
-    def __init__(self, host: str, port: int, client_id: str, timeout: float) -> None:
+    The one request/response client of the project: the tools (`BrokerConnection`
+    adds version negotiation), the compatibility suite's probe, the benchmarks
+    and the tests that hand-make requests all use it. ``request`` sends at the
+    version given; nothing is sent unasked (no ApiVersions handshake), so a test
+    controls every byte. Errors are `OSError`s (`ConnectionError` when the
+    broker closes the connection).
+    """
+
+    def __init__(self, address: str | tuple[str, int], *, client_id: str = "kstub", timeout: float = 10.0) -> None:
+        if isinstance(address, str):
+            address = parse_servers(address)[0]
+        host, port = address
         self.address = f"{host}:{port}"
-        try:
-            self.sock = socket.create_connection((host, port), timeout=timeout)
-        except OSError as exc:
-            raise AdminError(f"cannot connect to {self.address}: {exc}") from None
+        self.sock = socket.create_connection((host, port), timeout=timeout)
         self.conn = ClientConnection(client_id)
-        self.versions = self._api_versions()
 
     def close(self) -> None:
         self.sock.close()
 
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, api_key: int, version: int, body: Mapping[str, Any], *, expect_response: bool = True) -> None:
+        """Send one request; with ``expect_response=False`` (Produce acks=0) no answer is awaited for it."""
+        self.sock.sendall(self.conn.send_request(api_key, version, body))
+        if not expect_response:
+            self.conn.forget_last()
+
+    def send_raw(self, data: bytes) -> None:
+        """Bytes as they are: a hand-made or broken frame."""
+        self.sock.sendall(data)
+
+    def receive(self) -> Container:
+        """The next response's body."""
+        while True:
+            response = self.conn.next_response()
+            if response is not NEED_DATA:
+                return response.body
+            data = self.sock.recv(1 << 16)
+            if not data:
+                raise ConnectionError(f"{self.address} closed the connection")
+            self.conn.receive_data(data)
+
+    def request(self, api_key: int, version: int, body: Mapping[str, Any]) -> Container:
+        self.send(api_key, version, body)
+        return self.receive()
+
+    def is_closed_by_peer(self, *, wait: bool = True) -> bool:
+        """Whether the broker closed the connection: waiting up to the timeout for it to, or (``wait=False``)
+        as things stand (an idle connection's broker has nothing to say unasked)."""
+        if wait:
+            try:
+                return self.sock.recv(1) == b""
+            except ConnectionResetError:
+                return True
+        timeout = self.sock.gettimeout()
+        self.sock.settimeout(0)
+        try:
+            return self.sock.recv(1, socket.MSG_PEEK) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        finally:
+            self.sock.settimeout(timeout)
+
+
+class BrokerConnection:
+    """A `Connection` with the versions the broker supports (ApiVersions on connect); errors are AdminErrors."""
+
+    def __init__(self, host: str, port: int, client_id: str, timeout: float) -> None:
+        self.address = f"{host}:{port}"
+        try:
+            self.link = Connection((host, port), client_id=client_id, timeout=timeout)
+        except OSError as exc:
+            raise AdminError(f"cannot connect to {self.address}: {exc}") from None
+        self.versions = self._api_versions()
+
+    @property
+    def sock(self) -> socket.socket:
+        return self.link.sock
+
+    def close(self) -> None:
+        self.link.close()
+
     def _roundtrip(self, api_key: int, version: int, body: Mapping[str, Any]) -> Container:
         try:
-            self.sock.sendall(self.conn.send_request(api_key, version, body))
-            while True:
-                response = self.conn.next_response()
-                if response is not NEED_DATA:
-                    return response.body
-                data = self.sock.recv(1 << 16)
-                if not data:
-                    raise AdminError(f"{self.address} closed the connection")
-                self.conn.receive_data(data)
+            return self.link.request(api_key, version, body)
         except OSError as exc:
             raise AdminError(f"{self.address}: {exc}") from None
 
