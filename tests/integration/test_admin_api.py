@@ -12,7 +12,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -23,6 +22,7 @@ from kstub.admin_http import MAX_BODY, MAX_HEAD, NEED_DATA, HttpError, HttpReque
 
 from multibroker import create_topic, meta, partition_state, wait_until
 from raw import RawClient
+from support.served import Served, free_ports
 
 # --- the parser, without sockets ---------------------------------------------------------------
 
@@ -291,56 +291,6 @@ def test_ctl_without_a_server():
 
 
 # --- kstub serve ---------------------------------------------------------------------------------------
-
-
-def free_ports(n: int) -> int:
-    """A base port with n consecutive free ports after it."""
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + n > 65535:
-            continue
-        try:
-            held = []
-            for i in range(n):
-                sock = socket.socket()
-                held.append(sock)
-                sock.bind(("127.0.0.1", base + i))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-    raise RuntimeError("no consecutive free ports")
-
-
-class Served:
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kstub", "serve", "--host", "127.0.0.1", *args],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        deadline = time.monotonic() + 30
-        assert self.proc.stderr is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            self.lines.append(line)
-            if self.find("kstub ready") and ("--admin-port" not in args or self.find("admin API: http")):
-                break
-        assert any("kstub ready" in x for x in self.lines), self.lines
-
-    def find(self, pattern: str) -> list[re.Match[str]]:
-        return [m for line in self.lines if (m := re.search(pattern, line))]
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 def test_serve_brokers_on_consecutive_ports_with_an_admin_port():

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from support.external import require_programs
-from test_admin_api import Served, free_ports
+from support.served import Served, free_ports
 
 README = Path(__file__).resolve().parents[2] / "docs" / "replication.md"
 BEGIN, END = "<!-- replication-examples:begin -->", "<!-- replication-examples:end -->"
