@@ -11,34 +11,11 @@ from __future__ import annotations
 
 import pytest
 import trio
-from kafka.record.default_records import DefaultRecordBatchBuilder
 
 from kstub.protocol import ErrorCode
 
 from support.memory import MemoryClient, memory_cluster
-
-
-def batch(
-    n: int = 3,
-    *,
-    producer_id: int = -1,
-    epoch: int = -1,
-    sequence: int = -1,
-    ts: int = 1_700_000_000_000,
-    value_size: int = 10,
-) -> bytes:
-    builder = DefaultRecordBatchBuilder(
-        magic=2,
-        compression_type=0,
-        is_transactional=False,
-        producer_id=producer_id,
-        producer_epoch=epoch,
-        base_sequence=sequence,
-        batch_size=1 << 30,
-    )
-    for i in range(n):
-        builder.append(i, timestamp=ts + i, key=f"k{i}".encode(), value=b"v" * value_size, headers=[])
-    return bytes(builder.build())
+from support.raw_requests import batch
 
 
 async def create(c: MemoryClient, name: str, partitions: int = 1, rf: int = 1, **extra) -> dict:

@@ -8,7 +8,7 @@ from typing import Any
 
 from kstub.embedded import EmbeddedCluster
 
-from raw import RawClient
+from support.raw import RawClient
 
 DEADLINE = 20.0
 

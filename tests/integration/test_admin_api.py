@@ -21,7 +21,7 @@ import pytest
 from kstub.admin_http import MAX_BODY, MAX_HEAD, NEED_DATA, HttpError, HttpRequest, RequestReader
 
 from multibroker import create_topic, meta, partition_state, wait_until
-from raw import RawClient
+from support.raw import RawClient
 from support.served import Served, free_ports
 
 # --- the parser, without sockets ---------------------------------------------------------------

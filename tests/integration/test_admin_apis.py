@@ -25,7 +25,7 @@ from kafka.record.default_records import DefaultRecordBatchBuilder
 
 from kstub.protocol import ErrorCode
 
-from raw import RawClient
+from support.raw import RawClient
 
 TIMEOUT = 30
 

@@ -14,7 +14,7 @@ import pytest
 from kstub.protocol import ErrorCode
 
 from clients import KafkaPythonClient, make_messages, unique_topic
-from raw import RawClient
+from support.raw import RawClient
 
 
 def _frame(payload: bytes) -> bytes:

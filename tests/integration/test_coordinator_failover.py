@@ -39,7 +39,7 @@ from kstub.protocol import ErrorCode
 
 from clients import unique_topic
 from multibroker import bootstrap_of, create_topic, wait_until
-from raw import RawClient
+from support.raw import RawClient
 
 PARTITIONS = 4
 BROKER_SESSION_MS = 1500

@@ -22,7 +22,7 @@ from kstub.protocol import ErrorCode
 
 from clients import ConfluentClient, KafkaPythonClient, unique_topic
 from multibroker import bootstrap_of, create_topic, partition_state, wait_until
-from raw import RawClient
+from support.raw import RawClient
 
 N = 600
 CONFIG = {"broker.session.timeout.ms": "1000", "replica.lag.time.max.ms": "10000"}

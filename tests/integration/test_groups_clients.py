@@ -34,7 +34,7 @@ from group_members import (
 )
 
 from clients import ConfluentClient, KafkaPythonClient, Msg, unique_topic
-from raw import RawClient
+from support.raw import RawClient
 
 PARTITIONS = 4
 

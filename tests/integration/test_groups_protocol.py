@@ -16,7 +16,7 @@ import pytest
 from kstub.protocol import ErrorCode
 from kstub.protocol.consumer_protocol import decode_assignment, encode_assignment, encode_subscription
 
-from raw import RawClient
+from support.raw import RawClient
 
 TOPIC_META = encode_subscription({"topics": ["t"]})
 

@@ -14,7 +14,7 @@ import pytest
 from group_members import ConfluentMember, KafkaPythonMember, Timeline, wait_assignments, wait_for
 
 from clients import ConfluentClient, KafkaPythonClient, Msg, unique_topic
-from raw import RawClient
+from support.raw import RawClient
 
 
 def kstub_groups(bootstrap: str, *args: str) -> subprocess.CompletedProcess:

@@ -16,7 +16,7 @@ from kstub.protocol import ErrorCode
 
 from clients import ConfluentClient, KafkaPythonClient, Msg, unique_topic
 from multibroker import bootstrap_of, create_topic, meta, partition_state, produce, wait_until
-from raw import RawClient
+from support.raw import RawClient
 from support.raw_requests import batch, fetch, list_offset
 
 FAST = {"replica.lag.time.max.ms": "500", "broker.session.timeout.ms": "500"}

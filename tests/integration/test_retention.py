@@ -27,7 +27,7 @@ from kstub.protocol import ErrorCode
 from kstub.protocol.records import read_produce_data
 from kstub.server import ListenerSpec, serve_cluster
 
-from raw import RawClient
+from support.raw import RawClient
 
 TIMEOUT = 30
 HOUR = 3_600_000

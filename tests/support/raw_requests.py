@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
-from raw import RawClient
+from support.raw import RawClient
 
 
 def batch(
