@@ -9,80 +9,35 @@ kafka-python's record builder, as a real producer would.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import trio
 
 from kstub.protocol import ErrorCode
 
 from support.memory import MemoryClient, memory_cluster
-from support.raw_requests import batch
+from support.raw_requests import Req, batch, create_req, fetch_req, list_offset_req, produce_req
 
 
-async def create(c: MemoryClient, name: str, partitions: int = 1, rf: int = 1, **extra) -> dict:
-    body = await c.request(
-        19,
-        7,
-        {
-            "topics": [{"name": name, "num_partitions": partitions, "replication_factor": rf, **extra}],
-            "timeout_ms": 5000,
-        },
-    )
-    return body.topics[0]
+async def call(c: MemoryClient, req: Req) -> Any:
+    return req.pick(await c.request(req.api_key, req.version, req.body))
 
 
-async def produce(c: MemoryClient, topic: str, records: bytes, *, partition: int = 0, acks: int = -1, version: int = 9):
-    body = await c.request(
-        0,
-        version,
-        {
-            "acks": acks,
-            "timeout_ms": 5000,
-            "topic_data": [{"name": topic, "partition_data": [{"index": partition, "records": records}]}],
-        },
-    )
-    return body.responses[0].partition_responses[0]
+async def create(c: MemoryClient, *args: Any, **kwargs: Any) -> Any:
+    return await call(c, create_req(*args, **kwargs))
 
 
-async def fetch(
-    c: MemoryClient,
-    topic: str,
-    offset: int,
-    *,
-    partition: int = 0,
-    max_wait_ms: int = 0,
-    min_bytes: int = 1,
-    max_bytes: int = 50 * 1024 * 1024,
-    partition_max_bytes: int = 1024 * 1024,
-    version: int = 12,
-):
-    body = await c.request(
-        1,
-        version,
-        {
-            "max_wait_ms": max_wait_ms,
-            "min_bytes": min_bytes,
-            "max_bytes": max_bytes,
-            "isolation_level": 0,
-            "topics": [
-                {
-                    "topic": topic,
-                    "partitions": [
-                        {"partition": partition, "fetch_offset": offset, "partition_max_bytes": partition_max_bytes}
-                    ],
-                }
-            ],
-        },
-    )
-    return body.responses[0].partitions[0]
+async def produce(c: MemoryClient, *args: Any, **kwargs: Any) -> Any:
+    return await call(c, produce_req(*args, **kwargs))
 
 
-async def list_offset(c: MemoryClient, topic: str, ts: int, *, version: int = 7):
-    body = await c.request(
-        2,
-        version,
-        {"replica_id": -1, "topics": [{"name": topic, "partitions": [{"partition_index": 0, "timestamp": ts}]}]},
-    )
-    return body.topics[0].partitions[0]
+async def fetch(c: MemoryClient, *args: Any, **kwargs: Any) -> Any:
+    return await call(c, fetch_req(*args, **kwargs))
+
+
+async def list_offset(c: MemoryClient, *args: Any, **kwargs: Any) -> Any:
+    return await call(c, list_offset_req(*args, **kwargs))
 
 
 @pytest.fixture
@@ -347,7 +302,8 @@ async def test_fetch_long_poll_wakes_when_data_arrives(cluster, raw):
 
     async def waiter(task_status=trio.TASK_STATUS_IGNORED):
         async with cluster.connect(0) as c:
-            await c.send(*FETCH_LP)
+            lp = fetch_req("lp", 0, max_wait_ms=60_000)
+            await c.send(lp.api_key, lp.version, lp.body)
             task_status.started()
             result["partition"] = (await c.receive()).responses[0].partitions[0]
             result["at"] = trio.current_time()
@@ -360,21 +316,6 @@ async def test_fetch_long_poll_wakes_when_data_arrives(cluster, raw):
         await produce(raw, "lp", batch(2))
     assert result["at"] - produced_at < 1, "woken by the produce, not by max_wait (60 s)"
     assert result["partition"].high_watermark == 2 and len(result["partition"].records) > 0
-
-
-FETCH_LP = (
-    1,
-    12,
-    {
-        "max_wait_ms": 60_000,
-        "min_bytes": 1,
-        "max_bytes": 1 << 20,
-        "isolation_level": 0,
-        "topics": [
-            {"topic": "lp", "partitions": [{"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}
-        ],
-    },
-)
 
 
 async def test_fetch_honours_max_wait_when_nothing_arrives(raw):
