@@ -13,6 +13,7 @@ from __future__ import annotations
 from construct import Container
 
 from kstub.cluster.groups import GroupState, JoinResult, SyncResult
+from kstub.cluster.membership import JoinRequest, SyncRequest
 from kstub.protocol import ApiKey, ErrorCode
 
 from .base import Body, Context, handles
@@ -65,17 +66,19 @@ async def join_group(ctx: Context, req: Container) -> Body:
         return _join_body(ctx, JoinResult(error, req.member_id))
     v = ctx.api_version
     result = await ctx.cluster.groups.join(
-        req.group_id,
-        req.member_id,
-        req.group_instance_id,
-        ctx.client_id or "",
-        client_host(ctx),
-        req.session_timeout_ms,
-        req.rebalance_timeout_ms if v >= 1 else req.session_timeout_ms,
-        req.protocol_type,
-        [(p.name, p.metadata) for p in req.protocols],
-        require_known_member_id=v >= 4,
-        supports_skip_assignment=v >= 9,
+        JoinRequest(
+            group_id=req.group_id,
+            member_id=req.member_id,
+            instance_id=req.group_instance_id,
+            client_id=ctx.client_id or "",
+            client_host=client_host(ctx),
+            session_timeout_ms=req.session_timeout_ms,
+            rebalance_timeout_ms=req.rebalance_timeout_ms if v >= 1 else req.session_timeout_ms,
+            protocol_type=req.protocol_type,
+            protocols=[(p.name, p.metadata) for p in req.protocols],
+            require_known_member_id=v >= 4,
+            supports_skip_assignment=v >= 9,
+        )
     )
     return _join_body(ctx, result)
 
@@ -96,13 +99,15 @@ async def sync_group(ctx: Context, req: Container) -> Body:
     if error is not None:
         return _sync_body(SyncResult(error))
     result = await ctx.cluster.groups.sync(
-        req.group_id,
-        req.generation_id,
-        req.member_id,
-        req.group_instance_id,
-        req.protocol_type,
-        req.protocol_name,
-        {a.member_id: a.assignment for a in req.assignments},
+        SyncRequest(
+            group_id=req.group_id,
+            generation_id=req.generation_id,
+            member_id=req.member_id,
+            instance_id=req.group_instance_id,
+            protocol_type=req.protocol_type,
+            protocol_name=req.protocol_name,
+            assignments={a.member_id: a.assignment for a in req.assignments},
+        )
     )
     return _sync_body(result)
 

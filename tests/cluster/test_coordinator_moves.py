@@ -21,6 +21,7 @@ from test_group_coordinator import SESSION_MS, join, join_in_background, stable_
 from kstub.cluster.config import BrokerConfig
 from kstub.cluster.coordinator import GroupCoordinator
 from kstub.cluster.groups import GroupState, JoinResult
+from kstub.cluster.membership import SyncRequest
 from kstub.cluster.model import Cluster
 from kstub.protocol import ErrorCode
 
@@ -145,7 +146,7 @@ async def test_a_move_answers_parked_syncs_not_coordinator(autojump_clock):
         synced = {}
 
         async def sync() -> None:
-            synced["r"] = await c.sync(GROUP, group.generation_id, follower, None, None, None, {})
+            synced["r"] = await c.sync(SyncRequest(GROUP, group.generation_id, follower))
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(sync)

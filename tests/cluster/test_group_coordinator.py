@@ -19,6 +19,7 @@ import trio
 from kstub.cluster.config import BrokerConfig
 from kstub.cluster.coordinator import GroupCoordinator
 from kstub.cluster.groups import GroupState, JoinResult
+from kstub.cluster.membership import JoinRequest, SyncRequest
 from kstub.cluster.model import Cluster
 from kstub.protocol import ErrorCode
 from kstub.protocol.consumer_protocol import encode_subscription
@@ -65,16 +66,18 @@ async def join(
     protocols: list[tuple[str, bytes]] | None = None,
 ) -> JoinResult:
     return await c.join(
-        group,
-        member_id,
-        instance_id,
-        "client",
-        "/127.0.0.1",
-        session_ms,
-        rebalance_ms,
-        "consumer",
-        protocols or [("range", SUBSCRIPTION)],
-        require_known_member_id=False,
+        JoinRequest(
+            group,
+            member_id,
+            instance_id,
+            "client",
+            "/127.0.0.1",
+            session_ms,
+            rebalance_ms,
+            "consumer",
+            protocols or [("range", SUBSCRIPTION)],
+            require_known_member_id=False,
+        )
     )
 
 
@@ -109,12 +112,14 @@ async def stable_group(c: GroupCoordinator, n: int, group: str = "g", static: bo
         for member_id in ids:
             if member_id != g.leader_id:
                 nursery.start_soon(
-                    c.sync, group, g.generation_id, member_id, g.members[member_id].instance_id, None, None, {}
+                    c.sync, SyncRequest(group, g.generation_id, member_id, g.members[member_id].instance_id)
                 )
         await trio.testing.wait_all_tasks_blocked()
         leader = g.members[g.leader_id]
         await c.sync(
-            group, g.generation_id, leader.member_id, leader.instance_id, None, None, {m: m.encode() for m in ids}
+            SyncRequest(
+                group, g.generation_id, leader.member_id, leader.instance_id, assignments={m: m.encode() for m in ids}
+            )
         )
     assert g.state is GroupState.STABLE
     return ids
@@ -184,7 +189,7 @@ async def test_member_that_never_syncs_is_removed_after_the_rebalance_timeout(co
     b = results["b"].member_id
     group = coordinator.groups["g"]
     assert group.state is GroupState.COMPLETING_REBALANCE and group.leader_id == a
-    await coordinator.sync("g", 2, a, None, None, None, {a: b"A", b: b"B"})
+    await coordinator.sync(SyncRequest("g", 2, a, assignments={a: b"A", b: b"B"}))
     assert group.state is GroupState.STABLE
     start = trio.current_time()
     while b in group.members:  # both heartbeat, only b never sends SyncGroup
@@ -197,7 +202,7 @@ async def test_member_that_never_syncs_is_removed_after_the_rebalance_timeout(co
 
 async def test_a_member_id_handed_out_but_never_used_expires(coordinator, autojump_clock):
     first = await coordinator.join(
-        "g", "", None, "c", "/h", SESSION_MS, REBALANCE_MS, "consumer", [("range", b"")], require_known_member_id=True
+        JoinRequest("g", "", None, "c", "/h", SESSION_MS, REBALANCE_MS, "consumer", [("range", b"")])
     )
     assert first.error == ErrorCode.MEMBER_ID_REQUIRED and first.member_id.startswith("c-")
     assert first.member_id in coordinator.groups["g"].pending_members
@@ -213,7 +218,7 @@ async def test_pending_member_delays_the_join_until_it_comes_back(coordinator, a
     a, b = await stable_group(coordinator, 2)
     group = coordinator.groups["g"]
     pending = await coordinator.join(
-        "g", "", None, "c", "/h", SESSION_MS, REBALANCE_MS, "consumer", [("range", b"")], require_known_member_id=True
+        JoinRequest("g", "", None, "c", "/h", SESSION_MS, REBALANCE_MS, "consumer", [("range", b"")])
     )
     results: dict[str, JoinResult] = {}
     async with trio.open_nursery() as nursery:
@@ -236,7 +241,7 @@ async def test_static_member_restart_within_session_timeout_keeps_the_generation
     assert back.error == ErrorCode.NONE and back.generation_id == gen and back.member_id != follower
     assert back.leader == leader and back.members == []
     assert s.state is GroupState.STABLE and s.generation_id == gen
-    synced = await coordinator.sync("g", gen, back.member_id, iid, None, None, {})
+    synced = await coordinator.sync(SyncRequest("g", gen, back.member_id, iid))
     assert synced.assignment == follower.encode()  # the old member's assignment carried over
     # the old process, if it is still alive, is fenced
     assert coordinator.heartbeat("g", gen, follower, iid) == ErrorCode.FENCED_INSTANCE_ID
@@ -255,17 +260,18 @@ async def test_static_leader_rejoining_is_told_another_leader_unless_skipping_as
     old = await join(coordinator, instance_id=iid)
     assert old.leader == leader and old.member_id != leader and old.members == []  # v0-8: acts as a follower
     newer = await coordinator.join(
-        "g",
-        "",
-        iid,
-        "c",
-        "/h",
-        SESSION_MS,
-        REBALANCE_MS,
-        "consumer",
-        [("range", SUBSCRIPTION)],
-        require_known_member_id=True,
-        supports_skip_assignment=True,
+        JoinRequest(
+            "g",
+            "",
+            iid,
+            "c",
+            "/h",
+            SESSION_MS,
+            REBALANCE_MS,
+            "consumer",
+            [("range", SUBSCRIPTION)],
+            supports_skip_assignment=True,
+        )
     )
     # KIP-814 (v9): the returning leader gets the members, and is told not to reassign
     assert newer.skip_assignment and newer.leader == newer.member_id and len(newer.members) == 2

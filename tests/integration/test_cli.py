@@ -76,7 +76,7 @@ def test_tool_output_cut_short_by_a_pipe_is_not_an_error(kstub_cluster, monkeypa
     """`kstub groups list | head`: the reader leaving early ends the tool with status 0, not a traceback."""
     from kstub.cli import main
 
-    kstub_cluster.call(lambda: kstub_cluster.cluster.groups._create_group("g", 0.0))
+    kstub_cluster.call(lambda: kstub_cluster.cluster.groups.create_group("g", 0.0))
 
     class ClosedPipe(io.StringIO):
         def write(self, text: str) -> int:

@@ -1,0 +1,558 @@
+"""Membership in the classic group protocol: JoinGroup, SyncGroup, Heartbeat, LeaveGroup and rebalances.
+
+The rules follow Kafka's classic GroupCoordinator: the JoinGroup
+MEMBER_ID_REQUIRED handshake (v4+), waiting for every known member to rejoin
+within the rebalance timeout, protocol selection by vote, the leader getting
+the member list, SyncGroup handing each member only its own assignment,
+generations, static membership (group.instance.id), session timeouts, the
+initial rebalance delay of a new group (group.initial.rebalance.delay.ms) and
+pending sync expiry.
+
+The groups, the clock and the timer task belong to the `GroupCoordinator`
+(kstub/cluster/coordinator.py); this unit holds the rules and is called by it.
+Nothing here awaits in the middle of a change, so no locks are needed: a
+JoinGroup or SyncGroup that must wait parks on a `_Reply` that a later request
+or a timer answers. The new consumer protocol (KIP-848) will be a second
+membership unit beside this one.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kstub.protocol import ErrorCode
+
+from .groups import Group, GroupState, JoinResult, Member, SyncResult, _Reply
+
+if TYPE_CHECKING:
+    from .coordinator import GroupCoordinator
+    from .model import Cluster
+
+log = logging.getLogger("kstub.groups")
+
+
+@dataclass(slots=True)
+class JoinRequest:
+    """A JoinGroup as the coordinator needs it (version differences already resolved by the handler)."""
+
+    group_id: str
+    member_id: str
+    instance_id: str | None
+    client_id: str
+    client_host: str
+    session_timeout_ms: int
+    rebalance_timeout_ms: int
+    protocol_type: str
+    protocols: list[tuple[str, bytes]]
+    #: v4+: a new member without an id gets MEMBER_ID_REQUIRED and an id to come back with (KIP-394)
+    require_known_member_id: bool = True
+    #: v9+: a static leader rejoining may be told to skip the assignment (KIP-814)
+    supports_skip_assignment: bool = False
+
+
+@dataclass(slots=True)
+class SyncRequest:
+    group_id: str
+    generation_id: int
+    member_id: str
+    instance_id: str | None = None
+    protocol_type: str | None = None
+    protocol_name: str | None = None
+    #: the leader's assignment, by member id (empty from followers)
+    assignments: dict[str, bytes] | None = None
+
+
+class ClassicMembership:
+    """The classic protocol's rules over the coordinator's groups."""
+
+    def __init__(self, coordinator: GroupCoordinator) -> None:
+        self._coordinator = coordinator
+
+    @property
+    def cluster(self) -> Cluster:
+        return self._coordinator.cluster
+
+    @property
+    def groups(self) -> dict[str, Group]:
+        return self._coordinator.groups
+
+    def _now(self) -> float:
+        return self._coordinator.now()
+
+    def _poke(self) -> None:
+        self._coordinator.poke()
+
+    def _config_ms(self, name: str) -> float:
+        return self.cluster.config[name] / 1000
+
+    def _create_group(self, group_id: str, now: float) -> Group:
+        return self._coordinator.create_group(group_id, now)
+
+    # --- timers (the coordinator's task calls this for every group it serves) ---------------------
+
+    def fire(self, group: Group, now: float) -> None:
+        """Fire the group's membership timers due at `now`."""
+        for member_id, expiry in list(group.pending_members.items()):
+            if expiry <= now:
+                log.info("group %s: pending member %s expired", group.group_id, member_id)
+                del group.pending_members[member_id]
+                self._try_complete_join(group, now)
+        for member in list(group.members.values()):
+            expiry = member.expiry()
+            if expiry is not None and expiry <= now and group.members.get(member.member_id) is member:
+                log.info("group %s: member %s missed its session timeout", group.group_id, member.member_id)
+                self._remove_member_and_update(group, member, now)
+        if group.is_(GroupState.PREPARING_REBALANCE) and group.join_deadline is not None and group.join_deadline <= now:
+            self._join_phase_expired(group, now)
+        if (
+            group.is_(GroupState.COMPLETING_REBALANCE, GroupState.STABLE)
+            and group.sync_deadline is not None
+            and group.sync_deadline <= now
+        ):
+            self._sync_phase_expired(group, now)
+
+    # --- coordinator moves -----------------------------------------------------
+
+    @staticmethod
+    def unload(group: Group) -> None:
+        """Kafka's onGroupUnloaded: what the old coordinator holds is answered NOT_COORDINATOR."""
+        for member in group.members.values():
+            if member.join_reply is not None:
+                member.join_reply.set(JoinResult(ErrorCode.NOT_COORDINATOR, member.member_id))
+                member.join_reply = None
+            if member.sync_reply is not None:
+                member.sync_reply.set(SyncResult(ErrorCode.NOT_COORDINATOR))
+                member.sync_reply = None
+
+    @staticmethod
+    def load(group: Group, now: float) -> None:
+        """Kafka's onGroupLoaded: every member's session starts afresh; so do the rebalance's deadlines."""
+        for member in group.members.values():
+            member.last_heartbeat = now
+        if group.join_deadline is not None:
+            group.join_deadline = now + (group.initial_delay[0] if group.initial_delay else group.rebalance_timeout)
+        if group.sync_deadline is not None:
+            group.sync_deadline = now + group.rebalance_timeout
+
+    # --- JoinGroup -----------------------------------------------------------
+
+    async def join(self, req: JoinRequest) -> JoinResult:
+        """Join (or rejoin) a group; waits until the join phase ends (Kafka's handleJoinGroup)."""
+        reply = self._join(req)
+        self._poke()
+        return await reply.wait()
+
+    def _join(self, req: JoinRequest) -> _Reply[JoinResult]:
+        group_id, member_id, instance_id = req.group_id, req.member_id, req.instance_id
+        client_id, client_host = req.client_id, req.client_host
+        protocol_type, protocols = req.protocol_type, req.protocols
+        session_timeout_ms = req.session_timeout_ms
+        now = self._now()
+        config = self.cluster.config
+        if not config["group.min.session.timeout.ms"] <= session_timeout_ms <= config["group.max.session.timeout.ms"]:
+            return _Reply.ready(JoinResult(ErrorCode.INVALID_SESSION_TIMEOUT, member_id))
+        group = self.groups.get(group_id)
+        if group is None:
+            if member_id:
+                return _Reply.ready(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member_id))
+            group = self._create_group(group_id, now)
+        if group.is_(GroupState.DEAD):
+            return _Reply.ready(JoinResult(ErrorCode.COORDINATOR_NOT_AVAILABLE, member_id))
+        if not self._accepts_joining_member(group, member_id):
+            known = group.members.get(member_id)
+            if known is not None:
+                self._remove_member_and_update(group, known, now)
+            return _Reply.ready(JoinResult(ErrorCode.GROUP_MAX_SIZE_REACHED, ""))
+        names = [name for name, _ in protocols]
+        if not group.supports_protocols(protocol_type, names):
+            return _Reply.ready(JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id))
+        session = session_timeout_ms / 1000
+        rebalance = req.rebalance_timeout_ms / 1000
+        reply: _Reply[JoinResult] = _Reply()
+
+        if not member_id:
+            new_id = f"{instance_id if instance_id is not None else client_id}-{uuid.uuid4()}"
+            if instance_id is not None and instance_id in group.static_members:
+                self._replace_static_member(
+                    group,
+                    group.static_members[instance_id],
+                    new_id,
+                    protocols,
+                    session,
+                    rebalance,
+                    reply,
+                    now,
+                    req.supports_skip_assignment,
+                )
+            elif instance_id is None and req.require_known_member_id:
+                # KIP-394: hand out the id, and wait (one session timeout) for the member to come back with it.
+                group.pending_members[new_id] = now + session
+                return _Reply.ready(JoinResult(ErrorCode.MEMBER_ID_REQUIRED, new_id))
+            else:
+                member = Member(
+                    new_id, instance_id, client_id, client_host, session, rebalance, protocol_type, protocols, now
+                )
+                self._add_member_and_rebalance(group, member, reply, now)
+        elif member_id in group.pending_members:
+            member = Member(
+                member_id, instance_id, client_id, client_host, session, rebalance, protocol_type, protocols, now
+            )
+            self._add_member_and_rebalance(group, member, reply, now)
+        else:
+            error = group.validate_member(member_id, instance_id)
+            if error is not None:
+                return _Reply.ready(JoinResult(error, member_id))
+            member = group.members[member_id]
+            if group.is_(GroupState.PREPARING_REBALANCE):
+                self._update_member_and_rebalance(group, member, protocols, session, rebalance, reply, now)
+            elif group.is_(GroupState.COMPLETING_REBALANCE):
+                if member.matches(protocols):
+                    # a lost JoinGroup answer: the member asks again, same metadata
+                    reply.set(group.current_join_result(member))
+                else:
+                    self._update_member_and_rebalance(group, member, protocols, session, rebalance, reply, now)
+            elif group.is_(GroupState.STABLE):
+                if member.member_id == group.leader_id or not member.matches(protocols):
+                    self._update_member_and_rebalance(group, member, protocols, session, rebalance, reply, now)
+                else:
+                    reply.set(group.current_join_result(member))
+            else:
+                reply.set(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member_id))
+        self._try_complete_join(group, now)
+        return reply
+
+    def _accepts_joining_member(self, group: Group, member_id: str) -> bool:
+        """Kafka's acceptJoiningMember (group.max.size)."""
+        max_size = self.cluster.config["group.max.size"]
+        if group.is_(GroupState.EMPTY, GroupState.DEAD):
+            return True
+        if group.is_(GroupState.PREPARING_REBALANCE):
+            member = group.members.get(member_id)
+            awaiting = sum(1 for m in group.members.values() if m.join_reply is not None)
+            return (member is not None and member.join_reply is not None) or awaiting < max_size
+        return member_id in group.members or len(group.members) < max_size
+
+    def _add_member_and_rebalance(self, group: Group, member: Member, reply: _Reply[JoinResult], now: float) -> None:
+        member.is_new = True
+        member.join_reply = reply
+        if group.is_(GroupState.PREPARING_REBALANCE) and group.generation_id == 0:
+            group.new_member_added = True  # the initial delay may wait once more
+        group.add(member)
+        member.last_heartbeat = now
+        log.info("group %s: member %s joins (instance %s)", group.group_id, member.member_id, member.instance_id)
+        self._maybe_prepare_rebalance(group, now)
+
+    def _update_member_and_rebalance(
+        self,
+        group: Group,
+        member: Member,
+        protocols: list[tuple[str, bytes]],
+        session: float,
+        rebalance: float,
+        reply: _Reply[JoinResult],
+        now: float,
+    ) -> None:
+        self._update_member(member, protocols, session, rebalance, reply)
+        self._maybe_prepare_rebalance(group, now)
+
+    @staticmethod
+    def _update_member(
+        member: Member,
+        protocols: list[tuple[str, bytes]],
+        session: float,
+        rebalance: float,
+        reply: _Reply[JoinResult],
+    ) -> None:
+        if member.join_reply is not None:
+            # a JoinGroup sent again while the first is parked: the newer one wins
+            member.join_reply.set(JoinResult(ErrorCode.REBALANCE_IN_PROGRESS, member.member_id))
+        member.protocols = protocols
+        member.session_timeout = session
+        member.rebalance_timeout = rebalance
+        member.join_reply = reply
+
+    def _replace_static_member(
+        self,
+        group: Group,
+        old_id: str,
+        new_id: str,
+        protocols: list[tuple[str, bytes]],
+        session: float,
+        rebalance: float,
+        reply: _Reply[JoinResult],
+        now: float,
+        supports_skip_assignment: bool,
+    ) -> None:
+        """A static member came back with a new member id (Kafka's updateStaticMemberAndRebalance)."""
+        old_leader = group.leader_id
+        member = group.members.pop(old_id)
+        # fence whoever still waits under the old id
+        if member.join_reply is not None:
+            member.join_reply.set(JoinResult(ErrorCode.FENCED_INSTANCE_ID, old_id))
+            member.join_reply = None
+        if member.sync_reply is not None:
+            member.sync_reply.set(SyncResult(ErrorCode.FENCED_INSTANCE_ID))
+            member.sync_reply = None
+        member.member_id = new_id
+        group.members[new_id] = member
+        if group.leader_id == old_id:
+            group.leader_id = new_id
+        if old_id in group.pending_sync:
+            group.pending_sync.discard(old_id)
+            group.pending_sync.add(new_id)
+        assert member.instance_id is not None
+        group.static_members[member.instance_id] = new_id
+        member.last_heartbeat = now
+        self._update_member(member, protocols, session, rebalance, reply)
+        log.info("group %s: static member %s replaced %s", group.group_id, new_id, old_id)
+
+        if group.is_(GroupState.STABLE):
+            if group.select_protocol() == group.protocol_name:
+                # no rebalance: the member gets the current generation back
+                member.join_reply = None
+                if supports_skip_assignment and group.leader_id == new_id:
+                    # KIP-814: the leader learns the members but must not reassign
+                    result = group.current_join_result(member)
+                    result.skip_assignment = True
+                else:
+                    result = group.current_join_result(member)
+                    result.members = []
+                    result.leader = old_leader or ""  # keeps a returning leader from assigning
+                reply.set(result)
+            else:
+                self._maybe_prepare_rebalance(group, now)
+        elif group.is_(GroupState.COMPLETING_REBALANCE):
+            # the leader may have assigned to the old member id: start over
+            self._prepare_rebalance(group, now)
+
+    # --- rebalancing -------------------------------------------------------
+
+    def _maybe_prepare_rebalance(self, group: Group, now: float) -> None:
+        if group.is_(GroupState.STABLE, GroupState.COMPLETING_REBALANCE, GroupState.EMPTY):
+            self._prepare_rebalance(group, now)
+
+    def _prepare_rebalance(self, group: Group, now: float) -> None:
+        if group.is_(GroupState.COMPLETING_REBALANCE):
+            self._propagate_assignment_error(group, ErrorCode.REBALANCE_IN_PROGRESS)
+        group.sync_deadline = None
+        group.pending_sync.clear()
+        if group.is_(GroupState.EMPTY):
+            delay = self._config_ms("group.initial.rebalance.delay.ms")
+            group.initial_delay = (delay, max(group.rebalance_timeout - delay, 0.0))
+            group.new_member_added = False
+            group.join_deadline = now + delay
+        else:
+            group.initial_delay = None
+            group.join_deadline = now + group.rebalance_timeout
+        group.transition(GroupState.PREPARING_REBALANCE, now)
+        self._poke()
+
+    def _propagate_assignment_error(self, group: Group, error: ErrorCode) -> None:
+        for member in group.members.values():
+            member.assignment = b""
+            if member.sync_reply is not None:
+                member.sync_reply.set(SyncResult(error))
+                member.sync_reply = None
+
+    def _try_complete_join(self, group: Group, now: float) -> None:
+        """End the join phase early once every member has rejoined (not during the initial delay)."""
+        if group.is_(GroupState.PREPARING_REBALANCE) and group.initial_delay is None and group.all_joined():
+            self._complete_join(group, now)
+
+    def _join_phase_expired(self, group: Group, now: float) -> None:
+        if group.initial_delay is not None:
+            delay, remaining = group.initial_delay
+            if group.new_member_added and remaining > 0:
+                # members keep arriving: wait once more, within the rebalance timeout
+                group.new_member_added = False
+                step = min(delay, remaining)
+                group.initial_delay = (delay, max(remaining - step, 0.0))
+                group.join_deadline = now + step
+                return
+        self._complete_join(group, now)
+
+    def _complete_join(self, group: Group, now: float) -> None:
+        """Kafka's onCompleteJoin: drop who did not rejoin, start the next generation, answer the joins."""
+        for member in list(group.members.values()):
+            if member.join_reply is None and member.instance_id is None:
+                log.info("group %s: member %s did not rejoin in time", group.group_id, member.member_id)
+                group.remove(member.member_id)
+        if group.members and not self._elect_joined_leader(group):
+            # only static members that have not rejoined are left: wait for them (or their session timeouts)
+            group.initial_delay = None
+            group.join_deadline = now + max(group.rebalance_timeout, 1.0)
+            return
+        group.join_deadline = None
+        group.initial_delay = None
+        group.generation_id += 1
+        if not group.members:
+            group.protocol_name = None
+            group.subscribed_topics = None
+            group.transition(GroupState.EMPTY, now)
+            return
+        group.protocol_name = group.select_protocol()
+        group.subscribed_topics = group.compute_subscribed_topics()
+        group.transition(GroupState.COMPLETING_REBALANCE, now)
+        for member in group.members.values():
+            if member.join_reply is not None:
+                member.join_reply.set(group.current_join_result(member))
+                member.join_reply = None
+            member.is_new = False
+            member.last_heartbeat = now
+        group.pending_sync = set(group.members)
+        group.sync_deadline = now + group.rebalance_timeout
+        self._poke()
+
+    @staticmethod
+    def _elect_joined_leader(group: Group) -> bool:
+        leader = group.members.get(group.leader_id or "")
+        if leader is not None and leader.join_reply is not None:
+            return True
+        joined = next((m for m in group.members.values() if m.join_reply is not None), None)
+        if joined is None:
+            return False
+        group.leader_id = joined.member_id
+        return True
+
+    def _sync_phase_expired(self, group: Group, now: float) -> None:
+        group.sync_deadline = None
+        if not group.pending_sync:
+            return
+        for member_id in list(group.pending_sync):
+            log.info("group %s: member %s did not send SyncGroup in time", group.group_id, member_id)
+            member = group.remove(member_id)
+            if member is not None and member.join_reply is not None:
+                member.join_reply.set(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member_id))
+        self._prepare_rebalance(group, now)
+        self._try_complete_join(group, now)
+
+    def _remove_member_and_update(self, group: Group, member: Member, now: float) -> None:
+        if member.join_reply is not None:
+            member.join_reply.set(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member.member_id))
+            member.join_reply = None
+        if member.sync_reply is not None:
+            member.sync_reply.set(SyncResult(ErrorCode.UNKNOWN_MEMBER_ID))
+            member.sync_reply = None
+        group.remove(member.member_id)
+        if group.is_(GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
+            self._maybe_prepare_rebalance(group, now)
+            self._try_complete_join(group, now)
+        elif group.is_(GroupState.PREPARING_REBALANCE):
+            self._try_complete_join(group, now)
+
+    # --- SyncGroup -----------------------------------------------------------
+
+    async def sync(self, req: SyncRequest) -> SyncResult:
+        """Hand out the leader's assignment; followers wait for it (Kafka's doSyncGroup)."""
+        reply = self._sync(req)
+        result = await reply.wait()
+        group = self.groups.get(req.group_id)
+        if result.error == ErrorCode.NONE and group is not None:
+            result.protocol_type, result.protocol_name = group.protocol_type, group.protocol_name
+        return result
+
+    def _sync(self, req: SyncRequest) -> _Reply[SyncResult]:
+        group_id, generation_id, member_id, instance_id = (
+            req.group_id,
+            req.generation_id,
+            req.member_id,
+            req.instance_id,
+        )
+        protocol_type, protocol_name, assignments = req.protocol_type, req.protocol_name, req.assignments
+        now = self._now()
+        group = self.groups.get(group_id)
+        if group is None:
+            return _Reply.ready(SyncResult(ErrorCode.UNKNOWN_MEMBER_ID))
+        if group.is_(GroupState.DEAD):
+            return _Reply.ready(SyncResult(ErrorCode.COORDINATOR_NOT_AVAILABLE))
+        error = group.validate_member(member_id, instance_id)
+        if error is not None:
+            return _Reply.ready(SyncResult(error))
+        if generation_id != group.generation_id:
+            return _Reply.ready(SyncResult(ErrorCode.ILLEGAL_GENERATION))
+        if (protocol_type is not None and protocol_type != group.protocol_type) or (
+            protocol_name is not None and protocol_name != group.protocol_name
+        ):
+            return _Reply.ready(SyncResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL))
+        member = group.members[member_id]
+        if group.is_(GroupState.PREPARING_REBALANCE):
+            return _Reply.ready(SyncResult(ErrorCode.REBALANCE_IN_PROGRESS))
+        if group.is_(GroupState.EMPTY):
+            return _Reply.ready(SyncResult(ErrorCode.UNKNOWN_MEMBER_ID))
+        member.last_heartbeat = now
+        group.pending_sync.discard(member_id)
+        if not group.pending_sync:
+            group.sync_deadline = None
+        if group.is_(GroupState.STABLE):
+            return _Reply.ready(SyncResult(ErrorCode.NONE, member.assignment))
+        # CompletingRebalance
+        reply: _Reply[SyncResult] = _Reply()
+        if member.sync_reply is not None:
+            member.sync_reply.set(SyncResult(ErrorCode.REBALANCE_IN_PROGRESS))
+        member.sync_reply = reply
+        if member_id == group.leader_id:
+            for m in group.members.values():
+                m.assignment = (assignments or {}).get(m.member_id, b"")
+            for m in group.members.values():
+                if m.sync_reply is not None:
+                    m.sync_reply.set(SyncResult(ErrorCode.NONE, m.assignment))
+                    m.sync_reply = None
+                    m.last_heartbeat = now
+            group.transition(GroupState.STABLE, now)
+        return reply
+
+    # --- Heartbeat and LeaveGroup -------------------------------------------
+
+    def heartbeat(self, group_id: str, generation_id: int, member_id: str, instance_id: str | None) -> ErrorCode:
+        group = self.groups.get(group_id)
+        if group is None:
+            return ErrorCode.UNKNOWN_MEMBER_ID
+        if group.is_(GroupState.DEAD):
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE
+        error = group.validate_member(member_id, instance_id)
+        if error is not None:
+            return error
+        if generation_id != group.generation_id:
+            return ErrorCode.ILLEGAL_GENERATION
+        member = group.members[member_id]
+        member.last_heartbeat = self._now()
+        if group.is_(GroupState.PREPARING_REBALANCE):
+            return ErrorCode.REBALANCE_IN_PROGRESS
+        return ErrorCode.NONE
+
+    def leave(
+        self, group_id: str, leaving: list[tuple[str, str | None]]
+    ) -> tuple[ErrorCode, list[tuple[str, str | None, ErrorCode]]]:
+        """Remove members by member id, or (admin) by instance id alone; answer per member."""
+        now = self._now()
+        group = self.groups.get(group_id)
+        if group is None:
+            return ErrorCode.NONE, [(m, i, ErrorCode.UNKNOWN_MEMBER_ID) for m, i in leaving]
+        if group.is_(GroupState.DEAD):
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE, []
+        results = []
+        for member_id, instance_id in leaving:  # each answer names the member as the request did
+            target = member_id
+            if not member_id:
+                target = group.static_members.get(instance_id) if instance_id is not None else None
+                if target is None:
+                    results.append((member_id, instance_id, ErrorCode.UNKNOWN_MEMBER_ID))
+                    continue
+            elif member_id in group.pending_members:
+                del group.pending_members[member_id]
+                self._try_complete_join(group, now)
+                results.append((member_id, instance_id, ErrorCode.NONE))
+                continue
+            else:
+                error = group.validate_member(member_id, instance_id)
+                if error is not None:
+                    results.append((member_id, instance_id, error))
+                    continue
+            log.info("group %s: member %s leaves", group.group_id, target)
+            self._remove_member_and_update(group, group.members[target], now)
+            results.append((member_id, instance_id, ErrorCode.NONE))
+        self._poke()
+        return ErrorCode.NONE, results
