@@ -1,0 +1,230 @@
+"""Hostile or careless input: each gets Kafka's answer, and the server keeps serving everyone.
+
+Partition counts, Metadata with null topic names, Fetch sizes, idle and
+half-sent connections, connection limits. Where a request used to make the
+server allocate without bound, the test runs kstub as a subprocess under an
+address-space cap (so a regression fails the test instead of exhausting the
+machine) and reads its RSS from /proc.
+"""
+
+from __future__ import annotations
+
+import re
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kstub.protocol import ErrorCode
+from kstub.protocol.primitives import ZERO_UUID
+
+from raw import RawClient
+
+#: a cap on the subprocess' address space: a runaway allocation fails there, not on the machine
+MEMORY_CAP = 2 << 30
+#: how long a request may take before the test calls the server stuck (generous: a shared machine)
+ANSWER_TIMEOUT = 20.0
+
+
+def _rss(pid: int) -> int:
+    """Resident set size of a process, in bytes (Linux /proc)."""
+    match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    assert match, "no VmRSS"
+    return int(match[1]) * 1024
+
+
+class ServedProcess:
+    """`kstub serve` in a subprocess on an ephemeral port, under MEMORY_CAP."""
+
+    def __init__(self, tmp: Path, *config: str) -> None:
+        self.log = tmp / "kstub.log"
+        with open(self.log, "w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "kstub", "serve", "--host", "127.0.0.1", "--port", "0"]
+                + [arg for kv in config for arg in ("-c", kv)],
+                stdout=out,
+                stderr=out,
+                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP)),
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            found = re.search(r"kstub ready: bootstrap servers (\S+)", self.log.read_text())
+            if found:
+                self.bootstrap = found[1]
+                return
+            assert self.proc.poll() is None, self.log.read_text()
+            time.sleep(0.02)
+        raise AssertionError("kstub did not start")
+
+    @property
+    def rss(self) -> int:
+        return _rss(self.proc.pid)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[ServedProcess]:
+    server = ServedProcess(tmp_path)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _create(c: RawClient, topics: list[tuple[str, int]], *, validate_only: bool = False) -> list:
+    body = c.request(
+        19,
+        7,
+        {
+            "topics": [{"name": n, "num_partitions": p, "replication_factor": 1} for n, p in topics],
+            "timeout_ms": 5000,
+            "validate_only": validate_only,
+        },
+    )
+    return list(body.topics)
+
+
+def _grow(c: RawClient, topics: list[tuple[str, int]]) -> list:
+    body = c.request(
+        37, 3, {"topics": [{"name": n, "count": k, "assignments": None} for n, k in topics], "timeout_ms": 5000}
+    )
+    return sorted(body.results, key=lambda r: r.name)
+
+
+# --- 1. partition counts -----------------------------------------------------------------
+
+TOO_MANY = "Excessively large number of partitions per request."
+TOO_MANY_NEW = "Excessively large number of additional partitions per request."
+
+
+def test_huge_partition_counts_are_refused_at_once_with_kafkas_answer(served):
+    with RawClient(served.bootstrap, timeout=ANSWER_TIMEOUT) as c:
+        _create(c, [("warm", 1)])  # the server's own first allocations
+        before = served.rss
+        for validate_only in (True, False):
+            (t,) = _create(c, [("huge", 2**31 - 1)], validate_only=validate_only)
+            assert (t.name, t.error_code, t.error_message) == ("huge", ErrorCode.POLICY_VIOLATION, TOO_MANY)
+        # Kafka counts the whole request: two topics of 6,000 are refused together.
+        both = _create(c, [("half-a", 6000), ("half-b", 6000)])
+        assert [(t.error_code, t.error_message) for t in both] == [(ErrorCode.POLICY_VIOLATION, TOO_MANY)] * 2
+        assert _grow(c, [("warm", 2**31 - 1)])[0].error_message == TOO_MANY_NEW
+        grown = _grow(c, [("warm", 10_002), ("half-a", 1), ("other", 5000)])
+        assert [(r.name, r.error_code) for r in grown] == [
+            ("half-a", ErrorCode.POLICY_VIOLATION),  # unknown topics add nothing, but share the refusal
+            ("other", ErrorCode.POLICY_VIOLATION),
+            ("warm", ErrorCode.POLICY_VIOLATION),
+        ]
+        assert served.rss - before < 64 << 20, "the refusal allocated nothing to speak of"
+        # The server still answers, on this connection and a new one; nothing was created.
+        body = c.request(3, 12, {"topics": None})
+        assert sorted(t.name for t in body.topics) == ["warm"]
+        assert len(body.topics[0].partitions) == 1
+    with RawClient(served.bootstrap) as other:
+        assert _create(other, [("fine", 3)])[0].error_code == ErrorCode.NONE
+
+
+def test_partition_count_and_replication_factor_errors_are_kafkas(bootstrap):
+    with RawClient(bootstrap) as c:
+        (t,) = _create(c, [("rf", 1)])
+        assert t.error_code == ErrorCode.NONE
+        body = c.request(
+            19,
+            7,
+            {
+                "topics": [
+                    {"name": "rf5", "num_partitions": 1, "replication_factor": 5},
+                    {"name": "rf0", "num_partitions": 1, "replication_factor": 0},
+                    {"name": "p0", "num_partitions": 0, "replication_factor": 1},
+                    {"name": "pneg", "num_partitions": -5, "replication_factor": 1},
+                ],
+                "timeout_ms": 5000,
+            },
+        )
+        assert [(t.name, t.error_code, t.error_message) for t in body.topics] == [
+            (
+                "rf5",
+                ErrorCode.INVALID_REPLICATION_FACTOR,
+                "Unable to replicate the partition 5 time(s): The target replication factor of 5 cannot be "
+                "reached because only 1 broker(s) are registered or some brokers have all their log "
+                "directories cordoned.",
+            ),
+            (
+                "rf0",
+                ErrorCode.INVALID_REPLICATION_FACTOR,
+                "Replication factor must be larger than 0, or -1 to use the default value.",
+            ),
+            ("p0", ErrorCode.INVALID_PARTITIONS, "Number of partitions was set to an invalid non-positive value."),
+            ("pneg", ErrorCode.INVALID_PARTITIONS, "Number of partitions was set to an invalid non-positive value."),
+        ]
+        # 10,000 new partitions in one request is still allowed (Kafka's limit is "more than").
+        assert _grow(c, [("rf", 10_001)])[0].error_code == ErrorCode.NONE
+
+
+# --- 3. Metadata v10+ with null topic names ----------------------------------------------
+
+
+def _meta(c: RawClient, version: int, topics: list[dict]) -> object:
+    return c.request(3, version, {"topics": topics, "allow_auto_topic_creation": False})
+
+
+def test_metadata_with_null_topic_names_gets_kafkas_errors_on_an_open_connection(raw_bootstrap_topic):
+    bootstrap, topic_id = raw_bootstrap_topic
+    unknown = uuid.uuid4()
+    with RawClient(bootstrap) as c:
+        for version in (10, 11):
+            for entries in (
+                [{"name": None, "topic_id": ZERO_UUID}],
+                [{"name": None, "topic_id": topic_id}],
+                [{"name": "known", "topic_id": ZERO_UUID}, {"name": None, "topic_id": unknown}],
+            ):
+                body = _meta(c, version, entries)
+                # Kafka serves ids only from v12: the whole request is INVALID_REQUEST.
+                assert body.brokers == [] and body.controller_id == -1
+                assert [(t.name, t.topic_id, t.error_code) for t in body.topics] == [
+                    (e["name"] or "", e["topic_id"], ErrorCode.INVALID_REQUEST) for e in entries
+                ]
+        # v12: a null name with no id fails the whole request, as in Kafka 4.x.
+        body = _meta(c, 12, [{"name": "known", "topic_id": ZERO_UUID}, {"name": None, "topic_id": ZERO_UUID}])
+        assert [(t.name, t.error_code) for t in body.topics] == [
+            ("known", ErrorCode.UNKNOWN_SERVER_ERROR),
+            ("", ErrorCode.UNKNOWN_SERVER_ERROR),
+        ]
+        # With ids, v12 answers by id alone, each id once.
+        body = _meta(
+            c,
+            12,
+            [
+                {"name": None, "topic_id": ZERO_UUID},
+                {"name": None, "topic_id": unknown},
+                {"name": None, "topic_id": topic_id},
+                {"name": None, "topic_id": unknown},
+            ],
+        )
+        assert [(t.name, t.topic_id, t.error_code) for t in body.topics] == [
+            (None, unknown, ErrorCode.UNKNOWN_TOPIC_ID),
+            ("known", topic_id, ErrorCode.NONE),
+        ]
+        assert [b.node_id for b in body.brokers] == [0]
+        # The connection is still open and serves names as before.
+        body = _meta(c, 12, [{"name": "known", "topic_id": ZERO_UUID}])
+        assert [(t.name, t.error_code, len(t.partitions)) for t in body.topics] == [("known", ErrorCode.NONE, 1)]
+
+
+@pytest.fixture
+def raw_bootstrap_topic(bootstrap):
+    with RawClient(bootstrap) as c:
+        (t,) = _create(c, [("known", 1)])
+        assert t.error_code == ErrorCode.NONE
+        return bootstrap, t.topic_id
