@@ -9,8 +9,10 @@ machine) and reads its RSS from /proc.
 
 from __future__ import annotations
 
+import json
 import re
 import resource
+import socket
 import subprocess
 import sys
 import time
@@ -228,3 +230,56 @@ def raw_bootstrap_topic(bootstrap):
         (t,) = _create(c, [("known", 1)])
         assert t.error_code == ErrorCode.NONE
         return bootstrap, t.topic_id
+
+
+# --- 5. the admin HTTP API ---------------------------------------------------------------
+
+
+def _http(url: str, data: bytes) -> tuple[int, dict]:
+    """Send raw bytes (half-closing after them), read the answer: status and JSON body."""
+    host, port = re.match(r"http://(.*):(\d+)", url).groups()
+    with socket.create_connection((host, int(port)), timeout=ANSWER_TIMEOUT) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    answer = b"".join(chunks)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, json.loads(body)
+
+
+def _post(path: str, body: bytes, *, length: bytes | None = None) -> bytes:
+    length = str(len(body)).encode() if length is None else length
+    return b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Length: " + length + b"\r\n\r\n" + body
+
+
+@pytest.mark.kstub(admin_port=0)
+def test_admin_api_answers_hostile_bodies_with_400_and_carries_on(kstub_cluster):
+    url = kstub_cluster.admin_url
+    delay = "/v1/brokers/0/replication-delay"
+    cases = [
+        # nested deeper than Python's recursion limit: a 400, not a 500
+        (_post(delay, b"[" * 100_000 + b"]" * 100_000), "nested too deeply"),
+        (_post(delay, b'{"ms": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"), "nested too deeply"),
+        (_post(delay, b'{"ms": ' + b"9" * 5000 + b"}"), "not JSON"),  # more digits than Python converts
+        (_post(delay, b'{"ms": ' + b"9" * 40 + b"}"), "out of range"),  # a float would overflow
+        (_post("/v1/faults", b'{"type": "delay", "ms": 1' + b"0" * 400 + b"}"), "out of range"),
+        (_post(delay, b'{"ms": NaN}'), "integer"),
+        (_post(delay, b"{}", length="²".encode("latin-1")), "bad Content-Length"),  # isdigit() but not int()
+        (_post(delay, b"{}", length=b"+2"), "bad Content-Length"),
+        (_post(delay, b"{}", length=b"9" * 30), "bad Content-Length"),
+        (_post(delay, b"{}").replace(b"Host: x", b"Content-Length: 1"), "more than one Content-Length"),
+        (_post(delay, b'{"ms": 1}', length=b"100"), "closed before the request was complete"),
+    ]
+    for data, message in cases:
+        status, body = _http(url, data)
+        assert status == 400 and message in body["error"], (data[:80], status, body)
+    status, body = _http(url, _post(delay, b"{}", length=str(2 << 20).encode()))
+    assert status == 413 and body["error"] == "body too large"
+    # The control plane and the brokers carry on; the delay was never changed.
+    status, body = _http(url, b"GET /v1/cluster HTTP/1.1\r\n\r\n")
+    assert status == 200 and body["brokers"][0]["replication"]["delay_ms"] == 0
+    with RawClient(kstub_cluster.bootstrap_servers) as c:
+        assert [b.node_id for b in c.request(3, 12, {"topics": None}).brokers] == [0]
