@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kafka.record.default_records import DefaultRecordBatchBuilder
 
 from kstub.protocol import ErrorCode
 from kstub.protocol.primitives import ZERO_UUID
@@ -283,3 +284,93 @@ def test_admin_api_answers_hostile_bodies_with_400_and_carries_on(kstub_cluster)
     assert status == 200 and body["brokers"][0]["replication"]["delay_ms"] == 0
     with RawClient(kstub_cluster.bootstrap_servers) as c:
         assert [b.node_id for b in c.request(3, 12, {"topics": None}).brokers] == [0]
+
+
+# --- 6. the broker's fetch cap -----------------------------------------------------------
+
+FETCH_CAP = 3000
+
+
+def _batch(value_size: int, base: int = 0) -> bytes:
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=0,
+        is_transactional=False,
+        producer_id=-1,
+        producer_epoch=-1,
+        base_sequence=-1,
+        batch_size=1 << 30,
+    )
+    builder.append(0, timestamp=1_700_000_000_000 + base, key=None, value=b"v" * value_size, headers=[])
+    return bytes(builder.build())
+
+
+def _fetch(c: RawClient, parts: list[tuple[str, int, int]], *, max_bytes: int, part_max: int, version: int = 12):
+    """Fetch (topic, partition, offset)s; the record bytes each partition got, in order."""
+    body = c.request(
+        1,
+        version,
+        {
+            "max_wait_ms": 0,
+            "min_bytes": 1,
+            "max_bytes": max_bytes,
+            "isolation_level": 0,
+            "topics": [
+                {"topic": t, "partitions": [{"partition": p, "fetch_offset": o, "partition_max_bytes": part_max}]}
+                for t, p, o in parts
+            ],
+        },
+    )
+    out = []
+    for topic in body.responses:
+        for p in topic.partitions:
+            assert p.error_code == ErrorCode.NONE
+            records = p.records if isinstance(p.records, (bytes, bytearray)) else b"".join(p.records or [])
+            out.append(len(records))
+    return out
+
+
+@pytest.mark.kstub(config={"fetch.max.bytes": str(FETCH_CAP)})
+def test_fetch_responses_never_exceed_the_brokers_fetch_max_bytes(bootstrap):
+    small = _batch(900)
+    big = _batch(5 * FETCH_CAP)
+    with RawClient(bootstrap) as c:
+        _create(c, [("capped", 2)])
+        for partition in (0, 1):
+            for i in range(10):
+                body = c.request(
+                    0,
+                    9,
+                    {
+                        "acks": -1,
+                        "timeout_ms": 5000,
+                        "topic_data": [
+                            {"name": "capped", "partition_data": [{"index": partition, "records": _batch(900, i)}]}
+                        ],
+                    },
+                )
+                assert body.responses[0].partition_responses[0].error_code == ErrorCode.NONE
+        body = c.request(
+            0,
+            9,
+            {
+                "acks": -1,
+                "timeout_ms": 5000,
+                "topic_data": [{"name": "capped", "partition_data": [{"index": 0, "records": big}]}],
+            },
+        )
+        assert body.responses[0].partition_responses[0].base_offset == 10
+        unlimited = 2**31 - 1
+        both = [("capped", 0, 0), ("capped", 1, 0)]
+        for version in (4, 12):
+            got = _fetch(c, both, max_bytes=unlimited, part_max=unlimited, version=version)
+            assert 0 < sum(got) <= FETCH_CAP and got[0] == (FETCH_CAP // len(small)) * len(small), got
+        # v0-v2 have no max_bytes: the broker's cap applies all the same
+        assert 0 < sum(_fetch(c, both, max_bytes=unlimited, part_max=unlimited, version=2)) <= FETCH_CAP
+        # a smaller max_bytes asked for still wins
+        assert _fetch(c, both, max_bytes=len(small) + 1, part_max=unlimited) == [len(small), 0]
+        # a first batch larger than the cap comes whole, alone, as in Kafka
+        assert _fetch(c, [("capped", 0, 10), ("capped", 1, 0)], max_bytes=unlimited, part_max=unlimited) == [
+            len(big),
+            0,
+        ]
