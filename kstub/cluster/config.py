@@ -401,6 +401,15 @@ def _int(value: str | int) -> int:
     return int(value)
 
 
+def _ip_overrides(value: str) -> str:
+    """max.connections.per.ip.overrides: ``host:count`` entries, comma-separated (hosts resolved when used)."""
+    for entry in str(value).split(","):
+        host, sep, count = entry.strip().rpartition(":")
+        if entry.strip() and (not sep or not host or not _INTEGER.fullmatch(count.strip())):
+            raise ValueError(f"expected host:count entries, got {entry.strip()!r}")
+    return str(value)
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -437,10 +446,17 @@ BROKER_SETTINGS: dict[str, Setting] = {
         Setting("max.connections.per.ip", _int, INT_MAX, "most connections from one address"),
         Setting(
             "max.connections.per.ip.overrides",
-            str,
+            _ip_overrides,
             "",
             "per-address limits, host:count,host:count (overrides max.connections.per.ip)",
             ConfigType.STRING,
+        ),
+        Setting(
+            "kstub.request.receive.timeout.ms",
+            _int,
+            30000,
+            "close a connection whose request has begun but not fully arrived this long after (not Kafka's)",
+            _L,
         ),
         Setting("min.insync.replicas", _int, 1),
         Setting("log.message.timestamp.type", str, "CreateTime"),

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
+from kstub.embedded import EmbeddedCluster
 from kstub.protocol import ErrorCode
 from kstub.protocol.primitives import ZERO_UUID
 
@@ -44,15 +45,21 @@ def _rss(pid: int) -> int:
 class ServedProcess:
     """`kstub serve` in a subprocess on an ephemeral port, under MEMORY_CAP."""
 
-    def __init__(self, tmp: Path, *config: str) -> None:
+    def __init__(self, tmp: Path, *config: str, nofile: int | None = None) -> None:
         self.log = tmp / "kstub.log"
+
+        def limits() -> None:
+            resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+            if nofile is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "kstub", "serve", "--host", "127.0.0.1", "--port", "0"]
                 + [arg for kv in config for arg in ("-c", kv)],
                 stdout=out,
                 stderr=out,
-                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP)),
+                preexec_fn=limits,
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -374,3 +381,168 @@ def test_fetch_responses_never_exceed_the_brokers_fetch_max_bytes(bootstrap):
             len(big),
             0,
         ]
+
+
+# --- 7. connections: idle, half-sent, limits, out of file descriptors --------------------
+
+
+def _connect(bootstrap: str) -> socket.socket:
+    host, port = bootstrap.rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=ANSWER_TIMEOUT)
+
+
+def _closed_by_broker(sock: socket.socket) -> bool:
+    """Wait (up to ANSWER_TIMEOUT) for the broker to close the connection: True if it did."""
+    sock.settimeout(ANSWER_TIMEOUT)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def _answers(c: RawClient) -> bool:
+    return [b.node_id for b in c.request(3, 12, {"topics": None}).brokers] == [0]
+
+
+def _sessions(kc) -> int:
+    """The connections broker 0 holds (its sessions: accepted and not yet ended)."""
+    return kc.call(lambda: len(kc.cluster.control._runtime.brokers[0]._sessions))
+
+
+IDLE_MS = 300
+
+
+def _metadata_frame(c: RawClient) -> bytes:
+    return c.conn.send_request(3, 12, {"topics": None})
+
+
+def test_idle_and_half_sent_connections_are_closed_after_connections_max_idle_ms():
+    with (
+        EmbeddedCluster(config={"connections.max.idle.ms": str(IDLE_MS)}) as short,
+        EmbeddedCluster() as default,
+    ):
+        patient = RawClient(default.bootstrap_servers)
+        assert _answers(patient)
+        patient_half = RawClient(default.bootstrap_servers)
+        frame = _metadata_frame(patient_half)
+        patient_half.sock.sendall(frame[:6])
+        with RawClient(short.bootstrap_servers) as idle, _connect(short.bootstrap_servers) as half:
+            assert _answers(idle), "served while active"
+            half.sendall(_metadata_frame(idle)[:6])
+            assert _closed_by_broker(idle.sock), "an idle connection is closed"
+            assert _closed_by_broker(half), "so is one stopped in the middle of a request"
+        # The same wait closed nothing on the broker with Kafka's default (10 minutes).
+        assert _answers(patient)
+        patient_half.sock.sendall(frame[6:])
+        assert [b.node_id for b in patient_half.receive().brokers] == [0]
+        patient.close()
+        patient_half.close()
+        # and the short broker still serves new connections
+        with RawClient(short.bootstrap_servers) as fresh:
+            assert _answers(fresh)
+
+
+@pytest.mark.kstub(config={"kstub.request.receive.timeout.ms": str(IDLE_MS)})
+def test_a_request_trickling_in_is_cut_off_after_the_receive_timeout(bootstrap):
+    """One byte at a time keeps connections.max.idle.ms from firing; the request's own bound does."""
+    with _connect(bootstrap) as slow, RawClient(bootstrap) as bystander:
+        slow.sendall(b"\x00\x00\x10\x00")  # a 4 KiB frame, sent a byte every 20 ms: 80 s if allowed
+        slow.setblocking(False)
+        closed = False
+        for _ in range(int(ANSWER_TIMEOUT / 0.02)):
+            try:
+                if slow.recv(1) == b"":
+                    closed = True
+                    break
+            except BlockingIOError:
+                pass
+            except ConnectionResetError:
+                closed = True
+                break
+            try:
+                slow.send(b"\x00")
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            time.sleep(0.02)
+        assert closed, "the trickling request was cut off"
+        assert _answers(bystander), "others are served meanwhile and after"
+
+
+@pytest.mark.kstub(config={"max.connections.per.ip": "2"})
+def test_max_connections_per_ip_refuses_the_next_connection(kstub_cluster):
+    bootstrap = kstub_cluster.bootstrap_servers
+    first, second = RawClient(bootstrap), RawClient(bootstrap)
+    assert _answers(first) and _answers(second)
+    with _connect(bootstrap) as third:
+        assert _closed_by_broker(third), "a third connection from 127.0.0.1 is closed at once"
+    assert _answers(first) and _sessions(kstub_cluster) == 2
+    first.close()
+    # Once one closes, a new connection is served (the broker notices the close asynchronously).
+    deadline = time.monotonic() + ANSWER_TIMEOUT
+    while True:
+        try:
+            with RawClient(bootstrap) as again:
+                assert _answers(again)
+                break
+        except ConnectionError:
+            assert time.monotonic() < deadline, "a freed slot is never given again"
+    second.close()
+
+
+@pytest.mark.kstub(config={"max.connections.per.ip": "1", "max.connections.per.ip.overrides": "127.0.0.1:3"})
+def test_max_connections_per_ip_overrides(kstub_cluster):
+    bootstrap = kstub_cluster.bootstrap_servers
+    clients = [RawClient(bootstrap) for _ in range(3)]
+    assert all(_answers(c) for c in clients)
+    with _connect(bootstrap) as fourth:
+        assert _closed_by_broker(fourth)
+    for c in clients:
+        c.close()
+
+
+@pytest.mark.kstub(config={"max.connections": "2"})
+def test_max_connections_holds_the_next_connection_until_one_ends(kstub_cluster):
+    bootstrap = kstub_cluster.bootstrap_servers
+    first, second = RawClient(bootstrap), RawClient(bootstrap)
+    assert _answers(first) and _answers(second)
+    third = RawClient(bootstrap)  # connected by the kernel, in the listen backlog
+    third.send(3, 12, {"topics": None})
+    assert _sessions(kstub_cluster) == 2, "not accepted while two are open"
+    first.close()
+    assert [b.node_id for b in third.receive().brokers] == [0], "accepted and answered once one ended"
+    assert _sessions(kstub_cluster) == 2
+    second.close()
+    third.close()
+
+
+def test_out_of_file_descriptors_backs_off_quietly_and_recovers(tmp_path):
+    server = ServedProcess(tmp_path, nofile=48)
+    held: list[socket.socket] = []
+    try:
+        # More connections than the server has descriptors for: some wait in the backlog.
+        for _ in range(60):
+            held.append(_connect(server.bootstrap))
+        with RawClient(server.bootstrap) as probe_:
+            probe_.send(3, 12, {"topics": None})
+            # The accept loop hits EMFILE; give it time to loop (a traceback every 0.1 s, before).
+            time.sleep(1.5)
+            log = server.log.read_text()
+            assert "EMFILE" in log
+            assert "Traceback" not in log, log[-3000:]
+            assert log.count("EMFILE") == 1, "said once, not at every retry"
+            for s in held:
+                s.close()
+            held.clear()
+            # Descriptors come back as the held connections end: the waiting request is answered.
+            assert [b.node_id for b in probe_.receive().brokers] == [0]
+        assert "accepting connections again" in server.log.read_text()
+        with RawClient(server.bootstrap) as fresh:
+            assert _answers(fresh)
+        assert server.proc.poll() is None
+    finally:
+        for s in held:
+            s.close()
+        server.close()
