@@ -137,11 +137,6 @@ class BrokerServer:
         self._overrides: tuple[str, dict[str, int]] = ("", {})
         self.state = "stopped"
 
-    @property
-    def connections(self) -> int:
-        """Client connections open now."""
-        return len(self._sessions)
-
     async def _reopen(self) -> list[trio.SocketListener]:
         listeners: list[trio.SocketListener] = []
         try:
