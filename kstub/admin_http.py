@@ -38,6 +38,9 @@ READ_TIMEOUT = 30.0
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _TARGET = re.compile(rb"/[\x21-\x7e]*")
+_DIGITS = re.compile(r"[0-9]+")
+#: integers in a body must fit Kafka's longs (a delay of 10**400 ms would overflow a float)
+LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 
 
 class HttpError(Exception):
@@ -60,7 +63,9 @@ class HttpRequest:
             return {}
         try:
             obj = json.loads(self.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except RecursionError:
+            raise HttpError(400, "body is not JSON kstub accepts: nested too deeply") from None
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer with too many digits
             raise HttpError(400, f"body is not JSON: {exc}") from None
         if not isinstance(obj, dict):
             raise HttpError(400, "body must be a JSON object")
@@ -80,6 +85,11 @@ class RequestReader:
 
     def receive_data(self, data: bytes) -> None:
         self._buffer += data
+
+    @property
+    def started(self) -> bool:
+        """Whether any byte of a request was received."""
+        return bool(self._buffer) or self._head is not None
 
     def next_request(self) -> HttpRequest | object:
         if self._head is None:
@@ -112,14 +122,14 @@ class RequestReader:
             name, sep, value = line.partition(b":")
             if not sep or not _TOKEN.fullmatch(name):
                 raise HttpError(400, "malformed header line")
-            try:
-                headers[name.decode("ascii").lower()] = value.strip(b" \t").decode("latin-1")
-            except UnicodeDecodeError:
-                raise HttpError(400, "malformed header line") from None
+            key = name.decode("ascii").lower()
+            if key == "content-length" and key in headers:
+                raise HttpError(400, "more than one Content-Length")
+            headers[key] = value.strip(b" \t").decode("latin-1")
         if "transfer-encoding" in headers:
             raise HttpError(501, "chunked bodies are not supported: send Content-Length")
         length = headers.get("content-length", "0")
-        if not length.isdigit():
+        if not _DIGITS.fullmatch(length) or len(length) > 20:
             raise HttpError(400, "bad Content-Length")
         self._length = int(length)
         if self._length > MAX_BODY:
@@ -162,6 +172,8 @@ def _int(obj: dict[str, Any], name: str, *, required: bool = False, default: Any
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise HttpError(400, f"{name!r} must be an integer")
+    if not LONG_MIN <= value <= LONG_MAX:
+        raise HttpError(400, f"{name!r} is out of range (a 64-bit integer)")
     return value
 
 
@@ -309,6 +321,8 @@ async def _serve_one(control: ControlPlane, stream: trio.SocketStream) -> None:
             while request is NEED_DATA:
                 data = await stream.receive_some(65536)
                 if not data:
+                    if reader.started:
+                        raise HttpError(400, "connection closed before the request was complete")
                     return
                 reader.receive_data(data)
                 request = reader.next_request()

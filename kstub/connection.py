@@ -7,6 +7,13 @@ no response. A frame the codec rejects (too large, truncated, unknown api key
 or version, undecodable body) closes this connection with a log line; other
 connections are unaffected.
 
+A connection that sends nothing for connections.max.idle.ms (Kafka's setting,
+10 minutes by default) while no request of its is in progress is closed, as
+Kafka does; so is one whose request has begun to arrive but is not complete
+kstub.request.receive.timeout.ms after its first byte (30 s by default: a
+client gives up on a request after its request.timeout.ms, 30 s by default,
+anyway), which bounds slow senders that would keep an idle timer fresh.
+
 Faults from the control plane (kstub/control.py) apply here: lost requests
 and responses, delayed responses, injected error codes. A `Session` lets the
 broker close the connection between requests when it stops.
@@ -15,6 +22,7 @@ broker close the connection between requests when it stops.
 from __future__ import annotations
 
 import logging
+import math
 
 import trio
 
@@ -80,13 +88,25 @@ async def _request_loop(
     stream: trio.abc.Stream, conn: ServerConnection, cluster: Cluster, broker: Broker, peer: str, session: Session
 ) -> None:
     control = cluster.control
+    #: when the first byte of the request now arriving came (None: between requests)
+    begun: float | None = None
     while True:
         request = conn.next_request()
         if request is NEED_DATA:
             session.busy = False
             if session.closing:
                 return
-            data = await stream.receive_some(RECEIVE_SIZE)
+            now = trio.current_time()
+            if conn.buffered and begun is None:
+                begun = now
+            deadline, why = _receive_deadline(cluster, now, begun)
+            with trio.move_on_at(deadline) as waiting:
+                data = await stream.receive_some(RECEIVE_SIZE)
+            if waiting.cancelled_caught:
+                log.info("broker %d: closing connection from %s: %s", broker.node_id, peer, why)
+                return
+            if begun is None:
+                begun = trio.current_time()
             if not data:
                 if conn.buffered:
                     raise RemoteProtocolError(f"connection closed inside a frame ({conn.buffered} bytes pending)")
@@ -94,6 +114,7 @@ async def _request_loop(
             conn.receive_data(data)
             continue
         assert isinstance(request, Request)
+        begun = None
         session.busy = True
         if control.faults and control.take("drop_request", request.api_key, broker.node_id):
             return  # lost with the connection before the broker saw it
@@ -106,6 +127,21 @@ async def _request_loop(
             await stream.send_all(response if isinstance(response, bytes) else conn.encode_response(request, response))
         if session.closing:
             return
+
+
+def _receive_deadline(cluster: Cluster, now: float, begun: float | None) -> tuple[float, str]:
+    """When to give up waiting for bytes, and why: connections.max.idle.ms since the last bytes
+    (negative: never), and for a request already begun, kstub.request.receive.timeout.ms since its first."""
+    idle_ms = cluster.config["connections.max.idle.ms"]
+    deadline, why = math.inf, ""
+    if idle_ms >= 0:
+        deadline, why = now + idle_ms / 1000, f"idle for connections.max.idle.ms ({idle_ms} ms)"
+    if begun is not None:
+        timeout_ms = cluster.config["kstub.request.receive.timeout.ms"]
+        if timeout_ms >= 0 and begun + timeout_ms / 1000 < deadline:
+            deadline = begun + timeout_ms / 1000
+            why = f"request not complete within kstub.request.receive.timeout.ms ({timeout_ms} ms)"
+    return deadline, why
 
 
 async def _dispatch(request: Request, cluster: Cluster, broker: Broker, peer: str) -> dict | bytes | None:

@@ -248,7 +248,7 @@ class ControlPlane:
             for broker in self.cluster.brokers.values():
                 rep = broker.replication
                 rep.paused = rep.isolated = False
-                rep.delay_ms = 0
+                rep.set_delay(0)
                 rep.wake(None)
         self._record("clear")
 
@@ -368,7 +368,7 @@ class ControlPlane:
         if delay_ms < 0:
             raise ControlError("delay must be >= 0 ms")
         rep = self._broker(broker_id).replication
-        rep.delay_ms = delay_ms
+        rep.set_delay(delay_ms)
         rep.wake(None)
         self._record("replication-delay", broker=broker_id, ms=delay_ms)
 

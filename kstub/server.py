@@ -19,6 +19,14 @@ plane asks (kstub/control.py):
   broker.session.timeout.ms later (or when it is started again).
 - start: the listener reopens on the same port; the broker catches up.
 
+Each broker's accept loop applies Kafka's connection limits: at
+max.connections it stops accepting until a connection ends (new ones wait in
+the listen backlog, as with Kafka's acceptor), a connection beyond
+max.connections.per.ip (or its entry in max.connections.per.ip.overrides) is
+closed at once, and when accept fails for lack of file descriptors it logs
+once, backs off (up to a second) and keeps serving the connections it has.
+Idle and half-sent connections are closed by kstub/connection.py.
+
 With ``ListenerSpec(in_memory=True)`` nothing listens on TCP: the brokers,
 their replication and the cluster's timers run as usual, and
 `ClusterServer.connect` hands out in-memory connections served by the same
@@ -28,7 +36,11 @@ connection code. That is how the broker is tested without sockets
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import socket
+from collections import Counter
 from dataclasses import dataclass
 
 import trio
@@ -40,8 +52,40 @@ from kstub.connection import Session, serve_connection
 
 log = logging.getLogger("kstub.server")
 
+#: the "address" in-memory connections (`BrokerServer.connect`) count under for max.connections.per.ip
+IN_MEMORY = "in-memory"
+
 #: how long a stopping broker lets in-flight requests finish
 STOP_GRACE = 5.0
+
+#: accept(2) errors that mean "out of resources, try again later" (file descriptors, memory)
+ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+#: the first and the longest pause of the accept loop while out of resources
+ACCEPT_BACKOFF = (0.05, 1.0)
+
+
+def parse_ip_overrides(value: str) -> dict[str, int]:
+    """max.connections.per.ip.overrides: ``host:count[,host:count...]``, hosts resolved to addresses.
+
+    A host name stands for every address it resolves to (done once, when the
+    setting is read); an IPv6 address may be written in brackets.
+    """
+    limits: dict[str, int] = {}
+    for entry in value.split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        host, sep, count = entry.rpartition(":")
+        if not sep or not host or not count.strip().lstrip("-").isdigit():
+            raise ValueError(f"invalid max.connections.per.ip.overrides entry {entry!r} (expected host:count)")
+        host = host.strip().strip("[]")
+        try:
+            addresses = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+        except OSError:
+            addresses = {host}
+        for address in addresses:
+            limits[address] = int(count)
+    return limits
 
 
 @dataclass
@@ -77,6 +121,13 @@ async def _close_all(listeners: list[trio.SocketListener]) -> None:
             await listener.aclose()
 
 
+def _peer_ip(stream: trio.SocketStream) -> str:
+    try:
+        return str(stream.socket.getpeername()[0])
+    except OSError:
+        return "?"
+
+
 class BrokerServer:
     """One broker's process: listener, connections and replication tasks, under one cancel scope."""
 
@@ -94,6 +145,10 @@ class BrokerServer:
         self._done = trio.Event()
         self._sessions: set[Session] = set()
         self._sessions_gone = trio.Event()
+        #: set when a connection ends: the accept loop waits on it at max.connections
+        self._slot_freed = trio.Event()
+        self._per_ip: Counter[str] = Counter()
+        self._overrides: tuple[str, dict[str, int]] = ("", {})
         self.state = "stopped"
 
     async def _reopen(self) -> list[trio.SocketListener]:
@@ -140,21 +195,83 @@ class BrokerServer:
         if self._nursery is None or self.state != "running":
             raise ConnectionRefusedError(f"broker {self.broker.node_id} is {self.state}")
         client, server = memory_stream_pair()
-        self._nursery.start_soon(self._handle, server)
+        session = Session()
+        self._sessions.add(session)
+        self._per_ip[IN_MEMORY] += 1
+        self._nursery.start_soon(self._handle, server, IN_MEMORY, session)
         return client
 
     async def _accept(self, listeners: list[trio.SocketListener], nursery: trio.Nursery) -> None:
         with trio.CancelScope() as self._accept_scope:
-            await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
+            async with trio.open_nursery() as accepting:
+                for listener in listeners:
+                    accepting.start_soon(self._accept_loop, listener, nursery)
 
-    async def _handle(self, stream: trio.abc.Stream) -> None:
-        session = Session()
-        self._sessions.add(session)
+    def _ip_limit(self, ip: str) -> int:
+        raw = self.cluster.config["max.connections.per.ip.overrides"]
+        if raw != self._overrides[0]:
+            self._overrides = (raw, parse_ip_overrides(raw))
+        limit = self._overrides[1].get(ip)
+        return self.cluster.config["max.connections.per.ip"] if limit is None else limit
+
+    async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+        """Accept connections while below max.connections (Kafka's acceptor waits for a free slot).
+
+        Out of file descriptors (or memory), it says so once, backs off, and
+        carries on serving the connections it has; it says when it accepts again.
+        """
+        backoff = 0.0
+        async with listener:
+            while True:
+                while len(self._sessions) >= self.cluster.config["max.connections"]:
+                    self._slot_freed = trio.Event()
+                    await self._slot_freed.wait()
+                try:
+                    stream = await listener.accept()
+                except OSError as exc:
+                    if exc.errno not in ACCEPT_CAPACITY_ERRNOS:
+                        raise
+                    if not backoff:
+                        log.warning(
+                            "broker %d: cannot accept connections: %s (%s); retrying, more slowly while it lasts",
+                            self.broker.node_id,
+                            errno.errorcode[exc.errno],
+                            os.strerror(exc.errno),
+                        )
+                    backoff = min(max(backoff * 2, ACCEPT_BACKOFF[0]), ACCEPT_BACKOFF[1])
+                    await trio.sleep(backoff)
+                    continue
+                if backoff:
+                    log.warning("broker %d: accepting connections again", self.broker.node_id)
+                    backoff = 0.0
+                ip = _peer_ip(stream)
+                if self._per_ip[ip] >= self._ip_limit(ip):
+                    # Kafka closes it at once (TooManyConnectionsException), without a word on the wire.
+                    log.info(
+                        "broker %d: refused a connection from %s: max.connections.per.ip (%d) reached",
+                        self.broker.node_id,
+                        ip,
+                        self._ip_limit(ip),
+                    )
+                    await trio.aclose_forcefully(stream)
+                    continue
+                # Counted now, not when its task starts, so the limits see it at the next accept.
+                self._per_ip[ip] += 1
+                session = Session()
+                self._sessions.add(session)
+                nursery.start_soon(self._handle, stream, ip, session)
+
+    async def _handle(self, stream: trio.abc.Stream, ip: str, session: Session) -> None:
         try:
             with session.scope:
                 await serve_connection(stream, self.cluster, self.broker, session)
         finally:
+            await trio.aclose_forcefully(stream)
             self._sessions.discard(session)
+            self._per_ip[ip] -= 1
+            if not self._per_ip[ip]:
+                del self._per_ip[ip]
+            self._slot_freed.set()
             if not self._sessions:
                 self._sessions_gone.set()
 

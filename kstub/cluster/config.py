@@ -401,6 +401,15 @@ def _int(value: str | int) -> int:
     return int(value)
 
 
+def _ip_overrides(value: str) -> str:
+    """max.connections.per.ip.overrides: ``host:count`` entries, comma-separated (hosts resolved when used)."""
+    for entry in str(value).split(","):
+        host, sep, count = entry.strip().rpartition(":")
+        if entry.strip() and (not sep or not host or not _INTEGER.fullmatch(count.strip())):
+            raise ValueError(f"expected host:count entries, got {entry.strip()!r}")
+    return str(value)
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -431,6 +440,24 @@ BROKER_SETTINGS: dict[str, Setting] = {
         Setting("default.replication.factor", _int, 1, "replication factor of an auto-created topic"),
         Setting("message.max.bytes", _int, 1048588, "largest record batch accepted"),
         Setting("socket.request.max.bytes", _int, 104857600, "largest request frame accepted"),
+        Setting("fetch.max.bytes", _int, 57671680, "most record bytes in one Fetch response (one batch at least)"),
+        Setting("connections.max.idle.ms", _int, 600000, "close a connection idle (or mid-request) this long", _L),
+        Setting("max.connections", _int, INT_MAX, "most client connections a broker holds at once"),
+        Setting("max.connections.per.ip", _int, INT_MAX, "most connections from one address"),
+        Setting(
+            "max.connections.per.ip.overrides",
+            _ip_overrides,
+            "",
+            "per-address limits, host:count,host:count (overrides max.connections.per.ip)",
+            ConfigType.STRING,
+        ),
+        Setting(
+            "kstub.request.receive.timeout.ms",
+            _int,
+            30000,
+            "close a connection whose request has begun but not fully arrived this long after (not Kafka's)",
+            _L,
+        ),
         Setting("min.insync.replicas", _int, 1),
         Setting("log.message.timestamp.type", str, "CreateTime"),
         Setting("delete.topic.enable", _bool, True),

@@ -46,6 +46,15 @@ MAX_TOPIC_NAME = 249
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 
 
+def unreachable_rf(rf: int, brokers: int) -> str:
+    """Kafka's (KRaft controller's) message for a replication factor above the registered brokers."""
+    return (
+        f"Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be "
+        f"reached because only {brokers} broker(s) are registered or some brokers have all their log "
+        "directories cordoned."
+    )
+
+
 def topic_name_error(name: str) -> str | None:
     """Why `name` is not a valid topic name (Kafka's Topic.validate), or None."""
     if not name:
@@ -483,14 +492,16 @@ class Cluster:
                 )
         else:
             if partitions <= 0:
-                raise ClusterError(ErrorCode.INVALID_PARTITIONS, "Number of partitions must be larger than 0.")
+                raise ClusterError(
+                    ErrorCode.INVALID_PARTITIONS, "Number of partitions was set to an invalid non-positive value."
+                )
             if replication_factor <= 0:
-                raise ClusterError(ErrorCode.INVALID_REPLICATION_FACTOR, "Replication factor must be larger than 0.")
-            if replication_factor > len(live):
                 raise ClusterError(
                     ErrorCode.INVALID_REPLICATION_FACTOR,
-                    f"Replication factor: {replication_factor} larger than available brokers: {len(live)}.",
+                    "Replication factor must be larger than 0, or -1 to use the default value.",
                 )
+            if replication_factor > len(live):
+                raise ClusterError(ErrorCode.INVALID_REPLICATION_FACTOR, unreachable_rf(replication_factor, len(live)))
         try:
             return validate_topic_configs(configs or {})
         except InvalidConfig as exc:
@@ -578,10 +589,7 @@ class Cluster:
             live = [b.node_id for b in self.live_brokers()]
             rf = topic.replication_factor
             if rf > len(live):
-                raise ClusterError(
-                    ErrorCode.INVALID_REPLICATION_FACTOR,
-                    f"Replication factor: {rf} larger than available brokers: {len(live)}.",
-                )
+                raise ClusterError(ErrorCode.INVALID_REPLICATION_FACTOR, unreachable_rf(rf, len(live)))
             leader0 = topic.partitions[0].leader if topic.partitions else -1
             start = live.index(leader0) if leader0 in live else 0
             assignments = assign_replicas(live, new_total - current, rf, start, start, first_partition=current)

@@ -8,7 +8,8 @@ watermark. The copy reads the leader's model directly instead of sending Fetch
 over TCP, but it is a separate task that runs when woken, so replication takes
 real, observable time, and it honours the broker's fault knobs: paused,
 isolated (neither fetches nor is fetched from), or slowed (each round takes
-`delay_ms`). A leader append wakes its followers' fetchers on an event: no
+`delay_ms`; changing or clearing the delay re-times a round already waiting).
+A leader append wakes its followers' fetchers on an event: no
 polling.
 
 Before copying from a leader in a new leader epoch, a follower reconciles its
@@ -54,6 +55,24 @@ class BrokerReplication:
         self.rescan = True
         self.fetch_event = trio.Event()
         self.isr_event = trio.Event()
+        #: set when delay_ms changes, so a round already waiting out the old delay re-times itself
+        self.delay_event = trio.Event()
+
+    def set_delay(self, delay_ms: int) -> None:
+        """Change the delay of each round; a round waiting out the old delay now waits the new one."""
+        self.delay_ms = delay_ms
+        self.delay_event.set()
+
+    async def wait_delay(self) -> None:
+        """Wait out this round's delay: `delay_ms` from now, re-timed (from the same start) when it changes."""
+        start = trio.current_time()
+        while True:
+            remaining = start + self.delay_ms / 1000 - trio.current_time()
+            if remaining <= 0:
+                return
+            self.delay_event = trio.Event()
+            with trio.move_on_after(remaining):
+                await self.delay_event.wait()
 
     def wake(self, partition: Partition | None) -> None:
         """Wake the fetcher for one partition, or (None) for all it follows."""
@@ -160,7 +179,7 @@ async def run_replica_fetcher(cluster: Cluster, broker: Broker) -> None:
             await rep.fetch_event.wait()
             continue
         if rep.delay_ms > 0:
-            await trio.sleep(rep.delay_ms / 1000)
+            await rep.wait_delay()
             if rep.paused or rep.isolated:
                 continue
         rescan, rep.rescan = rep.rescan, False

@@ -1,5 +1,9 @@
 """CreateTopics (19), DeleteTopics (20), CreatePartitions (37) and DeleteRecords (21).
 
+A CreateTopics or CreatePartitions request asking for more than 10,000
+partitions in all is refused whole with POLICY_VIOLATION, before any topic is
+validated or any assignment built, as Kafka's controller does.
+
 CreateTopics validates each topic as Kafka does (name, existing topic,
 partition count, replication factor against the live brokers, manual
 assignments, config names and values) and answers per topic with an error
@@ -27,6 +31,12 @@ from kstub.protocol.primitives import ZERO_UUID
 
 from .base import Body, Context, handles
 from .configs import topic_config_entries
+
+#: Kafka's controller refuses a CreateTopics or CreatePartitions request that would create more
+#: partitions than this in all (a fixed limit of Kafka's, not a setting), whole and before any work.
+MAX_PARTITIONS_PER_REQUEST = 10_000
+TOO_MANY_PARTITIONS = "Excessively large number of partitions per request."
+TOO_MANY_NEW_PARTITIONS = "Excessively large number of additional partitions per request."
 
 
 def config_entries(ctx: Context, explicit: dict[str, str]) -> list[Body]:
@@ -80,8 +90,40 @@ def _create_one(ctx: Context, t: Container, validate_only: bool, seen: set[str])
     return _created(ctx, t.name, len(topic.partitions), topic.replication_factor, explicit, topic)
 
 
+def _requested_partitions(ctx: Context, topics: list[Container]) -> int:
+    """The partitions a CreateTopics request asks for in all, counted as Kafka's controller counts them."""
+    total = 0
+    for t in topics:
+        if t.assignments:
+            total += len(t.assignments)
+        elif t.num_partitions == -1:
+            total += ctx.cluster.config["num.partitions"]
+        elif t.num_partitions > 0:
+            total += t.num_partitions
+    return total
+
+
 @handles(ApiKey.CREATE_TOPICS)
 async def create_topics(ctx: Context, req: Container) -> Body:
+    counts = Counter(t.name for t in req.topics)
+    if _requested_partitions(ctx, [t for t in req.topics if counts[t.name] == 1]) > MAX_PARTITIONS_PER_REQUEST:
+        # Refused whole before anything is validated or assigned, as Kafka's controller does.
+        answered: set[str] = set()
+        topics = []
+        for t in req.topics:
+            if t.name in answered:
+                continue
+            answered.add(t.name)
+            duplicate = counts[t.name] > 1
+            topics.append(
+                {
+                    "name": t.name,
+                    "error_code": ErrorCode.INVALID_REQUEST if duplicate else ErrorCode.POLICY_VIOLATION,
+                    "error_message": "Duplicate topic name." if duplicate else TOO_MANY_PARTITIONS,
+                    "configs": None,
+                }
+            )
+        return {"throttle_time_ms": 0, "topics": topics}
     seen: set[str] = set()
     return {"throttle_time_ms": 0, "topics": [_create_one(ctx, t, req.validate_only, seen) for t in req.topics]}
 
@@ -193,6 +235,16 @@ def _grow(ctx: Context, t: Container, validate_only: bool) -> Body:
     return {"name": t.name, "error_code": ErrorCode.NONE, "error_message": None}
 
 
+def _additional_partitions(ctx: Context, topics: list[Container]) -> int:
+    """The partitions a CreatePartitions request adds in all, counted as Kafka's controller counts them."""
+    total = 0
+    for t in topics:
+        topic = ctx.cluster.topics.get(t.name)
+        if topic is not None and t.count > len(topic.partitions):
+            total += t.count - len(topic.partitions)
+    return total
+
+
 @handles(ApiKey.CREATE_PARTITIONS)
 async def create_partitions(ctx: Context, req: Container) -> Body:
     counts = Counter(t.name for t in req.topics)
@@ -201,7 +253,14 @@ async def create_partitions(ctx: Context, req: Container) -> Body:
         for name, n in counts.items()
         if n > 1
     ]
-    results += [_grow(ctx, t, req.validate_only) for t in req.topics if counts[t.name] == 1]
+    unique = [t for t in req.topics if counts[t.name] == 1]
+    if _additional_partitions(ctx, unique) > MAX_PARTITIONS_PER_REQUEST:
+        results += [
+            {"name": t.name, "error_code": ErrorCode.POLICY_VIOLATION, "error_message": TOO_MANY_NEW_PARTITIONS}
+            for t in unique
+        ]
+        return {"throttle_time_ms": 0, "results": results}
+    results += [_grow(ctx, t, req.validate_only) for t in unique]
     return {"throttle_time_ms": 0, "results": results}
 
 

@@ -4,8 +4,11 @@ Each requested partition gets an entry, in request order (kafka-python drops a
 full response whose partitions differ from the request). Data is returned as
 whole stored chunks starting with the one holding the fetch offset, bounded by
 the partition's and the response's max bytes, except that the first partition
-with data always gets at least one whole batch (Kafka's rule since v3). Only
-offsets below the high watermark are visible.
+with data always gets at least one whole batch (Kafka's rule since v3). The
+response's max bytes is the request's, capped by the broker's fetch.max.bytes
+(55 MiB by default), and min_bytes by that; unlike Kafka, which cuts the last
+batch short at the limit, only whole batches are sent. Only offsets below the
+high watermark are visible.
 
 If fewer than min_bytes are ready, the request waits on a Trio event that the
 partitions' high watermark moves (and leadership changes) set, until
@@ -82,12 +85,18 @@ def _read(p: Partition, fp: Container, budget: int, min_one: bool) -> tuple[Body
     }, size
 
 
+def max_response_bytes(ctx: Context, req: Container) -> int:
+    """The response's byte budget: the request's max_bytes (v3+), capped by the broker's fetch.max.bytes."""
+    asked = req.max_bytes if ctx.api_version >= 3 else 2**31 - 1
+    return min(asked, ctx.cluster.config["fetch.max.bytes"])
+
+
 def _build(
     ctx: Context,
     req: Container,
     resolved: list[tuple[str, list[tuple[Container, Partition | ErrorCode]]]],
 ) -> tuple[Body, int, bool]:
-    budget = req.max_bytes if ctx.api_version >= 3 else 2**31 - 1
+    budget = max_response_bytes(ctx, req)
     total = 0
     has_error = False
     responses = []
@@ -113,6 +122,8 @@ def _build(
 @handles(ApiKey.FETCH)
 async def fetch(ctx: Context, req: Container) -> Body:
     deadline = trio.current_time() + max(req.max_wait_ms, 0) / 1000
+    # As Kafka does: never wait for more bytes than a response may carry.
+    min_bytes = max(min(req.min_bytes, max_response_bytes(ctx, req)), 1)
     while True:
         resolved = [
             (t.topic, [(fp, resolve(ctx, t.topic, fp.partition, fp.current_leader_epoch)) for fp in t.partitions])
@@ -120,7 +131,7 @@ async def fetch(ctx: Context, req: Container) -> Body:
         ]
         watched = [target for _, parts in resolved for _, target in parts if isinstance(target, Partition)]
         body, size, has_error = _build(ctx, req, resolved)
-        if has_error or size >= max(req.min_bytes, 1) or trio.current_time() >= deadline or not watched:
+        if has_error or size >= min_bytes or trio.current_time() >= deadline or not watched:
             return body
         event = trio.Event()
         for p in watched:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import trio
+import trio.testing
 
 from kstub.protocol import ErrorCode
 
@@ -50,6 +51,39 @@ async def test_replication_delay_slows_each_round(autojump_clock):
         assert leos(p) == {0: 1, 1: 0, 2: 1} and p.high_watermark == 0
         await trio.sleep(0.02)
         assert leos(p)[1] == 1 and p.high_watermark == 1
+
+
+async def test_clearing_a_replication_delay_cuts_short_the_round_waiting_it_out(autojump_clock):
+    async with served() as (cluster, _):
+        p = topic(cluster)
+        cluster.control.set_replication_delay(1, 3_600_000)
+        cluster.control.set_replication_delay(2, 3_600_000)
+        append(p)
+        await trio.sleep(1)
+        assert leos(p) == {0: 1, 1: 0, 2: 0}, "both followers are waiting out an hour"
+        start = trio.current_time()
+        cluster.control.set_replication_delay(1, 0)
+        await trio.testing.wait_all_tasks_blocked()
+        assert leos(p)[1] == 1 and trio.current_time() == start, "copied at once, not an hour later"
+        assert leos(p)[2] == 0
+        cluster.control.clear()
+        await trio.testing.wait_all_tasks_blocked()
+        assert leos(p) == {0: 1, 1: 1, 2: 1} and trio.current_time() == start
+        assert p.high_watermark == 1
+
+
+async def test_shortening_a_replication_delay_re_times_the_waiting_round(autojump_clock):
+    async with served() as (cluster, _):
+        p = topic(cluster)
+        cluster.control.set_replication_delay(1, 3_600_000)
+        append(p)
+        start = trio.current_time()
+        await trio.sleep(1)
+        cluster.control.set_replication_delay(1, 5_000)
+        await trio.sleep(3.9)
+        assert leos(p)[1] == 0, "the round started 4.9 s ago waits the new 5 s"
+        await trio.sleep(0.2)
+        assert leos(p)[1] == 1 and trio.current_time() - start < 6
 
 
 async def test_fetch_max_bytes_splits_catching_up_into_rounds(autojump_clock):
