@@ -104,7 +104,7 @@ class MemoryBudget:
                 seg.spill(self.resident - self.low)
             except OSError as exc:
                 self._retry_at = self.resident + max(self.limit // 8, 1)
-                log.warning("cannot spill to %s (%s): keeping %d bytes in memory for now", self._dir, exc, self.resident)
+                log.warning("cannot spill to %s (%s): %d bytes stay in memory for now", self._dir, exc, self.resident)
                 return
         self._retry_at = -1
 
