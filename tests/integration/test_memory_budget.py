@@ -65,7 +65,7 @@ def consume_confluent(bootstrap: str, topic: str, partitions: int, expected: int
         consumer.assign([TopicPartition(topic, p, -2) for p in range(partitions)])  # from the beginning
         count = 0
         while count < expected:
-            batch = consumer.consume(1000, timeout=TIMEOUT)
+            batch = consumer.consume(min(1000, expected - count), timeout=TIMEOUT)
             assert batch, f"only {count} of {expected} records came back"
             for m in batch:
                 assert m.error() is None, m.error()
