@@ -21,7 +21,9 @@ timestamps, epochs, file positions).
 Files are named after the log and the segment's base offset, opened for each
 read or spill (no descriptor is held between them), removed when their
 segment leaves the log (retention, DeleteRecords, truncation) and with the
-whole directory when the store closes. A failed spill (disk full) keeps the
+whole directory when the store closes (a directory left by a killed
+process is removed by the next one that spills to the same place: a live
+process holds an flock on its directory). A failed spill (disk full) keeps the
 data in memory, logs a warning, and is retried only after another eighth of
 the budget has been appended.
 """
@@ -29,6 +31,7 @@ the budget has been appended.
 from __future__ import annotations
 
 import errno
+import fcntl
 import itertools
 import logging
 import os
@@ -46,6 +49,8 @@ log = logging.getLogger("kstub.spill")
 
 #: the default budget: 128 MiB of batches in memory per process
 DEFAULT_BUDGET_BYTES = 128 * 1024 * 1024
+SPILL_PREFIX = "kstub-spill-"
+LOCK_NAME = ".lock"
 _IOV_MAX = 512
 
 
@@ -69,6 +74,7 @@ class MemoryBudget:
         self._dir: Path | None = None
         self._ids = itertools.count()
         self._retry_at = -1
+        self._lock_fd: int | None = None
 
     @property
     def directory(self) -> Path | None:
@@ -77,12 +83,23 @@ class MemoryBudget:
 
     def file_for(self, name: str, base_offset: int) -> Path:
         if self._dir is None:
-            if self.parent is not None:
-                os.makedirs(self.parent, exist_ok=True)
-            self._dir = Path(tempfile.mkdtemp(prefix="kstub-spill-", dir=self.parent))
-            log.info("memory budget of %d bytes reached: spilling old segments to %s", self.limit, self._dir)
+            self._dir = self._make_dir()
+            log.info("memory budget of %d bytes reached: spilling old batches to %s", self.limit, self._dir)
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
         return self._dir / f"{safe}-{base_offset:020d}-{next(self._ids)}.log"
+
+    def _make_dir(self) -> Path:
+        """A new spill directory, locked while this process lives; stale ones of dead processes are removed."""
+        parent = Path(self.parent) if self.parent is not None else Path(tempfile.gettempdir())
+        parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_spill_dirs(parent)
+        directory = Path(tempfile.mkdtemp(prefix=SPILL_PREFIX, dir=parent))
+        # locked before it gets its name, so that no other process ever sees it unlocked
+        fd = os.open(directory / "lock.tmp", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(directory / "lock.tmp", directory / LOCK_NAME)
+        self._lock_fd = fd
+        return directory
 
     def charge(self, seg: SpillingSegment, size: int) -> None:
         self.resident += size
@@ -116,6 +133,32 @@ class MemoryBudget:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def remove_stale_spill_dirs(parent: Path) -> None:
+    """Remove the spill directories in `parent` left by processes that are gone (killed: no clean stop).
+
+    A live process holds an flock on its directory's lock file; one that can
+    be locked belongs to nobody.
+    """
+    for directory in parent.glob(f"{SPILL_PREFIX}*"):
+        try:
+            fd = os.open(directory / LOCK_NAME, os.O_RDWR)
+        except OSError:
+            continue  # not ours, or still being made
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # its process is alive
+        try:
+            log.info("removing %s, left by a kstub process that was killed", directory)
+            shutil.rmtree(directory, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 class SpillingSegment(Segment):

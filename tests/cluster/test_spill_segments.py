@@ -51,7 +51,8 @@ def resident(lg: Log) -> int:
 
 
 def files(budget: MemoryBudget) -> list[Path]:
-    return sorted(budget.directory.iterdir()) if budget.directory else []
+    """The spilled segments' files."""
+    return sorted(budget.directory.glob("*.log")) if budget.directory else []
 
 
 @pytest.fixture
@@ -211,3 +212,32 @@ def test_a_failed_spill_keeps_the_data_in_memory(budget, monkeypatch, caplog):
     more = append(lg, 2)  # retried an eighth of the budget later
     assert budget.resident <= budget.limit and budget.spilled > 0
     assert stored(lg) == sent + more
+
+
+def test_a_spill_directory_left_by_a_killed_process_is_removed_by_the_next(tmp_path):
+    import fcntl
+
+    stale = tmp_path / "kstub-spill-stale"  # a killed process's: its lock file, nobody holding it
+    stale.mkdir()
+    (stale / ".lock").write_bytes(b"")
+    (stale / "t-0-broker-0-00000000000000000000-0.log").write_bytes(b"x" * 100)
+    live = tmp_path / "kstub-spill-live"  # a running process's: its lock is held
+    live.mkdir()
+    held = os.open(live / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    other = tmp_path / "kstub-spill-other"  # no lock file: not made by a spilling kstub, left alone
+    other.mkdir()
+    try:
+        budget = MemoryBudget(0, tmp_path)
+        lg = make(budget)
+        append(lg, 2)
+        assert not stale.exists() and live.exists() and other.exists()
+        mine = budget.directory
+        assert sorted(tmp_path.iterdir()) == sorted([live, other, mine])
+        # while this budget lives, its own directory is locked: another sweep leaves it
+        MemoryBudget(0, tmp_path).file_for("x", 0)
+        assert mine.exists()
+        budget.close()
+        assert not mine.exists()
+    finally:
+        os.close(held)

@@ -4,12 +4,17 @@ With ``kstub.memory.budget.bytes`` set low, closed segments leave memory
 (the store's own accounting says so, and the segments hold no bytes) and
 every record is still served, byte for byte, to confluent-kafka and
 kafka-python consumers. Retention, DeleteRecords and topic deletion remove
-the spilled files; stopping the server removes the spill directory.
+the spilled files; stopping the server (or SIGTERM to `kstub serve`)
+removes the spill directory.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -219,3 +224,48 @@ def test_stopping_the_server_removes_the_spill_directory(tmp_path: Path):
         directory = cluster.call(lambda: cluster.cluster.store.memory.directory)
         assert directory is not None and directory.parent == tmp_path and any(directory.iterdir())
     assert not directory.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_kstub_serve_removes_its_spill_directory_on_sigterm(tmp_path: Path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kstub",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "-c",
+            "kstub.memory.budget.bytes=0",
+            "-c",
+            f"kstub.memory.spill.dir={tmp_path}",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        for line in server.stderr:
+            if "kstub ready" in line:
+                break
+        bootstrap = f"127.0.0.1:{port}"
+        topic = unique()
+        create(bootstrap, topic, 1)
+        msgs = messages(100)
+        produce(bootstrap, topic, msgs, 1)
+        [directory] = tmp_path.iterdir()
+        assert len(list(directory.glob("*.log"))) == 1
+        assert consume_confluent(bootstrap, topic, 1, len(msgs)) == expected_by_partition(msgs, 1)
+        server.send_signal(signal.SIGTERM)
+        rest = server.communicate(timeout=TIMEOUT)[1]
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert server.returncode == 0 and "Traceback" not in rest
+    assert list(tmp_path.iterdir()) == []
