@@ -5,8 +5,9 @@
 
 For each budget in --budgets ("default": the broker's default
 ``kstub.memory.budget.bytes``; a number of bytes; -1: no budget, everything
-in memory; 0: every batch written to its spill file at once, i.e. a
-temporary on-disk log) it starts `python -m kstub serve` in a subprocess on a
+in memory; 0: every batch written to its spill file at once; "disk": no
+budget but ``--data-dir`` in a temporary directory, the on-disk log served
+from the page cache) it starts `python -m kstub serve` in a subprocess on a
 free loopback port, produces --gigabytes of --size-byte messages to a
 one-partition topic with confluent-kafka (acks=all), then reports:
 
@@ -28,6 +29,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -105,7 +107,13 @@ def read(bootstrap: str, topic: str, first: int, count: int, size: int) -> float
 def run(budget: str, args: argparse.Namespace) -> None:
     port = free_port()
     bootstrap = f"127.0.0.1:{port}"
-    extra = [] if budget == "default" else ["-c", f"kstub.memory.budget.bytes={budget}"]
+    data_dir = tempfile.TemporaryDirectory(prefix="kstub-bench-") if budget == "disk" else None
+    if data_dir is not None:
+        extra = ["--data-dir", data_dir.name]
+    elif budget == "default":
+        extra = []
+    else:
+        extra = ["-c", f"kstub.memory.budget.bytes={budget}"]
     command = [sys.executable, "-m", "kstub", "serve", "--host", "127.0.0.1", "--port", str(port)]
     server = subprocess.Popen([*command, "--log-level", "WARNING", *extra])
     try:
@@ -133,6 +141,8 @@ def run(budget: str, args: argparse.Namespace) -> None:
     finally:
         server.terminate()
         server.wait(60)
+        if data_dir is not None:
+            data_dir.cleanup()
 
 
 def main() -> None:
@@ -141,7 +151,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=10_000, help="bytes per message")
     parser.add_argument("--read-mb", type=int, default=64, help="MiB read back from each end of the log")
     parser.add_argument("--repeat", type=int, default=3, help="reads per end; the median is reported")
-    parser.add_argument("--budgets", default="default", help="comma-separated: default, -1, 0, or bytes")
+    parser.add_argument("--budgets", default="default", help="comma-separated: default, -1, 0, bytes, disk")
     args = parser.parse_args()
     print(
         f"{args.gigabytes} GiB in messages of {args.size} bytes to one partition, acks=all, "
