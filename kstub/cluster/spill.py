@@ -94,10 +94,18 @@ class MemoryBudget:
         parent.mkdir(parents=True, exist_ok=True)
         remove_stale_spill_dirs(parent)
         directory = Path(tempfile.mkdtemp(prefix=SPILL_PREFIX, dir=parent))
-        # locked before it gets its name, so that no other process ever sees it unlocked
-        fd = os.open(directory / "lock.tmp", os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.rename(directory / "lock.tmp", directory / LOCK_NAME)
+        try:
+            # locked before it gets its name, so that no other process ever sees it unlocked
+            fd = os.open(directory / "lock.tmp", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.rename(directory / "lock.tmp", directory / LOCK_NAME)
+            except OSError:
+                os.close(fd)
+                raise
+        except OSError:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
         self._lock_fd = fd
         return directory
 
