@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import signal
+    from collections.abc import AsyncIterator
+
     import trio
 
     from kstub.cluster.config import BrokerConfig
@@ -128,13 +131,21 @@ def _serve(args: argparse.Namespace) -> int:
     )
     server = ClusterServer(cluster, spec)
 
+    async def stop_on_sigterm(signals: AsyncIterator[int], scope: trio.CancelScope) -> None:
+        async for _ in signals:
+            logging.getLogger("kstub").info("SIGTERM: stopping")
+            scope.cancel()  # a clean stop: the store is closed (the in-memory store removes its spill directory)
+            return
+
     async def run() -> None:
-        async with trio.open_nursery() as nursery:
-            brokers = await nursery.start(server.run)
-            bootstrap = ",".join(f"{b.advertised_host}:{b.port}" for b in brokers)
-            logging.getLogger("kstub").info("kstub ready: bootstrap servers %s", bootstrap)
-            if server.admin_port is not None:
-                logging.getLogger("kstub").info("admin API: http://%s:%d", args.host, server.admin_port)
+        with trio.open_signal_receiver(signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(stop_on_sigterm, signals, nursery.cancel_scope)
+                brokers = await nursery.start(server.run)
+                bootstrap = ",".join(f"{b.advertised_host}:{b.port}" for b in brokers)
+                logging.getLogger("kstub").info("kstub ready: bootstrap servers %s", bootstrap)
+                if server.admin_port is not None:
+                    logging.getLogger("kstub").info("admin API: http://%s:%d", args.host, server.admin_port)
 
     try:
         trio.run(run)

@@ -512,6 +512,15 @@ BROKER_SETTINGS: dict[str, Setting] = {
             False,
             "with --data-dir: fsync a partition's new data before acknowledging a produce (crash-safe acks)",
         ),
+        Setting(
+            "kstub.memory.budget.bytes",
+            _int,
+            134217728,
+            "without --data-dir: bytes of batches kept in memory per process; older ones spill to temporary files"
+            " (-1: no limit)",
+            _L,
+        ),
+        Setting("kstub.memory.spill.dir", str, "", "where the spill directory is made (empty: the system temp dir)"),
         # replication and the controller
         Setting("replica.lag.time.max.ms", _int, 30000, "a follower this far behind leaves the ISR"),
         Setting("replica.fetch.max.bytes", _int, 1048576, "bytes a follower copies per partition per round"),

@@ -12,7 +12,9 @@ Segments are Kafka's: the last one is *active* and takes appends; a new one
 is rolled when the active one would grow past ``segment.bytes``, or when the
 new batch's timestamp is more than ``segment.ms`` after its first batch's.
 Where a segment keeps its bytes is up to its `LogStorage`: in memory
-(`MemorySegment`, the default) or in a file (kstub/cluster/storage.py). Per
+(`MemorySegment`, the default), in memory under a budget beyond which old
+batches spill to temporary files (kstub/cluster/spill.py, the server's store
+without --data-dir) or in a file (kstub/cluster/storage.py). Per
 batch, a segment keeps only numbers in memory (offsets, timestamps, epochs,
 file positions), in compact arrays; a file segment reads the bytes of a fetch
 from its file.
@@ -197,6 +199,9 @@ class MemorySegment(Segment):
 class LogStorage:
     """Where a log keeps its segments and its checkpoints. This one: memory, nothing persisted."""
 
+    #: whether segments survive the process (recovery points and fsyncs matter)
+    persistent = False
+
     def new_segment(self, base_offset: int, now_ms: int) -> Segment:
         return MemorySegment(base_offset, now_ms)
 
@@ -296,7 +301,7 @@ class Log:
 
     @property
     def is_persistent(self) -> bool:
-        return type(self.storage) is not LogStorage
+        return self.storage.persistent
 
     # --- appending ----------------------------------------------------------------
 

@@ -74,6 +74,7 @@ import trio
 from kstub.protocol.records import BatchError, RecordBatch, iter_stored, verify_stored
 
 from .log import Chunk, Log, LogStorage, Segment
+from .spill import MemoryBudget, SpillingLogStorage
 
 if TYPE_CHECKING:
     from .model import Cluster, Partition, Topic
@@ -96,14 +97,30 @@ def replica_config(topic: Topic, broker_id: int) -> Callable[[str], str]:
 
 
 class StateStore:
-    """In memory: logs keep their bytes in memory and nothing outlives the process."""
+    """In memory: logs keep their bytes in memory and nothing outlives the process.
+
+    Memory is bounded by ``kstub.memory.budget.bytes`` (read when the first
+    log is made): beyond it the oldest batches spill to a temporary directory
+    (kstub/cluster/spill.py), removed when the store closes. One budget for
+    every replica of every broker of the cluster.
+    """
 
     data_dir: Path | None = None
     fsync_on_ack = False
+    memory: MemoryBudget | None = None
+
+    def memory_budget(self, cluster: Cluster) -> MemoryBudget:
+        """The store's memory budget (made on first use from the cluster's settings)."""
+        if self.memory is None:
+            spill_dir = cluster.config["kstub.memory.spill.dir"] or None
+            self.memory = MemoryBudget(int(cluster.config["kstub.memory.budget.bytes"]), spill_dir)
+        return self.memory
 
     def new_log(self, cluster: Cluster, partition: Partition, broker_id: int) -> Log:
         """A new, empty log for `broker_id`'s replica of `partition`."""
-        return Log(config=replica_config(partition.topic, broker_id), clock=cluster.now_ms)
+        name = f"{partition.topic.name}-{partition.index}-broker-{broker_id}"
+        storage = SpillingLogStorage(self.memory_budget(cluster), name)
+        return Log(config=replica_config(partition.topic, broker_id), clock=cluster.now_ms, storage=storage)
 
     def broker_dir(self, broker_id: int) -> Path | None:
         """The folder holding `broker_id`'s logs (None in memory)."""
@@ -145,7 +162,9 @@ class StateStore:
         """Make saved offsets durable (with fsync.on.ack: call before answering OffsetCommit)."""
 
     def close(self, cluster: Cluster) -> None:
-        """The server stops."""
+        """The server stops: spilled files and their directory go."""
+        if self.memory is not None:
+            self.memory.close()
 
 
 # --- files -------------------------------------------------------------------------------------
@@ -309,6 +328,8 @@ class FileSegment(Segment):
 
 class DiskLogStorage(LogStorage):
     """One replica log's folder."""
+
+    persistent = True
 
     def __init__(self, directory: Path, *, fsync_checkpoints: bool) -> None:
         self.directory = directory

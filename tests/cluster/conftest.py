@@ -10,6 +10,7 @@ from logtools import Clock
 
 from kstub.cluster.config import TOPIC_CONFIGS
 from kstub.cluster.log import Log
+from kstub.cluster.spill import MemoryBudget, SpillingLogStorage
 from kstub.cluster.storage import DiskLogStorage
 
 
@@ -18,10 +19,12 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture(params=["memory", "disk"])
+@pytest.fixture(params=["memory", "disk", "spill"])
 def make_log(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[Callable[..., Log]]:
-    """make_log(**topic_configs) -> an empty Log kept in memory or in files (both variants run)."""
+    """make_log(**topic_configs) -> an empty Log kept in memory, in files, or in memory under a budget
+    of 200 bytes (older batches spilled to files); every variant runs."""
     made: list[Log] = []
+    budget = MemoryBudget(200, tmp_path / "spill")
 
     def make(**configs: str) -> Log:
         settings = {k.replace("_", "."): str(v) for k, v in configs.items()}
@@ -34,6 +37,8 @@ def make_log(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> It
             directory = tmp_path / f"log-{len(made)}"
             directory.mkdir()
             storage = DiskLogStorage(directory, fsync_checkpoints=False)
+        elif request.param == "spill":
+            storage = SpillingLogStorage(budget, f"log-{len(made)}")
         lg = Log(config=config, clock=clock, storage=storage)
         made.append(lg)
         return lg
@@ -41,3 +46,4 @@ def make_log(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> It
     yield make
     for lg in made:
         lg.close()
+    budget.close()

@@ -27,7 +27,7 @@ from kstub.embedded import EmbeddedCluster
 from kstub.protocol import ErrorCode
 from kstub.protocol.primitives import ZERO_UUID
 
-from raw import RawClient
+from support.raw import RawClient
 
 #: a cap on the subprocess' address space: a runaway allocation fails there, not on the machine
 MEMORY_CAP = 2 << 30

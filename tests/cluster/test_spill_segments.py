@@ -1,0 +1,243 @@
+"""The in-memory store's memory budget: the oldest batches spill to temporary files, and come back on read.
+
+Assertions go through the budget's own accounting (`resident`, `spilled`) and
+the segments themselves (`resident_bytes`, the bytes they still hold), and
+every read is compared with the bytes that were appended.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from pathlib import Path
+
+import pytest
+from logtools import Clock, build_batch
+
+from kstub.cluster.config import TOPIC_CONFIGS
+from kstub.cluster.log import Log
+from kstub.cluster.spill import MemoryBudget, SpillingLogStorage, SpillingSegment
+from kstub.protocol.records import iter_records
+
+BATCH = len(build_batch().data)
+
+
+def make(budget: MemoryBudget, name: str = "t-0", **configs: object) -> Log:
+    settings = {k.replace("_", "."): str(v) for k, v in configs.items()}
+
+    def config(key: str) -> str:
+        return settings.get(key, TOPIC_CONFIGS[key].default_string or "")
+
+    return Log(config=config, clock=Clock(), storage=SpillingLogStorage(budget, name))
+
+
+def append(lg: Log, n: int, *, pid: int = -1) -> list[bytes]:
+    """Append n one-record batches; returns their bytes as stored (offsets assigned)."""
+    out = []
+    for i in range(n):
+        batch = build_batch(producer_id=pid, producer_epoch=0 if pid >= 0 else -1, base_sequence=i if pid >= 0 else -1)
+        lg.append(batch, 0)
+        out.append(bytes(batch.data))
+    return out
+
+
+def stored(lg: Log, offset: int = 0) -> list[bytes]:
+    return [bytes(c.data) for c in lg.read(offset, 1 << 30, lg.log_end_offset)]
+
+
+def resident(lg: Log) -> int:
+    return sum(s.resident_bytes for s in lg.segments if isinstance(s, SpillingSegment))
+
+
+def files(budget: MemoryBudget) -> list[Path]:
+    """The spilled segments' files."""
+    return sorted(budget.directory.glob("*.log")) if budget.directory else []
+
+
+@pytest.fixture
+def budget(tmp_path: Path):
+    b = MemoryBudget(BATCH * 4, tmp_path / "spill")
+    yield b
+    b.close()
+
+
+def test_closed_segments_leave_memory_and_read_back_byte_for_byte(budget):
+    lg = make(budget, segment_bytes=BATCH * 3)
+    sent = append(lg, 20)
+    assert len(lg.segments) == 7
+    assert budget.resident <= budget.limit
+    assert budget.resident == resident(lg)
+    assert budget.spilled + budget.resident == lg.size_bytes == 20 * BATCH
+    for seg in lg.segments[:-2]:  # closed segments: nothing in memory, their bytes in a file
+        assert seg.resident_bytes == 0 and seg._data == [] and seg.path is not None and seg.path.exists()
+        assert seg.path.stat().st_size == seg.size
+    assert lg.active_segment.resident_bytes > 0  # the newest data stays
+    assert stored(lg) == sent
+    assert [r.offset for c in lg.read(0, 1 << 30, 20) for r in iter_records(c.data)] == list(range(20))
+    # a read starting in the middle of a spilled segment starts at the batch holding the offset
+    assert stored(lg, 4) == sent[4:]
+    # max bytes: whole batches, from the file as from memory
+    assert [bytes(c.data) for c in lg.read(1, BATCH * 2, 20)] == sent[1:3]
+
+
+def test_spilled_reads_are_one_pread_of_whole_batches(budget, monkeypatch):
+    lg = make(budget)
+    sent = append(lg, 12)
+    seg = lg.active_segment
+    assert 0 < seg.spilled_count < 12  # a file prefix, a memory tail
+    reads: list[tuple[int, int]] = []
+    real = os.pread
+
+    def pread(fd: int, n: int, pos: int) -> bytes:
+        reads.append((n, pos))
+        return real(fd, n, pos)
+
+    monkeypatch.setattr(os, "pread", pread)
+    chunks = lg.read(2, 1 << 30, 12)
+    assert [bytes(c.data) for c in chunks] == sent[2:]
+    assert reads == [((seg.spilled_count - 2) * BATCH, 2 * BATCH)]
+    # the chunks read from the file are views of that one read, not copies
+    assert isinstance(chunks[0].data, memoryview)
+
+
+def test_the_oldest_data_spills_first_whatever_its_log(budget):
+    a = make(budget, "a-0")
+    b = make(budget, "b-0")
+    append(a, 2)
+    append(b, 2)
+    assert budget.spilled == 0
+    append(b, 1)  # over the budget: a's batches are the oldest
+    assert resident(a) == 0 and resident(b) == 3 * BATCH
+    append(b, 2)
+    assert resident(a) == 0 and budget.resident <= budget.limit
+
+
+def test_no_budget_never_spills_and_a_zero_budget_spills_everything(tmp_path):
+    unlimited = MemoryBudget(-1, tmp_path / "u")
+    lg = make(unlimited, segment_bytes=BATCH * 2)
+    sent = append(lg, 10)
+    assert unlimited.resident == 10 * BATCH and unlimited.directory is None
+    zero = MemoryBudget(0, tmp_path / "z")
+    lg0 = make(zero, segment_bytes=BATCH * 2)
+    assert append(lg0, 10) == sent
+    assert zero.resident == 0 and resident(lg0) == 0 and zero.spilled == 10 * BATCH
+    assert stored(lg0) == sent
+    zero.close()
+    assert not (tmp_path / "z").exists() or not any((tmp_path / "z").iterdir())
+
+
+def test_retention_deleting_spilled_segments_removes_their_files(budget):
+    lg = make(budget, segment_bytes=BATCH * 3)
+    sent = append(lg, 12)
+    doomed = [s.path for s in lg.segments[:2]]
+    assert all(p is not None and p.exists() for p in doomed)
+    before = budget.spilled
+    assert lg.delete_oldest_segments(2, "retention") == 2
+    assert not any(p.exists() for p in doomed)
+    assert budget.spilled == before - 6 * BATCH
+    assert lg.log_start_offset == 6 and stored(lg, 6) == sent[6:]
+
+
+def test_delete_records_drops_whole_spilled_segments_and_their_files(budget):
+    lg = make(budget, segment_bytes=BATCH * 3)
+    sent = append(lg, 12)
+    first = lg.segments[0].path
+    lg.advance_start(4)  # segment 0 (offsets 0-2) goes, segment 1 (3-5) stays
+    assert not first.exists() and lg.segments[0].base_offset == 3
+    assert stored(lg, 4) == sent[4:]
+    lg.advance_start(100)  # past the end: everything goes
+    assert files(budget) == [] and budget.spilled == 0 and budget.resident == 0
+    assert lg.log_end_offset == 100
+    assert append(lg, 2) and len(stored(lg, 100)) == 2
+
+
+def test_truncation_into_the_spilled_part_cuts_the_file(budget):
+    lg = make(budget, segment_bytes=BATCH * 100)
+    sent = append(lg, 10)
+    seg = lg.active_segment
+    assert seg.spilled_count >= 5
+    lg.truncate_to(3)
+    assert lg.log_end_offset == 3 and seg.spilled_count == 3 and seg.resident_bytes == 0
+    assert seg.path.stat().st_size == 3 * BATCH == seg.size == budget.spilled
+    assert budget.resident == 0
+    more = append(lg, 6)  # appends after the cut land behind it, spill again, read back right
+    assert stored(lg) == sent[:3] + more
+    assert seg.path.stat().st_size == seg.spilled_count * BATCH
+
+
+def test_truncation_in_the_memory_tail_and_a_full_truncation(budget):
+    lg = make(budget, segment_bytes=BATCH * 100)
+    sent = append(lg, 10)
+    seg = lg.active_segment
+    k = seg.spilled_count
+    lg.truncate_to(k + 1)
+    assert seg.spilled_count == k and seg.resident_bytes == BATCH == budget.resident
+    assert stored(lg) == sent[: k + 1]
+    lg.truncate_fully(50)
+    assert files(budget) == [] and budget.resident == budget.spilled == 0
+
+
+def test_producer_state_is_rebuilt_from_spilled_batch_headers(budget):
+    lg = make(budget, segment_bytes=BATCH * 3)
+    append(lg, 9, pid=7)
+    lg.truncate_to(8)  # the rebuild reads every remaining header, most from files
+    assert lg.log_end_offset == 8 and lg.segments[1].resident_bytes == 0 < lg.segments[1].spilled_count
+    assert lg.producers.snapshot() == {"7": {"epoch": 0, "batches": [[s, s, s] for s in range(3, 8)]}}
+    assert lg.producers.check(7, 0, 5, 1).duplicate_of == 5
+
+
+def test_closing_the_budget_removes_the_spill_directory(budget):
+    lg = make(budget)
+    append(lg, 10)
+    directory = budget.directory
+    assert directory is not None and any(directory.iterdir())
+    budget.close()
+    assert not directory.exists()
+
+
+def test_a_failed_spill_keeps_the_data_in_memory(budget, monkeypatch, caplog):
+    lg = make(budget)
+
+    def full(fd: int, buffers: list[bytes]) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "writev", full)
+    with caplog.at_level(logging.WARNING, "kstub.spill"):
+        sent = append(lg, 8)
+    assert "cannot spill" in caplog.text
+    assert budget.resident == 8 * BATCH and budget.spilled == 0
+    assert all(p.stat().st_size == 0 for p in files(budget))  # nothing half-written
+    monkeypatch.undo()
+    more = append(lg, 2)  # retried an eighth of the budget later
+    assert budget.resident <= budget.limit and budget.spilled > 0
+    assert stored(lg) == sent + more
+
+
+def test_a_spill_directory_left_by_a_killed_process_is_removed_by_the_next(tmp_path):
+    import fcntl
+
+    stale = tmp_path / "kstub-spill-stale"  # a killed process's: its lock file, nobody holding it
+    stale.mkdir()
+    (stale / ".lock").write_bytes(b"")
+    (stale / "t-0-broker-0-00000000000000000000-0.log").write_bytes(b"x" * 100)
+    live = tmp_path / "kstub-spill-live"  # a running process's: its lock is held
+    live.mkdir()
+    held = os.open(live / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    other = tmp_path / "kstub-spill-other"  # no lock file: not made by a spilling kstub, left alone
+    other.mkdir()
+    try:
+        budget = MemoryBudget(0, tmp_path)
+        lg = make(budget)
+        append(lg, 2)
+        assert not stale.exists() and live.exists() and other.exists()
+        mine = budget.directory
+        assert sorted(tmp_path.iterdir()) == sorted([live, other, mine])
+        # while this budget lives, its own directory is locked: another sweep leaves it
+        MemoryBudget(0, tmp_path).file_for("x", 0)
+        assert mine.exists()
+        budget.close()
+        assert not mine.exists()
+    finally:
+        os.close(held)
