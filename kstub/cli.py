@@ -116,7 +116,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     cluster = Cluster(config)
     if args.data_dir:
-        from kstub.cluster.storage import DiskStore
+        from kstub.cluster.disk_store import DiskStore
 
         cluster.store = DiskStore(args.data_dir, fsync_on_ack=args.fsync or config["kstub.fsync.on.ack"])
     elif args.fsync:
@@ -150,7 +150,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         trio.run(run)
     except BaseException as exc:
-        from kstub.cluster.storage import RecoveryError
+        from kstub.cluster.disk_store import RecoveryError
         from kstub.errors import unwrap
 
         error = unwrap(exc)  # trio wraps errors from inside nurseries in exception groups

@@ -130,7 +130,7 @@ def _new_model(
     """The cluster model; kept on disk under `data_dir` if given (recovered if it exists)."""
     model = Model(fixture_config(brokers, partitions, config, test_defaults=test_defaults))
     if data_dir is not None:
-        from kstub.cluster.storage import DiskStore
+        from kstub.cluster.disk_store import DiskStore
 
         model.store = DiskStore(data_dir, fsync_on_ack=model.config["kstub.fsync.on.ack"])
     return model

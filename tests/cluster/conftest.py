@@ -10,8 +10,8 @@ from logtools import Clock
 
 from kstub.cluster.config import TOPIC_CONFIGS
 from kstub.cluster.log import Log
+from kstub.cluster.log_files import DiskLogStorage
 from kstub.cluster.spill import MemoryBudget, SpillingLogStorage
-from kstub.cluster.storage import DiskLogStorage
 
 
 @pytest.fixture

@@ -18,8 +18,9 @@ from kafka.record.legacy_records import LegacyRecordBatchBuilder
 from logtools import build_batch
 
 from kstub.cluster.config import BrokerConfig
+from kstub.cluster.disk_store import DiskStore, RecoveryError
+from kstub.cluster.log_files import FileSegment
 from kstub.cluster.model import Cluster
-from kstub.cluster.storage import DiskStore, FileSegment, RecoveryError
 from kstub.protocol import ErrorCode
 from kstub.protocol.records import iter_records, read_produce_data
 
