@@ -3,6 +3,7 @@
 
     python3 dev.py serve [kstub serve options]   # a cluster on localhost:9092
     python3 dev.py test [pytest options]         # the whole test suite
+    python3 dev.py fuzz --minutes N              # a deep fuzz run (docs/fuzzing.md)
 
 Both create ./.venv on first use and install kstub into it (``serve`` the
 package alone, ``test`` with its test extras: real Kafka clients, pytest).
@@ -73,7 +74,16 @@ def _ensure_installed(extras: str) -> None:
     stamp.write_text(digest)
 
 
+def _fuzz(rest: list[str]) -> int:
+    _ensure_installed("[test]")
+    os.chdir(ROOT)
+    os.execv(PY, [str(PY), str(ROOT / "tests" / "fuzz" / "deep.py"), *rest])
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["fuzz"]:
+        return _fuzz(argv[1:])
     if not argv or argv[0] not in ("serve", "test", "install"):
         print(__doc__, file=sys.stderr)
         return 2

@@ -215,7 +215,6 @@ def confluent_group_admin(bootstrap: str) -> None:
 def aiokafka_consumer(bootstrap: str) -> None:
     from aiokafka import AIOKafkaConsumer
 
-
     async def main() -> None:
         consumer = AIOKafkaConsumer(
             GROUP_TOPIC,
