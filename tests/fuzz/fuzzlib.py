@@ -567,6 +567,10 @@ def _context(text: str, line: str, around: int = 40) -> str:
 # --- a campaign against a live server ----------------------------------------------------------------------------
 
 
+#: how long the watcher waits for a Metadata answer before calling the server frozen (generous: CI machines are busy)
+WATCH_TIMEOUT = 60.0
+
+
 @dataclass
 class CampaignStats:
     frames: int = 0
@@ -584,11 +588,13 @@ async def campaign(
     concurrency: int = 16,
     stats: CampaignStats | None = None,
     seed: int = 0,
+    lies: bool = True,
 ) -> CampaignStats:
     """Send `frames` over many connections, `concurrency` at a time, while a watcher keeps asking Metadata.
 
     Each connection takes 1-8 frames: written whole, pipelined, or dribbled in
-    small pieces; then the worker reads what comes back until the responses are
+    small pieces, the last one's size prefix sometimes a lie (unless not
+    `lies`); then the worker reads what comes back until the responses are
     in, the server closes, or a short while passes (Produce with acks=0 is
     never answered), or leaves at once without reading. The watcher's
     connection must be answered throughout: a frame that freezes the server or
@@ -618,6 +624,11 @@ async def campaign(
         stats.connections += 1
         stats.frames += len(batch)
         data = b"".join(struct.pack(">i", len(f)) + f for f in batch)
+        if lies and wrnd.random() < 0.03:  # a size prefix that lies: negative, above the maximum, more than sent
+            lie = wrnd.choice(
+                [-1, -(2**31), 2**31 - 1, 104_857_601, 104_857_600, len(batch[-1]) + wrnd.randint(1, 999)]
+            )
+            data = data[: -len(batch[-1]) - 4] + struct.pack(">i", lie) + batch[-1]
         try:
             stream = await trio.open_tcp_stream(*server.address)
         except OSError as exc:
@@ -646,7 +657,7 @@ async def campaign(
         async with stream:
             while not done.is_set():
                 await stream.send_all(client.send_request(METADATA, 9, {"topics": [{"name": WATCHED}]}))
-                with trio.fail_after(20):
+                with trio.fail_after(WATCH_TIMEOUT):
                     while (response := client.next_response()) is NEED_DATA:
                         data = await stream.receive_some(65536)
                         assert data, "kstub closed the watcher's connection"

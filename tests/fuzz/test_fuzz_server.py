@@ -45,9 +45,9 @@ def live_server() -> Iterator[LiveServer]:
 @given(seed=st.integers(0, 2**32 - 1))
 def test_campaign(live_server: LiveServer, seed: int) -> None:
     stats = trio.run(
-        lambda: campaign(live_server, frame_stream(random.Random(seed), SEEDS, 3000), concurrency=16, seed=seed)
+        lambda: campaign(live_server, frame_stream(random.Random(seed), SEEDS, 2000), concurrency=16, seed=seed)
     )
-    assert stats.frames >= 2800
+    assert stats.frames >= 1800
     assert stats.watch_requests >= 1
     live_server.check(MAX_RSS_KIB)
 
@@ -56,7 +56,7 @@ def test_campaign_of_seeds_as_captured(live_server: LiveServer) -> None:
     """Every seed frame unmodified, several times over, interleaved: all answered like a real client's."""
     frames = [s.frame for s in SEEDS] * 3
     random.Random(0).shuffle(frames)
-    stats = trio.run(lambda: campaign(live_server, iter(frames), concurrency=8, stats=CampaignStats()))
+    stats = trio.run(lambda: campaign(live_server, iter(frames), concurrency=8, stats=CampaignStats(), lies=False))
     assert stats.frames == len(frames)
     assert stats.closed_by_server == 0
     live_server.check(MAX_RSS_KIB)
