@@ -698,18 +698,12 @@ def frame_stream(rnd: random.Random, seeds: Sequence[Seed], count: int | None = 
         n += 1
 
 
-def describe(frame: bytes) -> str:
-    """A frame as hex, for failure messages."""
-    return frame.hex()
-
-
 __all__ = [
     "CampaignStats",
     "LiveServer",
     "Seed",
     "campaign",
     "check_decode",
-    "describe",
     "frame_stream",
     "generate",
     "known_issue",
