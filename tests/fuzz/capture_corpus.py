@@ -1,0 +1,316 @@
+"""Capture real clients' requests for the APIs the protocol goldens lack, as fuzz seeds.
+
+Run by hand from the repository root (the tests never run it)::
+
+    .venv/bin/python tests/fuzz/capture_corpus.py            # every step
+    .venv/bin/python tests/fuzz/capture_corpus.py confluent  # steps whose name starts so
+
+It reuses ``tests/protocol/capture_session.py``'s `Recorder` (a kstub served
+in-process, `ServerConnection.decode_request` wrapped to see every request
+frame, each connection attributed to the step that opened it) and drives
+consumer groups and admin clients through what the goldens' session does not
+do: group membership and offsets (JoinGroup, SyncGroup, Heartbeat,
+OffsetCommit, OffsetFetch, LeaveGroup), group administration (ListGroups,
+DescribeGroups, OffsetDelete, DeleteGroups), configs (DescribeConfigs,
+AlterConfigs, IncrementalAlterConfigs), CreatePartitions, DeleteRecords,
+DescribeLogDirs, DescribeCluster, and (Kafka's Java consumer, run with
+``java`` from the kafka-clients jars in /tmp/kprobe/lib or env KAFKA_LIB)
+OffsetForLeaderEpoch.
+
+The first frame of each (client, api, version) is written, without its size
+prefix, to ``tests/fuzz/corpus/<client>_<api>_v<N>.bin``, unless
+``tests/protocol/golden/`` already has that file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "protocol"))
+
+from capture_session import GOLDEN, TIMEOUT, Recorder, _deadline_loop  # noqa: E402
+
+from kstub.embedded import EmbeddedCluster  # noqa: E402
+
+CORPUS = HERE / "corpus"
+TOPIC = "corpus-topic"
+GROUP_TOPIC = "corpus-group-topic"
+
+
+def setup(bootstrap: str) -> None:
+    """The topics and records the other steps use (its own frames are not saved)."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.create_topics([NewTopic(TOPIC, 2, 1), NewTopic(GROUP_TOPIC, 2, 1)]).values():
+        f.result(TIMEOUT)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for topic in (TOPIC, GROUP_TOPIC):
+        for i in range(5):
+            for partition in (0, 1):
+                producer.produce(topic, key=b"k%d" % i, value=b"v%d" % i, partition=partition)
+    assert producer.flush(TIMEOUT) == 0
+
+
+# -- kafka-python ------------------------------------------------------------------------------------------------
+
+
+def kafka_python_admin(bootstrap: str) -> None:
+    from kafka import TopicPartition
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_partitions({TOPIC: 3})
+        topic = ConfigResource(ConfigResourceType.TOPIC, TOPIC)
+        admin.describe_configs([topic])
+        admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, "0")], include_synonyms=True)
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, TOPIC, {"retention.ms": "3600000"})])
+        admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, TOPIC, {"retention.bytes": "100000000"})], incremental=False
+        )
+        admin.delete_records({TopicPartition(TOPIC, 0): 1})
+        admin.describe_log_dirs()
+        admin.describe_cluster()
+    finally:
+        admin.close()
+
+
+def kafka_python_consumer(bootstrap: str) -> None:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        GROUP_TOPIC,
+        bootstrap_servers=bootstrap,
+        group_id="corpus-kafka-python",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        heartbeat_interval_ms=100,
+    )
+    try:
+        got: list[Any] = []
+        heartbeats_due = time.monotonic() + 1.5
+        for _ in _deadline_loop("kafka-python group consumer"):
+            for records in consumer.poll(timeout_ms=200).values():
+                got.extend(records)
+            if len(got) >= 10 and time.monotonic() > heartbeats_due:
+                break
+        consumer.commit()
+        consumer.committed(next(iter(consumer.assignment())))
+    finally:
+        consumer.close()
+
+
+def kafka_python_group_admin(bootstrap: str) -> None:
+    from kafka import TopicPartition
+    from kafka.admin import KafkaAdminClient
+    from kafka.structs import OffsetAndMetadata
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    group = "corpus-kafka-python"
+    try:
+        admin.list_groups()
+        admin.describe_groups([group])
+        admin.list_group_offsets({group: None})
+        admin.alter_group_offsets(group, {TopicPartition(GROUP_TOPIC, 0): OffsetAndMetadata(1, "", -1)})
+        admin.delete_group_offsets(group, [TopicPartition(GROUP_TOPIC, 1)])
+        admin.delete_groups([group])
+    finally:
+        admin.close()
+
+
+# -- confluent-kafka (librdkafka) ------------------------------------------------------------------------------------
+
+
+def confluent_admin(bootstrap: str) -> None:
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import (
+        AdminClient,
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+        NewPartitions,
+        ResourceType,
+    )
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+
+    def wait(futures: Any) -> None:
+        for f in futures.values() if isinstance(futures, dict) else [futures]:
+            f.result(TIMEOUT)
+
+    topic = ConfigResource(ResourceType.TOPIC, TOPIC)
+    wait(admin.describe_configs([topic], request_timeout=TIMEOUT))
+    wait(admin.alter_configs([ConfigResource(ResourceType.TOPIC, TOPIC, set_config={"retention.ms": "7200000"})]))
+    entry = ConfigEntry("retention.ms", "10800000", incremental_operation=AlterConfigOpType.SET)
+    wait(admin.incremental_alter_configs([ConfigResource(ResourceType.TOPIC, TOPIC, incremental_configs=[entry])]))
+    wait(admin.create_partitions([NewPartitions(TOPIC, 4)]))
+    wait(admin.delete_records([TopicPartition(TOPIC, 1, 1)]))
+    wait(admin.describe_cluster())
+
+
+def confluent_consumer(bootstrap: str) -> None:
+    """Two group members one after the other: the second resumes from a commit carrying a leader epoch,
+    which librdkafka validates with OffsetForLeaderEpoch."""
+    from confluent_kafka import Consumer
+
+    for _ in range(2):
+        consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": "corpus-confluent",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "heartbeat.interval.ms": 100,
+            }
+        )
+        try:
+            consumer.subscribe([GROUP_TOPIC])
+            got = 0
+            heartbeats_due = time.monotonic() + 1.5
+            for _ in _deadline_loop("confluent-kafka group consumer"):
+                msg = consumer.poll(0.2)
+                if msg is not None and msg.error() is None:
+                    got += 1
+                    if got == 3:
+                        consumer.commit(msg, asynchronous=False)
+                if got >= 3 and time.monotonic() > heartbeats_due:
+                    break
+            consumer.committed(consumer.assignment(), timeout=TIMEOUT)
+        finally:
+            consumer.close()
+
+
+def confluent_group_admin(bootstrap: str) -> None:
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    group = "corpus-confluent"
+    admin.list_consumer_groups(request_timeout=TIMEOUT).result(TIMEOUT)
+    for f in admin.describe_consumer_groups([group], request_timeout=TIMEOUT).values():
+        f.result(TIMEOUT)
+    for f in admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)]).values():
+        f.result(TIMEOUT)
+    offsets = [ConsumerGroupTopicPartitions(group, [TopicPartition(GROUP_TOPIC, 0, 2)])]
+    for f in admin.alter_consumer_group_offsets(offsets).values():
+        f.result(TIMEOUT)
+    for f in admin.delete_consumer_groups([group], request_timeout=TIMEOUT).values():
+        f.result(TIMEOUT)
+
+
+# -- aiokafka --------------------------------------------------------------------------------------------------------
+
+
+def aiokafka_consumer(bootstrap: str) -> None:
+    from aiokafka import AIOKafkaConsumer
+
+    async def main() -> None:
+        consumer = AIOKafkaConsumer(
+            GROUP_TOPIC,
+            bootstrap_servers=bootstrap,
+            group_id="corpus-aiokafka",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            heartbeat_interval_ms=100,
+        )
+        await consumer.start()
+        try:
+            got: list[Any] = []
+            heartbeats_due = time.monotonic() + 1.5
+            for _ in _deadline_loop("aiokafka group consumer"):
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    got.extend(records)
+                if len(got) >= 10 and time.monotonic() > heartbeats_due:
+                    break
+            await consumer.commit()
+            await consumer.committed(next(iter(consumer.assignment())))
+        finally:
+            await consumer.stop()
+
+    asyncio.run(main())
+
+
+# -- the Java client ------------------------------------------------------------------------------------------------
+
+KAFKA_LIB = Path("/tmp/kprobe/lib")
+
+
+def java_consumer(bootstrap: str) -> None:
+    """Kafka's own consumer, seeking with a leader epoch: it validates the position with OffsetForLeaderEpoch.
+
+    Needs ``java`` and kafka-clients' jars (``KAFKA_LIB``, or the directory in env KAFKA_LIB).
+    """
+    lib = Path(os.environ.get("KAFKA_LIB", KAFKA_LIB))
+    if shutil.which("java") is None or not list(lib.glob("kafka-clients-*.jar")):
+        raise RuntimeError(f"needs java and kafka-clients jars in {lib}")
+    subprocess.run(
+        ["java", "-cp", f"{lib}/*", str(HERE / "CaptureJavaConsumer.java"), bootstrap, GROUP_TOPIC],
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+
+
+# the names are the capture's client names (kafka-python and aiokafka put them in their client_id: see Recorder)
+STEPS: list[tuple[str, Callable[[str], None]]] = [
+    ("setup", setup),
+    ("kafka-python-admin", kafka_python_admin),
+    ("kafka-python-consumer", kafka_python_consumer),
+    ("kafka-python-admin", kafka_python_group_admin),
+    ("confluent-kafka-admin", confluent_admin),
+    ("confluent-kafka-consumer", confluent_consumer),
+    ("confluent-kafka-admin", confluent_group_admin),
+    ("aiokafka-consumer", aiokafka_consumer),
+    ("java-consumer", java_consumer),
+]
+
+
+def main(argv: list[str]) -> int:
+    steps = [(name, fn) for name, fn in STEPS if not argv or any(name.startswith(a) for a in argv)]
+    recorder = Recorder()
+    recorder.install()
+    failed = 0
+    try:
+        with EmbeddedCluster(brokers=1, config={"group.initial.rebalance.delay.ms": "0"}) as cluster:
+            bootstrap = cluster.bootstrap_servers
+            for name, fn in steps:
+                start = time.monotonic()
+                recorder.step = name
+                try:
+                    fn(bootstrap)
+                except Exception as exc:  # report and go on with the other clients
+                    print(f"{name} {fn.__name__}: FAILED: {exc!r}", file=sys.stderr)
+                    failed += 1
+                finally:
+                    recorder.step = None
+                print(f"{name} {fn.__name__}: done in {time.monotonic() - start:.1f}s", file=sys.stderr)
+    finally:
+        recorder.uninstall()
+    CORPUS.mkdir(exist_ok=True)
+    total = 0
+    for captured in sorted(recorder.saved.values(), key=lambda c: c.path.name):
+        name = captured.path.name
+        if captured.client == "setup" or (GOLDEN / name).exists():
+            continue
+        (CORPUS / name).write_bytes(captured.frame)
+        total += len(captured.frame)
+        print(f"corpus/{name} ({len(captured.frame)} bytes, client_id {captured.client_id!r})")
+    for line in recorder.mismatched:
+        print(f"not saved (client_id of another step): {line}", file=sys.stderr)
+    print(f"{total} bytes", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
