@@ -277,12 +277,13 @@ def test_v2_records_with_raw_snappy_block_as_librdkafka_writes() -> None:
     assert [r.value for r in RecordBatch(data).records()] == [r[2] for r in SAMPLE]
 
 
-def test_records_of_garbled_record_data_is_corrupt() -> None:
+def test_records_of_garbled_record_data_is_invalid_record() -> None:
+    # Kafka's DefaultRecord readers throw InvalidRecordException (INVALID_RECORD) for records that do not parse.
     data = bytearray(build_v2())
     data[61] = 0x02  # the first record's length varint: now 1 byte, which its fields overrun
     with pytest.raises(BatchError) as e:
         list(RecordBatch(data).records())
-    assert code_of(e) == ErrorCode.CORRUPT_MESSAGE
+    assert code_of(e) == ErrorCode.INVALID_RECORD
 
 
 # --- read_produce_data: acceptance ----------------------------------------------------------------
