@@ -275,6 +275,14 @@ TOPIC_CONFIGS: dict[str, TopicSetting] = {
             (_S("message.max.bytes"),),
             "largest record batch accepted",
         ),
+        TopicSetting(
+            "max.decompressed.message.bytes",
+            ConfigType.INT,
+            2147483639,
+            between(0, 2147483639),
+            (_S("max.decompressed.message.bytes"),),
+            "largest decompressed record accepted in a compressed batch",
+        ),
         TopicSetting("index.interval.bytes", ConfigType.INT, 4096, at_least(0), (_S("log.index.interval.bytes"),)),
         TopicSetting(
             "delete.retention.ms", ConfigType.LONG, 86400000, at_least(0), (_S("log.cleaner.delete.retention.ms"),)
@@ -375,6 +383,7 @@ HONOURED_TOPIC_CONFIGS = (
     "cleanup.policy",
     "flush.messages",
     "flush.ms",
+    "max.decompressed.message.bytes",
     "max.message.bytes",
     "message.timestamp.type",
     "min.insync.replicas",
@@ -430,6 +439,7 @@ BROKER_SETTINGS: dict[str, Setting] = {
         Setting("num.partitions", _int, 1, "partitions of an auto-created topic"),
         Setting("default.replication.factor", _int, 1, "replication factor of an auto-created topic"),
         Setting("message.max.bytes", _int, 1048588, "largest record batch accepted"),
+        Setting("max.decompressed.message.bytes", _int, 2147483639, "largest decompressed record accepted"),
         Setting("socket.request.max.bytes", _int, 104857600, "largest request frame accepted"),
         Setting("min.insync.replicas", _int, 1),
         Setting("log.message.timestamp.type", str, "CreateTime"),
