@@ -34,6 +34,7 @@ import pytest
 import zstandard
 
 from kstub.protocol import ErrorCode
+
 from raw import RawClient
 
 MIB = 1 << 20

@@ -17,6 +17,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from kstub.protocol import ErrorCode
 from kstub.protocol.records import RecordBatch, iter_records
+
 from raw import RawClient
 
 
