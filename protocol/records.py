@@ -13,10 +13,20 @@ in place only the fields Kafka itself rewrites on append:
 * magic 0 compressed: inner offsets are absolute, so the inner set is
   renumbered and recompressed and the wrapper rebuilt.
 
-Individual v2 records are never decoded on produce or fetch: the only pass over
-a v2 batch's bytes on produce is the CRC-32C, done by the ``crc32c`` C
-extension. ``RecordBatch.records()``, `iter_records` and `offset_for_timestamp`
-decode records, for features and tests.
+Individual v2 records are not decoded on fetch, nor on produce in the common
+case: the only pass over a v2 batch's bytes is then the CRC-32C, done by the
+``crc32c`` C extension. `ProducedBatch.scan` walks them when a feature needs it
+(keys on a compacted topic) or the header's maxTimestamp cannot be right;
+`first_record_at` walks one batch for a timestamp lookup. ``RecordBatch.records()``
+and `iter_records` decode records whole, for tests and tools.
+
+Compressed data is never inflated whole on the broker's paths: codecs are read
+as streams, a chunk (`_CHUNK`) at a time, and walks skip keys and values
+without holding them (`RecordBatch.record_infos`), so memory stays bounded
+whatever a batch inflates to (a 30 KB zstd batch can hold a gigabyte). Each
+record is checked against max.decompressed.message.bytes (`MAX_RECORD_BYTES` by
+default, Kafka's: no cap) as Kafka 4.4 does; a legacy wrapper's inner set, which
+must be held to be renumbered, is capped at `LEGACY_INNER_MAX_BYTES`.
 
 Layouts (see CLIENTS.md 6.3-6.5 in the shared protocol notes): every entry,
 batch or legacy message, starts with ``offset int64, size int32`` and carries
@@ -815,9 +825,11 @@ class RecordBatch:
         """Decode the records (decompressing if needed). Not for the produce/fetch path.
 
         Under LogAppendTime every record's timestamp is the batch's
-        maxTimestamp, as Kafka's DefaultRecordBatch reports it. Garbled record
-        data raises BatchError(CORRUPT_MESSAGE); a missing codec library,
-        BatchError(UNSUPPORTED_COMPRESSION_TYPE).
+        maxTimestamp, as Kafka's DefaultRecordBatch reports it. Records that do
+        not parse raise BatchError(INVALID_RECORD) (see `_v2_records`); data that
+        does not decompress, CORRUPT_MESSAGE; a missing codec library,
+        BatchError(UNSUPPORTED_COMPRESSION_TYPE). Holds every record: tests and
+        tools only (the broker walks with `record_infos`).
         """
         return self._walk(True, MAX_RECORD_BYTES)  # type: ignore[return-value]
 
