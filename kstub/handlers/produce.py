@@ -98,7 +98,7 @@ async def _produce_partition(
             batches = read_produce_data(data.records, ctx.api_version, **limits)
         keyless: list[int] = []
         for batch in batches:
-            if not batch.needs_scan(compacted):
+            if not batch.needs_scan(compacted, max_record):
                 continue
             if batch.inflates or len(batch.data) > ON_LOOP_BYTES:
                 keyless += await in_thread(batch.scan, compacted=compacted, max_record_bytes=limits["max_record_bytes"])

@@ -208,6 +208,11 @@ def test_zstd_bomb_to_a_compacted_topic_is_refused_in_bounded_memory(server, bom
         assert "exceeds the configured maximum record size of 1048576" in (
             resp.responses[0].partition_responses[0].error_message
         )
+        # Kafka enforces the cap wherever it decompresses: on every compressed batch, compacted topic or not
+        capped_delete = unique("capped-delete")
+        create(c, capped_delete, **{"max.decompressed.message.bytes": str(MIB)})
+        resp = c.request(0, 9, produce_request(capped_delete, bombs["huge"]))
+        assert partition_error(resp) == ErrorCode.INVALID_RECORD
         # nothing was appended; the server still takes ordinary data
         resp = c.request(0, 9, produce_request(topic, _v2_batch(_record_head(b"a", 1) + b"b" + _varint(0), 1, 0)))
         assert partition_error(resp) == ErrorCode.NONE

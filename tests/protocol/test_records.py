@@ -927,8 +927,10 @@ def test_record_above_the_cap_is_invalid_record_without_inflating_it() -> None:
     assert code_of(e) == ErrorCode.INVALID_RECORD
     assert "67108864 exceeds the configured maximum record size of 1048576" in str(e.value)
     [pb] = read_produce_data(data, 9)
+    assert not pb.needs_scan(compacted=False)  # Kafka's default cap: nothing to check
+    assert pb.needs_scan(compacted=False, max_record_bytes=1 << 20)  # a lower cap: every compressed batch
     with pytest.raises(BatchError) as e:
-        pb.scan(compacted=True, max_record_bytes=1 << 20)
+        pb.scan(compacted=False, max_record_bytes=1 << 20)
     assert code_of(e) == ErrorCode.INVALID_RECORD
 
 
