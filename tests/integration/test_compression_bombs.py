@@ -12,7 +12,8 @@ it (1 GB and more), one that streams stays far under 300 MB. The bombs:
   INVALID_RECORD above the topic's max.decompressed.message.bytes, as Kafka
   4.4; accepted under the default (no cap, as Kafka), walked in a worker thread
   while another connection's Metadata is answered, and then found again by
-  ListOffsets by timestamp, walked the same way;
+  ListOffsets by timestamp, walked the same way (INVALID_RECORD once the cap
+  is lowered below it, as Kafka 4.4);
 * a 1 MB gzip legacy message set (magic 1, Produce v2) inflating to 1000 MiB of
   zeros -> CORRUPT_MESSAGE (an inner message size of 0, below the minimum).
 """
@@ -261,4 +262,20 @@ def test_legal_bomb_is_walked_off_the_event_loop_and_found_by_timestamp(server, 
         for resp in assert_served_meanwhile(a, b, topic, 2, 7, lo):
             found = resp.topics[0].partitions[0]
             assert (found.error_code, found.offset, found.timestamp) == (ErrorCode.NONE, 0, T0)
+
+        # With the cap lowered below the stored record, lookups that walk it fail as in Kafka 4.4
+        alter = {
+            "validate_only": False,
+            "resources": [
+                {
+                    "resource_type": 2,
+                    "resource_name": topic,
+                    "configs": [{"name": "max.decompressed.message.bytes", "config_operation": 0, "value": str(MIB)}],
+                }
+            ],
+        }
+        assert a.request(44, 1, alter).responses[0].error_code == ErrorCode.NONE
+        for ts in (T0, -3):  # by timestamp, by max timestamp
+            lo["topics"][0]["partitions"][0]["timestamp"] = ts
+            assert a.request(2, 7, lo).topics[0].partitions[0].error_code == ErrorCode.INVALID_RECORD
     assert server.peak_rss() < PEAK_RSS_LIMIT
