@@ -501,6 +501,10 @@ class _Stream:
     def at_end(self) -> bool:
         return not self._fill(1)
 
+    def buffer(self, n: int) -> bool:
+        """Have the next `n` bytes in one buffer (`_skim_record` reads them there)."""
+        return self._fill(n)
+
     def byte(self) -> int:
         if not self._fill(1):
             raise _premature_eof()
@@ -580,6 +584,63 @@ class RecordInfo(NamedTuple):
     has_key: bool
 
 
+def _varint_at(buf: Buffer, pos: int, max_bytes: int) -> tuple[int, int]:
+    """A zigzag varint at `pos` of `buf`: (value, next position). IndexError past the end."""
+    b = buf[pos]
+    if b < 0x80:
+        return (b >> 1) ^ -(b & 1), pos + 1
+    result = shift = 0
+    for _ in range(max_bytes):
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return (result >> 1) ^ -(result & 1), pos
+        shift += 7
+    raise _invalid(f"varint longer than {max_bytes} bytes")
+
+
+def _skim_record(s: _Stream, length: int) -> tuple[int, int, bool]:
+    """The fast path of `_v2_records` for a record of `length` bytes wholly buffered in `s`: the same checks,
+    on the buffer directly. Returns (timestamp delta, offset delta, has a key) and moves past the record."""
+    buf, pos = s._buf, s._pos
+    end = pos + length
+    try:
+        pos += 1  # attributes: unused
+        ts_delta, pos = _varint_at(buf, pos, 10)
+        offset_delta, pos = _varint_at(buf, pos, 5)
+        klen, pos = _varint_at(buf, pos, 5)
+        if klen > 0:
+            pos += klen
+        vlen, pos = _varint_at(buf, pos, 5)
+        if vlen > 0:
+            pos += vlen
+        nheaders, pos = _varint_at(buf, pos, 5)
+        if nheaders < 0:
+            raise _invalid(f"Found invalid number of record headers {nheaders}")
+        for _ in range(nheaders):
+            if pos >= end:
+                raise _invalid(f"Found invalid number of record headers. {nheaders} is larger than the record")
+            hklen, pos = _varint_at(buf, pos, 5)
+            if hklen < 0:
+                raise _invalid(f"Invalid negative header key size {hklen}")
+            pos += hklen
+            hvlen, pos = _varint_at(buf, pos, 5)
+            if hvlen > 0:
+                pos += hvlen
+    except IndexError:
+        pos = end + 1  # ran past the buffered bytes, so past the record
+    if pos > end:
+        raise _invalid("Invalid record size: a field runs past the end of its record")
+    if pos < end:
+        read = length - (end - pos)
+        raise _invalid(
+            f"Invalid record size: expected to read {length} bytes in record payload, but instead read {read}"
+        )
+    s._pos = end
+    return ts_delta, offset_delta, klen >= 0
+
+
 def _field(s: _Stream, n: int, end: int, decode: bool) -> bytes | None:
     """A key, value or header field of `n` bytes in a record ending at `end`: read, or skipped."""
     if n > end - s.taken:
@@ -620,6 +681,11 @@ def _v2_records(
             raise _invalid(
                 f"Invalid record size: {length} exceeds the configured maximum record size of {max_record_bytes}."
             )
+        if not decode and length <= _CHUNK and s.buffer(length):
+            ts_delta, offset_delta, has_key = _skim_record(s, length)
+            timestamp = base_timestamp + ts_delta if log_append_time is None else log_append_time
+            yield RecordInfo(base_offset + offset_delta, timestamp, has_key)
+            continue
         end = s.taken + length
         s.byte()  # attributes: unused
         ts_delta = s.varint(10)

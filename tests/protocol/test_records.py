@@ -953,6 +953,24 @@ def test_records_that_do_not_parse_are_invalid_record(body: bytes, count: int, m
     assert message in str(e.value)
 
 
+@pytest.mark.parametrize("codec", [NONE, ZSTD])
+@pytest.mark.parametrize("value_size", [10, 300_000])  # a record held in one buffer, and one streamed past
+def test_the_two_record_walks_agree(codec: int, value_size: int) -> None:
+    records = [_raw_record(b"k", b"v" * value_size, 7, 0), _raw_record(None, b"w" * value_size, 3, 1)]
+    data = _raw_v2(_zstd_stream(*records) if codec else b"".join(records), 2, codec, base_ts=100, max_ts=107)
+    assert list(RecordBatch(data).record_infos()) == [rec.RecordInfo(0, 107, True), rec.RecordInfo(1, 103, False)]
+    assert [(r.offset, r.timestamp, r.key) for r in RecordBatch(data).records()] == [(0, 107, b"k"), (1, 103, None)]
+    # a record declaring 3 bytes more than its fields hold: both walks refuse it
+    fields = b"\x00" + _zz(7) + _zz(0) + _zz(1) + b"k" + _zz(value_size) + b"v" * value_size + _zz(0)
+    body = _zz(len(fields) + 3) + fields + b"\x00\x00\x00"
+    data = _raw_v2(_zstd_stream(body) if codec else body, 1, codec)
+    for walk in (RecordBatch(data).record_infos, RecordBatch(data).records):
+        with pytest.raises(BatchError) as e:
+            list(walk())
+        assert code_of(e) == ErrorCode.INVALID_RECORD
+        assert "expected to read" in str(e.value)
+
+
 def test_walking_a_batch_that_inflates_to_256_mib_holds_one_chunk() -> None:
     import tracemalloc
 
