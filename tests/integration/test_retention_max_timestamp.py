@@ -13,6 +13,8 @@ import struct
 import uuid
 
 import crc32c
+import pytest
+from confluent_kafka import Producer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from kstub.protocol import ErrorCode
@@ -72,3 +74,22 @@ def test_records_without_timestamps_survive_time_retention(bootstrap, kstub_clus
     stored.validate()  # header rewritten, CRC recomputed
     assert (chunk.max_timestamp, stored.max_timestamp) == (-1, -1)  # Kafka's value: no record has a timestamp
     assert [r.timestamp for r in iter_records(chunk.data)] == [-1] * 5
+
+
+@pytest.mark.parametrize("compression", ["none", "lz4", "zstd"])
+def test_confluent_kafka_records_with_timestamp_minus_one_survive_time_retention(bootstrap, kstub_cluster, compression):
+    """The real client: librdkafka sends baseTimestamp -1 and maxTimestamp 0 for these records."""
+    topic = f"nots-{uuid.uuid4().hex[:8]}"
+    kstub_cluster.create_topic(topic, 1, config={"retention.ms": "3600000"})
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 100, "compression.type": compression})
+    for i in range(3):
+        producer.produce(topic, key=b"k", value=f"v{i}".encode(), timestamp=-1)
+    assert producer.flush(30) == 0
+
+    assert kstub_cluster.call(kstub_cluster.cluster.run_retention) == 0
+    partition = kstub_cluster.call(lambda: kstub_cluster.cluster.partition(topic, 0))
+    assert partition.log_start_offset == 0
+    chunks = kstub_cluster.call(lambda: partition.leader_log.read(0, 1 << 20, 10))
+    assert [c.max_timestamp for c in chunks] == [-1] * len(chunks)
+    assert [RecordBatch(c.data).max_timestamp for c in chunks] == [-1] * len(chunks)
+    assert [r.timestamp for c in chunks for r in iter_records(c.data)] == [-1, -1, -1]
