@@ -1057,7 +1057,7 @@ class _Inner(NamedTuple):
     messages costs its bytes, nothing more. `_inner_messages` walks it again when needed.
     """
 
-    blob: bytes  # decompressed bytes
+    blob: bytes | bytearray  # decompressed bytes (never modified)
     end: int  # where the complete inner messages end in `blob`
     count: int
     first_offset: int
@@ -1146,7 +1146,7 @@ def _legacy_inner(buf: Buffer, wrapper: _Msg, *, check: bool, max_record_bytes: 
         first_ts = max_ts = _NO_TIMESTAMP
     elif wrapper.attributes & _TIMESTAMP_TYPE_BIT:  # LogAppendTime: the wrapper's timestamp is every message's
         first_ts = max_ts = wrapper.timestamp
-    return _Inner(bytes(blob), pos, count, first_offset, last_offset, sequential, first_ts, max_ts)
+    return _Inner(blob, pos, count, first_offset, last_offset, sequential, first_ts, max_ts)
 
 
 def _legacy_timestamp(wrapper: _Msg, m: _Msg) -> int:
