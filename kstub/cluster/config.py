@@ -279,7 +279,7 @@ TOPIC_CONFIGS: dict[str, TopicSetting] = {
             "max.decompressed.message.bytes",
             ConfigType.INT,
             2147483639,
-            between(0, 2147483639),
+            between(1, 2147483639),
             (_S("max.decompressed.message.bytes"),),
             "largest decompressed record accepted in a compressed batch",
         ),
