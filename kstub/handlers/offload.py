@@ -10,6 +10,7 @@ the event loop: other connections are served meanwhile. One limiter per server
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -34,9 +35,19 @@ def _limiter() -> trio.CapacityLimiter:
         return limiter
 
 
+# trio 0.23 renamed `cancellable` to `abandon_on_cancel`
+_PARAMETERS = inspect.signature(trio.to_thread.run_sync).parameters
+_ABANDON = "abandon_on_cancel" if "abandon_on_cancel" in _PARAMETERS else "cancellable"
+
+
 async def in_thread(fn: Callable[..., _T], *args: object, **kwargs: object) -> _T:
-    """`fn(*args, **kwargs)` in a worker thread, behind the server's one-at-a-time limiter."""
-    return await trio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=_limiter())
+    """`fn(*args, **kwargs)` in a worker thread, behind the server's one-at-a-time limiter.
+
+    Cancellation (the server stopping) does not wait for the walk: its result is not needed,
+    and `fn` touches nothing shared. The thread holds the limiter until it ends.
+    """
+    call = functools.partial(fn, *args, **kwargs)
+    return await trio.to_thread.run_sync(call, limiter=_limiter(), **{_ABANDON: True})  # type: ignore[arg-type]
 
 
 def is_heavy(data: bytes | bytearray | memoryview) -> bool:
