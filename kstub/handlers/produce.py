@@ -101,7 +101,7 @@ async def _produce_partition(
             if not batch.needs_scan(compacted, max_record):
                 continue
             if batch.inflates or len(batch.data) > ON_LOOP_BYTES:
-                keyless += await in_thread(batch.scan, compacted=compacted, max_record_bytes=limits["max_record_bytes"])
+                keyless += await in_thread(batch.scan, compacted=compacted, max_record_bytes=max_record)
                 waited = True
             else:
                 keyless += batch.scan(compacted=compacted, max_record_bytes=max_record)
