@@ -15,6 +15,7 @@ BROKER_SETTINGS: dict[str, Setting] = {
         Setting("num.partitions", _int, 1, "partitions of an auto-created topic"),
         Setting("default.replication.factor", _int, 1, "replication factor of an auto-created topic"),
         Setting("message.max.bytes", _int, 1048588, "largest record batch accepted"),
+        Setting("max.decompressed.message.bytes", _int, 2147483639, "largest decompressed record accepted"),
         Setting("socket.request.max.bytes", _int, 104857600, "largest request frame accepted"),
         Setting("fetch.max.bytes", _int, 57671680, "most record bytes in one Fetch response (one batch at least)"),
         Setting("connections.max.idle.ms", _int, 600000, "close a connection idle (or mid-request) this long", _L),

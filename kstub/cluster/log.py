@@ -36,7 +36,7 @@ import logging
 import os
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import trio
@@ -421,22 +421,38 @@ class Log:
 
     def find_timestamp(self, timestamp: int, upper: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record below `upper` whose timestamp is >= `timestamp`."""
+        for chunk in self.timestamp_candidates(timestamp, upper):
+            found = self.match_timestamp(chunk, timestamp, upper)
+            if found is not None:
+                return found
+        return None
+
+    def timestamp_candidates(self, timestamp: int, upper: int) -> Iterator[Chunk]:
+        """The batches below `upper` whose max timestamp is >= `timestamp`, in order: where a timestamp
+        lookup walks records (`match_timestamp`), until one matches. Safe to advance across awaits."""
         start = self.log_start_offset
-        for si in range(self._segment_index(start), len(self._segments)):
-            seg = self._segments[si]
+        segments = list(self._segments)
+        for si in range(self._segment_index(start), len(segments)):
+            seg = segments[si]
             if seg.max_timestamp < timestamp:
                 continue
             for i in range(seg.index_of(start), len(seg)):
                 if seg.bases[i] >= upper:
-                    return None
+                    return
                 if seg.max_ts[i] >= timestamp:
-                    record = first_record_at(seg.chunks(i, i + 1)[0].data, timestamp)
-                    if record is not None and start <= record.offset < upper:
-                        return record.offset, record.timestamp
+                    yield seg.chunks(i, i + 1)[0]
+
+    def match_timestamp(self, chunk: Chunk, timestamp: int, upper: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record of `chunk` at or after `timestamp`, within the log and below
+        `upper`. Walks the records a decompressed chunk at a time (bounded memory); a record above
+        max.decompressed.message.bytes raises BatchError(INVALID_RECORD), as Kafka's lookup fails."""
+        record = first_record_at(chunk.data, timestamp, max_record_bytes=self._max_record_bytes())
+        if record is not None and self.log_start_offset <= record.offset < upper:
+            return record.offset, record.timestamp
         return None
 
-    def max_timestamp_offset(self, upper: int) -> tuple[int, int] | None:
-        """(offset, timestamp) of the first record with the largest timestamp below `upper`."""
+    def max_timestamp_chunk(self, upper: int) -> Chunk | None:
+        """The first batch below `upper` holding the largest max timestamp (see `max_timestamp_offset`)."""
         best: tuple[Segment, int] | None = None
         best_ts = None
         start = self.log_start_offset
@@ -454,9 +470,20 @@ class Log:
                     best, best_ts = (seg, i), seg.max_ts[i]
         if best is None:
             return None
-        chunk = best[0].chunks(best[1], best[1] + 1)[0]
-        record = first_record_at(chunk.data, chunk.max_timestamp)
+        return best[0].chunks(best[1], best[1] + 1)[0]
+
+    def max_timestamp_in(self, chunk: Chunk) -> tuple[int, int]:
+        """(offset, timestamp) of the first record of `chunk` carrying its max timestamp."""
+        record = first_record_at(chunk.data, chunk.max_timestamp, max_record_bytes=self._max_record_bytes())
         return (chunk.last_offset, chunk.max_timestamp) if record is None else (record.offset, record.timestamp)
+
+    def max_timestamp_offset(self, upper: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record with the largest timestamp below `upper`."""
+        chunk = self.max_timestamp_chunk(upper)
+        return None if chunk is None else self.max_timestamp_in(chunk)
+
+    def _max_record_bytes(self) -> int:
+        return int(self._config("max.decompressed.message.bytes"))
 
     # --- leader epochs ----------------------------------------------------------------
 

@@ -90,6 +90,14 @@ TOPIC_CONFIGS: dict[str, TopicSetting] = {
             (_S("message.max.bytes"),),
             "largest record batch accepted",
         ),
+        TopicSetting(
+            "max.decompressed.message.bytes",
+            ConfigType.INT,
+            2147483639,
+            between(1, 2147483639),
+            (_S("max.decompressed.message.bytes"),),
+            "largest decompressed record accepted in a compressed batch",
+        ),
         TopicSetting("index.interval.bytes", ConfigType.INT, 4096, at_least(0), (_S("log.index.interval.bytes"),)),
         TopicSetting(
             "delete.retention.ms", ConfigType.LONG, 86400000, at_least(0), (_S("log.cleaner.delete.retention.ms"),)
@@ -190,6 +198,7 @@ HONOURED_TOPIC_CONFIGS = (
     "cleanup.policy",
     "flush.messages",
     "flush.ms",
+    "max.decompressed.message.bytes",
     "max.message.bytes",
     "message.timestamp.type",
     "min.insync.replicas",

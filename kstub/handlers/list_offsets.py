@@ -4,7 +4,10 @@ Latest is the high watermark (the last stable offset under read_committed,
 the same thing while there are no transactions). A timestamp lookup returns
 the first offset whose record timestamp is >= the given time, found from the
 batch headers' max timestamps and then the records of that one batch; none
-found answers offset -1. v0 answers with the old-style offsets array.
+found answers offset -1. v0 answers with the old-style offsets array. Walking
+a batch's records decompresses it a chunk at a time, in a worker thread when
+it is compressed or large (`offload`); a record above
+max.decompressed.message.bytes answers INVALID_RECORD, as Kafka's lookup fails.
 
 Right after a leader change, until the new leader's high watermark reaches the
 start of its epoch, it answers OFFSET_NOT_AVAILABLE (retriable), as Kafka
@@ -13,19 +16,27 @@ does (KIP-207).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from construct import Container
 
+from kstub.cluster.log import Chunk, Log
 from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol.records import BatchError
 
 from .base import Body, Context, handles
 from .fetch import resolve
+from .offload import in_thread, is_heavy
+
+_T = TypeVar("_T")
 
 LATEST = -1
 EARLIEST = -2
 MAX_TIMESTAMP = -3
 
 
-def _lookup(ctx: Context, topic: str, lp: Container) -> Body:
+async def _lookup(ctx: Context, topic: str, lp: Container) -> Body:
     target = resolve(ctx, topic, lp.partition_index, lp.current_leader_epoch)
     if isinstance(target, ErrorCode):
         return {"partition_index": lp.partition_index, "error_code": target, "old_style_offsets": []}
@@ -44,16 +55,15 @@ def _lookup(ctx: Context, topic: str, lp: Container) -> Body:
     elif ts == EARLIEST:
         offset = log.log_start_offset
         epoch = log.epoch_at(offset) if offset < log.log_end_offset else p.leader_epoch
-    elif ts == MAX_TIMESTAMP and ctx.api_version >= 7:
-        found = log.max_timestamp_offset(p.high_watermark)
+    elif (ts == MAX_TIMESTAMP and ctx.api_version >= 7) or ts >= 0:
+        try:
+            found = await (_max_timestamp(log, p.high_watermark) if ts < 0 else _find(log, ts, p.high_watermark))
+        except BatchError as exc:
+            return {"partition_index": lp.partition_index, "error_code": exc.code, "old_style_offsets": []}
         offset, timestamp = found if found else (-1, -1)
         epoch = log.epoch_at(offset) if found else -1
-    elif ts < 0:
-        return {"partition_index": lp.partition_index, "error_code": ErrorCode.INVALID_REQUEST, "old_style_offsets": []}
     else:
-        found = log.find_timestamp(ts, p.high_watermark)
-        offset, timestamp = found if found else (-1, -1)
-        epoch = log.epoch_at(offset) if found else -1
+        return {"partition_index": lp.partition_index, "error_code": ErrorCode.INVALID_REQUEST, "old_style_offsets": []}
     return {
         "partition_index": lp.partition_index,
         "error_code": ErrorCode.NONE,
@@ -64,11 +74,30 @@ def _lookup(ctx: Context, topic: str, lp: Container) -> Body:
     }
 
 
+async def _walk(fn: Callable[..., _T], chunk: Chunk, *args: object) -> _T:
+    if is_heavy(chunk.data):
+        return await in_thread(fn, chunk, *args)
+    return fn(chunk, *args)
+
+
+async def _find(log: Log, ts: int, upper: int) -> tuple[int, int] | None:
+    for chunk in log.timestamp_candidates(ts, upper):
+        found = await _walk(log.match_timestamp, chunk, ts, upper)
+        if found is not None:
+            return found
+    return None
+
+
+async def _max_timestamp(log: Log, upper: int) -> tuple[int, int] | None:
+    chunk = log.max_timestamp_chunk(upper)
+    return None if chunk is None else await _walk(log.max_timestamp_in, chunk)
+
+
 @handles(ApiKey.LIST_OFFSETS)
 async def list_offsets(ctx: Context, req: Container) -> Body:
     return {
         "throttle_time_ms": 0,
         "topics": [
-            {"name": t.name, "partitions": [_lookup(ctx, t.name, lp) for lp in t.partitions]} for t in req.topics
+            {"name": t.name, "partitions": [await _lookup(ctx, t.name, lp) for lp in t.partitions]} for t in req.topics
         ],
     }

@@ -18,7 +18,13 @@ With --data-dir, the store flushes what the durability settings ask for
 (flush.messages; every appended batch with kstub.fsync.on.ack) before any
 answer goes out; a failed write is KAFKA_STORAGE_ERROR. A compacted topic
 (cleanup.policy with "compact") refuses records without a key, as Kafka does
-(INVALID_RECORD with per-record errors): the one place produce decodes records.
+(INVALID_RECORD with per-record errors): the one place produce decodes records,
+besides a v2 batch whose header cannot hold its largest timestamp (see
+`ProducedBatch.needs_scan`). Records are walked a decompressed chunk at a time,
+keys and values skipped, each checked against max.decompressed.message.bytes;
+when that means decompressing (or walking more than `ON_LOOP_BYTES`), the walk
+runs in a worker thread, one at a time (`offload`), so a compression bomb
+neither holds memory nor stops the other connections.
 """
 
 from __future__ import annotations
@@ -31,9 +37,10 @@ from construct import Container
 
 from kstub.cluster.model import ClusterError, Partition
 from kstub.protocol import ApiKey, ErrorCode
-from kstub.protocol.records import BatchError, iter_records, read_produce_data
+from kstub.protocol.records import BatchError, inflates_on_read, read_produce_data
 
 from .base import Body, Context, handles
+from .offload import ON_LOOP_BYTES, in_thread
 
 log = logging.getLogger("kstub.produce")
 
@@ -52,7 +59,7 @@ class _Pending:
     leader_epoch: int
 
 
-def _produce_partition(
+async def _produce_partition(
     ctx: Context, topic: str, data: Container, acks: int, pending: list[_Pending], appended: list[Partition]
 ) -> Body:
     cluster = ctx.cluster
@@ -79,17 +86,35 @@ def _produce_partition(
             "base_offset": -1,
             "log_start_offset": partition.log_start_offset,
         }
+    compacted = "compact" in [p.strip() for p in partition.config("cleanup.policy").split(",")]
+    max_record = int(partition.config("max.decompressed.message.bytes"))
+    limits = {"max_message_bytes": int(partition.config("max.message.bytes")), "max_record_bytes": max_record}
+    waited = False
     try:
-        batches = read_produce_data(
-            data.records, ctx.api_version, max_message_bytes=int(partition.config("max.message.bytes"))
-        )
+        if inflates_on_read(data.records):
+            batches = await in_thread(read_produce_data, data.records, ctx.api_version, **limits)
+            waited = True
+        else:
+            batches = read_produce_data(data.records, ctx.api_version, **limits)
+        keyless: list[int] = []
+        for batch in batches:
+            if not batch.needs_scan(compacted, max_record):
+                continue
+            if batch.inflates or len(batch.data) > ON_LOOP_BYTES:
+                keyless += await in_thread(batch.scan, compacted=compacted, max_record_bytes=max_record)
+                waited = True
+            else:
+                keyless += batch.scan(compacted=compacted, max_record_bytes=max_record)
     except BatchError as exc:
         log.info("produce to %s-%d rejected: %s", topic, data.index, exc)
         return _partition_error(data.index, exc.code, str(exc))
-    if "compact" in [p.strip() for p in partition.config("cleanup.policy").split(",")]:
-        keyless = _keyless_records(batches, f"{topic}-{data.index}")
-        if keyless:
-            return keyless | {"index": data.index}
+    if keyless:
+        return _keyless_error(keyless, f"{topic}-{data.index}") | {"index": data.index}
+    if waited:  # the cluster may have moved on while the records were walked in a thread
+        try:
+            partition = cluster.leader_partition(topic, data.index, ctx.node_id)
+        except ClusterError as exc:
+            return _partition_error(data.index, exc.code, exc.message)
     try:
         result = partition.append(batches, cluster.now_ms())
     except OSError as exc:
@@ -110,15 +135,9 @@ def _produce_partition(
     return body
 
 
-def _keyless_records(batches: list, partition_name: str) -> Body | None:
-    """Kafka's LogValidator.validateKey: a compacted topic takes only records with keys (INVALID_RECORD).
-
-    The one place produce decodes records, because the feature needs it.
-    """
+def _keyless_error(errors: list[int], partition_name: str) -> Body:
+    """Kafka's LogValidator.validateKey: a compacted topic takes only records with keys (INVALID_RECORD)."""
     message = f"Compacted topic cannot accept message without key in topic partition {partition_name}."
-    errors = [i for batch in batches for i, record in enumerate(iter_records(batch.data)) if record.key is None]
-    if not errors:
-        return None
     shown = ", ".join(f"RecordError(batchIndex={i}, message='{message}')" for i in errors[:3])
     return {
         "error_code": ErrorCode.INVALID_RECORD,
@@ -168,7 +187,9 @@ async def produce(ctx: Context, req: Container) -> Body | None:
         if acks not in (-1, 0, 1):
             parts = [_partition_error(p.index, ErrorCode.INVALID_REQUIRED_ACKS) for p in topic.partition_data]
         else:
-            parts = [_produce_partition(ctx, topic.name, p, acks, pending, appended) for p in topic.partition_data]
+            parts = [
+                await _produce_partition(ctx, topic.name, p, acks, pending, appended) for p in topic.partition_data
+            ]
         responses.append({"name": topic.name, "partition_responses": parts})
     if appended:
         await ctx.cluster.store.after_produce(appended, acks)  # flush.messages, fsync.on.ack

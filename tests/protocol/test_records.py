@@ -277,12 +277,13 @@ def test_v2_records_with_raw_snappy_block_as_librdkafka_writes() -> None:
     assert [r.value for r in RecordBatch(data).records()] == [r[2] for r in SAMPLE]
 
 
-def test_records_of_garbled_record_data_is_corrupt() -> None:
+def test_records_of_garbled_record_data_is_invalid_record() -> None:
+    # Kafka's DefaultRecord readers throw InvalidRecordException (INVALID_RECORD) for records that do not parse.
     data = bytearray(build_v2())
     data[61] = 0x02  # the first record's length varint: now 1 byte, which its fields overrun
     with pytest.raises(BatchError) as e:
         list(RecordBatch(data).records())
-    assert code_of(e) == ErrorCode.CORRUPT_MESSAGE
+    assert code_of(e) == ErrorCode.INVALID_RECORD
 
 
 # --- read_produce_data: acceptance ----------------------------------------------------------------
@@ -838,3 +839,190 @@ def test_produced_batch_is_a_dataclass_with_the_documented_fields() -> None:
         "is_transactional",
         "compression",
     ]
+
+
+# --- streaming walks, caps and the real max timestamp ---------------------------------------------
+
+
+def _zz(n: int) -> bytes:
+    n = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _raw_v2(payload: bytes, count: int, codec: int = NONE, *, base_ts: int = 0, max_ts: int = 0) -> bytes:
+    """A v2 batch around `payload` (records, compressed with `codec` if any), written by hand."""
+    after_crc = struct.pack(">hiqqqhii", codec, count - 1, base_ts, max_ts, -1, -1, -1, count) + payload
+    head = struct.pack(">qiib", 0, 9 + len(after_crc), -1, 2)
+    return head + struct.pack(">I", crc32c.crc32c(after_crc)) + after_crc
+
+
+def _raw_record(key: bytes | None, value: bytes, ts_delta: int = 0, offset_delta: int = 0) -> bytes:
+    k = _zz(-1) if key is None else _zz(len(key)) + key
+    body = b"\x00" + _zz(ts_delta) + _zz(offset_delta) + k + _zz(len(value)) + value + _zz(0)
+    return _zz(len(body)) + body
+
+
+def _zstd_stream(*parts: bytes, zeros: int = 0, tail: bytes = b"") -> bytes:
+    import zstandard
+
+    c = zstandard.ZstdCompressor().compressobj()
+    out = [c.compress(p) for p in parts]
+    block = bytes(1 << 20)
+    out += [c.compress(block) for _ in range(zeros >> 20)]
+    out += [c.compress(tail), c.flush()]
+    return b"".join(out)
+
+
+def test_scan_replaces_the_max_timestamp_librdkafka_writes_for_records_without_one() -> None:
+    # librdkafka, records with timestamp -1: baseTimestamp -1, deltas 0, maxTimestamp 0. Kafka stores -1.
+    data = _raw_v2(b"".join(_raw_record(b"k", b"v", 0, i) for i in range(3)), 3, base_ts=-1, max_ts=0)
+    [pb] = read_produce_data(data, 9)
+    assert pb.max_timestamp == 0 and pb.needs_scan(compacted=False)
+    assert pb.scan(compacted=False) == []
+    assert pb.max_timestamp == -1
+    stored = RecordBatch(pb.data)
+    stored.validate()  # CRC-32C recomputed
+    assert stored.max_timestamp == -1 and stored.base_timestamp == -1
+    assert [r.timestamp for r in stored.records()] == [-1, -1, -1]
+
+
+@pytest.mark.parametrize("codec", V2_CODECS)
+def test_scan_takes_the_records_largest_timestamp_when_the_header_is_impossible(codec: int) -> None:
+    data = bytearray(build_v2(codec=codec))
+    struct.pack_into(">q", data, 35, SAMPLE[0][0] - 1)  # maxTimestamp below baseTimestamp
+    struct.pack_into(">I", data, 17, crc32c.crc32c(bytes(data[21:])))
+    [pb] = read_produce_data(bytes(data), 9)
+    assert pb.needs_scan(compacted=False)
+    pb.scan(compacted=False)
+    assert pb.max_timestamp == RecordBatch(pb.data).max_timestamp == max(r[0] for r in SAMPLE)
+    RecordBatch(pb.data).validate()
+
+
+@pytest.mark.parametrize("codec", V2_CODECS)
+def test_a_consistent_header_is_trusted_and_compacted_topics_get_their_keyless_records(codec: int) -> None:
+    [pb] = read_produce_data(build_v2(codec=codec), 9)
+    assert not pb.needs_scan(compacted=False)
+    assert pb.needs_scan(compacted=True)
+    assert pb.scan(compacted=True) == [1]  # SAMPLE's record 1 has no key
+    assert pb.max_timestamp == max(r[0] for r in SAMPLE)
+
+
+@pytest.mark.parametrize("magic", [0, 1])
+@pytest.mark.parametrize("codec", LEGACY_CODECS)
+def test_scan_of_legacy_sets_finds_keyless_records(magic: int, codec: int) -> None:
+    [pb] = read_produce_data(build_legacy(magic, codec), magic + 1)
+    assert pb.scan(compacted=True) == [1]
+
+
+def test_record_above_the_cap_is_invalid_record_without_inflating_it() -> None:
+    payload = _zstd_stream(_zz(64 << 20) + b"\x00" + _zz(0) + _zz(0) + _zz(1) + b"k")  # 64 MiB declared
+    data = _raw_v2(payload, 1, ZSTD)
+    with pytest.raises(BatchError) as e:
+        list(RecordBatch(data).record_infos(max_record_bytes=1 << 20))
+    assert code_of(e) == ErrorCode.INVALID_RECORD
+    assert "67108864 exceeds the configured maximum record size of 1048576" in str(e.value)
+    [pb] = read_produce_data(data, 9)
+    assert not pb.needs_scan(compacted=False)  # Kafka's default cap: nothing to check
+    assert pb.needs_scan(compacted=False, max_record_bytes=1 << 20)  # a lower cap: every compressed batch
+    with pytest.raises(BatchError) as e:
+        pb.scan(compacted=False, max_record_bytes=1 << 20)
+    assert code_of(e) == ErrorCode.INVALID_RECORD
+
+
+@pytest.mark.parametrize(
+    ("body", "count", "message"),
+    [
+        (_raw_record(b"k", b"v") + b"\x00" * 100, 1, "records still remaining"),
+        (_raw_record(b"k", b"v"), 2, "premature EOF"),
+        (_zz(-3), 1, "is negative"),
+        (_zz(40) + b"\x00" + _zz(0) + _zz(0) + _zz(1000) + b"k" * 36, 1, "runs past the end of its record"),
+        (_zz(6) + b"\x00" + _zz(0) + _zz(0) + _zz(-1) + _zz(-1) + _zz(-5), 1, "invalid number of record headers"),
+    ],
+)
+@pytest.mark.parametrize("codec", [NONE, ZSTD])
+def test_records_that_do_not_parse_are_invalid_record(body: bytes, count: int, message: str, codec: int) -> None:
+    data = _raw_v2(_zstd_stream(body) if codec else body, count, codec)
+    with pytest.raises(BatchError) as e:
+        list(RecordBatch(data).record_infos())
+    assert code_of(e) == ErrorCode.INVALID_RECORD
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize("codec", [NONE, ZSTD])
+@pytest.mark.parametrize("value_size", [10, 300_000])  # a record held in one buffer, and one streamed past
+def test_the_two_record_walks_agree(codec: int, value_size: int) -> None:
+    records = [_raw_record(b"k", b"v" * value_size, 7, 0), _raw_record(None, b"w" * value_size, 3, 1)]
+    data = _raw_v2(_zstd_stream(*records) if codec else b"".join(records), 2, codec, base_ts=100, max_ts=107)
+    assert list(RecordBatch(data).record_infos()) == [rec.RecordInfo(0, 107, True), rec.RecordInfo(1, 103, False)]
+    assert [(r.offset, r.timestamp, r.key) for r in RecordBatch(data).records()] == [(0, 107, b"k"), (1, 103, None)]
+    # a record declaring 3 bytes more than its fields hold: both walks refuse it
+    fields = b"\x00" + _zz(7) + _zz(0) + _zz(1) + b"k" + _zz(value_size) + b"v" * value_size + _zz(0)
+    body = _zz(len(fields) + 3) + fields + b"\x00\x00\x00"
+    data = _raw_v2(_zstd_stream(body) if codec else body, 1, codec)
+    for walk in (RecordBatch(data).record_infos, RecordBatch(data).records):
+        with pytest.raises(BatchError) as e:
+            list(walk())
+        assert code_of(e) == ErrorCode.INVALID_RECORD
+        assert "expected to read" in str(e.value)
+
+
+def test_walking_a_batch_that_inflates_to_256_mib_holds_one_chunk() -> None:
+    import tracemalloc
+
+    size = 256 << 20
+    fields = b"\x00" + _zz(0) + _zz(0) + _zz(1) + b"k" + _zz(size)
+    head = _zz(len(fields) + size + 1) + fields
+    data = _raw_v2(_zstd_stream(head, zeros=size, tail=_zz(0)), 1, ZSTD, base_ts=5, max_ts=5)
+    assert len(data) < 64 * 1024
+    tracemalloc.start()
+    try:
+        infos = list(RecordBatch(data).record_infos())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert infos == [rec.RecordInfo(0, 5, True)]
+    assert peak < 8 << 20
+    assert offset_for_timestamp(data, 5) == 0
+
+
+def test_snappy_block_declaring_an_impossible_length_is_corrupt() -> None:
+    forged = bytes([0xFF, 0xFF, 0xFF, 0xFF, 0x0F]) + b"\x00" * 10  # 4 GiB declared, 15 bytes
+    data = _raw_v2(forged, 1, SNAPPY)
+    with pytest.raises(BatchError) as e:
+        list(RecordBatch(data).record_infos())
+    assert code_of(e) == ErrorCode.CORRUPT_MESSAGE
+
+
+@pytest.mark.parametrize("codec", [GZIP, LZ4])
+def test_truncated_compressed_stream_is_refused(codec: int) -> None:
+    data = bytearray(build_v2(codec=codec))
+    cut = bytes(data[: len(data) - 8])
+    cut = cut[:8] + struct.pack(">i", len(cut) - 12) + cut[12:]
+    with pytest.raises(BatchError) as e:
+        list(RecordBatch(cut).records())
+    assert code_of(e) in (ErrorCode.CORRUPT_MESSAGE, ErrorCode.INVALID_RECORD)
+
+
+def test_legacy_inner_set_inflating_past_the_cap_is_invalid_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rec, "LEGACY_INNER_MAX_BYTES", 64 * 1024)
+    records = [(SAMPLE[0][0], b"k", b"v" * 10_000, []) for _ in range(10)]
+    with pytest.raises(BatchError) as e:
+        read_produce_data(build_legacy(1, GZIP, records), 2)
+    assert code_of(e) == ErrorCode.INVALID_RECORD
+
+
+def test_legacy_gzip_of_zeros_is_corrupt_after_its_first_chunk() -> None:
+    c = zlib.compressobj(9, zlib.DEFLATED, 31)
+    value = b"".join([c.compress(bytes(1 << 20)) for _ in range(200)] + [c.flush()])
+    body = struct.pack(">bbq", 1, GZIP, 0) + struct.pack(">i", -1) + struct.pack(">i", len(value)) + value
+    data = struct.pack(">qiI", 0, len(body) + 4, zlib.crc32(body)) + body
+    assert len(data) < 1 << 20
+    with pytest.raises(BatchError) as e:
+        read_produce_data(data, 2)
+    assert code_of(e) == ErrorCode.CORRUPT_MESSAGE
+    assert "minimum record overhead" in str(e.value)
