@@ -78,7 +78,7 @@ def test_the_readme_plugin_example_passes_in_the_clean_venv(clean_venv: Path, tm
 CHECK = r"""
 import subprocess, sys, struct, zlib
 from kstub.admin_client import AdminClient
-from kstub.protocol.records import _compress  # the codecs the installed package ships with
+from kstub.protocol.records.compression import compress  # the codecs the installed package ships with
 
 server = subprocess.Popen([sys.executable, "-m", "kstub", "serve", "--port", "0", "--host", "127.0.0.1"],
                           stderr=subprocess.PIPE, text=True)
@@ -104,7 +104,7 @@ try:
 
         inner = message(b"hello") + message(b"world", offset=1)
         for name, codec in (("snappy", 2), ("lz4", 3)):
-            wrapper = message(_compress(codec, inner), attributes=codec, offset=1)
+            wrapper = message(compress(codec, inner), attributes=codec, offset=1)
             answer = conn.request(0, {"acks": -1, "timeout_ms": 5000, "topic_data": [
                 {"name": "legacy", "partition_data": [{"index": 0, "records": wrapper}]}]}, version=2)
             code = answer.responses[0].partition_responses[0].error_code

@@ -13,6 +13,7 @@ import cramjam
 import crc32c
 import lz4.frame
 import pytest
+import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
@@ -26,11 +27,13 @@ from kstub.protocol.records import (
     ProducedBatch,
     Record,
     RecordBatch,
+    compression,
     iter_records,
     iter_stored,
     offset_for_timestamp,
     read_produce_data,
 )
+from kstub.protocol.records.compression import compress, decompress
 
 NONE, GZIP, SNAPPY, LZ4, ZSTD = range(5)
 V2_CODECS = [NONE, GZIP, SNAPPY, LZ4, ZSTD]
@@ -45,29 +48,6 @@ SAMPLE = [
     (1_700_000_001_000, b"", b"", []),
     (1_700_000_000_900, b"k4" * 50, b"v4" * 300, [("a", b"1"), ("b", b"2"), ("c", None)]),
 ]
-
-
-class _XXHashShim:
-    """Stands in for the `xxhash` module kafka-python needs for magic-0 LZ4 (not installed here).
-
-    It only supplies the frame's one-byte header checksum; our xxh32 is checked
-    against published vectors and against the lz4 library's own frames below.
-    """
-
-    class xxh32:  # mimics the xxhash module's class name
-        def __init__(self, data: bytes) -> None:
-            self._h = rec._xxh32(bytes(data))
-
-        def digest(self) -> bytes:
-            return struct.pack(">I", self._h)
-
-
-@pytest.fixture(autouse=True)
-def _xxhash_for_kafka_python(monkeypatch: pytest.MonkeyPatch) -> None:
-    import kafka.codec
-
-    if kafka.codec.xxhash is None:
-        monkeypatch.setattr(kafka.codec, "xxhash", _XXHashShim)
 
 
 # --- builders and readers (kafka-python) ----------------------------------------------------------
@@ -154,41 +134,28 @@ def code_of(excinfo: pytest.ExceptionInfo[BatchError]) -> ErrorCode:
     return excinfo.value.code
 
 
-# --- xxh32 and compression helpers ---------------------------------------------------------------
-
-
-def test_xxh32_published_vectors() -> None:
-    assert rec._xxh32(b"") == 0x02CC5D05
-    assert rec._xxh32(b"abc") == 0x32D153FF
-    assert rec._xxh32(b"Nobody inspects the spammish repetition") == 0xE2293B2F
-
-
-@pytest.mark.parametrize("store_size", [False, True])
-def test_xxh32_agrees_with_lz4_frame_header_checksum(store_size: bool) -> None:
-    frame = lz4.frame.compress(b"payload" * 100, store_size=store_size)
-    hc_pos = 6 + (8 if store_size else 0)
-    assert frame[hc_pos] == (rec._xxh32(frame[4:hc_pos]) >> 8) & 0xFF
+# --- compression helpers ---------------------------------------------------------------
 
 
 def test_lz4_frame_with_old_kafka_header_checksum_decodes() -> None:
     frame = bytearray(lz4.frame.compress(b"old kafka" * 10, store_size=False))
-    frame[6] = (rec._xxh32(bytes(frame[0:6])) >> 8) & 0xFF  # the pre-0.10 bug: checksum over the magic too
+    frame[6] = (xxhash.xxh32_intdigest(bytes(frame[0:6])) >> 8) & 0xFF  # the pre-0.10 bug: checksum over the magic too
     with pytest.raises(RuntimeError):
         lz4.frame.decompress(bytes(frame))
-    assert rec._decompress(LZ4, bytes(frame)) == b"old kafka" * 10
+    assert decompress(LZ4, bytes(frame)) == b"old kafka" * 10
 
 
 def test_snappy_raw_and_xerial_both_decode() -> None:
     payload = b"snappy " * 20000  # > one 32 KB xerial block
-    xerial = rec._compress(SNAPPY, payload)
+    xerial = compress(SNAPPY, payload)
     assert xerial.startswith(b"\x82SNAPPY\x00")
-    assert rec._decompress(SNAPPY, xerial) == payload
-    assert rec._decompress(SNAPPY, bytes(cramjam.snappy.compress_raw(payload))) == payload
+    assert decompress(SNAPPY, xerial) == payload
+    assert decompress(SNAPPY, bytes(cramjam.snappy.compress_raw(payload))) == payload
 
 
 def test_garbage_compressed_data_is_corrupt() -> None:
     with pytest.raises(BatchError) as e:
-        rec._decompress(GZIP, b"not gzip at all")
+        decompress(GZIP, b"not gzip at all")
     assert code_of(e) == ErrorCode.CORRUPT_MESSAGE
 
 
@@ -269,7 +236,7 @@ def test_v2_records_decode_keys_values_headers_and_nulls(codec: int) -> None:
 
 def test_v2_records_with_raw_snappy_block_as_librdkafka_writes() -> None:
     xerial = build_v2(codec=SNAPPY)
-    body = rec._decompress(SNAPPY, xerial[61:])
+    body = decompress(SNAPPY, xerial[61:])
     raw = bytes(cramjam.snappy.compress_raw(body))
     data = bytearray(xerial[:61] + raw)
     struct.pack_into(">i", data, 8, len(data) - 12)
@@ -582,7 +549,7 @@ def test_nested_compression_is_invalid_record() -> None:
 
 @pytest.mark.parametrize("codec", [SNAPPY, LZ4])
 def test_missing_codec_library_is_unsupported_for_magic0(monkeypatch: pytest.MonkeyPatch, codec: int) -> None:
-    monkeypatch.setattr(rec, "_codecs", {codec: None})
+    monkeypatch.setattr(compression, "_codecs", {codec: None})
     with pytest.raises(BatchError) as e:
         read_produce_data(build_legacy(0, codec), 1)
     assert code_of(e) == ErrorCode.UNSUPPORTED_COMPRESSION_TYPE
@@ -1009,7 +976,7 @@ def test_truncated_compressed_stream_is_refused(codec: int) -> None:
 
 
 def test_legacy_inner_set_inflating_past_the_cap_is_invalid_record(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rec, "LEGACY_INNER_MAX_BYTES", 64 * 1024)
+    monkeypatch.setattr(legacy, "LEGACY_INNER_MAX_BYTES", 64 * 1024)
     records = [(SAMPLE[0][0], b"k", b"v" * 10_000, []) for _ in range(10)]
     with pytest.raises(BatchError) as e:
         read_produce_data(build_legacy(1, GZIP, records), 2)
