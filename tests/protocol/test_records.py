@@ -30,6 +30,7 @@ from kstub.protocol.records import (
     compression,
     iter_records,
     iter_stored,
+    legacy,
     offset_for_timestamp,
     read_produce_data,
 )
