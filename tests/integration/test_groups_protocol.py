@@ -331,7 +331,7 @@ def test_a_rebalance_generation_by_generation(raw, second, kstub_cluster):
     assert members[a].member_assignment == b"for-a" and members[b].member_assignment == b"for-b"
     assert members[a].member_metadata == TOPIC_META and members[a].client_host == "/127.0.0.1"
     assert members[a].client_id == "raw-test"
-    assert state.authorized_operations == (1 << 3) | (1 << 6) | (1 << 8)
+    assert state.authorized_operations == (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
     # stale generations and unknown members are refused
     assert heartbeat(raw, "g", gen - 1, a) == ErrorCode.ILLEGAL_GENERATION
     assert heartbeat(raw, "g", gen, "stranger") == ErrorCode.UNKNOWN_MEMBER_ID
