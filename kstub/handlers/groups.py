@@ -203,7 +203,7 @@ async def list_groups(ctx: Context, req: Container) -> Body:
 @handles(42)
 async def delete_groups(ctx: Context, req: Container) -> Body:
     results = []
-    for group_id in req.groups_names:
+    for group_id in dict.fromkeys(req.groups_names):  # a group named twice is answered once, as in Kafka
         error = check_group(ctx, group_id, allow_empty=True)
         if error is None:
             error = ctx.cluster.groups.delete_group(group_id)

@@ -210,3 +210,44 @@ def create_topic(pair: Pair, topic: str, partitions: int = 1) -> None:
     pair.compare(19, body, ignore=("topic_id", "configs"))
     for side in pair.sides:
         side.admin.metadata([topic])
+
+
+def commit_body(
+    group: str,
+    offsets: dict[str, dict[int, int]],
+    *,
+    generation: int = -1,
+    member_alias: str = "",
+    instance: str | None = None,
+    metadata: str | None = "",
+    retention_ms: int = -1,
+) -> Any:
+    """An OffsetCommit body as a function of the side: `offsets` is {topic: {partition: offset}}."""
+    return lambda side: {
+        "group_id": group,
+        "generation_id_or_member_epoch": generation,
+        "member_id": member(side, member_alias),
+        "group_instance_id": instance,
+        "retention_time_ms": retention_ms,
+        "topics": [
+            {
+                "name": topic,
+                "partitions": [
+                    {
+                        "partition_index": p,
+                        "committed_offset": o,
+                        "committed_leader_epoch": -1,
+                        "committed_metadata": metadata,
+                    }
+                    for p, o in partitions.items()
+                ],
+            }
+            for topic, partitions in offsets.items()
+        ],
+    }
+
+
+def commit(pair: Pair, group: str, offsets: dict[str, dict[int, int]], *, version: int | None = None, **kw: Any) -> Any:
+    """One compared OffsetCommit; Kafka's answer as {(topic, partition): error code}."""
+    answer = pair.compare(8, commit_body(group, offsets, **kw), version=version)[1]
+    return {(t["name"], p["partition_index"]): p["error_code"] for t in answer["topics"] for p in t["partitions"]}
