@@ -144,3 +144,31 @@ def test_leave_while_another_member_waits(pair: Pair) -> None:
     b = b_join.compare(unordered=("members",))[1]
     assert b["leader"] == b["member_id"] and b["generation_id"] == a.generation + 1
     describe(pair, group)
+
+
+def test_heartbeat_while_completing_a_rebalance(pair: Pair) -> None:
+    from support.differential_groups import join_new
+
+    group = new_group(pair)
+    a = join_new(pair, group)  # joined, not synced: CompletingRebalance
+    assert heartbeat(pair, group, a.member, a.generation)["error_code"] == ErrorCode.NONE
+    assert heartbeat(pair, group, a.member, a.generation - 1)["error_code"] == ErrorCode.ILLEGAL_GENERATION
+
+
+def test_leave_the_same_member_twice_in_a_batch(pair: Pair) -> None:
+    group = new_group(pair)
+    a = stable_group(pair, group)
+    ours, _ = pair.compare(LEAVE_GROUP, _leave_v3(group, (a.member, None), (a.member, None)))
+    assert ours["members"][0]["error_code"] == ErrorCode.NONE
+
+
+def test_leave_a_pending_member(pair: Pair) -> None:
+    """A member id handed out by MEMBER_ID_REQUIRED may leave before it joins: Kafka 4 rebalances the group."""
+    group = new_group(pair)
+    a = stable_group(pair, group)
+    pending = join(pair, group)["member_id"]
+    ours, _ = pair.compare(LEAVE_GROUP, _leave_v3(group, (pending, None)))
+    assert ours["members"][0]["error_code"] == ErrorCode.NONE
+    describe(pair, group)
+    assert heartbeat(pair, group, a.member, a.generation)["error_code"] == ErrorCode.REBALANCE_IN_PROGRESS
+    assert join(pair, group, a.member)["generation_id"] == a.generation + 1

@@ -168,3 +168,61 @@ def test_a_second_member_rebalances_the_group(pair: Pair) -> None:
     assert done["assignment"] == b"for-a"
     assert b_sync.compare()[1]["assignment"] == b"for-b"
     describe(pair, group)
+
+
+def test_a_lost_join_answer_is_answered_again(pair: Pair) -> None:
+    """In CompletingRebalance a member that joins again with the same protocols gets the same answer."""
+    group = new_group(pair)
+    a = join_new(pair, group)
+    again = join(pair, group, a.member)
+    assert again["generation_id"] == a.generation
+    describe(pair, group)
+
+
+def test_a_member_changing_its_protocols_rebalances(pair: Pair) -> None:
+    group = new_group(pair)
+    a = stable_group(pair, group, "one")
+    answer = join(pair, group, a.member, protos=protocols("one", "two"))
+    assert answer["generation_id"] == a.generation + 1
+    describe(pair, group)
+
+
+def test_the_leader_rejoining_a_stable_group_rebalances(pair: Pair) -> None:
+    group = new_group(pair)
+    a = stable_group(pair, group)
+    assert join(pair, group, a.member)["generation_id"] == a.generation + 1
+
+
+def test_sync_with_assignments_for_unknown_members(pair: Pair) -> None:
+    group = new_group(pair)
+    a = join_new(pair, group)
+    answer = sync(pair, group, a.member, a.generation, {a.member: b"mine", "stranger": b"theirs"})
+    assert answer["assignment"] == b"mine"
+    describe(pair, group)
+
+
+def test_protocol_vote(pair: Pair) -> None:
+    """Two members, each listing two protocols in a different order: the group picks one by vote."""
+    group = new_group(pair)
+    a = join_new(pair, group, protos=protocols(names=["range", "roundrobin"]))
+    sync(pair, group, a.member, a.generation, {a.member: b""})
+    b_id = join(pair, group, protos=protocols(names=["roundrobin", "range"]))["member_id"]
+    b_join = submit_join(pair, group, b_id, protos=protocols(names=["roundrobin", "range"]))
+    wait_state(pair, group, "PreparingRebalance")
+    a_again = join(pair, group, a.member, protos=protocols(names=["roundrobin", "range"]))
+    assert a_again["protocol_name"] == "roundrobin"
+    b_join.compare(unordered=("members",))
+
+
+def test_static_leader_rejoining_skips_the_assignment(pair: Pair) -> None:
+    """KIP-814 (v9): a static leader that restarts learns the members but must not reassign."""
+    group = new_group(pair)
+    stable_group(pair, group, instance="i-1")
+    for version in (9, 8):
+        answer = join(pair, group, instance="i-1", version=version)
+        assert answer["error_code"] == ErrorCode.NONE
+
+
+def test_join_with_an_instance_id_before_v5_is_dynamic(pair: Pair) -> None:
+    group = new_group(pair)
+    assert join(pair, group, version=4)["error_code"] == ErrorCode.MEMBER_ID_REQUIRED

@@ -169,3 +169,48 @@ def test_delete_offsets_of_unknown_or_invalid_groups(pair: Pair, topic: str, gro
     group_id = new_group(pair) if group == "unknown" else group
     ours, _ = pair.compare(OFFSET_DELETE, _delete(group_id, {topic: [0]}))
     assert ours["error_code"] in (ErrorCode.GROUP_ID_NOT_FOUND, ErrorCode.INVALID_GROUP_ID)
+
+
+def test_commits_during_a_rebalance(pair: Pair, topic: str) -> None:
+    from support.differential_groups import join, join_new, submit_join, wait_state
+
+    group = new_group(pair)
+    a = join_new(pair, group, protos=None)
+    # CompletingRebalance: the member has joined but not synced
+    assert commit(pair, group, {topic: {0: 1}}, generation=a.generation, member_alias=a.member) == {
+        (topic, 0): ErrorCode.REBALANCE_IN_PROGRESS
+    }
+    from support.differential_groups import sync
+
+    sync(pair, group, a.member, a.generation, {a.member: b""})
+    b_id = join(pair, group)["member_id"]
+    b_join = submit_join(pair, group, b_id)
+    wait_state(pair, group, "PreparingRebalance")
+    # PreparingRebalance: the last generation may still commit
+    assert commit(pair, group, {topic: {0: 2}}, generation=a.generation, member_alias=a.member) == {
+        (topic, 0): ErrorCode.NONE
+    }
+    fetch = {"group_id": group, "topics": [{"name": topic, "partition_indexes": [0]}], "require_stable": True}
+    pair.compare(OFFSET_FETCH, fetch, version=7)
+    join(pair, group, a.member)
+    b_join.compare(unordered=("members",))
+
+
+def test_delete_offsets_of_a_non_consumer_group(pair: Pair, topic: str) -> None:
+    from support.differential_groups import join_new
+
+    group = new_group(pair)
+    a = join_new(pair, group, protocol_type="connect")
+    del a
+    ours, _ = pair.compare(OFFSET_DELETE, _delete(group, {topic: [0]}))
+    assert ours["error_code"] == ErrorCode.NON_EMPTY_GROUP
+
+
+def test_fetch_batched_with_an_invalid_group(pair: Pair, topic: str) -> None:
+    one = new_group(pair)
+    commit(pair, one, {topic: {0: 4}})
+    body = {
+        "groups": [{"group_id": one, "topics": [{"name": topic, "partition_indexes": [0]}]}],
+        "require_stable": True,
+    }
+    pair.compare(OFFSET_FETCH, body, version=8)

@@ -208,8 +208,21 @@ def create_topic(pair: Pair, topic: str, partitions: int = 1) -> None:
         "validate_only": False,
     }
     pair.compare(19, body, ignore=("topic_id", "configs"))
+    deadline = time.monotonic() + 30
     for side in pair.sides:
-        side.admin.metadata([topic])
+        # Kafka's broker learns of the topic from the controller a moment after CreateTopics answers
+        while not _known(side, topic, partitions):
+            assert time.monotonic() < deadline, f"{side.name} does not know topic {topic}"
+            time.sleep(0.05)
+
+
+def _known(side: Side, topic: str, partitions: int) -> bool:
+    (answer,) = side.admin.metadata([topic]).topics
+    return (
+        answer.error_code == ErrorCode.NONE
+        and len(answer.partitions) == partitions
+        and all(p.leader_id >= 0 for p in answer.partitions)
+    )
 
 
 def commit_body(
