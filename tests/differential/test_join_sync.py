@@ -226,3 +226,40 @@ def test_static_leader_rejoining_skips_the_assignment(pair: Pair) -> None:
 def test_join_with_an_instance_id_before_v5_is_dynamic(pair: Pair) -> None:
     group = new_group(pair)
     assert join(pair, group, version=4)["error_code"] == ErrorCode.MEMBER_ID_REQUIRED
+
+
+def test_sync_after_the_member_left(pair: Pair) -> None:
+    group = new_group(pair)
+    a = stable_group(pair, group)
+    pair.compare(13, lambda side: {"group_id": group, "member_id": side.raw("member", a.member)}, version=2)
+    assert sync(pair, group, a.member, a.generation)["error_code"] == ErrorCode.UNKNOWN_MEMBER_ID
+    assert join(pair, group, a.member)["error_code"] == ErrorCode.UNKNOWN_MEMBER_ID
+
+
+def test_a_newcomer_while_completing_a_rebalance(pair: Pair) -> None:
+    """A new member joins while the leader has not synced yet: the leader's SyncGroup is told to rejoin."""
+    group = new_group(pair)
+    a = join_new(pair, group)  # CompletingRebalance
+    b_id = join(pair, group)["member_id"]
+    b_join = submit_join(pair, group, b_id)
+    wait_state(pair, group, "PreparingRebalance")
+    assert sync(pair, group, a.member, a.generation)["error_code"] == ErrorCode.REBALANCE_IN_PROGRESS
+    join(pair, group, a.member)
+    b_join.compare(unordered=("members",))
+
+
+@pytest.mark.parametrize("protocol_type", ["connect", "consumer"])
+def test_other_protocol_types(pair: Pair, protocol_type: str) -> None:
+    group = new_group(pair)
+    a = join_new(pair, group, protocol_type=protocol_type, protos=[{"name": "v1", "metadata": b"\x00\x01"}])
+    names = {"protocol_type": protocol_type, "protocol_name": "v1"}
+    answer = sync(pair, group, a.member, a.generation, {a.member: b"x"}, **names)
+    assert answer["error_code"] == ErrorCode.NONE
+    describe(pair, group)
+
+
+def test_long_group_id(pair: Pair) -> None:
+    group = pair.name("g") + "x" * 300
+    pair.wait_for_coordinator(group)
+    join_new(pair, group)
+    describe(pair, group)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -214,3 +215,49 @@ def test_fetch_batched_with_an_invalid_group(pair: Pair, topic: str) -> None:
         "require_stable": True,
     }
     pair.compare(OFFSET_FETCH, body, version=8)
+
+
+@pytest.mark.parametrize("offset", [-1, -5, 2**62], ids=["minus-one", "negative", "huge"])
+def test_odd_offsets(pair: Pair, topic: str, offset: int) -> None:
+    group = new_group(pair)
+    commit(pair, group, {topic: {0: offset}})
+    pair.compare(OFFSET_FETCH, {"group_id": group, "topics": None, "require_stable": False}, version=7)
+
+
+def test_negative_partition(pair: Pair, topic: str) -> None:
+    group = new_group(pair)
+    assert commit(pair, group, {topic: {-1: 3}}) == {(topic, -1): ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
+
+
+def test_generation_with_an_empty_member_id(pair: Pair, topic: str) -> None:
+    """A generation but no member id: an Empty group (after its member left) refuses it."""
+    from support.differential_groups import LEAVE_GROUP
+
+    group = new_group(pair)
+    a = stable_group(pair, group, topic)
+    body = lambda side: {"group_id": group, "member_id": side.raw("member", a.member)}  # noqa: E731
+    pair.compare(LEAVE_GROUP, body, version=2)
+    commit(pair, group, {topic: {0: 1}}, generation=a.generation)
+    commit(pair, group, {topic: {0: 1}}, generation=a.generation + 1, member_alias=a.member)
+    commit(pair, group, {topic: {0: 1}})
+
+
+def test_fetch_repeated_partitions(pair: Pair, topic: str) -> None:
+    group = new_group(pair)
+    commit(pair, group, {topic: {1: 8}})
+    body = {"group_id": group, "topics": [{"name": topic, "partition_indexes": [1, 1, 0]}], "require_stable": False}
+    pair.compare(OFFSET_FETCH, body, version=7)
+
+
+def test_offsets_of_a_deleted_topic(pair: Pair, topic: str) -> None:
+    group = new_group(pair)
+    commit(pair, group, {topic: {0: 8, 1: 9}})
+    pair.compare(20, {"topic_names": [topic], "topics": [{"name": topic}], "timeout_ms": 30_000}, ignore=("topic_id",))
+    fetch = {"group_id": group, "topics": None, "require_stable": False}
+    # Kafka's coordinator drops the offsets when the deletion reaches it from the metadata log, a moment later
+    deadline = time.monotonic() + 30
+    while pair.kafka.conn.request(OFFSET_FETCH, fetch, version=7).topics:
+        assert time.monotonic() < deadline, "Kafka keeps the offsets of a deleted topic"
+        time.sleep(0.05)
+    ours, _ = pair.compare(OFFSET_FETCH, fetch, version=7)
+    assert ours["topics"] == []
