@@ -117,3 +117,29 @@ def test_delete_a_group_with_offsets(pair: Pair) -> None:
     assert ours["results"][0]["error_code"] == ErrorCode.NONE
     fetch = {"group_id": group, "topics": None, "require_stable": False}
     assert pair.compare(9, fetch, version=7)[0]["topics"] == []
+
+
+@pytest.mark.parametrize(
+    ("api_key", "version", "body"),
+    [
+        (10, 4, {"key_type": 0, "coordinator_keys": []}),
+        (15, 5, {"groups": [], "include_authorized_operations": True}),
+        (42, 2, {"groups_names": []}),
+        (8, 8, None),
+        (9, 8, {"groups": [], "require_stable": False}),
+        (9, 7, None),
+        (13, 5, None),
+    ],
+    ids=["find-coordinator", "describe", "delete", "commit", "fetch-v8", "fetch-v7", "leave"],
+)
+def test_empty_requests(pair: Pair, api_key: int, version: int, body: dict | None) -> None:
+    """Requests naming nothing (no groups, topics or members)."""
+    if body is None:
+        group = new_group(pair)
+        stable_group(pair, group)
+        body = {
+            8: {"group_id": group, "generation_id_or_member_epoch": -1, "member_id": "", "topics": []},
+            9: {"group_id": group, "topics": [], "require_stable": False},
+            13: {"group_id": group, "members": []},
+        }[api_key]
+    pair.compare(api_key, body, version=version)

@@ -133,7 +133,7 @@ def test_sync_v5_without_protocol_type_or_name(
     assert answer["error_code"] == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
 
 
-@pytest.mark.parametrize("version", [0, 3, 4])
+@pytest.mark.parametrize("version", [0, 1, 2, 3, 4])
 def test_sync_before_v5(pair: Pair, version: int) -> None:
     group = new_group(pair)
     joined = join_new(pair, group)

@@ -20,7 +20,7 @@ from .differential import Pair, Side, Submitted
 
 FIND_COORDINATOR, JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP = 10, 11, 12, 13, 14
 
-SESSION_MS = 10_000
+SESSION_MS = 30_000  # long enough that no member expires during a test, even on a slow machine
 REBALANCE_MS = 30_000
 
 
