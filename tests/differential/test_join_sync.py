@@ -263,3 +263,38 @@ def test_long_group_id(pair: Pair) -> None:
     pair.wait_for_coordinator(group)
     join_new(pair, group)
     describe(pair, group)
+
+
+def test_static_member_replaced_while_completing_a_rebalance(pair: Pair) -> None:
+    group = new_group(pair)
+    old = join_new(pair, group, instance="i-1")  # CompletingRebalance: joined, not synced
+    again = join(pair, group, instance="i-1")
+    assert again["error_code"] == ErrorCode.NONE
+    assert sync(pair, group, old.member, old.generation, instance="i-1")["error_code"] == 82  # FENCED
+    describe(pair, group)
+
+
+def test_static_member_replaced_with_other_protocols(pair: Pair) -> None:
+    group = new_group(pair)
+    stable_group(pair, group, instance="i-1")
+    again = join(pair, group, instance="i-1", protos=protocols(names=["roundrobin", "range"]))
+    assert again["error_code"] == ErrorCode.NONE
+    describe(pair, group)
+
+
+def test_static_follower_replaced_in_a_stable_group(pair: Pair) -> None:
+    """A static follower restarting (new member id) gets the current generation back, no rebalance."""
+    group = new_group(pair)
+    leader = stable_group(pair, group, instance="i-1")
+    follower = submit_join(pair, group, instance="i-2")  # a rebalance that waits for i-1
+    wait_state(pair, group, "PreparingRebalance")
+    rejoined = join(pair, group, leader.member, instance="i-1")
+    f = follower.compare(unordered=("members",))[1]
+    generation = rejoined["generation_id"]
+    f_sync = pair.submit(14, sync_body(group, f["member_id"], generation, {}, instance="i-2"))
+    wait_state(pair, group, "CompletingRebalance")
+    sync(pair, group, leader.member, generation, {leader.member: b"1", f["member_id"]: b"2"}, instance="i-1")
+    assert f_sync.compare()[1]["assignment"] == b"2"
+    restarted = join(pair, group, instance="i-2")
+    assert restarted["generation_id"] == generation and restarted["member_id"] != f["member_id"]
+    describe(pair, group)
