@@ -261,3 +261,20 @@ def test_offsets_of_a_deleted_topic(pair: Pair, topic: str) -> None:
         time.sleep(0.05)
     ours, _ = pair.compare(OFFSET_FETCH, fetch, version=7)
     assert ours["topics"] == []
+
+
+@pytest.mark.parametrize(
+    ("generation", "who", "instance"),
+    [(-1, "member", None), (-1, "member", "i-1"), (-1, "", "i-1"), (0, "member", "i-1"), (1, "old", "i-1")],
+    ids=["no-generation", "no-generation-static", "instance-only", "generation-zero", "fenced-old-id"],
+)
+def test_commit_identities_of_a_static_group(
+    pair: Pair, topic: str, generation: int, who: str, instance: str | None
+) -> None:
+    from support.differential_groups import join
+
+    group = new_group(pair)
+    old = stable_group(pair, group, topic, instance="i-1")
+    new = join(pair, group, instance="i-1")["member_id"]  # restarted: the old id is fenced
+    member_alias = {"member": new, "old": old.member, "": ""}[who]
+    commit(pair, group, {topic: {0: 1}}, generation=generation, member_alias=member_alias, instance=instance)
