@@ -534,6 +534,7 @@ class ClassicMembership:
         if group.is_(GroupState.DEAD):
             return ErrorCode.COORDINATOR_NOT_AVAILABLE, []
         results = []
+        pending_left = False
         for member_id, instance_id in leaving:  # each answer names the member as the request did
             target = member_id
             if not member_id:
@@ -543,7 +544,7 @@ class ClassicMembership:
                     continue
             elif member_id in group.pending_members:
                 del group.pending_members[member_id]
-                self._try_complete_join(group, now)
+                pending_left = True
                 results.append((member_id, instance_id, ErrorCode.NONE))
                 continue
             else:
@@ -554,5 +555,11 @@ class ClassicMembership:
             log.info("group %s: member %s leaves", group.group_id, target)
             self._remove_member_and_update(group, group.members[target], now)
             results.append((member_id, instance_id, ErrorCode.NONE))
+        if pending_left:
+            # As Kafka 4's coordinator: a member leaving rebalances a Stable or CompletingRebalance
+            # group even when it was still pending (MEMBER_ID_REQUIRED, not joined yet)
+            if group.is_(GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
+                self._prepare_rebalance(group, now)
+            self._try_complete_join(group, now)
         self._poke()
         return ErrorCode.NONE, results

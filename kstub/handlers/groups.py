@@ -18,8 +18,9 @@ from kstub.protocol import ApiKey, ErrorCode
 
 from .base import Body, Context, handles
 
-#: DescribeGroups authorized operations without an authorizer: READ, DELETE, DESCRIBE
-GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
+#: DescribeGroups authorized operations without an authorizer: Kafka 4's group operations
+#: READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS and ALTER_CONFIGS (groups have configs since KIP-848)
+GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
 NOT_REQUESTED = -(2**31)
 
 
@@ -95,6 +96,9 @@ def _sync_body(r: SyncResult) -> Body:
 
 @handles(ApiKey.SYNC_GROUP)
 async def sync_group(ctx: Context, req: Container) -> Body:
+    if ctx.api_version >= 5 and (req.protocol_type is None or req.protocol_name is None):
+        # v5 made both mandatory: Kafka refuses a request without them before anything else
+        return _sync_body(SyncResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL))
     error = check_group(ctx, req.group_id)
     if error is not None:
         return _sync_body(SyncResult(error))
@@ -165,9 +169,10 @@ def _describe_one(ctx: Context, group_id: str, include_operations: bool) -> Body
                 "group_instance_id": m.instance_id,
                 "client_id": m.client_id,
                 "client_host": m.client_host,
-                # Kafka shows metadata and assignments of a stable group only
+                # Kafka shows the metadata of a stable group's members only, their assignments always
+                # (the last generation's, until a rebalance from CompletingRebalance clears them)
                 "member_metadata": m.metadata(summary.protocol_data) if stable else b"",
-                "member_assignment": m.assignment if stable else b"",
+                "member_assignment": m.assignment,
             }
             for m in summary.members
         ],
@@ -203,7 +208,7 @@ async def list_groups(ctx: Context, req: Container) -> Body:
 @handles(ApiKey.DELETE_GROUPS)
 async def delete_groups(ctx: Context, req: Container) -> Body:
     results = []
-    for group_id in req.groups_names:
+    for group_id in dict.fromkeys(req.groups_names):  # a group named twice is answered once, as in Kafka
         error = check_group(ctx, group_id, allow_empty=True)
         if error is None:
             error = ctx.cluster.groups.delete_group(group_id)

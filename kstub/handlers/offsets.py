@@ -27,17 +27,34 @@ def _exists(ctx: Context, topic: str, partition: int) -> bool:
     return ctx.cluster.partition(topic, partition) is not None
 
 
+def _answer_topics(
+    topics: Iterable[Container], errors: dict[TopicPartition, ErrorCode], first: set[TopicPartition]
+) -> list[Body]:
+    """Per-partition answers in Kafka's order: the partitions refused before the coordinator (`first`:
+    unknown topics or partitions) come first, then the coordinator's answers merged in topic by topic."""
+    out: dict[str, list[Body]] = {}
+    for early in (True, False):
+        for t in topics:
+            for p in t.partitions:
+                tp = (t.name, p.partition_index)
+                if (tp in first) == early:
+                    out.setdefault(t.name, []).append({"partition_index": p.partition_index, "error_code": errors[tp]})
+    return [{"name": name, "partitions": partitions} for name, partitions in out.items()]
+
+
 @handles(ApiKey.OFFSET_COMMIT)
 async def offset_commit(ctx: Context, req: Container) -> Body:
     coordinator = ctx.cluster.groups
     errors: dict[TopicPartition, ErrorCode] = {}
     known: list[tuple[str, Container]] = []
+    unknown: set[TopicPartition] = set()
     for t in req.topics:
         for p in t.partitions:
             if _exists(ctx, t.name, p.partition_index):
                 known.append((t.name, p))
             else:
                 errors[(t.name, p.partition_index)] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                unknown.add((t.name, p.partition_index))
     if known:
         group_error = check_group(ctx, req.group_id, allow_empty=True)
         group = None
@@ -70,19 +87,7 @@ async def offset_commit(ctx: Context, req: Container) -> Body:
             errors[(topic, p.partition_index)] = error
         if group is not None:
             await ctx.cluster.store.sync_offsets()  # with --fsync: durable before the answer
-    return {
-        "throttle_time_ms": 0,
-        "topics": [
-            {
-                "name": t.name,
-                "partitions": [
-                    {"partition_index": p.partition_index, "error_code": errors[(t.name, p.partition_index)]}
-                    for p in t.partitions
-                ],
-            }
-            for t in req.topics
-        ],
-    }
+    return {"throttle_time_ms": 0, "topics": _answer_topics(req.topics, errors, unknown)}
 
 
 def _partition(index: int, committed: CommittedOffset | None, error: ErrorCode = ErrorCode.NONE) -> Body:
@@ -155,20 +160,6 @@ async def offset_delete(ctx: Context, req: Container) -> Body:
     error, errors = ctx.cluster.groups.delete_offsets(req.group_id, known)
     if error != ErrorCode.NONE:
         return {"error_code": error, "throttle_time_ms": 0, "topics": []}
-    return {
-        "error_code": ErrorCode.NONE,
-        "throttle_time_ms": 0,
-        "topics": [
-            {
-                "name": t.name,
-                "partitions": [
-                    {
-                        "partition_index": p.partition_index,
-                        "error_code": errors.get((t.name, p.partition_index), ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
-                    }
-                    for p in t.partitions
-                ],
-            }
-            for t in req.topics
-        ],
-    }
+    unknown = set(requested) - set(known)
+    errors.update(dict.fromkeys(unknown, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+    return {"error_code": ErrorCode.NONE, "throttle_time_ms": 0, "topics": _answer_topics(req.topics, errors, unknown)}

@@ -1,23 +1,35 @@
 """InitProducerId (22): producer ids and epochs for idempotent producers.
 
 kafka-python enables idempotence by default, so every kafka-python producer
-sends this before its first Produce. A v3+ request that names its current id
-and epoch gets the epoch bumped (KIP-360). Transactions are not implemented:
-a transactional id gets an id too, but the transaction APIs are not advertised.
+sends this before its first Produce. As in Kafka, a producer without a
+transactional id gets a new id (epoch 0) every time, whatever id and epoch it
+names (a v3+ request naming only one of the two is INVALID_REQUEST); the
+KIP-360 epoch bump is for transactional ids. Transactions are not
+implemented: a transactional id gets an id too (its epoch bumped on each
+call), but the transaction APIs are not advertised.
 """
 
 from __future__ import annotations
 
 from construct import Container
 
-from kstub.protocol import ApiKey
+from kstub.protocol import ApiKey, ErrorCode
 
 from .base import Body, Context, handles
+
+NO_PRODUCER_ID = -1
+NO_PRODUCER_EPOCH = -1
 
 
 @handles(ApiKey.INIT_PRODUCER_ID)
 async def init_producer_id(ctx: Context, req: Container) -> Body:
-    error, pid, epoch = ctx.cluster.producer_ids.init(req.transactional_id, req.producer_id, req.producer_epoch)
+    pid, epoch = req.producer_id, req.producer_epoch
+    if (pid == NO_PRODUCER_ID) != (epoch == NO_PRODUCER_EPOCH):
+        error = ErrorCode.INVALID_REQUEST
+        return {"throttle_time_ms": 0, "error_code": error, "producer_id": -1, "producer_epoch": -1}
+    if req.transactional_id is None:
+        pid, epoch = NO_PRODUCER_ID, NO_PRODUCER_EPOCH  # an idempotent producer always gets a new id
+    error, pid, epoch = ctx.cluster.producer_ids.init(req.transactional_id, pid, epoch)
     if not error:
         ctx.cluster.store.save_producer_ids(ctx.cluster)
     return {"throttle_time_ms": 0, "error_code": error, "producer_id": pid, "producer_epoch": epoch}

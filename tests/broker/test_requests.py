@@ -213,11 +213,14 @@ async def test_idempotent_retry_is_stored_once(raw):
 
 async def test_stale_producer_epoch_is_rejected(raw):
     await create(raw, "ep")
-    pid = (await raw.request(22, 4, {"transactional_id": None, "transaction_timeout_ms": 1})).producer_id
-    bump = await raw.request(
-        22, 4, {"transactional_id": None, "transaction_timeout_ms": 1, "producer_id": pid, "producer_epoch": 0}
-    )
+    # only a transactional id keeps its producer id with a new epoch (an idempotent producer gets a new id)
+    pid = (await raw.request(22, 4, {"transactional_id": "ep-tx", "transaction_timeout_ms": 1000})).producer_id
+    bump = await raw.request(22, 4, {"transactional_id": "ep-tx", "transaction_timeout_ms": 1000})
     assert (bump.producer_id, bump.producer_epoch) == (pid, 1)
+    fresh = await raw.request(
+        22, 4, {"transactional_id": None, "transaction_timeout_ms": 1, "producer_id": pid, "producer_epoch": 1}
+    )
+    assert fresh.error_code == ErrorCode.NONE and fresh.producer_id != pid and fresh.producer_epoch == 0
     assert (await produce(raw, "ep", batch(1, producer_id=pid, epoch=1, sequence=0))).error_code == ErrorCode.NONE
     old = await produce(raw, "ep", batch(1, producer_id=pid, epoch=0, sequence=1))
     assert old.error_code == ErrorCode.INVALID_PRODUCER_EPOCH

@@ -69,6 +69,9 @@ def join_new(c: RawClient, group: str, *, version: int = 7, **kw):
 
 def sync_body(group: str, generation: int, member_id: str, assignments=None, instance_id=None, **extra) -> dict:
     return {
+        # v5+ requires both (as the Java client sends them); a test may override them
+        "protocol_type": "consumer",
+        "protocol_name": "range",
         **extra,
         "group_id": group,
         "generation_id": generation,
@@ -331,7 +334,7 @@ def test_a_rebalance_generation_by_generation(raw, second, kstub_cluster):
     assert members[a].member_assignment == b"for-a" and members[b].member_assignment == b"for-b"
     assert members[a].member_metadata == TOPIC_META and members[a].client_host == "/127.0.0.1"
     assert members[a].client_id == "raw-test"
-    assert state.authorized_operations == (1 << 3) | (1 << 6) | (1 << 8)
+    assert state.authorized_operations == (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
     # stale generations and unknown members are refused
     assert heartbeat(raw, "g", gen - 1, a) == ErrorCode.ILLEGAL_GENERATION
     assert heartbeat(raw, "g", gen, "stranger") == ErrorCode.UNKNOWN_MEMBER_ID
@@ -350,7 +353,9 @@ def test_a_rebalance_generation_by_generation(raw, second, kstub_cluster):
     second.send(11, 7, join_body("g", b, protocols=[("range", b"changed")]))
     wait_state(raw, "g", "PreparingRebalance")
     assert describe(raw, "g").group_state == "PreparingRebalance"
-    assert describe(raw, "g").members[0].member_assignment == b""  # not stable: no assignments shown
+    # not stable: no metadata shown, but the last generation's assignments are (as in Kafka 4)
+    assert describe(raw, "g").members[0].member_metadata == b""
+    assert {m.member_assignment for m in describe(raw, "g").members} == {b"for-a", b"for-b"}
     assert heartbeat(raw, "g", gen, a) == ErrorCode.REBALANCE_IN_PROGRESS
     assert sync(raw, "g", gen, a).error_code == ErrorCode.REBALANCE_IN_PROGRESS
     # commits are still accepted while the group prepares (Kafka relies on the heartbeat to tell)
@@ -467,9 +472,10 @@ def test_simple_commits_and_fetches(raw):
             ],
         },
     )
-    assert [[p.error_code for p in t.partitions] for t in body.topics] == [
-        [ErrorCode.NONE, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.OFFSET_METADATA_TOO_LARGE],
-        [ErrorCode.UNKNOWN_TOPIC_OR_PARTITION],
+    # Kafka's order: what is refused before the coordinator (unknown partitions) first, per topic
+    assert [[(p.partition_index, p.error_code) for p in t.partitions] for t in body.topics] == [
+        [(9, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION), (1, ErrorCode.NONE), (3, ErrorCode.OFFSET_METADATA_TOO_LARGE)],
+        [(0, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)],
     ]
     assert fetch_offsets(raw, "simple", "t", [1, 3]) == {1: (9, -1, "", 0), 3: (-1, -1, "", 0)}
     assert describe(raw, "simple").group_state == "Empty" and describe(raw, "simple").protocol_type == ""
@@ -578,9 +584,9 @@ def test_offset_delete(raw, second):
     )
     assert body.error_code == ErrorCode.NONE
     assert [(t.name, t.partitions[0].error_code) for t in body.topics] == [
+        ("missing", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),  # refused before the coordinator: first, as in Kafka
         ("t", ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC),
         ("other", ErrorCode.NONE),
-        ("missing", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
     ]
     assert fetch_offsets(raw, "g", "other", [0])[0][0] == -1 and fetch_offsets(raw, "g", "t", [0])[0][0] == 1
     assert raw.request(47, 0, {"group_id": "nope", "topics": []}).error_code == ErrorCode.GROUP_ID_NOT_FOUND
@@ -677,3 +683,23 @@ def test_a_member_that_vanishes_while_its_join_waits_is_dropped_at_the_sync_dead
     assert heartbeat(raw, "g", 2, a) == ErrorCode.REBALANCE_IN_PROGRESS
     rejoined = join(raw, "g", a, rebalance_ms=1000)
     assert rejoined.generation_id == 3 and [m.member_id for m in rejoined.members] == [a]
+
+
+def test_answers_the_differential_tests_taught(raw):
+    """Kafka 4 behaviours found by tests/differential (kept here so they hold without a JVM)."""
+    a = join_new(raw, "g")
+    joined = join(raw, "g", a)
+    assert sync(raw, "g", joined.generation_id, a, {a: b"mine"}).error_code == ErrorCode.NONE
+    # SyncGroup v5+ without protocol type or name: refused before anything else
+    for missing in ({"protocol_type": None}, {"protocol_name": None}):
+        assert sync(raw, "g", joined.generation_id, a, **missing).error_code == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+        assert sync(raw, "", 1, "m", **missing).error_code == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+    # a group named twice in DeleteGroups is answered once
+    body = raw.request(42, 2, {"groups_names": ["g", "g"]})
+    assert [(r.group_id, r.error_code) for r in body.results] == [("g", ErrorCode.NON_EMPTY_GROUP)]
+    # a pending member (MEMBER_ID_REQUIRED, never joined) that leaves rebalances the group
+    pending = join(raw, "g").member_id
+    body = raw.request(13, 5, {"group_id": "g", "members": [{"member_id": pending, "group_instance_id": None}]})
+    assert body.members[0].error_code == ErrorCode.NONE
+    assert describe(raw, "g").group_state == "PreparingRebalance"
+    assert describe(raw, "g").members[0].member_assignment == b"mine"  # kept until the next assignment

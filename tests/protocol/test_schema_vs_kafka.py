@@ -7,8 +7,15 @@ versions and (where Kafka gives one) the same default. One test case per
 (API, side, version): a failure names all three, and its message names each
 mismatching field by its path.
 
-Kafka's schemas live outside the repository, at
-``<repo>/../shared/kafka-protocol/messages``; without them these tests skip.
+Two references. Kafka 3.9's schemas live outside the repository, at
+``<repo>/../shared/kafka-protocol/messages``; without them those tests skip.
+The newest Kafka's are read from the kafka-clients jar pinned by
+compat/kafka/pom.xml (``common/message/*.json`` inside it; Maven fetches it
+with the other real-Kafka jars): each version kstub declares is checked
+against Kafka 4.x's schema where Kafka 4.x still has that version, and
+against 3.9's where 4.x removed it (kstub keeps serving those for older
+clients). Without the jar (no Maven, no network) those tests skip, and fail
+under CI.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+import zipfile
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -23,9 +31,12 @@ from typing import Any
 
 import pytest
 
+from kstub.compat import realkafka
 from kstub.protocol.headers import REQUEST_HEADER, RESPONSE_HEADER
 from kstub.protocol.messages import ALL
 from kstub.protocol.schema import Api, Field, Struct, VersionRange
+
+from support.external import unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 MESSAGES = REPO.parent / "shared" / "kafka-protocol" / "messages"
@@ -66,8 +77,47 @@ def load(name: str) -> dict[str, Any]:
         pytest.skip(f"Kafka's message schemas are not at {MESSAGES} (shared reference data absent)")
     if not path.is_file():
         pytest.fail(f"{path} missing although {MESSAGES} exists")
-    text = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("//"))
-    return json.loads(text)
+    return _parse(path.read_text())
+
+
+def _parse(text: str) -> dict[str, Any]:
+    """Kafka's message JSON (with its // comment lines) as data."""
+    return json.loads("\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//")))
+
+
+KAFKA4_JAR = realkafka.LIB / f"kafka-clients-{realkafka.KAFKA_VERSION}.jar"
+
+
+@cache
+def _kafka4_messages() -> dict[str, str] | str:
+    """Kafka 4.x's message schemas by name, from the pinned kafka-clients jar (or why they cannot be had)."""
+    if not KAFKA4_JAR.is_file():
+        try:
+            realkafka.ensure_jars()
+        except realkafka.RealKafkaUnavailable as exc:
+            return f"Kafka {realkafka.KAFKA_VERSION}'s message schemas need the kafka-clients jar: {exc}"
+        if not KAFKA4_JAR.is_file():
+            return f"{KAFKA4_JAR} missing after Maven fetched Kafka's jars"
+    with zipfile.ZipFile(KAFKA4_JAR) as jar:
+        return {
+            Path(name).stem: jar.read(name).decode()
+            for name in jar.namelist()
+            if name.startswith("common/message/") and name.endswith(".json")
+        }
+
+
+@cache
+def load4(name: str) -> dict[str, Any]:
+    """Kafka 4.x's schema `name` (e.g. ``FetchRequest``)."""
+    messages = _kafka4_messages()
+    if isinstance(messages, str):
+        unavailable(messages)
+    assert isinstance(messages, dict)
+    if not messages:
+        pytest.fail(f"{KAFKA4_JAR} holds no common/message/*.json")
+    if name not in messages:
+        pytest.fail(f"Kafka {realkafka.KAFKA_VERSION} has no message schema {name}")
+    return _parse(messages[name])
 
 
 def vrange(spec: str | None) -> VersionRange | None:
@@ -338,4 +388,67 @@ def test_response_header_matches_kafka(version: int) -> None:
     compare_fields(
         RESPONSE_HEADER.fields, schema["fields"], version, flexible, f"ResponseHeader v{version}", {}, errors
     )
+    assert not errors, "\n".join(errors)
+
+
+# --- Kafka 4.x (the pinned kafka-clients jar) -------------------------------------
+
+
+def _reference(name: str, version: int) -> tuple[dict[str, Any], str]:
+    """The schema `version` is checked against: Kafka 4.x's if it has the version, else 3.9's (a removed one)."""
+    schema = load4(name)
+    if version in vrange(schema["validVersions"]):
+        return schema, f"Kafka {realkafka.KAFKA_VERSION}"
+    old = load(name)
+    assert version in vrange(old["validVersions"]), (
+        f"{name} v{version} is neither in Kafka {realkafka.KAFKA_VERSION}'s validVersions "
+        f"{schema['validVersions']!r} nor in 3.9's {old['validVersions']!r}"
+    )
+    return old, "Kafka 3.9 (removed since)"
+
+
+@pytest.mark.parametrize(("api", "side", "version"), CASES)
+def test_fields_match_kafka4(api: Api, side: str, version: int) -> None:
+    name = f"{api.name}{side.capitalize()}"
+    schema, which = _reference(name, version)
+    fields = api.request if side == "request" else api.response
+    errors: list[str] = []
+    compare_fields(
+        fields, schema["fields"], version, api.is_flexible(version), f"{name} v{version}", _common(schema), errors
+    )
+    assert not errors, f"against {which}:\n" + "\n".join(errors)
+
+
+@pytest.mark.parametrize("api", list(ALL.values()), ids=lambda a: f"{a.key}-{a.name}")
+@pytest.mark.parametrize("side", ["request", "response"])
+def test_versions_match_kafka4(api: Api, side: str) -> None:
+    """kstub's versions are Kafka 4.x's, or a subset, or versions 4.x removed (then 3.9 had them)."""
+    schema = load4(f"{api.name}{side.capitalize()}")
+    assert (schema["apiKey"], schema["type"]) == (api.key, side)
+    valid = vrange(schema["validVersions"])
+    assert valid is not None
+    assert api.max_version in valid, f"v{api.max_version} outside Kafka 4.x's validVersions {valid}"
+    for v in range(api.min_version, api.max_version + 1):
+        _reference(f"{api.name}{side.capitalize()}", v)
+    flex = vrange(schema["flexibleVersions"])
+    assert api.flexible_from == (flex.low if flex is not None else None), (
+        f"flexible_from={api.flexible_from}, Kafka 4.x flexibleVersions={schema['flexibleVersions']!r}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "fields", "versions"),
+    [
+        ("RequestHeader", REQUEST_HEADER.fields, [0, 1, 2]),
+        ("ResponseHeader", RESPONSE_HEADER.fields, [0, 1]),
+    ],
+)
+def test_headers_match_kafka4(header: str, fields: Sequence[Field], versions: list[int]) -> None:
+    schema = load4(header)
+    errors: list[str] = []
+    for v in versions:
+        if v not in vrange(schema["validVersions"]):
+            continue  # a header version 4.x dropped: the 3.9 check covers it
+        flexible = has(schema["flexibleVersions"], v)
+        compare_fields(fields, schema["fields"], v, flexible, f"{header} v{v}", {}, errors)
     assert not errors, "\n".join(errors)

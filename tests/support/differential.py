@@ -22,16 +22,18 @@ paths must differ with exactly the listed values, everything else must match.
 from __future__ import annotations
 
 import itertools
+import time
 import tomllib
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kstub.admin_client import AdminClient, BrokerConnection
-from kstub.protocol import APIS
+from kstub.protocol import APIS, ErrorCode
 from kstub.protocol.records import iter_records
+from kstub.protocol.schema import Field
 
 DIFFERENCES_FILE = Path(__file__).resolve().parent.parent / "differential" / "differences.toml"
 
@@ -53,6 +55,9 @@ ALIASED = {
     "producer_id": "producer",
 }
 
+#: the client id both sides send (it shows in answers: DescribeGroups members, generated member ids)
+CLIENT_ID = "kstub-differential"
+
 #: the number of request/response comparisons made in this process (reported at the end of the run)
 _compared = 0
 
@@ -66,9 +71,10 @@ class Side:
 
     def __init__(self, name: str, bootstrap: str) -> None:
         self.name = name
-        self.admin = AdminClient(bootstrap, client_id=f"differential-{name}", timeout=30.0)
+        self.admin = AdminClient(bootstrap, client_id=CLIENT_ID, timeout=30.0)
         self.nodes = {node: rank for rank, node in enumerate(sorted(self.admin.brokers))}
         self.aliases: dict[str, dict[Any, str]] = {}
+        self._extra: list[BrokerConnection] = []
 
     @property
     def conn(self) -> BrokerConnection:
@@ -83,6 +89,24 @@ class Side:
         table = self.aliases.setdefault(kind, {})
         return table.setdefault(value, f"{kind}#{len(table) + 1}")
 
+    def raw(self, kind: str, alias: Any) -> Any:
+        """The value this side gave that became `alias` (``member#1`` → this side's member id).
+
+        Anything that is not an alias of `kind` is returned as it is, so a
+        request may carry either (an alias, or a literal such as "" or "unknown").
+        """
+        for value, name in self.aliases.get(kind, {}).items():
+            if name == alias:
+                return value
+        return alias
+
+    def connect(self) -> BrokerConnection:
+        """One more connection to the first broker (closed with the side), e.g. for a request left waiting."""
+        host, _, port = self.conn.address.rpartition(":")
+        conn = BrokerConnection(host, int(port), CLIENT_ID, self.admin.timeout)
+        self._extra.append(conn)
+        return conn
+
     def node(self, value: Any) -> Any:
         if isinstance(value, list):
             return [self.node(v) for v in value]
@@ -91,7 +115,41 @@ class Side:
         return value
 
     def close(self) -> None:
+        for conn in self._extra:
+            conn.close()
         self.admin.close()
+
+
+class Submitted:
+    """A request sent to both brokers whose answers are read later (a JoinGroup that waits for others)."""
+
+    def __init__(self, pair: Pair, api_key: int, version: int, conns: list[BrokerConnection]) -> None:
+        self.pair = pair
+        self.api_key = api_key
+        self.version = version
+        self._conns = conns
+        self._raw: tuple[Any, Any] | None = None
+
+    def raw(self) -> tuple[Any, Any]:
+        """Both raw answers (kstub's, Kafka's), waiting for them (up to the connections' timeout)."""
+        if self._raw is None:
+            self._raw = (_receive(self._conns[0]), _receive(self._conns[1]))
+        return self._raw
+
+    def compare(
+        self,
+        *,
+        known: str | None = None,
+        ignore: Iterable[str] = (),
+        records: bool = True,
+        unordered: Iterable[str] = (),
+    ) -> tuple[Any, Any]:
+        """Wait for both answers and compare them as `Pair.compare` does (and count the comparison)."""
+        return self.pair._compare_answers(self.api_key, self.version, self.raw(), known, ignore, records, unordered)
+
+
+def _receive(conn: BrokerConnection) -> Any:
+    return conn.link.receive()
 
 
 def _records(value: Any) -> Any:
@@ -196,22 +254,94 @@ class Pair:
         known: str | None = None,
         ignore: Iterable[str] = (),
         records: bool = True,
+        unordered: Iterable[str] = (),
+        view: Callable[[Any], Any] | None = None,
     ) -> tuple[Any, Any]:
         """Send `body` to both, assert the normalised responses equal (but for a `known` difference).
 
         `body` may be a function of the side, for requests that carry
         side-specific values (a member id, a producer id). `ignore` drops more
         fields by name, for a comparison where they are beside the point.
-        Returns both normalised responses.
+        `unordered` names arrays whose order Kafka leaves to chance (groups
+        answered per __consumer_offsets partition, in hash order): they are
+        sorted before comparing. `view` maps each normalised answer to the part
+        compared, for answers about the whole broker (ListGroups: keep this
+        test's groups, as the real Kafka is shared by the run). Returns both
+        normalised responses (after `view`).
         """
-        global _compared
         v = self.version(api_key, version)
-        answers = []
+        raw = []
         for side in self.sides:
             request = body(side) if callable(body) else body
-            raw = side.conn.request(api_key, request, version=v)
-            answers.append(_drop(normalise(side, raw, records=records), frozenset(ignore)))
-        ours, theirs = answers
+            raw.append(side.conn.request(api_key, request, version=v))
+        return self._compare_answers(api_key, v, (raw[0], raw[1]), known, ignore, records, unordered, view)
+
+    def submit(
+        self,
+        api_key: int,
+        body: Mapping[str, Any] | Callable[[Side], Mapping[str, Any]],
+        *,
+        version: int | None = None,
+    ) -> Submitted:
+        """Send `body` to both on connections of its own, without waiting for the answers.
+
+        For a request the broker holds until something else happens (a
+        JoinGroup waiting for the rest of the group): send it, make the other
+        requests, then `.compare()` the held answers.
+        """
+        v = self.version(api_key, version)
+        conns = []
+        for side in self.sides:
+            request = body(side) if callable(body) else body
+            conn = side.connect()
+            conn.link.send(api_key, v, request)
+            conns.append(conn)
+        return Submitted(self, api_key, v, conns)
+
+    def wait_for_coordinator(self, key: str, key_type: int = 0, *, timeout: float = 60.0) -> None:
+        """Wait until FindCoordinator for `key` succeeds on both brokers.
+
+        Kafka creates __consumer_offsets (__transaction_state) when the first
+        FindCoordinator asks, answering COORDINATOR_NOT_AVAILABLE until it is
+        ready; kstub answers at once. Polls: a JVM has no event to wait on.
+        """
+        deadline = time.monotonic() + timeout
+        for side in self.sides:
+            while True:
+                v = side.conn.version(10)
+                if v >= 4:
+                    answer = side.conn.request(10, {"key_type": key_type, "coordinator_keys": [key]}, version=v)
+                    error = answer.coordinators[0].error_code
+                else:
+                    error = side.conn.request(10, {"key": key, "key_type": key_type}, version=v).error_code
+                if error == ErrorCode.NONE:
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{side.name}: no coordinator for {key!r} after {timeout:.0f} s ({error})")
+                time.sleep(0.2)
+
+    def _compare_answers(
+        self,
+        api_key: int,
+        v: int,
+        raw: tuple[Any, Any],
+        known: str | None,
+        ignore: Iterable[str],
+        records: bool,
+        unordered: Iterable[str] = (),
+        view: Callable[[Any], Any] | None = None,
+    ) -> tuple[Any, Any]:
+        global _compared
+        fields = APIS[api_key].response
+        ours, theirs = (
+            _sort(
+                _drop(normalise(side, _in_version(fields, v, answer), records=records), frozenset(ignore)),
+                frozenset(unordered),
+            )
+            for side, answer in zip(self.sides, raw, strict=True)
+        )
+        if view is not None:
+            ours, theirs = view(ours), view(theirs)
         found = differences(ours, theirs)
         label = f"{APIS[api_key].name} v{v}"
         if known is not None:
@@ -228,6 +358,35 @@ class Pair:
             )
         _compared += 1
         return ours, theirs
+
+
+def _in_version(fields: Sequence[Field], version: int, value: Any) -> Any:
+    """A decoded answer without the fields its version does not carry (the decoder fills them with defaults)."""
+    if isinstance(value, list):
+        return [_in_version(fields, version, v) for v in value]
+    if not isinstance(value, Mapping):
+        return value
+    out = {}
+    by_name = {f.name: f for f in fields}
+    for k, v in value.items():
+        f = by_name.get(k)
+        if f is None:
+            out[k] = v
+        elif f.version_range is not None and version in f.version_range:
+            out[k] = v if f.children is None else _in_version(f.children, version, v)
+    return out
+
+
+def _sort(value: Any, names: frozenset[str], key: str | None = None) -> Any:
+    """`value` with the arrays under `names` sorted (by their elements' repr, after normalising)."""
+    if not names:
+        return value
+    if isinstance(value, dict):
+        return {k: _sort(v, names, k) for k, v in value.items()}
+    if isinstance(value, list):
+        items = [_sort(v, names) for v in value]
+        return sorted(items, key=repr) if key in names else items
+    return value
 
 
 def _drop(value: Any, names: frozenset[str]) -> Any:
