@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
-from .runner import FAIL, PASS, SKIP, Results
+from .runner import FAIL, NA, PASS, SKIP, Results
+
+LABELS = {PASS: "pass", FAIL: "FAIL", SKIP: "skip", NA: "n/a"}
+MD_LABELS = {PASS: "pass", FAIL: "**fail**", SKIP: "skip", NA: "n/a"}
 
 
 def _notes(results: Results) -> tuple[dict[tuple[str, str], int], list[str]]:
@@ -13,7 +17,7 @@ def _notes(results: Results) -> tuple[dict[tuple[str, str], int], list[str]]:
     numbers: dict[tuple[str, str], int] = {}
     by_cell: dict[tuple[str, str], int] = {}
     for c in results.cells:
-        if c.status in (FAIL, SKIP):
+        if c.status in (FAIL, SKIP, NA):
             key = (c.status, c.reason)
             numbers.setdefault(key, len(numbers) + 1)
             by_cell[(c.scenario, c.client)] = numbers[key]
@@ -29,7 +33,7 @@ def text(results: Results) -> str:
         row = [s.name]
         for name in clients:
             c = results.cell(s.name, name)
-            label = {PASS: "pass", FAIL: "FAIL", SKIP: "skip"}[c.status]
+            label = LABELS[c.status]
             row.append(label if c.status == PASS else f"{label} [{by_cell[(s.name, name)]}]")
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -37,11 +41,16 @@ def text(results: Results) -> str:
     lines.append("")
     lines += [f"[{i}] {note}" for i, note in enumerate(notes, 1)]
     lines.append("")
-    lines.append(
-        f"{results.count(PASS)} passed, {results.count(FAIL)} failed, {results.count(SKIP)} skipped "
+    lines.append(_summary(results))
+    return "\n".join(lines)
+
+
+def _summary(results: Results) -> str:
+    na = f", {results.count(NA)} n/a" if results.count(NA) else ""
+    return (
+        f"{results.count(PASS)} passed, {results.count(FAIL)} failed, {results.count(SKIP)} skipped{na} "
         f"in {results.seconds:.0f}s against {results.bootstrap}"
     )
-    return "\n".join(lines)
 
 
 def markdown(results: Results) -> str:
@@ -61,7 +70,7 @@ def markdown(results: Results) -> str:
             if c.status == PASS:
                 cells.append("pass")
             else:
-                cells.append(f"{'**fail**' if c.status == FAIL else 'skip'} [{by_cell[(s.name, name)]}]")
+                cells.append(f"{MD_LABELS[c.status]} [{by_cell[(s.name, name)]}]")
         out.append(f"| `{s.name}` | " + " | ".join(cells) + " |")
     out.append("")
     out += [f"{i}. {note}" for i, note in enumerate(notes, 1)]
@@ -74,7 +83,124 @@ def markdown(results: Results) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_json(results: Results, path: Path) -> None:
+# --- the same matrix against kstub and against real Apache Kafka ------------------------------------
+
+
+@dataclass
+class Comparison:
+    """One run against kstub and one against real Kafka, of the same clients and scenarios."""
+
+    kstub: Results
+    kafka: Results
+    kafka_version: str
+
+    @property
+    def clients(self) -> dict[str, str | None]:
+        return {n: self.kstub.clients.get(n) or self.kafka.clients.get(n) for n in self.kstub.clients}
+
+    def pairs(self) -> list[tuple[str, str, str, str]]:
+        """(scenario, client, kstub status, kafka status) for every cell."""
+        return [
+            (s.name, n, self.kstub.cell(s.name, n).status, self.kafka.cell(s.name, n).status)
+            for s in self.kstub.scenarios
+            for n in self.kstub.clients
+        ]
+
+    def kstub_bugs(self) -> list[tuple[str, str]]:
+        """Cells that fail on kstub and pass on Kafka."""
+        return [(s, c) for s, c, a, b in self.pairs() if a == FAIL and b == PASS]
+
+    def differences(self) -> list[tuple[str, str]]:
+        """Cells that fail on one broker only (a kstub bug when kstub is the one; a difference to look into when
+        Kafka is)."""
+        return [(s, c) for s, c, a, b in self.pairs() if (a == FAIL) != (b == FAIL)]
+
+    def to_json(self) -> dict:
+        return {"kstub": self.kstub.to_json(), "kafka": self.kafka.to_json(), "kafka_version": self.kafka_version}
+
+
+def _side_label(status: str, other: str, broker: str) -> str:
+    """What a fail means, seen beside the other broker's result for the same cell."""
+    if status != FAIL:
+        return status
+    if other == FAIL:
+        return "fails on both brokers, a client limitation"
+    if other == PASS:
+        return "fails on kstub only, a kstub bug" if broker == "kstub" else "fails on Kafka only"
+    return f"fail (on {broker}; not run on the other)"
+
+
+def _compare_notes(cmp: Comparison) -> tuple[dict[tuple[str, str, str], int], list[str]]:
+    numbers: dict[tuple[str, str], int] = {}
+    by_side: dict[tuple[str, str, str], int] = {}
+    for scenario, client, a, b in cmp.pairs():
+        for broker, mine, other, results in (("kstub", a, b, cmp.kstub), ("kafka", b, a, cmp.kafka)):
+            if mine == PASS:
+                continue
+            key = (_side_label(mine, other, broker), results.cell(scenario, client).reason)
+            numbers.setdefault(key, len(numbers) + 1)
+            by_side[(scenario, client, broker)] = numbers[key]
+    return by_side, [f"{label}: {reason}" for label, reason in numbers]
+
+
+def _pair(cmp: Comparison, scenario: str, client: str, by_side: dict, labels: dict[str, str]) -> str:
+    parts = []
+    for broker, results in (("kstub", cmp.kstub), ("kafka", cmp.kafka)):
+        c = results.cell(scenario, client)
+        parts.append(
+            labels[c.status] if c.status == PASS else f"{labels[c.status]} [{by_side[(scenario, client, broker)]}]"
+        )
+    return " / ".join(parts)
+
+
+def compare_text(cmp: Comparison) -> str:
+    by_side, notes = _compare_notes(cmp)
+    clients = list(cmp.kstub.clients)
+    rows = [["scenario (kstub / kafka)", *clients]]
+    for s in cmp.kstub.scenarios:
+        rows.append([s.name, *(_pair(cmp, s.name, n, by_side, LABELS) for n in clients)])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines += ["", *(f"[{i}] {note}" for i, note in enumerate(notes, 1)), ""]
+    lines.append(f"kstub: {_summary(cmp.kstub)}")
+    lines.append(f"kafka: {_summary(cmp.kafka)} (Apache Kafka {cmp.kafka_version})")
+    bugs = cmp.kstub_bugs()
+    lines.append(
+        f"{len(bugs)} cell(s) fail on kstub and pass on Kafka"
+        + (f": {', '.join(f'{s} x {c}' for s, c in bugs)}" if bugs else "")
+    )
+    return "\n".join(lines)
+
+
+def compare_markdown(cmp: Comparison) -> str:
+    """The matrix against both brokers: each cell is `kstub result / Kafka result`, footnotes say why."""
+    by_side, notes = _compare_notes(cmp)
+    clients = list(cmp.kstub.clients)
+    brokers = cmp.kstub.capabilities.brokers
+    out = [
+        "<!-- generated by `python -m compat --against both --markdown docs/compat-matrix.md`; do not edit by hand -->",
+        "",
+        f"Each cell: the result against **kstub** / against **Apache Kafka {cmp.kafka_version}** (both "
+        f"{brokers} brokers, topic auto-creation off, started by the suite). A cell failing on kstub only is a "
+        "kstub bug; failing on both, a limitation of the client.",
+        "",
+        "| scenario | " + " | ".join(clients) + " |",
+        "|---|" + "---|" * len(clients),
+    ]
+    for s in cmp.kstub.scenarios:
+        out.append(f"| `{s.name}` | " + " | ".join(_pair(cmp, s.name, n, by_side, MD_LABELS) for n in clients) + " |")
+    out.append("")
+    out += [f"{i}. {note}" for i, note in enumerate(notes, 1)]
+    out += [
+        "",
+        "Clients: " + ", ".join(f"{n} {v}" if v else f"{n} (not available)" for n, v in cmp.clients.items()),
+    ]
+    out += ["", "| scenario | what it checks |", "|---|---|"]
+    out += [f"| `{s.name}` | {' '.join(s.checks.split())} |" for s in cmp.kstub.scenarios]
+    return "\n".join(out) + "\n"
+
+
+def write_json(results: Results | Comparison, path: Path) -> None:
     path.write_text(json.dumps(results.to_json(), indent=2) + "\n")
 
 
@@ -82,9 +208,9 @@ BEGIN = "<!-- compat-matrix:begin -->"
 END = "<!-- compat-matrix:end -->"
 
 
-def write_markdown(results: Results, path: Path) -> None:
+def write_markdown(results: Results | Comparison, path: Path) -> None:
     """Write the matrix to `path`; in a file with the begin/end markers (README.md), only between them."""
-    table = markdown(results)
+    table = compare_markdown(results) if isinstance(results, Comparison) else markdown(results)
     if path.exists():
         text = path.read_text()
         if BEGIN in text and END in text:
