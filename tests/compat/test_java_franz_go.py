@@ -36,7 +36,6 @@ def _franz_go_version() -> str:
     return found.group(1)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", ["java", "franz-go"])
 def test_leg_runs_every_scenario_against_kstub(name: str) -> None:
     require_programs(*PROGRAMS[name])
