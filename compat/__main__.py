@@ -70,7 +70,14 @@ def parser(prog: str = "python -m compat") -> argparse.ArgumentParser:
         help="comma-separated (default all; --list shows them)",
     )
     p.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
-    p.add_argument("--markdown", type=Path, metavar="FILE", help="write the matrix as a Markdown table")
+    p.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="write the matrix as a Markdown table (between the matrix markers where FILE has them); repeatable",
+    )
     p.add_argument("--jobs", type=int, default=3, help="cells run at once (default 3; exclusive ones run alone)")
     p.add_argument("--timeout", type=float, default=15.0, help="seconds a client operation may take (default 15)")
     p.add_argument("--cell-timeout", type=float, default=120.0, help="seconds a cell may take (default 120)")
@@ -142,8 +149,8 @@ def run(args: argparse.Namespace) -> int:
     def report(results: Results | Comparison) -> None:
         if args.json:
             write_json(results, args.json)
-        if args.markdown:
-            write_markdown(results, args.markdown)
+        for path in args.markdown:
+            write_markdown(results, path)
 
     def on_kstub() -> Results:
         with self_started(args.brokers) as (bootstrap, admin_url):
