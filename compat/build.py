@@ -92,7 +92,7 @@ FRANZ_GO = Target(
     GO_BIN,
     GO_DIR,
     _go_sources,
-    lambda: ["go", "build", "-o", str(GO_BIN), "."],
+    lambda: ["go", "build", "-buildvcs=false", "-o", str(GO_BIN), "."],
     (),
     ("go",),
 )
