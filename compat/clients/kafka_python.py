@@ -181,16 +181,17 @@ class KafkaPython(Client):
         consumer = self._group_consumer(group, topic, reset)
         try:
             got = self._poll(consumer, count)
-            for _ in range(20):
+            deadline = time.monotonic() + self.timeout
+            while True:
                 try:
                     self._commit(consumer, topic, got)
                     break
                 except RebalanceInProgressError:
                     # kafka-python rejoins when its metadata changes (other topics come and go on a shared
                     # cluster); as the error says, poll to complete the rebalance, then commit again
+                    if time.monotonic() > deadline:
+                        raise
                     consumer.poll(timeout_ms=100)
-            else:
-                self._commit(consumer, topic, got)
             return got
         except KafkaError as exc:
             raise _error(exc) from exc
