@@ -113,7 +113,7 @@ def ensure(target: Target) -> Path:
         if not target.stale():
             return target.output
         target.output.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = target.folder / f".{target.output.name}.build-lock"
+        lock_path = target.output.parent / ".build-lock"  # in the ignored output folder
         with open(lock_path, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building it too
             try:
