@@ -210,6 +210,24 @@ class Probe:
         if code != ErrorCode.NONE:
             raise ProbeError(f"CreateTopics {topic}: {error_name(code)} {answer.topics[0].error_message or ''}")
         self.wait_for_topic(topic, partitions)
+        self._wait_on_every_broker(topic, partitions)
+
+    def _wait_on_every_broker(self, topic: str, partitions: int, timeout: float = 10.0) -> None:
+        """Until every broker's Metadata names a leader for each partition of `topic`: Kafka brokers learn of a
+        new topic one by one, and a client asking another broker than the probe's must find it too."""
+        v = self.version(METADATA)
+        body = {"topics": [{"name": topic}], "allow_auto_topic_creation": False}
+        deadline = time.monotonic() + timeout
+        for node in sorted(self._brokers):
+            while True:
+                answer = self._conn(node).request(METADATA, v, body)
+                t = answer.topics[0]
+                complete = t.error_code == ErrorCode.NONE and len(t.partitions) == partitions
+                if complete and all(p.leader_id >= 0 for p in t.partitions):
+                    break
+                if time.monotonic() > deadline:
+                    raise ProbeError(f"broker {node} does not know topic {topic} with a leader for each partition")
+                time.sleep(0.05)
 
     def delete_topic(self, topic: str) -> None:
         v = self.version(DELETE_TOPICS)

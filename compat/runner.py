@@ -25,6 +25,9 @@ from .probe import GROUP_APIS, Probe, ProbeError
 from .scenarios import CONTROL_PLANE, GROUPS, NO_AUTO_CREATE, THREE_BROKERS, Ctx, Scenario, require
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
+NA = (
+    "n/a"  # the scenario does not apply to this cluster (Runner's not_applicable: e.g. real Kafka has no control plane)
+)
 
 
 @dataclass
@@ -95,7 +98,7 @@ class Results:
                 {"name": s.name, "title": s.title, "checks": s.checks, "needs": sorted(s.needs)} for s in self.scenarios
             ],
             "cells": [asdict(c) for c in self.cells],
-            "summary": {status: self.count(status) for status in (PASS, FAIL, SKIP)},
+            "summary": {status: self.count(status) for status in (PASS, FAIL, SKIP, NA)},
             "seconds": round(self.seconds, 1),
         }
 
@@ -112,7 +115,10 @@ class Runner:
         cell_timeout: float = 120.0,
         jobs: int = 1,
         progress: Callable[[Cell, int, int], None] | None = None,
+        not_applicable: dict[str, str] | None = None,
     ) -> None:
+        """`not_applicable`: capability -> reason; a scenario that needs one the cluster lacks is "n/a" with
+        that reason rather than a skip (what a kind of cluster cannot offer at all, not a missing option)."""
         self.bootstrap = bootstrap
         self.clients = clients
         self.scenarios = scenarios
@@ -121,6 +127,7 @@ class Runner:
         self.cell_timeout = cell_timeout
         self.jobs = max(1, jobs)
         self.progress = progress
+        self.not_applicable = not_applicable or {}
         self.run_id = uuid.uuid4().hex[:6]
 
     def run(self) -> Results:
@@ -179,6 +186,9 @@ class Runner:
             return Cell(s.name, cls.name, SKIP, reason)
         if s.name in cls.unsupported:
             return Cell(s.name, cls.name, SKIP, cls.unsupported[s.name])
+        for need in sorted(s.needs - caps.caps):
+            if need in self.not_applicable:
+                return Cell(s.name, cls.name, NA, self.not_applicable[need])
         try:
             require(caps.caps, s.needs, caps.missing_group_apis)
         except CapabilityMissing as exc:
@@ -194,6 +204,8 @@ class Runner:
             return Cell(s.name, cls.name, FAIL, f"did not finish within {self.cell_timeout:.0f}s", self.cell_timeout)
         cell = outcome[0]
         cell.seconds = round(time.monotonic() - started, 2)
+        if cell.status == FAIL and s.name in cls.limitations:
+            cell.reason = f"{cell.reason} (a known limitation of {cls.name}: {cls.limitations[s.name]})"
         return cell
 
     def _execute(self, s: Scenario, cls: type[Client], caps: Capabilities) -> Cell:

@@ -251,7 +251,7 @@ def null_key_spread(c: Client, ctx: Ctx) -> str | None:
     records = c.consume(topic, all_partitions(3), len(msgs))
     expect_exactly(records, msgs, "read back")
     used = sorted(by_partition(records))
-    expect(len(used) > 1, f"all 30 null-key messages went to partition {used}")
+    expect(len(used) > 1, "all 30 null-key messages went to one partition")
     expect_deliveries_match(deliveries, msgs, records)
     return f"partitions {used}"
 

@@ -90,6 +90,9 @@ class Client:
     name: str = ""
     #: scenario name -> why this client cannot run it
     unsupported: dict[str, str] = {}
+    #: scenario name -> why this client fails it against any broker (the cell still runs and fails; its
+    #: reason says this, and the matrix against both brokers shows Kafka failing it too)
+    limitations: dict[str, str] = {}
     #: compression codecs this client can produce with
     codecs: tuple[str, ...] = ALL_CODECS
 

@@ -176,12 +176,22 @@ class KafkaPython(Client):
             consumer.commit({TopicPartition(topic, p): OffsetAndMetadata(o + 1, "", -1) for p, o in last.items()})
 
     def group_consume(self, group: str, topic: str, count: int, *, reset: str = "earliest") -> list[Record]:
-        from kafka.errors import KafkaError
+        from kafka.errors import KafkaError, RebalanceInProgressError
 
         consumer = self._group_consumer(group, topic, reset)
         try:
             got = self._poll(consumer, count)
-            self._commit(consumer, topic, got)
+            deadline = time.monotonic() + self.timeout
+            while True:
+                try:
+                    self._commit(consumer, topic, got)
+                    break
+                except RebalanceInProgressError:
+                    # kafka-python rejoins when its metadata changes (other topics come and go on a shared
+                    # cluster); as the error says, poll to complete the rebalance, then commit again
+                    if time.monotonic() > deadline:
+                        raise
+                    consumer.poll(timeout_ms=100)
             return got
         except KafkaError as exc:
             raise _error(exc) from exc
