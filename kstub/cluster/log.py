@@ -14,7 +14,8 @@ new batch's timestamp is more than ``segment.ms`` after its first batch's.
 Where a segment keeps its bytes is up to its `LogStorage`: in memory
 (`MemorySegment`, the default), in memory under a budget beyond which old
 batches spill to temporary files (kstub/cluster/spill.py, the server's store
-without --data-dir) or in a file (kstub/cluster/storage.py). Per
+without --data-dir) or in a file (kstub/cluster/log_files.py); kstub/cluster/segments.py
+holds the segment types. Per
 batch, a segment keeps only numbers in memory (offsets, timestamps, epochs,
 file positions), in compact arrays; a file segment reads the bytes of a fetch
 from its file.
@@ -24,7 +25,7 @@ past them (retention, DeleteRecords: `delete_oldest_segments`,
 `advance_start`) or by truncation on a follower, never because it was read.
 
 Each replica's log also keeps what Kafka keeps beside it: the leader epoch
-cache (`epochs`: where each leader epoch began) and the idempotent producers'
+cache (`epoch_cache`, kstub/cluster/epochs.py: where each leader epoch began) and the idempotent producers'
 state, rebuilt from the log's own batch headers, so that a replica that
 becomes leader deduplicates exactly the batches it holds.
 """
@@ -35,191 +36,22 @@ import bisect
 import logging
 import os
 import time
-from array import array
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import trio
 
 from kstub.protocol.records import ProducedBatch, RecordBatch, first_record_at
 
 from .config import TOPIC_CONFIGS
+from .epochs import LeaderEpochCache
 from .producers import PartitionProducers
+from .segments import Chunk, LogStorage, Segment, batch_header
 
 logger = logging.getLogger("kstub.log")
 
+INT64_MAX = 2**63 - 1
+
 INT32_MAX = 2**31 - 1
-
-
-@dataclass(slots=True)
-class Chunk:
-    base_offset: int
-    last_offset: int
-    max_timestamp: int
-    leader_epoch: int
-    data: bytes | bytearray | memoryview
-
-    @property
-    def size(self) -> int:
-        return len(self.data)
-
-
-class Segment:
-    """The batches of one segment: per-batch numbers here, the bytes in a subclass.
-
-    `rolling_timestamp` is the max timestamp of the segment's first batch
-    (Kafka's rollingBasedTimestamp); `max_timestamp` the largest of any batch
-    (-1 if no batch carries one); `last_modified_ms` the time of the last append.
-    """
-
-    def __init__(self, base_offset: int, created_ms: int) -> None:
-        self.base_offset = base_offset
-        self.bases = array("q")
-        self.lasts = array("q")
-        self.max_ts = array("q")
-        self.epochs = array("l")
-        self.size = 0
-        self.max_timestamp = -1
-        self.rolling_timestamp = -1
-        self.created_ms = created_ms
-        self.last_modified_ms = created_ms
-
-    def __len__(self) -> int:
-        return len(self.bases)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(base={self.base_offset}, batches={len(self)}, size={self.size})"
-
-    @property
-    def end_offset(self) -> int:
-        """The offset after this segment's last batch (its base offset if empty)."""
-        return self.lasts[-1] + 1 if self.lasts else self.base_offset
-
-    def largest_timestamp(self) -> int:
-        """Kafka's LogSegment.largestTimestamp: the max record timestamp, or the last modification time."""
-        return self.max_timestamp if self.max_timestamp >= 0 else self.last_modified_ms
-
-    def index_of(self, offset: int) -> int:
-        """Index of the batch holding `offset` (the next one if it fell in a gap; len(self) if past the end)."""
-        i = bisect.bisect_right(self.bases, offset) - 1
-        if i < 0:
-            return 0
-        if self.lasts[i] < offset:
-            return i + 1
-        return i
-
-    def note(self, base: int, last: int, max_ts: int, epoch: int, size: int, now_ms: int) -> None:
-        """Record one appended batch's numbers."""
-        self.bases.append(base)
-        self.lasts.append(last)
-        self.max_ts.append(max_ts)
-        self.epochs.append(epoch)
-        self.size += size
-        if max_ts > self.max_timestamp:
-            self.max_timestamp = max_ts
-        if len(self.bases) == 1:
-            self.rolling_timestamp = max_ts
-        self.last_modified_ms = now_ms
-
-    def forget_from(self, i: int) -> None:
-        """Drop the numbers of batches i.. (the subclass drops their bytes)."""
-        for arr in (self.bases, self.lasts, self.max_ts, self.epochs):
-            del arr[i:]
-        self.max_timestamp = max(self.max_ts, default=-1)
-        if not self.bases:
-            self.rolling_timestamp = -1
-
-    # --- storage (subclasses) ----------------------------------------------------
-
-    def append(self, chunk: Chunk, now_ms: int) -> None:
-        raise NotImplementedError
-
-    def batch_size(self, i: int) -> int:
-        raise NotImplementedError
-
-    def chunks(self, i: int, j: int) -> list[Chunk]:
-        """Batches i..j-1 as chunks."""
-        raise NotImplementedError
-
-    def truncate(self, i: int) -> None:
-        """Remove batches i.. ."""
-        raise NotImplementedError
-
-    def seal(self) -> None:
-        """The segment is no longer active (a newer one was rolled)."""
-
-    def delete(self) -> None:
-        """The segment leaves the log (retention, truncation)."""
-
-    def close(self) -> None:
-        """Release resources (the server stops)."""
-
-    def sync_fd(self) -> int | None:
-        """A new file descriptor to fsync this segment's data with (closed by the caller), or None."""
-        return None
-
-    def header(self, i: int) -> RecordBatch | None:
-        """The v2 batch header of batch i (None for a legacy entry)."""
-        return batch_header(self.chunks(i, i + 1)[0].data)
-
-
-def batch_header(data: bytes | bytearray | memoryview) -> RecordBatch | None:
-    """The v2 batch header at the start of `data` (None for a legacy entry)."""
-    if len(data) < RecordBatch.HEADER_SIZE or data[16] != 2:
-        return None
-    return RecordBatch(data)
-
-
-class MemorySegment(Segment):
-    def __init__(self, base_offset: int, created_ms: int) -> None:
-        super().__init__(base_offset, created_ms)
-        self._data: list[bytes | bytearray | memoryview] = []
-
-    def append(self, chunk: Chunk, now_ms: int) -> None:
-        data = chunk.data if not isinstance(chunk.data, memoryview) else bytes(chunk.data)
-        self._data.append(data)
-        self.note(chunk.base_offset, chunk.last_offset, chunk.max_timestamp, chunk.leader_epoch, len(data), now_ms)
-
-    def batch_size(self, i: int) -> int:
-        return len(self._data[i])
-
-    def chunks(self, i: int, j: int) -> list[Chunk]:
-        b, la, ts, ep, data = self.bases, self.lasts, self.max_ts, self.epochs, self._data
-        return [Chunk(b[k], la[k], ts[k], ep[k], data[k]) for k in range(i, j)]
-
-    def truncate(self, i: int) -> None:
-        self.size -= sum(len(d) for d in self._data[i:])
-        del self._data[i:]
-        self.forget_from(i)
-
-    def delete(self) -> None:
-        self._data.clear()
-
-
-class LogStorage:
-    """Where a log keeps its segments and its checkpoints. This one: memory, nothing persisted."""
-
-    #: whether segments survive the process (recovery points and fsyncs matter)
-    persistent = False
-
-    def new_segment(self, base_offset: int, now_ms: int) -> Segment:
-        return MemorySegment(base_offset, now_ms)
-
-    def save_epochs(self, epochs: list[tuple[int, int]]) -> None:
-        """The leader epoch cache changed (Kafka's leader-epoch-checkpoint)."""
-
-    def save_log_start(self, offset: int) -> None:
-        """The log start offset moved (Kafka's log-start-offset-checkpoint)."""
-
-    def sync_dir_fd(self) -> int | None:
-        """A file descriptor of the log's directory to fsync after new segments, or None."""
-        return None
-
-    def close(self) -> None:
-        """The server stops."""
-
-    def delete(self) -> None:
-        """The log is deleted (its topic was)."""
 
 
 def _default_config(name: str) -> str:
@@ -265,8 +97,8 @@ class Log:
         self.storage = storage or LogStorage()
         self.on_roll: Callable[[int], None] | None = None
         self.log_start_offset = start_offset
-        #: (epoch, start offset) for each leader epoch that wrote to this log
-        self.epochs: list[tuple[int, int]] = list(epochs or [])
+        #: where each leader epoch that wrote to this log began
+        self.epoch_cache = LeaderEpochCache(epochs or (), self.storage.save_epochs)
         self._segments: list[Segment] = segments or [self.storage.new_segment(start_offset, self._clock())]
         self._seg_bases: list[int] = [s.base_offset for s in self._segments]
         last = self._segments[-1]
@@ -330,7 +162,7 @@ class Log:
 
     def _store(self, chunk: Chunk, now_ms: int) -> None:
         if not self.epochs or self.epochs[-1][0] != chunk.leader_epoch:
-            self._assign_epoch(chunk.leader_epoch, chunk.base_offset)
+            self.epoch_cache.assign(chunk.leader_epoch, chunk.base_offset)
         self._segments[-1].append(chunk, now_ms)
         self.log_end_offset = chunk.last_offset + 1
         if not self.is_persistent:
@@ -375,13 +207,17 @@ class Log:
     def _segment_index(self, offset: int) -> int:
         return max(0, bisect.bisect_right(self._seg_bases, offset) - 1)
 
-    def read(self, offset: int, max_bytes: int, upper: int, *, min_one: bool = True) -> list[Chunk]:
-        """Whole chunks from the one holding `offset`, below `upper` (the high watermark).
+    def read(
+        self, offset: int, max_bytes: int = INT64_MAX, upper: int | None = None, *, min_one: bool = True
+    ) -> list[Chunk]:
+        """Whole chunks from the one holding `offset`, below `upper` (the high watermark; default: the log end).
 
         At most `max_bytes`, except that with `min_one` the first chunk is
         returned even if it alone is larger (Kafka's "at least one batch").
         File segments read the bytes of the chosen batches with one read each.
         """
+        if upper is None:
+            upper = self.log_end_offset
         result: list[Chunk] = []
         total = 0
         count = 0
@@ -408,15 +244,6 @@ class Log:
                 result.extend(seg.chunks(i, j))
             if done:
                 break
-        return result
-
-    def chunks_from(self, offset: int) -> list[Chunk]:
-        """Every chunk from the one holding `offset` (file segments: read into memory)."""
-        result: list[Chunk] = []
-        for si in range(self._segment_index(offset), len(self._segments)):
-            seg = self._segments[si]
-            i = seg.index_of(offset) if not result else 0
-            result.extend(seg.chunks(i, len(seg)))
         return result
 
     def find_timestamp(self, timestamp: int, upper: int) -> tuple[int, int] | None:
@@ -487,62 +314,27 @@ class Log:
 
     # --- leader epochs ----------------------------------------------------------------
 
+    @property
+    def epochs(self) -> list[tuple[int, int]]:
+        """(epoch, start offset) for each leader epoch that wrote to this log."""
+        return self.epoch_cache.entries
+
     def epoch_at(self, offset: int) -> int:
         """The leader epoch that wrote `offset` (-1 if unknown)."""
-        epoch = -1
-        for e, start in self.epochs:
-            if start > offset:
-                break
-            epoch = e
-        return epoch
+        return self.epoch_cache.epoch_at(offset)
 
     @property
     def latest_epoch(self) -> int:
-        return self.epochs[-1][0] if self.epochs else -1
+        return self.epoch_cache.latest
 
     def start_epoch(self, epoch: int) -> None:
         """Record that leader epoch `epoch` starts at the log end (this replica became leader)."""
         if epoch != self.latest_epoch:
-            self._assign_epoch(epoch, self.log_end_offset)
-
-    def _assign_epoch(self, epoch: int, start: int) -> None:
-        """Kafka's LeaderEpochFileCache.assign: later or overlapping entries give way to the new one."""
-        while self.epochs and (self.epochs[-1][0] >= epoch or self.epochs[-1][1] >= start):
-            self.epochs.pop()
-        self.epochs.append((epoch, start))
-        self.storage.save_epochs(self.epochs)
+            self.epoch_cache.assign(epoch, self.log_end_offset)
 
     def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
-        """Kafka's OffsetForLeaderEpoch (LeaderEpochFileCache.endOffsetFor).
-
-        (largest epoch <= `epoch`, the start offset of the first later epoch),
-        or the log end offset if `epoch` is the latest. An epoch older than
-        any known answers (`epoch`, start of the first known epoch); one newer
-        than any known, or -1, answers (-1, -1).
-        """
-        if epoch < 0 or not self.epochs:
-            return -1, -1
-        if self.epochs[-1][0] == epoch:
-            return epoch, self.log_end_offset
-        i = bisect.bisect_right(self.epochs, (epoch, float("inf")))
-        if i == len(self.epochs):
-            return -1, -1
-        higher_start = self.epochs[i][1]
-        if i == 0:
-            return epoch, higher_start
-        return self.epochs[i - 1][0], higher_start
-
-    def _truncate_epochs_from_start(self, offset: int) -> None:
-        """Kafka's LeaderEpochFileCache.truncateFromStart: the epoch live at `offset` now starts there."""
-        older = [i for i, (_, start) in enumerate(self.epochs) if start <= offset]
-        if not older:
-            return
-        last = older[-1]
-        epoch = self.epochs[last][0]
-        new = [(epoch, offset), *self.epochs[last + 1 :]]
-        if new != self.epochs:
-            self.epochs = new
-            self.storage.save_epochs(self.epochs)
+        """OffsetForLeaderEpoch on this log (see `LeaderEpochCache.end_offset_for`)."""
+        return self.epoch_cache.end_offset_for(epoch, self.log_end_offset)
 
     # --- removing data ----------------------------------------------------------------
 
@@ -570,7 +362,7 @@ class Log:
             while drop < len(self._segments) - 1 and self._segments[drop + 1].base_offset <= offset:
                 drop += 1
             self._drop_oldest(drop)
-        self._truncate_epochs_from_start(offset)
+        self.epoch_cache.truncate_from_start(offset)
         self.storage.save_log_start(offset)
 
     def _drop_oldest(self, count: int) -> None:
@@ -602,7 +394,7 @@ class Log:
         new_start = self._segments[0].base_offset
         if new_start > self.log_start_offset:
             self.log_start_offset = new_start
-            self._truncate_epochs_from_start(new_start)
+            self.epoch_cache.truncate_from_start(new_start)
             self.storage.save_log_start(new_start)
         return len(doomed)
 
@@ -615,10 +407,7 @@ class Log:
         no data does (a former leader's epoch in which it wrote nothing).
         """
         if offset >= self.log_end_offset:
-            epochs = [(e, s) for e, s in self.epochs if s < offset]
-            if epochs != self.epochs:
-                self.epochs = epochs
-                self.storage.save_epochs(self.epochs)
+            self.epoch_cache.truncate_from_end(offset)
             return
         si = self._segment_index(offset)
         for seg in self._segments[si + 1 :]:
@@ -629,7 +418,7 @@ class Log:
         seg.truncate(seg.index_of(offset))
         self.log_end_offset = max(self.log_start_offset, seg.end_offset)
         self.recovery_point = min(self.recovery_point, self.log_end_offset)
-        self.epochs = [(e, s) for e, s in self.epochs if s < self.log_end_offset]
+        self.epoch_cache.truncate_from_end(self.log_end_offset)
         self.storage.save_epochs(self.epochs)
         self._rebuild_producers()
 
@@ -642,8 +431,7 @@ class Log:
         self.log_start_offset = self.log_end_offset = start_offset
         self.recovery_point = start_offset
         self._dirty_dir = True
-        self.epochs = []
-        self.storage.save_epochs(self.epochs)
+        self.epoch_cache.clear()
         self.storage.save_log_start(start_offset)
         self.producers = PartitionProducers()
 

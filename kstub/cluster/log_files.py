@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 from kstub.protocol.records import BatchError, RecordBatch, iter_stored, verify_stored
 
-from .log import Chunk, Log, LogStorage, Segment
+from .log import Log
+from .segments import Chunk, LogStorage, Segment
 
 if TYPE_CHECKING:
     pass

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from .log import Log, Segment
+from .log import Log
+from .segments import Segment
 
 if TYPE_CHECKING:
     from .model import Cluster

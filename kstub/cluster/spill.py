@@ -43,7 +43,7 @@ from pathlib import Path
 
 from kstub.protocol.records import RecordBatch
 
-from .log import Chunk, LogStorage, Segment
+from .segments import Chunk, LogStorage, Segment
 
 log = logging.getLogger("kstub.spill")
 

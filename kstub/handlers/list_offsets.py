@@ -21,7 +21,8 @@ from typing import TypeVar
 
 from construct import Container
 
-from kstub.cluster.log import Chunk, Log
+from kstub.cluster.log import Log
+from kstub.cluster.segments import Chunk
 from kstub.protocol import ApiKey, ErrorCode
 from kstub.protocol.records import BatchError
 

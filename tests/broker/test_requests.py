@@ -174,7 +174,7 @@ async def test_produce_assigns_offsets_and_stores_bytes_as_sent(raw, cluster):
     assert (second.error_code, second.base_offset) == (ErrorCode.NONE, 3)
     assert second.log_start_offset == 0 and second.log_append_time_ms == -1
     sent = batch(2)
-    stored = bytes(cluster.model.topics["p"].partitions[0].leader_log.chunks_from(3)[0].data)
+    stored = bytes(cluster.model.topics["p"].partitions[0].leader_log.read(3)[0].data)
     # only baseOffset and partitionLeaderEpoch are patched; the CRC-covered part is byte-for-byte what was sent
     assert stored[:8] == (3).to_bytes(8, "big")
     assert stored[8:12] == sent[8:12] and stored[16:] == sent[16:]

@@ -25,7 +25,7 @@ def log_with(*segments: tuple[int, int]) -> Log:
 
 
 def copy_into(follower: Log, leader: Log) -> None:
-    for chunk in leader.chunks_from(follower.log_end_offset):
+    for chunk in leader.read(follower.log_end_offset):
         follower.append_chunk(chunk)
 
 
@@ -59,7 +59,7 @@ def test_a_new_leader_records_its_epoch_before_writing():
 def test_batches_carry_their_leader_epoch():
     log = Log()
     log.append(batch(), 7)
-    chunk = log.chunks_from(0)[0]
+    chunk = log.read(0)[0]
     assert chunk.leader_epoch == 7
     assert int.from_bytes(chunk.data[12:16], "big") == 7, "partitionLeaderEpoch is stamped into the batch"
 
@@ -108,7 +108,7 @@ def test_follower_behind_truncates_nothing():
     leader = log_with((0, 5))
     follower = Log()
     follower.start_epoch(0)
-    for chunk in leader.chunks_from(0)[:3]:
+    for chunk in leader.read(0)[:3]:
         follower.append_chunk(chunk)
     reconcile(follower, leader, follower_hw=3)
     assert follower.log_end_offset == 3
@@ -118,7 +118,7 @@ def test_uncommitted_tail_of_a_dead_leader_is_truncated():
     """KIP-101 scenario: the old leader wrote 0-4 in epoch 0, the new one had 0-2 and went on in epoch 1."""
     old = log_with((0, 5))
     new = Log()
-    for chunk in old.chunks_from(0)[:3]:
+    for chunk in old.read(0)[:3]:
         new.append_chunk(chunk)
     new.start_epoch(1)
     for _ in range(4):
@@ -126,7 +126,7 @@ def test_uncommitted_tail_of_a_dead_leader_is_truncated():
     reconcile(old, new, follower_hw=3)
     assert old.log_end_offset == 3 and old.epochs == [(0, 0)]
     copy_into(old, new)
-    assert [bytes(c.data) for c in old.chunks_from(0)] == [bytes(c.data) for c in new.chunks_from(0)]
+    assert [bytes(c.data) for c in old.read(0)] == [bytes(c.data) for c in new.read(0)]
     assert old.epochs == new.epochs == [(0, 0), (1, 3)]
 
 
@@ -147,7 +147,7 @@ def test_divergent_epochs_on_both_sides_kip_279():
     """
     follower = log_with((0, 4), (2, 3))
     leader = Log()
-    for chunk in follower.chunks_from(0)[:4]:
+    for chunk in follower.read(0)[:4]:
         leader.append_chunk(chunk)
     leader.start_epoch(3)
     leader.append(batch(), 3)
@@ -160,7 +160,7 @@ def test_follower_missing_the_leaders_epoch_asks_again():
     it answers (0, 3); the follower, whose epoch 0 ends at 2, truncates to 2."""
     follower = log_with((0, 2), (1, 3))
     leader = Log()
-    for chunk in follower.chunks_from(0)[:2]:
+    for chunk in follower.read(0)[:2]:
         leader.append_chunk(chunk)
     leader.append(batch(), 0)  # offset 2, still epoch 0 on the leader
     leader.start_epoch(2)
@@ -175,7 +175,7 @@ def test_reconciliation_takes_several_rounds_when_neither_has_the_others_epoch()
     about 0, the leader answers (0, 2): truncate to 2, where the logs agree."""
     follower = log_with((0, 3), (2, 3))
     leader = Log()
-    for chunk in follower.chunks_from(0)[:2]:
+    for chunk in follower.read(0)[:2]:
         leader.append_chunk(chunk)
     leader.start_epoch(1)
     for _ in range(3):

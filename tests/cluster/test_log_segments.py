@@ -66,7 +66,7 @@ def test_reads_cross_segments_and_respect_max_bytes_and_upper(make_log):
     assert offsets_read(lg, 1, max_bytes=1) == [1]  # at least one batch
     assert lg.read(1, 1, lg.log_end_offset, min_one=False) == []
     assert [c.base_offset for c in lg.read(0, 1 << 20, 4)] == [0, 1, 2, 3]  # below the high watermark only
-    assert [c.base_offset for c in lg.chunks_from(3)] == [3, 4, 5]
+    assert [c.base_offset for c in lg.read(3)] == [3, 4, 5]
 
 
 def test_chunks_are_the_stored_bytes(make_log):

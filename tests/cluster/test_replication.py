@@ -32,7 +32,7 @@ async def test_followers_copy_the_leader_and_the_high_watermark_follows(autojump
         assert leos(p) == {0: 3, 1: 3, 2: 3} and p.high_watermark == 3
         assert p.states[1].hw == p.states[2].hw == 3, "followers learn the high watermark"
         # The followers hold the leader's batches, bytes and epochs.
-        assert [bytes(c.data) for c in p.logs[2].chunks_from(0)] == [bytes(c.data) for c in p.leader_log.chunks_from(0)]
+        assert [bytes(c.data) for c in p.logs[2].read(0)] == [bytes(c.data) for c in p.leader_log.read(0)]
 
 
 async def test_single_replica_commits_on_append(autojump_clock):
@@ -161,7 +161,7 @@ async def test_stop_moves_leadership_at_once_and_start_rejoins(autojump_clock):
         append(p)
         await settle()
         assert p.high_watermark == 3 and leos(p) == {0: 2, 1: 3, 2: 3}
-        stamped = p.leader_log.chunks_from(2)[0]
+        stamped = p.leader_log.read(2)[0]
         assert int.from_bytes(stamped.data[12:16], "big") == 1, "batches carry the new leader epoch"
         await cluster.control.start_broker(0)
         await settle()

@@ -30,7 +30,7 @@ BROKERS = (0, 1, 2)
 
 def chunk_map(p: Partition, broker: int, below: int) -> dict[int, bytes]:
     log = p.logs[broker]
-    return {c.base_offset: bytes(c.data) for c in log.chunks_from(log.log_start_offset) if c.last_offset < below}
+    return {c.base_offset: bytes(c.data) for c in log.read(log.log_start_offset) if c.last_offset < below}
 
 
 def check(cluster: Cluster, committed: dict[str, dict[int, bytes]], epochs: dict[str, int]) -> None:

@@ -230,7 +230,7 @@ def test_a_followers_producer_state_is_recovered_too(tmp_path):
     follower = next(r for r in p.replicas if r != p.leader)
     for seq in range(0, 6, 2):
         assert p.append([build_batch(2, producer_id=42, producer_epoch=0, base_sequence=seq)], T0).error == 0
-    for chunk in p.leader_log.chunks_from(0):  # what the replica fetcher would copy
+    for chunk in p.leader_log.read(0):  # what the replica fetcher would copy
         p.logs[follower].append_chunk(chunk)
     crash(c)
 

@@ -202,7 +202,7 @@ def test_killing_the_leader_loses_no_acknowledged_message(kstub_cluster, client)
 
     def replica_logs(broker: int):
         log = p.logs[broker]
-        return [bytes(c.data) for c in log.chunks_from(0)], log.epochs
+        return [bytes(c.data) for c in log.read(0)], log.epochs
 
     new_data, new_epochs = kc.call(replica_logs, after["leader"])
     old_data, old_epochs = kc.call(replica_logs, old_leader)

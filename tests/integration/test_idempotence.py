@@ -95,7 +95,7 @@ def test_without_idempotence_a_lost_reply_duplicates(kstub_cluster):
 
     def stored_batches() -> list[tuple[int, int, int]]:
         log = kstub_cluster.cluster.topics[topic].partitions[0].leader_log
-        return [entry for chunk in log.chunks_from(0) for entry in iter_stored(chunk.data)]
+        return [entry for chunk in log.read(0) for entry in iter_stored(chunk.data)]
 
     batches = kstub_cluster.call(stored_batches)
     assert [(first, last) for first, last, _ in batches] == [(0, 4), (5, 9)], "the same batch, twice"

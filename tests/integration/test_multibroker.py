@@ -226,9 +226,7 @@ def test_leader_epochs_through_failovers(kstub_cluster):
         assert _epoch_lookup(c, "ep", 1, 0).error_code == ErrorCode.FENCED_LEADER_EPOCH
         assert _epoch_lookup(c, "ep", 3, 0).error_code == ErrorCode.UNKNOWN_LEADER_EPOCH
         assert fetch(c, "ep", 0, version=12).error_code == ErrorCode.NONE
-        epochs = kc.call(
-            lambda: [chunk.leader_epoch for chunk in kc.cluster.partition("ep", 0).leader_log.chunks_from(0)]
-        )
+        epochs = kc.call(lambda: [chunk.leader_epoch for chunk in kc.cluster.partition("ep", 0).leader_log.read(0)])
         assert epochs == [0, 0, 0, 1, 2]
     kc.control.start_broker(0)
     wait_until(kc, lambda: kc.cluster.partition("ep", 0).isr == [0, 1, 2], what="broker 0 back in the ISR")

@@ -41,7 +41,7 @@ def test_legacy_message_sets_are_stored_as_sent_and_readable(kstub_cluster, api_
 
     def magics() -> set[int]:
         log = kstub_cluster.cluster.topics[topic].partitions[0].leader_log
-        return {chunk.data[16] for chunk in log.chunks_from(0)}
+        return {chunk.data[16] for chunk in log.read(0)}
 
     assert kstub_cluster.call(magics) == {magic}
     want = [Msg(f"k{i}".encode(), f"v{i}".encode(), partition=0, offset=i) for i in range(30)]

@@ -95,7 +95,7 @@ def test_compressed_batches_round_trip(client, kstub_cluster, codec):
     # the broker stored the client's compressed batches as they were sent
     def codecs_in_log() -> set[int]:
         topic_obj = kstub_cluster.cluster.topics[topic]
-        return {chunk.data[22] & 0x07 for p in topic_obj.partitions for chunk in p.leader_log.chunks_from(0)}
+        return {chunk.data[22] & 0x07 for p in topic_obj.partitions for chunk in p.leader_log.read(0)}
 
     # Clients send a batch uncompressed when compressing would not make it smaller (kafka-python's
     # _maybe_compress, librdkafka likewise), so a small batch may be stored as codec 0.
