@@ -174,10 +174,6 @@ class ClientConnection:
         self._in_flight.append((correlation_id, api, api_version))
         return _frame(header, payload)
 
-    @property
-    def expects_response(self) -> bool:
-        return bool(self._in_flight)
-
     def forget_last(self) -> None:
         """The last request gets no response (Produce with acks=0)."""
         self._in_flight.pop()

@@ -337,12 +337,6 @@ class RecordBatch:
         if stored != computed:
             raise _corrupt(f"batch CRC-32C mismatch: stored {stored:#010x}, computed {computed:#010x}")
 
-    def set_base_offset(self, offset: int) -> None:
-        _I64.pack_into(self._buf, self._start + _BASE_OFFSET, offset)
-
-    def set_partition_leader_epoch(self, epoch: int) -> None:
-        _I32.pack_into(self._buf, self._start + _LEADER_EPOCH, epoch)
-
     def set_max_timestamp(self, ts_ms: int) -> None:
         """Set a CreateTime batch's maxTimestamp and recompute the CRC-32C (Kafka's setMaxTimestamp)."""
         if self.max_timestamp == ts_ms:
