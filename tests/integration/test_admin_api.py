@@ -47,7 +47,7 @@ def test_parser_reads_requests_fed_in_pieces():
         {"a": 1},
     )
     assert parse(b"GET /v1/cluster HTTP/1.1\r\n") is NEED_DATA
-    assert parse(b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nab") is NEED_DATA
+    assert parse(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab") is NEED_DATA
     bare = parse(b"POST /v1/clear HTTP/1.0\r\n\r\n")
     assert isinstance(bare, HttpRequest) and bare.body == b"" and bare.json() == {}, "no Content-Length: no body"
 
@@ -63,10 +63,11 @@ def test_parser_reads_requests_fed_in_pieces():
         (b"GET /v1/cluster HTTX/1.1\r\n\r\n", 400),
         (b"GET /v1/cluster HTTP/1.1\r\nno colon\r\n\r\n", 400),
         (b"GET /v1/cluster HTTP/1.1\r\n folded: x\r\n\r\n", 400),
-        (b"POST /v1/faults HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 501),
-        (b"POST /v1/faults HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
-        (b"POST /v1/faults HTTP/1.1\r\nContent-Length: " + str(MAX_BODY + 1).encode() + b"\r\n\r\n", 413),
-        (b"GET /" + b"a" * MAX_HEAD + b" HTTP/1.1\r\n\r\n", 431),
+        (b"GET /v1/cluster HTTP/1.1\r\n\r\n", 400),  # HTTP/1.1 without Host (RFC 9112)
+        (b"POST /v1/faults HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", 501),
+        (b"POST /v1/faults HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400),
+        (b"POST /v1/faults HTTP/1.1\r\nHost: a\r\nContent-Length: " + str(MAX_BODY + 1).encode() + b"\r\n\r\n", 413),
+        (b"GET /" + b"a" * MAX_HEAD + b" HTTP/1.1\r\nHost: a\r\n\r\n", 431),
         (b"GET /v1/cluster HTTP/1.1\r\nX: " + b"a" * MAX_HEAD, 431),
     ],
 )
@@ -78,7 +79,9 @@ def test_parser_refuses_bad_requests(data, status):
 
 @pytest.mark.parametrize("body", [b"{", b"[1]", b"\xff"])
 def test_bodies_must_be_json_objects(body):
-    req = parse(b"POST /v1/faults HTTP/1.1\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    req = parse(
+        b"POST /v1/faults HTTP/1.1\r\nHost: a\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
     assert isinstance(req, HttpRequest)
     with pytest.raises(HttpError) as err:
         req.json()
@@ -212,7 +215,7 @@ def test_bad_http_gets_a_status_and_the_server_carries_on(kstub_cluster):
     for data, status in [
         (b"GARBAGE\r\n\r\n", 400),
         (b"GET /v1/cluster HTTP/3.0\r\n\r\n", 505),
-        (b"POST /v1/faults HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501),
+        (b"POST /v1/faults HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501),
         (b"GET /" + b"x" * (MAX_HEAD + 10), 431),
     ]:
         answer = send_raw(url, data)
@@ -225,6 +228,14 @@ def test_bad_http_gets_a_status_and_the_server_carries_on(kstub_cluster):
     assert call(f"{url}/v1/cluster")[0] == 200
     with RawClient(kc.bootstrap_servers) as c:
         assert meta(c).brokers, "the brokers too"
+
+
+@pytest.mark.kstub(admin_port=0)
+def test_one_connection_serves_requests_one_after_the_other(kstub_cluster):
+    get = b"GET /v1/cluster HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    last = b"GET /v1/faults HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    answer = send_raw(kstub_cluster.admin_url, get + get + last)  # pipelined; the server closes after the last
+    assert answer.count(b"HTTP/1.1 200 OK\r\n") == 3 and answer.endswith(b"[]\n")
 
 
 # --- kstub ctl -------------------------------------------------------------------------------------------

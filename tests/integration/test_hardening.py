@@ -287,7 +287,7 @@ def test_admin_api_answers_hostile_bodies_with_400_and_carries_on(kstub_cluster)
     status, body = _http(url, _post(delay, b"{}", length=str(2 << 20).encode()))
     assert status == 413 and body["error"] == "body too large"
     # The control plane and the brokers carry on; the delay was never changed.
-    status, body = _http(url, b"GET /v1/cluster HTTP/1.1\r\n\r\n")
+    status, body = _http(url, b"GET /v1/cluster HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert status == 200 and body["brokers"][0]["replication"]["delay_ms"] == 0
     with RawClient(kstub_cluster.bootstrap_servers) as c:
         assert [b.node_id for b in c.request(3, 12, {"topics": None}).brokers] == [0]
