@@ -7,17 +7,30 @@ HTTP/1.1 itself is h11's: `RequestReader` wraps an ``h11.Connection`` (sans-IO:
 bytes in, `HttpRequest` out; bounded head and body, no chunked bodies) and
 `serve_admin` runs one Trio task per connection (keep-alive, as h11 decides)
 that routes each request to the cluster's `ControlPlane` and answers JSON.
-Refusals are JSON too: ``{"error": "..."}`` with 400 (bad input), 404 (no
-such broker, topic, fault, route), 405, 408, 409 (not possible in the
-cluster's current state), 413, 431, 501, 505. A request without
-Content-Length has no body (RFC 9112), as curl -X POST sends it.
+Refusals are JSON too: ``{"error": "..."}`` with 400 (bad input), 401 (no
+or wrong token), 403 (a foreign Origin or Host), 404 (no such broker, topic,
+fault, route), 405, 408, 409 (not possible in the cluster's current state),
+413, 415 (a state-changing request that is not JSON), 431, 501, 505. A
+request without Content-Length has no body (RFC 9112).
+
+No web page can drive it (`Access`): it listens on loopback unless told
+otherwise (``--admin-host``), answers only requests whose ``Host`` names a
+loopback address or the configured host (DNS rebinding), refuses any
+``Origin`` but its own, requires ``Content-Type: application/json`` on every
+state-changing request (so no cross-site "simple" form POST gets through),
+and with a token (``--admin-token``, or generated when listening beyond
+loopback) requires ``Authorization: Bearer TOKEN`` on every request.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 import logging
 import re
+import secrets
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -206,6 +219,96 @@ def render(reader: RequestReader, reply: Reply, *, close: bool = False) -> bytes
     return out
 
 
+# --- who may ask ---------------------------------------------------------------------
+
+#: methods that change nothing (and that a browser may send cross-site without a preflight)
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+WILDCARDS = frozenset({"", "0.0.0.0", "::"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address, IPv6 perhaps in brackets) is this machine's loopback."""
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def url_host(bind_host: str) -> str:
+    """How a URL names the server bound to `bind_host` (a wildcard: loopback)."""
+    if bind_host.strip("[]") in WILDCARDS:
+        return "127.0.0.1"
+    return f"[{bind_host}]" if ":" in bind_host and not bind_host.startswith("[") else bind_host
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _host_name(value: str) -> str:
+    """The name part of a Host header value (``name``, ``name:port``, ``[v6]:port``)."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[: value.find("]") + 1] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+@dataclass
+class Access:
+    """The admin server's rules on who may send it requests."""
+
+    #: the address the server is bound to (``--admin-host``)
+    bind_host: str = "127.0.0.1"
+    #: required as ``Authorization: Bearer TOKEN`` when set
+    token: str | None = None
+
+    @classmethod
+    def for_bind(cls, bind_host: str, token: str | None = None) -> Access:
+        """Rules for a server on `bind_host`; beyond loopback a token is generated unless given."""
+        if token is None and not is_loopback(bind_host):
+            token = secrets.token_urlsafe(24)
+        return cls(bind_host, token or None)
+
+    def host_allowed(self, name: str) -> bool:
+        name = name.strip("[]").rstrip(".")
+        if is_loopback(name):
+            return True
+        bind = self.bind_host.strip("[]").lower()
+        if bind in WILDCARDS:
+            # Listening everywhere: any address literal (rebinding needs a DNS name) or this machine's name.
+            return _is_address(name) or name == socket.gethostname().lower()
+        return name == bind
+
+    def check(self, req: HttpRequest) -> None:
+        """Raise the refusal for a request this server must not act on."""
+        host = req.headers.get("host")
+        if host is not None and not self.host_allowed(_host_name(host)):
+            raise HttpError(403, f"Host {host!r} is not this admin server's (DNS rebinding?)")
+        origin = req.headers.get("origin")
+        if origin is not None and (host is None or origin.lower() != f"http://{host.strip().lower()}"):
+            raise HttpError(403, f"cross-origin requests are refused (Origin {origin!r})")
+        if self.token is not None:
+            given = req.headers.get("authorization", "")
+            scheme, _, credentials = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip(), self.token):
+                raise HttpError(
+                    401,
+                    "this admin server needs its token: Authorization: Bearer TOKEN",
+                    [("WWW-Authenticate", "Bearer")],
+                )
+        if req.method not in SAFE_METHODS:
+            media_type = req.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if media_type != "application/json":
+                raise HttpError(415, f"{req.method} requests need Content-Type: application/json")
+
+
 # --- routes -------------------------------------------------------------------------
 
 Handler = Callable[["ControlPlane", re.Match[str], HttpRequest], Awaitable[tuple[int, Any] | Reply]]
@@ -369,8 +472,9 @@ async def dispatch(control: ControlPlane, req: HttpRequest) -> tuple[int, Any] |
 # --- the server -------------------------------------------------------------------
 
 
-async def _answer(control: ControlPlane, request: HttpRequest) -> Reply:
+async def _answer(control: ControlPlane, access: Access, request: HttpRequest) -> Reply:
     try:
+        access.check(request)
         result = await dispatch(control, request)
     except HttpError as exc:
         log.info("admin: refused %s %s: %d %s", request.method, request.path, exc.status, exc.message)
@@ -380,7 +484,7 @@ async def _answer(control: ControlPlane, request: HttpRequest) -> Reply:
     return reply
 
 
-async def _serve_connection(control: ControlPlane, stream: trio.abc.Stream) -> None:
+async def _serve_connection(control: ControlPlane, access: Access, stream: trio.abc.Stream) -> None:
     """Requests on one connection, one after the other, until either side closes."""
     reader = RequestReader()
     while True:
@@ -390,7 +494,7 @@ async def _serve_connection(control: ControlPlane, stream: trio.abc.Stream) -> N
             if request is CLOSED:
                 return
             assert isinstance(request, HttpRequest)
-            reply = await _answer(control, request)
+            reply = await _answer(control, access, request)
         except HttpError as exc:
             log.info("admin: refused a request: %d %s", exc.status, exc.message)
             reply, close = json_reply(exc.status, {"error": exc.message}, exc.headers), True
@@ -424,9 +528,15 @@ async def _receive(reader: RequestReader, stream: trio.abc.Stream) -> HttpReques
 
 
 async def serve_admin(
-    cluster: Cluster, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+    cluster: Cluster,
+    host: str,
+    port: int,
+    access: Access | None = None,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the admin API on `host`:`port` (0: ephemeral) until cancelled; reports the bound port."""
+    access = access or Access.for_bind(host)
     listeners = await trio.open_tcp_listeners(port, host=host)
     if port == 0:
         for extra in listeners[1:]:
@@ -439,7 +549,7 @@ async def serve_admin(
     async def handle(stream: trio.SocketStream) -> None:
         async with stream:
             try:
-                await _serve_connection(cluster.control, stream)
+                await _serve_connection(cluster.control, access, stream)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
 

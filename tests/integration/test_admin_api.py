@@ -91,9 +91,20 @@ def test_bodies_must_be_json_objects(body):
 # --- the server ------------------------------------------------------------------------------------
 
 
-def call(url: str, method: str = "GET", body: Any = None, raw_body: bytes | None = None) -> tuple[int, Any]:
+def call(
+    url: str,
+    method: str = "GET",
+    body: Any = None,
+    raw_body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
+    """One request as a script sends it: JSON (Content-Type: application/json) unless it is a GET."""
     data = raw_body if raw_body is not None else (None if body is None else json.dumps(body).encode())
     req = urllib.request.Request(url, data=data, method=method)
+    if method != "GET":
+        req.add_header("Content-Type", "application/json")
+    for name, value in (headers or {}).items():
+        req.add_header(name, value)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, json.load(resp)
