@@ -446,6 +446,14 @@ async def _clear(control: ControlPlane, m: re.Match[str], req: HttpRequest) -> t
     return 200, control.describe_cluster()
 
 
+@route("GET", r"/metrics")
+async def _metrics(control: ControlPlane, m: re.Match[str], req: HttpRequest) -> tuple[int, Any] | Reply:
+    from kstub.metrics import exposition
+
+    body, content_type = exposition(control.cluster)
+    return Reply(200, body, content_type)
+
+
 @route("GET", r"/v1/actions")
 async def _actions(control: ControlPlane, m: re.Match[str], req: HttpRequest) -> tuple[int, Any]:
     return 200, list(control.actions)
