@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 import h11
 import trio
@@ -297,7 +298,12 @@ class Access:
         if self.token is not None:
             given = req.headers.get("authorization", "")
             scheme, _, credentials = given.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip(), self.token):
+            if req.method == "GET" and req.path == "/" and not given:
+                # The console's page, opened as http://HOST:PORT/?token=TOKEN (it then sends the header itself).
+                scheme, credentials = "bearer", (parse_qs(req.query).get("token") or [""])[0]
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                credentials.strip().encode("utf-8", "replace"), self.token.encode()
+            ):
                 raise HttpError(
                     401,
                     "this admin server needs its token: Authorization: Bearer TOKEN",
@@ -444,6 +450,20 @@ async def _elect_preferred(control: ControlPlane, m: re.Match[str], req: HttpReq
 async def _clear(control: ControlPlane, m: re.Match[str], req: HttpRequest) -> tuple[int, Any]:
     control.clear()
     return 200, control.describe_cluster()
+
+
+@route("GET", r"/")
+async def _console(control: ControlPlane, m: re.Match[str], req: HttpRequest) -> tuple[int, Any] | Reply:
+    from kstub.console import PAGE_HEADERS, page
+
+    return Reply(200, page(), "text/html; charset=utf-8", list(PAGE_HEADERS))
+
+
+@route("GET", r"/v1/state")
+async def _state(control: ControlPlane, m: re.Match[str], req: HttpRequest) -> tuple[int, Any]:
+    from kstub.console import snapshot
+
+    return 200, snapshot(control.cluster)
 
 
 @route("GET", r"/metrics")

@@ -113,7 +113,12 @@ def test_a_token_is_required_when_set():
         assert cluster.admin_token == "s3cret"
         here = url.removeprefix("http://")
         kill = {"Host": here, "Content-Type": "application/json"}
-        for given in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret"}):
+        for given in (
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": "Basic s3cret"},
+            {"Authorization": "Bearer sécret"},
+        ):
             status, body = raw(url, "POST", "/v1/brokers/1/kill", {**kill, **given})
             assert status == 401 and "token" in body["error"], (given, body)
             assert raw(url, "GET", "/v1/cluster", {"Host": here, **given})[0] == 401
