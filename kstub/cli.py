@@ -167,6 +167,8 @@ def _serve(args: argparse.Namespace) -> int:
                         logging.getLogger("kstub").info(
                             "admin API token: %s (kstub ctl --admin-token, or Authorization: Bearer)", token
                         )
+                    console = f"{url}/" + (f"?token={token}" if token is not None else "")
+                    logging.getLogger("kstub").info("console: %s (metrics: %s/metrics)", console, url)
 
     try:
         trio.run(run)

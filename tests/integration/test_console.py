@@ -10,6 +10,8 @@ page's "kill" action, the broker killed.
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +23,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kstub import Cluster
 
 from multibroker import create_topic
+from support.external import require_programs
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -132,3 +135,28 @@ def test_with_a_token_the_page_takes_it_from_its_url():
         assert get(url + "/?token=t0ken")[0] == 200
         assert get(url + "/v1/state?token=t0ken")[0] == 401, "only the page itself takes the token from its URL"
         assert state(url, {"Authorization": "Bearer t0ken"})["brokers"][0]["state"] == "running"
+
+
+@pytest.mark.kstub(brokers=3, admin_port=0)
+def test_chromium_draws_the_cluster(kstub_cluster, tmp_path):
+    """Headless Chromium runs the page's script against the live API; the DOM it builds is the picture."""
+    require_programs("chromium")
+    kc = kstub_cluster
+    create_topic(kc, "drawn", 2, 3)
+    kc.control.kill_broker(2)
+
+    def browse(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}"]
+        cmd += ["--virtual-time-budget=5000", *args, kc.admin_url + "/"]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    dom = browse("--dump-dom").stdout
+    brokers = re.findall(r'<div class="broker[^"]*" data-broker="(\d)" data-state="(\w+)"', dom)
+    assert brokers == [("0", "running"), ("1", "running"), ("2", "killed")], dom[-2000:]
+    for index in (0, 1):
+        roles = sorted(re.findall(rf'data-replica="drawn-{index}" data-role="([\w-]+)"', dom))
+        assert roles == ["follower", "follower", "leader"], roles
+    assert "controller" in dom and "updated" in dom
+    # A screenshot for people to look at (kept with the test's temporary files).
+    browse(f"--screenshot={tmp_path / 'console.png'}", "--window-size=1400,900")
+    assert (tmp_path / "console.png").stat().st_size > 10_000
