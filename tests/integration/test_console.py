@@ -53,7 +53,7 @@ def test_the_page_is_self_contained_and_framed_by_no_one():
         assert outside not in page.replace('"http://www.w3.org/2000/svg"', ""), outside
 
 
-@pytest.mark.kstub(brokers=3, admin_port=0, config={"replica.lag.time.max.ms": "500"})
+@pytest.mark.kstub(brokers=3, admin_port=0)
 def test_the_snapshot_shows_brokers_partitions_and_a_group(kstub_cluster):
     kc = kstub_cluster
     url = kc.admin_url

@@ -54,7 +54,7 @@ def eventually(url: str, check: Callable[[Samples], bool], timeout: float = 20.0
         time.sleep(0.05)
 
 
-@pytest.mark.kstub(brokers=3, admin_port=0, config={"replica.lag.time.max.ms": "500"})
+@pytest.mark.kstub(brokers=3, admin_port=0)
 def test_metrics_follow_a_real_client(kstub_cluster):
     kc = kstub_cluster
     url = kc.admin_url
