@@ -548,6 +548,8 @@ async def _receive(reader: RequestReader, stream: trio.abc.Stream) -> HttpReques
     while request is NEED_DATA:
         if reader.started and deadline > trio.current_time() + READ_TIMEOUT:
             deadline = trio.current_time() + READ_TIMEOUT
+        if reader.conn.they_are_waiting_for_100_continue:  # curl's Expect: 100-continue on larger bodies
+            await stream.send_all(reader.conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b"")
         with trio.fail_at(deadline):
             data = await stream.receive_some(65536)
         reader.receive_data(data)

@@ -249,6 +249,24 @@ def test_one_connection_serves_requests_one_after_the_other(kstub_cluster):
     assert answer.count(b"HTTP/1.1 200 OK\r\n") == 3 and answer.endswith(b"[]\n")
 
 
+@pytest.mark.kstub(admin_port=0)
+def test_expect_100_continue_is_answered_before_the_body(kstub_cluster):
+    host, port = re.match(r"http://(.*):(\d+)", kstub_cluster.admin_url).groups()
+    body = b'{"type": "drop-request", "api": "fetch"}'
+    head = (
+        "POST /v1/faults HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Expect: 100-continue\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(head.encode())
+        assert s.recv(65536).startswith(b"HTTP/1.1 100 "), "the server asks for the body"
+        s.sendall(body)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 201 ")
+
+
 # --- kstub ctl -------------------------------------------------------------------------------------------
 
 
