@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from kstub import Cluster
+from kstub.admin_http import Access
 
 from support.served import Served, free_ports
 
@@ -198,3 +199,39 @@ def test_beyond_loopback_a_token_is_generated_and_printed():
         assert json.loads(_ctl(url, "status", token=token).stdout)["brokers"][0]["state"] == "running"
     finally:
         served.close()
+
+
+# --- the rules alone, without sockets ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bind", "host", "allowed"),
+    [
+        ("127.0.0.1", "127.0.0.1", True),
+        ("127.0.0.1", "localhost", True),
+        ("127.0.0.1", "LOCALHOST.", True),
+        ("127.0.0.1", "[::1]", True),
+        ("127.0.0.1", "127.9.9.9", True),
+        ("127.0.0.1", "192.0.2.2", False),  # loopback-bound: reached by no other name
+        ("127.0.0.1", "evil.example", False),
+        ("127.0.0.1", "localhost.evil.example", False),
+        ("192.0.2.2", "192.0.2.2", True),
+        ("192.0.2.2", "198.51.100.7", False),
+        ("kstub.internal", "kstub.internal", True),
+        ("0.0.0.0", "198.51.100.7", True),  # everywhere: any address literal
+        ("0.0.0.0", "[fd00::2]", True),
+        ("0.0.0.0", "evil.example", False),  # but no DNS name but this machine's
+        ("0.0.0.0", socket.gethostname(), True),
+    ],
+)
+def test_host_rules(bind, host, allowed):
+    assert Access(bind).host_allowed(host) is allowed
+
+
+def test_generated_tokens_only_beyond_loopback():
+    assert Access.for_bind("127.0.0.1").token is None
+    assert Access.for_bind("localhost").token is None
+    assert Access.for_bind("127.0.0.1", "given").token == "given"
+    first, second = Access.for_bind("0.0.0.0").token, Access.for_bind("0.0.0.0").token
+    assert first and second and first != second and len(first) >= 32
+    assert Access.for_bind("::", "mine").token == "mine"
