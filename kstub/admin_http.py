@@ -131,6 +131,11 @@ class RequestReader:
         self.conn.receive_data(data)
 
     @property
+    def method(self) -> bytes | None:
+        """The method of the request being read or answered (None: no request line yet)."""
+        return None if self._request is None else self._request.method
+
+    @property
     def started(self) -> bool:
         """Whether any byte of the current request was received."""
         return self._request is not None or bool(self.conn.trailing_data[0])
@@ -215,7 +220,8 @@ def render(reader: RequestReader, reply: Reply, *, close: bool = False) -> bytes
     conn = reader.conn
     reason = HTTPStatus(reply.status).phrase.encode()
     out = conn.send(h11.Response(status_code=reply.status, headers=headers, reason=reason)) or b""
-    out += conn.send(h11.Data(data=reply.body)) or b""
+    if reader.method != b"HEAD":  # a HEAD answer has the headers of a GET's and no body
+        out += conn.send(h11.Data(data=reply.body)) or b""
     out += conn.send(h11.EndOfMessage()) or b""
     return out
 
@@ -485,7 +491,7 @@ async def dispatch(control: ControlPlane, req: HttpRequest) -> tuple[int, Any] |
         m = pattern.fullmatch(req.path)
         if m is None:
             continue
-        if method != req.method:
+        if method != ("GET" if req.method == "HEAD" else req.method):
             allowed.append(method)
             continue
         try:
@@ -582,5 +588,7 @@ async def serve_admin(
                 await _serve_connection(cluster.control, access, stream)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
+            except Exception:  # a bug of ours costs this connection, never the admin server or the cluster
+                log.exception("admin: internal error; closing the connection")
 
     await trio.serve_listeners(handle, listeners)
