@@ -466,17 +466,19 @@ async def _console(control: ControlPlane, m: re.Match[str], req: HttpRequest) ->
 
 
 @route("GET", r"/v1/state")
-async def _state(control: ControlPlane, m: re.Match[str], req: HttpRequest) -> tuple[int, Any]:
+async def _state(control: ControlPlane, m: re.Match[str], req: HttpRequest) -> tuple[int, Any] | Reply:
     from kstub.console import snapshot
 
-    return 200, snapshot(control.cluster)
+    # A fresh structure of plain values: written as JSON in a worker thread while the brokers serve.
+    body = await trio.to_thread.run_sync(json.dumps, snapshot(control.cluster))
+    return Reply(200, body.encode(), "application/json")
 
 
 @route("GET", r"/metrics")
 async def _metrics(control: ControlPlane, m: re.Match[str], req: HttpRequest) -> tuple[int, Any] | Reply:
     from kstub.metrics import exposition
 
-    body, content_type = exposition(control.cluster)
+    body, content_type = await exposition(control.cluster)
     return Reply(200, body, content_type)
 
 
