@@ -51,6 +51,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--admin-port", type=int, default=None, help="serve the admin HTTP API on this port (0: ephemeral)"
     )
+    serve.add_argument(
+        "--admin-host",
+        default="127.0.0.1",
+        help="address of the admin HTTP API (default 127.0.0.1 whatever --host is; beyond loopback it needs a token)",
+    )
+    serve.add_argument(
+        "--admin-token",
+        default=None,
+        metavar="TOKEN",
+        help="require 'Authorization: Bearer TOKEN' on the admin API (generated and printed beyond loopback)",
+    )
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     from kstub import ctl
 
@@ -128,6 +139,8 @@ def _serve(args: argparse.Namespace) -> int:
         brokers=args.brokers,
         advertised_host=args.advertised_host,
         admin_port=args.admin_port,
+        admin_host=args.admin_host,
+        admin_token=args.admin_token,
     )
     server = ClusterServer(cluster, spec)
 
@@ -145,7 +158,17 @@ def _serve(args: argparse.Namespace) -> int:
                 bootstrap = ",".join(f"{b.advertised_host}:{b.port}" for b in brokers)
                 logging.getLogger("kstub").info("kstub ready: bootstrap servers %s", bootstrap)
                 if server.admin_port is not None:
-                    logging.getLogger("kstub").info("admin API: http://%s:%d", args.host, server.admin_port)
+                    from kstub.admin_http import url_host
+
+                    url = f"http://{url_host(args.admin_host)}:{server.admin_port}"
+                    logging.getLogger("kstub").info("admin API: %s", url)
+                    token = server.admin_access.token if server.admin_access else None
+                    if token is not None:
+                        logging.getLogger("kstub").info(
+                            "admin API token: %s (kstub ctl --admin-token, or Authorization: Bearer)", token
+                        )
+                    console = f"{url}/" + (f"?token={token}" if token is not None else "")
+                    logging.getLogger("kstub").info("console: %s (metrics: %s/metrics)", console, url)
 
     try:
         trio.run(run)

@@ -68,6 +68,9 @@ async def serve_connection(
     peer = _peer(stream)
     log.info("broker %d: connection from %s", broker.node_id, peer)
     conn = ServerConnection(max_frame=cluster.config["socket.request.max.bytes"])
+    stats = broker.stats
+    stats.connections += 1
+    stats.connections_total += 1
     try:
         async with stream:
             await _request_loop(stream, conn, cluster, broker, peer, session or Session())
@@ -81,6 +84,8 @@ async def serve_connection(
         # A bug of ours must cost one connection, never the server.
         log.exception("broker %d: internal error on connection from %s; closing it", broker.node_id, peer)
         return
+    finally:
+        stats.connections -= 1
     log.info("broker %d: connection from %s closed", broker.node_id, peer)
 
 
@@ -88,6 +93,7 @@ async def _request_loop(
     stream: trio.abc.Stream, conn: ServerConnection, cluster: Cluster, broker: Broker, peer: str, session: Session
 ) -> None:
     control = cluster.control
+    stats = broker.stats
     #: when the first byte of the request now arriving came (None: between requests)
     begun: float | None = None
     while True:
@@ -111,20 +117,33 @@ async def _request_loop(
                 if conn.buffered:
                     raise RemoteProtocolError(f"connection closed inside a frame ({conn.buffered} bytes pending)")
                 return
+            stats.bytes_in += len(data)
             conn.receive_data(data)
             continue
         assert isinstance(request, Request)
         begun = None
         session.busy = True
+        api = request.api.name
         if control.faults and control.take("drop_request", request.api_key, broker.node_id):
+            stats.requests[api, "dropped"] += 1
             return  # lost with the connection before the broker saw it
-        response = await _dispatch(request, cluster, broker, peer)
+        try:
+            response = await _dispatch(request, cluster, broker, peer)
+        except Exception:
+            stats.requests[api, "failed"] += 1
+            raise
         if control.faults:
             if control.take("drop_response", request.api_key, broker.node_id):
+                stats.requests[api, "dropped"] += 1
                 return  # the request took effect; its answer is lost with the connection
             await control.apply_delay(request.api_key, broker.node_id)
-        if response is not None:
-            await stream.send_all(response if isinstance(response, bytes) else conn.encode_response(request, response))
+        if response is None:
+            stats.requests[api, "no_response"] += 1
+        else:
+            stats.requests[api, "error" if isinstance(response, dict) and response.get("error_code") else "ok"] += 1
+            frame = response if isinstance(response, bytes) else conn.encode_response(request, response)
+            stats.bytes_out += len(frame)
+            await stream.send_all(frame)
         if session.closing:
             return
 

@@ -177,6 +177,12 @@ class ControlPlane:
         return None if self._runtime is None else self._runtime.admin_port
 
     @property
+    def admin_token(self) -> str | None:
+        """The admin HTTP API's bearer token, if it requires one."""
+        access = None if self._runtime is None else self._runtime.admin_access
+        return None if access is None else access.token
+
+    @property
     def cluster(self) -> Cluster:
         assert self._cluster is not None, "this control plane belongs to no cluster"
         return self._cluster

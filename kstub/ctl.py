@@ -4,7 +4,9 @@
 
 Each command is one HTTP request; the JSON answer is printed. Exit status 0
 on success, 1 when the server refuses (its error on stderr) or cannot be
-reached. The URL may also come from $KSTUB_ADMIN_URL.
+reached. The URL may also come from $KSTUB_ADMIN_URL, the token of a server
+that needs one (``--admin-token``, printed by ``kstub serve``) from
+$KSTUB_ADMIN_TOKEN.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--admin-url",
         default=os.environ.get("KSTUB_ADMIN_URL"),
         help="base URL of `kstub serve --admin-port` (default: $KSTUB_ADMIN_URL)",
+    )
+    ctl.add_argument(
+        "--admin-token",
+        default=os.environ.get("KSTUB_ADMIN_TOKEN"),
+        help="the admin API's token, when it needs one (default: $KSTUB_ADMIN_TOKEN)",
     )
     what = ctl.add_subparsers(dest="what", required=True)
 
@@ -130,8 +137,10 @@ def run(args: argparse.Namespace) -> int:
     method, path, body = request_for(args)
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(args.admin_url.rstrip("/") + path, data=data, method=method)
-    if data is not None:
+    if method != "GET":
         req.add_header("Content-Type", "application/json")
+    if args.admin_token:
+        req.add_header("Authorization", f"Bearer {args.admin_token}")
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
             answer = json.load(resp)

@@ -292,6 +292,8 @@ class Cluster:
         test_defaults: bool = True,
         data_dir: str | os.PathLike[str] | None = None,
         admin_port: int | None = None,
+        admin_host: str = "127.0.0.1",
+        admin_token: str | None = None,
     ) -> None:
         _check_settings(brokers, port)
         #: the cluster model (kstub.cluster.model.Cluster); touch it only through `call`
@@ -299,7 +301,13 @@ class Cluster:
         #: the brokers, with the ports actually bound (set by `start`)
         self.brokers: list[Broker] = []
         self._spec = ListenerSpec(
-            host=host, port=port, brokers=brokers, advertised_host=advertised_host, admin_port=admin_port
+            host=host,
+            port=port,
+            brokers=brokers,
+            advertised_host=advertised_host,
+            admin_port=admin_port,
+            admin_host=admin_host,
+            admin_token=admin_token,
         )
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
@@ -324,7 +332,14 @@ class Cluster:
         port = self.call(lambda: self.cluster.control.admin_port)
         if port is None:
             raise RuntimeError("this cluster was started without admin_port")
-        return f"http://{self._spec.host}:{port}"
+        from kstub.admin_http import url_host
+
+        return f"http://{url_host(self._spec.admin_host)}:{port}"
+
+    @property
+    def admin_token(self) -> str | None:
+        """The admin HTTP API's bearer token (None when it needs none: on loopback without admin_token)."""
+        return self.call(lambda: self.cluster.control.admin_token)
 
     @property
     def running(self) -> bool:

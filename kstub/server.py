@@ -42,6 +42,7 @@ import os
 import socket
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -49,6 +50,9 @@ from kstub.cluster.model import Broker, Cluster
 from kstub.cluster.replication import run_isr_expiration, run_replica_fetcher
 from kstub.cluster.retention import retention_loop
 from kstub.connection import Session, serve_connection
+
+if TYPE_CHECKING:
+    from kstub.admin_http import Access
 
 log = logging.getLogger("kstub.server")
 
@@ -97,6 +101,10 @@ class ListenerSpec:
     first_node_id: int = 0
     #: port of the admin HTTP API (None: no admin API; 0: ephemeral)
     admin_port: int | None = None
+    #: where the admin HTTP API listens: loopback unless asked (never widened by `host`)
+    admin_host: str = "127.0.0.1"
+    #: the admin API's bearer token (None: none on loopback, generated beyond it)
+    admin_token: str | None = None
     #: no TCP at all: brokers are reached with `ClusterServer.connect` (in-memory streams), for tests
     in_memory: bool = False
 
@@ -317,6 +325,8 @@ class ClusterServer:
         self._nursery: trio.Nursery | None = None
         self._session_timers: dict[int, trio.CancelScope] = {}
         self.admin_port: int | None = None
+        #: the admin API's rules (its token among them), once it is served
+        self.admin_access: Access | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[list[Broker]] = trio.TASK_STATUS_IGNORED) -> None:
         spec = self.spec
@@ -365,9 +375,12 @@ class ClusterServer:
                 nursery.start_soon(retention_loop, self.cluster)
                 nursery.start_soon(self.cluster.store.background, self.cluster)
                 if spec.admin_port is not None:
-                    from kstub.admin_http import serve_admin
+                    from kstub.admin_http import Access, serve_admin
 
-                    self.admin_port = await nursery.start(serve_admin, self.cluster, spec.host, spec.admin_port)
+                    self.admin_access = Access.for_bind(spec.admin_host, spec.admin_token)
+                    self.admin_port = await nursery.start(
+                        serve_admin, self.cluster, spec.admin_host, spec.admin_port, self.admin_access
+                    )
                 self.cluster.control.attach(self)
                 task_status.started([b for b, _ in opened])
         finally:

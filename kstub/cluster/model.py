@@ -35,6 +35,7 @@ from .coordinator import GroupCoordinator
 from .partition import Partition, ReplicaState
 from .producers import ProducerIds
 from .replication import BrokerReplication
+from .stats import BrokerStats
 from .storage import StateStore
 
 log = logging.getLogger("kstub.cluster")
@@ -89,6 +90,8 @@ class Broker:
     #: the broker's process is up: it serves its listener and runs its replica fetcher
     running: bool = True
     replication: BrokerReplication = field(default_factory=BrokerReplication, repr=False)
+    #: traffic counters (requests, bytes, connections) for metrics
+    stats: BrokerStats = field(default_factory=BrokerStats, repr=False)
 
 
 @dataclass(eq=False)

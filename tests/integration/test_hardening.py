@@ -260,7 +260,8 @@ def _http(url: str, data: bytes) -> tuple[int, dict]:
 
 def _post(path: str, body: bytes, *, length: bytes | None = None) -> bytes:
     length = str(len(body)).encode() if length is None else length
-    return b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Length: " + length + b"\r\n\r\n" + body
+    head = b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    return head + b"Content-Length: " + length + b"\r\n\r\n" + body
 
 
 @pytest.mark.kstub(admin_port=0)
@@ -278,7 +279,7 @@ def test_admin_api_answers_hostile_bodies_with_400_and_carries_on(kstub_cluster)
         (_post(delay, b"{}", length="²".encode("latin-1")), "bad Content-Length"),  # isdigit() but not int()
         (_post(delay, b"{}", length=b"+2"), "bad Content-Length"),
         (_post(delay, b"{}", length=b"9" * 30), "bad Content-Length"),
-        (_post(delay, b"{}").replace(b"Host: x", b"Content-Length: 1"), "more than one Content-Length"),
+        (_post(delay, b"{}").replace(b"Host: 127.0.0.1", b"Content-Length: 1"), "more than one Content-Length"),
         (_post(delay, b'{"ms": 1}', length=b"100"), "closed before the request was complete"),
     ]
     for data, message in cases:
@@ -287,7 +288,7 @@ def test_admin_api_answers_hostile_bodies_with_400_and_carries_on(kstub_cluster)
     status, body = _http(url, _post(delay, b"{}", length=str(2 << 20).encode()))
     assert status == 413 and body["error"] == "body too large"
     # The control plane and the brokers carry on; the delay was never changed.
-    status, body = _http(url, b"GET /v1/cluster HTTP/1.1\r\n\r\n")
+    status, body = _http(url, b"GET /v1/cluster HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert status == 200 and body["brokers"][0]["replication"]["delay_ms"] == 0
     with RawClient(kstub_cluster.bootstrap_servers) as c:
         assert [b.node_id for b in c.request(3, 12, {"topics": None}).brokers] == [0]

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""What a scrape of /metrics and a console refresh (/v1/state) cost, and what they cost producers.
+
+    python bench/admin_scrape.py [--topics 100] [--partitions 3] [--groups 20] [--scrapes 20] [--messages 20000]
+
+Starts `python -m kstub serve --brokers 3 --admin-port P` in a subprocess,
+creates --topics topics of --partitions partitions with replication factor 3
+and --groups consumer groups with committed offsets on every partition, then:
+
+1. times --scrapes requests of GET /metrics and of GET /v1/state (each is
+   computed from the cluster model when asked, on the brokers' Trio thread);
+2. measures how long brokers stall meanwhile: the round-trip time of
+   ApiVersions requests sent back to back for --probe seconds, without
+   scrapes, then with /metrics scraped back to back (worst case);
+3. measures confluent-kafka's produce throughput (acks=all, 100-byte values)
+   alone, then with a scraper fetching /metrics and /v1/state every second
+   (what Prometheus and an open console do), turn about, --rounds rounds.
+
+Prints figures; a benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from kstub.admin_client import Connection
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(admin_port: int) -> tuple[subprocess.Popen[str], str]:
+    cmd = [sys.executable, "-m", "kstub", "serve", "--brokers", "3", "--port", "0", "--admin-port", str(admin_port)]
+    cmd += ["-c", "default.replication.factor=3", "--log-level", "WARNING"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 60
+    url = f"http://127.0.0.1:{admin_port}"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/v1/cluster", timeout=2) as resp:
+                brokers = json.load(resp)["brokers"]
+            return proc, ",".join(f"{b['host']}:{b['port']}" for b in brokers)
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("kstub did not start")
+
+
+def timed_get(url: str) -> tuple[float, int]:
+    t = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=60) as resp:
+        size = len(resp.read())
+    return time.perf_counter() - t, size
+
+
+def probe(bootstrap: str, seconds: float) -> list[float]:
+    """Round-trip times of ApiVersions requests sent one after the other for `seconds`."""
+    times = []
+    with Connection(bootstrap.split(",")[0]) as c:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            t = time.perf_counter()
+            c.request(18, 0, {})
+            times.append(time.perf_counter() - t)
+    return times
+
+
+def describe(times: list[float]) -> str:
+    ordered = sorted(times)
+    p99 = ordered[int(len(ordered) * 0.99)]
+    median = statistics.median(times) * 1000
+    return f"{len(times)} requests, median {median:.2f} ms, p99 {p99 * 1000:.1f} ms, max {ordered[-1] * 1000:.1f} ms"
+
+
+def produce(bootstrap: str, topic: str, n: int) -> float:
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+    value = b"v" * 100
+    t = time.perf_counter()
+    for i in range(n):
+        while True:
+            try:
+                producer.produce(topic, value, partition=i % 3)
+                break
+            except BufferError:
+                producer.poll(0.01)
+    producer.flush(60)
+    return n / (time.perf_counter() - t)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--topics", type=int, default=100)
+    ap.add_argument("--partitions", type=int, default=3)
+    ap.add_argument("--groups", type=int, default=20)
+    ap.add_argument("--scrapes", type=int, default=20)
+    ap.add_argument("--messages", type=int, default=20000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--probe", type=float, default=5.0)
+    args = ap.parse_args()
+
+    port = free_port()
+    proc, bootstrap = start(port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        names = [f"t{i}" for i in range(args.topics)]
+        for future in admin.create_topics([NewTopic(n, args.partitions, 3) for n in [*names, "bench"]]).values():
+            future.result(60)
+        for g in range(args.groups):
+            consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g{g}", "enable.auto.commit": False})
+            offsets = [TopicPartition(n, p, 0) for n in names for p in range(args.partitions)]
+            consumer.commit(offsets=offsets, asynchronous=False)
+            consumer.close()
+        partitions = args.topics * args.partitions
+        print(f"{partitions} partitions (RF 3), {args.groups} groups with {partitions} committed offsets each")
+        for path in ("/metrics", "/v1/state"):
+            times, size = [], 0
+            for _ in range(args.scrapes):
+                elapsed, size = timed_get(url + path)
+                times.append(elapsed)
+            print(
+                f"GET {path}: median {statistics.median(times) * 1000:.1f} ms, "
+                f"max {max(times) * 1000:.1f} ms, {size / 1024:.0f} KiB"
+            )
+
+        print("ApiVersions round trips, no scrapes:", describe(probe(bootstrap, args.probe)))
+        busy = threading.Event()
+
+        def scrape_loop() -> None:
+            while not busy.is_set():
+                timed_get(url + "/metrics")
+
+        thread = threading.Thread(target=scrape_loop, daemon=True)
+        thread.start()
+        print("ApiVersions round trips, /metrics scraped back to back:", describe(probe(bootstrap, args.probe)))
+        busy.set()
+        thread.join()
+
+        stop = threading.Event()
+
+        def scraper() -> None:
+            while not stop.wait(1.0):
+                timed_get(url + "/metrics")
+                timed_get(url + "/v1/state")
+
+        alone, watched = [], []
+        for _ in range(args.rounds):
+            alone.append(produce(bootstrap, "bench", args.messages))
+            stop.clear()
+            thread = threading.Thread(target=scraper, daemon=True)
+            thread.start()
+            watched.append(produce(bootstrap, "bench", args.messages))
+            stop.set()
+            thread.join()
+        print(f"produce, acks=all: {statistics.median(alone):,.0f} msg/s alone")
+        print(f"produce, acks=all: {statistics.median(watched):,.0f} msg/s with /metrics and /v1/state every second")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

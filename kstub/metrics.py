@@ -1,0 +1,181 @@
+"""Prometheus metrics of a running cluster: ``GET /metrics`` on the admin HTTP API.
+
+Everything is computed when scraped, from the cluster model and the brokers'
+traffic counters (kstub/cluster/stats.py), in two steps:
+
+- `gather`, on the brokers' Trio thread (the model is touched only there):
+  plain tuples of labels and values, one list per metric of `METRICS`;
+- `render`, in a worker thread (``trio.to_thread``) so that the brokers keep
+  serving meanwhile: prometheus_client's metric families from those tuples,
+  in a registry of their own (no process metrics), written in Prometheus'
+  text exposition format by prometheus_client.
+
+The names follow what Kafka dashboards read: kafka_exporter's for partitions
+and consumer groups (``kafka_topic_partition_*``, ``kafka_consumergroup_*``),
+``kstub_*`` for what only kstub knows (per-replica offsets, request
+outcomes). docs/metrics.md lists them.
+
+prometheus_client is imported only when metrics are first asked for, so
+``kstub serve`` starts as fast as without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+if TYPE_CHECKING:
+    from kstub.cluster.model import Cluster
+
+_B, _TP, _TPB, _G, _GTP = (
+    ("broker",),
+    ("topic", "partition"),
+    ("topic", "partition", "broker"),
+    ("consumergroup",),
+    (
+        "consumergroup",
+        "topic",
+        "partition",
+    ),
+)
+
+#: name → (counter or gauge, help, label names); counters are exposed with the suffix _total
+METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "kafka_brokers": ("gauge", "Number of brokers in the cluster", ()),
+    "kstub_broker_state": ("gauge", "1 for the broker's state", ("broker", "state")),
+    "kstub_broker_alive": ("gauge", "1 while the controller counts the broker alive", _B),
+    "kafka_controller_kafkacontroller_activecontrollercount": ("gauge", "1 on the active controller", _B),
+    "kstub_broker_requests": ("counter", "Requests by API and outcome", ("broker", "api", "outcome")),
+    "kstub_broker_bytes_in": ("counter", "Bytes received from clients", _B),
+    "kstub_broker_bytes_out": ("counter", "Bytes sent to clients", _B),
+    "kstub_broker_connections": ("gauge", "Client connections open", _B),
+    "kstub_broker_connections_accepted": ("counter", "Client connections accepted since start", _B),
+    "kafka_topic_partitions": ("gauge", "Number of partitions of the topic", ("topic",)),
+    "kafka_topic_partition_current_offset": ("gauge", "High watermark: the offset consumers read up to", _TP),
+    "kafka_topic_partition_oldest_offset": ("gauge", "The leader's log start offset", _TP),
+    "kafka_topic_partition_leader": ("gauge", "The leader's broker id (-1: none)", _TP),
+    "kafka_topic_partition_replicas": ("gauge", "Number of replicas", _TP),
+    "kafka_topic_partition_in_sync_replica": ("gauge", "Number of in-sync replicas", _TP),
+    "kafka_topic_partition_under_replicated_partition": ("gauge", "1 if the ISR is smaller than the replicas", _TP),
+    "kafka_topic_partition_leader_is_preferred": ("gauge", "1 if the leader is the first replica", _TP),
+    "kstub_partition_high_watermark": ("gauge", "The partition's high watermark", _TP),
+    "kstub_partition_leader_epoch": ("gauge", "The partition's leader epoch", _TP),
+    "kstub_replica_log_start_offset": ("gauge", "Each replica's log start offset", _TPB),
+    "kstub_replica_log_end_offset": ("gauge", "Each replica's log end offset", _TPB),
+    "kstub_replica_in_sync": ("gauge", "1 if the replica is in the ISR", _TPB),
+    "kafka_consumergroup_members": ("gauge", "Members of the group", _G),
+    "kstub_consumergroup_state": ("gauge", "1 for the group's state", ("consumergroup", "state")),
+    "kstub_consumergroup_generation": ("gauge", "The group's generation", _G),
+    "kafka_consumergroup_current_offset": ("gauge", "Committed offset", _GTP),
+    "kafka_consumergroup_lag": ("gauge", "High watermark minus committed offset (never negative)", _GTP),
+    "kafka_consumergroup_lag_sum": ("gauge", "Lag over all partitions", _G),
+}
+
+Samples = dict[str, list[tuple[tuple[str, ...], float]]]
+
+
+def gather(cluster: Cluster) -> Samples:
+    """Every metric's samples as plain tuples, read from the model (on its Trio thread)."""
+    out: Samples = {name: [] for name in METRICS}
+    runtime_state = {b["id"]: b["state"] for b in cluster.control.describe_cluster()["brokers"]}
+
+    out["kafka_brokers"].append(((), len(cluster.brokers)))
+    for node_id, broker in sorted(cluster.brokers.items()):
+        b = (str(node_id),)
+        state = runtime_state.get(node_id, "running" if broker.running else "stopped")
+        out["kstub_broker_state"].append(((*b, state), 1))
+        out["kstub_broker_alive"].append((b, 1 if broker.alive else 0))
+        out["kafka_controller_kafkacontroller_activecontrollercount"].append(
+            (b, 1 if node_id == cluster.controller_id else 0)
+        )
+        stats = broker.stats
+        for (api, outcome), count in sorted(stats.requests.items()):
+            out["kstub_broker_requests"].append(((*b, api, outcome), count))
+        out["kstub_broker_bytes_in"].append((b, stats.bytes_in))
+        out["kstub_broker_bytes_out"].append((b, stats.bytes_out))
+        out["kstub_broker_connections"].append((b, stats.connections))
+        out["kstub_broker_connections_accepted"].append((b, stats.connections_total))
+
+    for name, topic in sorted(cluster.topics.items()):
+        out["kafka_topic_partitions"].append(((name,), len(topic.partitions)))
+    current, oldest = out["kafka_topic_partition_current_offset"], out["kafka_topic_partition_oldest_offset"]
+    leader, epoch = out["kafka_topic_partition_leader"], out["kstub_partition_leader_epoch"]
+    replicas, isr = out["kafka_topic_partition_replicas"], out["kafka_topic_partition_in_sync_replica"]
+    under, preferred = (
+        out["kafka_topic_partition_under_replicated_partition"],
+        out["kafka_topic_partition_leader_is_preferred"],
+    )
+    hw, log_start, log_end = (
+        out["kstub_partition_high_watermark"],
+        out["kstub_replica_log_start_offset"],
+        out["kstub_replica_log_end_offset"],
+    )
+    in_sync = out["kstub_replica_in_sync"]
+    for p in cluster.iter_partitions():
+        tp = (p.topic.name, str(p.index))
+        leader_log = p.logs.get(p.leader)
+        current.append((tp, p.high_watermark))
+        hw.append((tp, p.high_watermark))
+        oldest.append((tp, leader_log.log_start_offset if leader_log is not None else 0))
+        leader.append((tp, p.leader))
+        epoch.append((tp, p.leader_epoch))
+        replicas.append((tp, len(p.replicas)))
+        isr.append((tp, len(p.isr)))
+        under.append((tp, 1 if len(p.isr) < len(p.replicas) else 0))
+        preferred.append((tp, 1 if p.replicas and p.leader == p.replicas[0] else 0))
+        for r in p.replicas:
+            log = p.logs.get(r)
+            if log is not None:
+                tpb = (*tp, str(r))
+                log_start.append((tpb, log.log_start_offset))
+                log_end.append((tpb, log.log_end_offset))
+                in_sync.append((tpb, 1 if r in p.isr else 0))
+
+    committed, lag = out["kafka_consumergroup_current_offset"], out["kafka_consumergroup_lag"]
+    for group_id, group in sorted(cluster.groups.groups.items()):
+        g = (group_id,)
+        out["kafka_consumergroup_members"].append((g, len(group.members)))
+        out["kstub_consumergroup_state"].append(((group_id, group.state.value), 1))
+        out["kstub_consumergroup_generation"].append((g, group.generation_id))
+        lag_sum = 0
+        for (topic, index), offset in sorted(group.offsets.items()):
+            labels = (group_id, topic, str(index))
+            committed.append((labels, offset.offset))
+            p = cluster.partition(topic, index)
+            if p is not None:
+                behind = max(0, p.high_watermark - offset.offset)
+                lag_sum += behind
+                lag.append((labels, behind))
+        out["kafka_consumergroup_lag_sum"].append((g, lag_sum))
+    return out
+
+
+def _families(samples: Samples) -> Iterator[Any]:
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    for name, (kind, text, labels) in METRICS.items():
+        family = (CounterMetricFamily if kind == "counter" else GaugeMetricFamily)(name, text, labels=labels)
+        for values, value in samples[name]:
+            family.add_metric(values, value)
+        yield family
+
+
+def render(samples: Samples) -> tuple[bytes, str]:
+    """`samples` in Prometheus' text format, and its content type (thread-safe: touches no model)."""
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    class Collector:
+        def collect(self) -> Iterator[Any]:
+            return _families(samples)
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Collector())  # type: ignore[arg-type]
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+async def exposition(cluster: Cluster) -> tuple[bytes, str]:
+    """The cluster's metrics: gathered here, on the model's thread; written in a worker thread."""
+    samples = gather(cluster)
+    return await trio.to_thread.run_sync(render, samples)
