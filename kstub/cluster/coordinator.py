@@ -169,8 +169,8 @@ class GroupCoordinator:
             new = moved.get(self.partition_for(group.group_id))
             if new is not None:
                 log.info("group %s: coordinator is now broker %d (%s)", group.group_id, new, why)
-                self.membership.unload(group)
-                self.membership.load(group, self.now())
+                self.membership.rebalance.unload(group)
+                self.membership.rebalance.load(group, self.now())
         self.poke()
 
     # --- the timer task ------------------------------------------------------
@@ -208,7 +208,7 @@ class GroupCoordinator:
         now = self.now() if now is None else now
         for group in list(self.groups.values()):
             if self.groups.get(group.group_id) is group and self._serving(group):
-                self.membership.fire(group, now)
+                self.membership.rebalance.fire(group, now)
         self.commits.tick(now)
 
     # --- membership (the classic protocol) -------------------------------------------

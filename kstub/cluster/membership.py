@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from kstub.protocol import ErrorCode
 
 from .groups import Group, GroupState, JoinResult, Member, SyncResult, _Reply
+from .rebalance import Rebalance
 
 if TYPE_CHECKING:
     from .coordinator import GroupCoordinator
@@ -70,6 +71,8 @@ class ClassicMembership:
 
     def __init__(self, coordinator: GroupCoordinator) -> None:
         self._coordinator = coordinator
+        #: the group's generations: rebalances, their deadlines, coordinator moves
+        self.rebalance = Rebalance(coordinator)
 
     @property
     def cluster(self) -> Cluster:
@@ -90,52 +93,6 @@ class ClassicMembership:
 
     def _create_group(self, group_id: str, now: float) -> Group:
         return self._coordinator.create_group(group_id, now)
-
-    # --- timers (the coordinator's task calls this for every group it serves) ---------------------
-
-    def fire(self, group: Group, now: float) -> None:
-        """Fire the group's membership timers due at `now`."""
-        for member_id, expiry in list(group.pending_members.items()):
-            if expiry <= now:
-                log.info("group %s: pending member %s expired", group.group_id, member_id)
-                del group.pending_members[member_id]
-                self._try_complete_join(group, now)
-        for member in list(group.members.values()):
-            expiry = member.expiry()
-            if expiry is not None and expiry <= now and group.members.get(member.member_id) is member:
-                log.info("group %s: member %s missed its session timeout", group.group_id, member.member_id)
-                self._remove_member_and_update(group, member, now)
-        if group.is_(GroupState.PREPARING_REBALANCE) and group.join_deadline is not None and group.join_deadline <= now:
-            self._join_phase_expired(group, now)
-        if (
-            group.is_(GroupState.COMPLETING_REBALANCE, GroupState.STABLE)
-            and group.sync_deadline is not None
-            and group.sync_deadline <= now
-        ):
-            self._sync_phase_expired(group, now)
-
-    # --- coordinator moves -----------------------------------------------------
-
-    @staticmethod
-    def unload(group: Group) -> None:
-        """Kafka's onGroupUnloaded: what the old coordinator holds is answered NOT_COORDINATOR."""
-        for member in group.members.values():
-            if member.join_reply is not None:
-                member.join_reply.set(JoinResult(ErrorCode.NOT_COORDINATOR, member.member_id))
-                member.join_reply = None
-            if member.sync_reply is not None:
-                member.sync_reply.set(SyncResult(ErrorCode.NOT_COORDINATOR))
-                member.sync_reply = None
-
-    @staticmethod
-    def load(group: Group, now: float) -> None:
-        """Kafka's onGroupLoaded: every member's session starts afresh; so do the rebalance's deadlines."""
-        for member in group.members.values():
-            member.last_heartbeat = now
-        if group.join_deadline is not None:
-            group.join_deadline = now + (group.initial_delay[0] if group.initial_delay else group.rebalance_timeout)
-        if group.sync_deadline is not None:
-            group.sync_deadline = now + group.rebalance_timeout
 
     # --- JoinGroup -----------------------------------------------------------
 
@@ -164,7 +121,7 @@ class ClassicMembership:
         if not self._accepts_joining_member(group, member_id):
             known = group.members.get(member_id)
             if known is not None:
-                self._remove_member_and_update(group, known, now)
+                self.rebalance.remove_member_and_update(group, known, now)
             return _Reply.ready(JoinResult(ErrorCode.GROUP_MAX_SIZE_REACHED, ""))
         names = [name for name, _ in protocols]
         if not group.supports_protocols(protocol_type, names):
@@ -221,7 +178,7 @@ class ClassicMembership:
                     reply.set(group.current_join_result(member))
             else:
                 reply.set(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member_id))
-        self._try_complete_join(group, now)
+        self.rebalance.try_complete_join(group, now)
         return reply
 
     def _accepts_joining_member(self, group: Group, member_id: str) -> bool:
@@ -243,7 +200,7 @@ class ClassicMembership:
         group.add(member)
         member.last_heartbeat = now
         log.info("group %s: member %s joins (instance %s)", group.group_id, member.member_id, member.instance_id)
-        self._maybe_prepare_rebalance(group, now)
+        self.rebalance.maybe_prepare_rebalance(group, now)
 
     def _update_member_and_rebalance(
         self,
@@ -256,7 +213,7 @@ class ClassicMembership:
         now: float,
     ) -> None:
         self._update_member(member, protocols, session, rebalance, reply)
-        self._maybe_prepare_rebalance(group, now)
+        self.rebalance.maybe_prepare_rebalance(group, now)
 
     @staticmethod
     def _update_member(
@@ -323,125 +280,10 @@ class ClassicMembership:
                     result.leader = old_leader or ""  # keeps a returning leader from assigning
                 reply.set(result)
             else:
-                self._maybe_prepare_rebalance(group, now)
+                self.rebalance.maybe_prepare_rebalance(group, now)
         elif group.is_(GroupState.COMPLETING_REBALANCE):
             # the leader may have assigned to the old member id: start over
-            self._prepare_rebalance(group, now)
-
-    # --- rebalancing -------------------------------------------------------
-
-    def _maybe_prepare_rebalance(self, group: Group, now: float) -> None:
-        if group.is_(GroupState.STABLE, GroupState.COMPLETING_REBALANCE, GroupState.EMPTY):
-            self._prepare_rebalance(group, now)
-
-    def _prepare_rebalance(self, group: Group, now: float) -> None:
-        if group.is_(GroupState.COMPLETING_REBALANCE):
-            self._propagate_assignment_error(group, ErrorCode.REBALANCE_IN_PROGRESS)
-        group.sync_deadline = None
-        group.pending_sync.clear()
-        if group.is_(GroupState.EMPTY):
-            delay = self._config_ms("group.initial.rebalance.delay.ms")
-            group.initial_delay = (delay, max(group.rebalance_timeout - delay, 0.0))
-            group.new_member_added = False
-            group.join_deadline = now + delay
-        else:
-            group.initial_delay = None
-            group.join_deadline = now + group.rebalance_timeout
-        group.transition(GroupState.PREPARING_REBALANCE, now)
-        self._poke()
-
-    def _propagate_assignment_error(self, group: Group, error: ErrorCode) -> None:
-        for member in group.members.values():
-            member.assignment = b""
-            if member.sync_reply is not None:
-                member.sync_reply.set(SyncResult(error))
-                member.sync_reply = None
-
-    def _try_complete_join(self, group: Group, now: float) -> None:
-        """End the join phase early once every member has rejoined (not during the initial delay)."""
-        if group.is_(GroupState.PREPARING_REBALANCE) and group.initial_delay is None and group.all_joined():
-            self._complete_join(group, now)
-
-    def _join_phase_expired(self, group: Group, now: float) -> None:
-        if group.initial_delay is not None:
-            delay, remaining = group.initial_delay
-            if group.new_member_added and remaining > 0:
-                # members keep arriving: wait once more, within the rebalance timeout
-                group.new_member_added = False
-                step = min(delay, remaining)
-                group.initial_delay = (delay, max(remaining - step, 0.0))
-                group.join_deadline = now + step
-                return
-        self._complete_join(group, now)
-
-    def _complete_join(self, group: Group, now: float) -> None:
-        """Kafka's onCompleteJoin: drop who did not rejoin, start the next generation, answer the joins."""
-        for member in list(group.members.values()):
-            if member.join_reply is None and member.instance_id is None:
-                log.info("group %s: member %s did not rejoin in time", group.group_id, member.member_id)
-                group.remove(member.member_id)
-        if group.members and not self._elect_joined_leader(group):
-            # only static members that have not rejoined are left: wait for them (or their session timeouts)
-            group.initial_delay = None
-            group.join_deadline = now + max(group.rebalance_timeout, 1.0)
-            return
-        group.join_deadline = None
-        group.initial_delay = None
-        group.generation_id += 1
-        if not group.members:
-            group.protocol_name = None
-            group.subscribed_topics = None
-            group.transition(GroupState.EMPTY, now)
-            return
-        group.protocol_name = group.select_protocol()
-        group.subscribed_topics = group.compute_subscribed_topics()
-        group.transition(GroupState.COMPLETING_REBALANCE, now)
-        for member in group.members.values():
-            if member.join_reply is not None:
-                member.join_reply.set(group.current_join_result(member))
-                member.join_reply = None
-            member.is_new = False
-            member.last_heartbeat = now
-        group.pending_sync = set(group.members)
-        group.sync_deadline = now + group.rebalance_timeout
-        self._poke()
-
-    @staticmethod
-    def _elect_joined_leader(group: Group) -> bool:
-        leader = group.members.get(group.leader_id or "")
-        if leader is not None and leader.join_reply is not None:
-            return True
-        joined = next((m for m in group.members.values() if m.join_reply is not None), None)
-        if joined is None:
-            return False
-        group.leader_id = joined.member_id
-        return True
-
-    def _sync_phase_expired(self, group: Group, now: float) -> None:
-        group.sync_deadline = None
-        if not group.pending_sync:
-            return
-        for member_id in list(group.pending_sync):
-            log.info("group %s: member %s did not send SyncGroup in time", group.group_id, member_id)
-            member = group.remove(member_id)
-            if member is not None and member.join_reply is not None:
-                member.join_reply.set(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member_id))
-        self._prepare_rebalance(group, now)
-        self._try_complete_join(group, now)
-
-    def _remove_member_and_update(self, group: Group, member: Member, now: float) -> None:
-        if member.join_reply is not None:
-            member.join_reply.set(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member.member_id))
-            member.join_reply = None
-        if member.sync_reply is not None:
-            member.sync_reply.set(SyncResult(ErrorCode.UNKNOWN_MEMBER_ID))
-            member.sync_reply = None
-        group.remove(member.member_id)
-        if group.is_(GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
-            self._maybe_prepare_rebalance(group, now)
-            self._try_complete_join(group, now)
-        elif group.is_(GroupState.PREPARING_REBALANCE):
-            self._try_complete_join(group, now)
+            self.rebalance.prepare_rebalance(group, now)
 
     # --- SyncGroup -----------------------------------------------------------
 
@@ -553,13 +395,13 @@ class ClassicMembership:
                     results.append((member_id, instance_id, error))
                     continue
             log.info("group %s: member %s leaves", group.group_id, target)
-            self._remove_member_and_update(group, group.members[target], now)
+            self.rebalance.remove_member_and_update(group, group.members[target], now)
             results.append((member_id, instance_id, ErrorCode.NONE))
         if pending_left:
             # As Kafka 4's coordinator: a member leaving rebalances a Stable or CompletingRebalance
             # group even when it was still pending (MEMBER_ID_REQUIRED, not joined yet)
             if group.is_(GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
-                self._prepare_rebalance(group, now)
-            self._try_complete_join(group, now)
+                self.rebalance.prepare_rebalance(group, now)
+            self.rebalance.try_complete_join(group, now)
         self._poke()
         return ErrorCode.NONE, results

@@ -314,6 +314,10 @@ class Pair:
                     error = answer.coordinators[0].error_code
                 else:
                     error = side.conn.request(10, {"key": key, "key_type": key_type}, version=v).error_code
+                if error == ErrorCode.NONE and key_type == 0:
+                    # the coordinator is known; it may still be loading its __consumer_offsets partition
+                    # (Kafka answers NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS meanwhile)
+                    error = side.conn.request(15, {"groups": [key]}).groups[0].error_code
                 if error == ErrorCode.NONE:
                     break
                 if time.monotonic() > deadline:
