@@ -36,11 +36,11 @@ import bisect
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import trio
 
-from kstub.protocol.records import ProducedBatch, RecordBatch, first_record_at
+from kstub.protocol.records import ProducedBatch, RecordBatch
 
 from .config import TOPIC_CONFIGS
 from .epochs import LeaderEpochCache
@@ -204,7 +204,7 @@ class Log:
 
     # --- reading ------------------------------------------------------------------
 
-    def _segment_index(self, offset: int) -> int:
+    def segment_index(self, offset: int) -> int:
         return max(0, bisect.bisect_right(self._seg_bases, offset) - 1)
 
     def read(
@@ -222,7 +222,7 @@ class Log:
         total = 0
         count = 0
         segments = self._segments
-        for si in range(self._segment_index(offset), len(segments)):
+        for si in range(self.segment_index(offset), len(segments)):
             seg = segments[si]
             i = seg.index_of(offset) if not result else 0
             j = i
@@ -246,70 +246,7 @@ class Log:
                 break
         return result
 
-    def find_timestamp(self, timestamp: int, upper: int) -> tuple[int, int] | None:
-        """(offset, timestamp) of the first record below `upper` whose timestamp is >= `timestamp`."""
-        for chunk in self.timestamp_candidates(timestamp, upper):
-            found = self.match_timestamp(chunk, timestamp, upper)
-            if found is not None:
-                return found
-        return None
-
-    def timestamp_candidates(self, timestamp: int, upper: int) -> Iterator[Chunk]:
-        """The batches below `upper` whose max timestamp is >= `timestamp`, in order: where a timestamp
-        lookup walks records (`match_timestamp`), until one matches. Safe to advance across awaits."""
-        start = self.log_start_offset
-        segments = list(self._segments)
-        for si in range(self._segment_index(start), len(segments)):
-            seg = segments[si]
-            if seg.max_timestamp < timestamp:
-                continue
-            for i in range(seg.index_of(start), len(seg)):
-                if seg.bases[i] >= upper:
-                    return
-                if seg.max_ts[i] >= timestamp:
-                    yield seg.chunks(i, i + 1)[0]
-
-    def match_timestamp(self, chunk: Chunk, timestamp: int, upper: int) -> tuple[int, int] | None:
-        """(offset, timestamp) of the first record of `chunk` at or after `timestamp`, within the log and below
-        `upper`. Walks the records a decompressed chunk at a time (bounded memory); a record above
-        max.decompressed.message.bytes raises BatchError(INVALID_RECORD), as Kafka's lookup fails."""
-        record = first_record_at(chunk.data, timestamp, max_record_bytes=self._max_record_bytes())
-        if record is not None and self.log_start_offset <= record.offset < upper:
-            return record.offset, record.timestamp
-        return None
-
-    def max_timestamp_chunk(self, upper: int) -> Chunk | None:
-        """The first batch below `upper` holding the largest max timestamp (see `max_timestamp_offset`)."""
-        best: tuple[Segment, int] | None = None
-        best_ts = None
-        start = self.log_start_offset
-        for si in range(self._segment_index(start), len(self._segments)):
-            seg = self._segments[si]
-            if not len(seg):
-                continue
-            whole = seg.lasts[-1] < upper and seg.bases[0] >= start
-            if whole and best_ts is not None and seg.max_timestamp <= best_ts:
-                continue
-            for i in range(seg.index_of(start), len(seg)):
-                if seg.lasts[i] >= upper:
-                    break
-                if best_ts is None or seg.max_ts[i] > best_ts:
-                    best, best_ts = (seg, i), seg.max_ts[i]
-        if best is None:
-            return None
-        return best[0].chunks(best[1], best[1] + 1)[0]
-
-    def max_timestamp_in(self, chunk: Chunk) -> tuple[int, int]:
-        """(offset, timestamp) of the first record of `chunk` carrying its max timestamp."""
-        record = first_record_at(chunk.data, chunk.max_timestamp, max_record_bytes=self._max_record_bytes())
-        return (chunk.last_offset, chunk.max_timestamp) if record is None else (record.offset, record.timestamp)
-
-    def max_timestamp_offset(self, upper: int) -> tuple[int, int] | None:
-        """(offset, timestamp) of the first record with the largest timestamp below `upper`."""
-        chunk = self.max_timestamp_chunk(upper)
-        return None if chunk is None else self.max_timestamp_in(chunk)
-
-    def _max_record_bytes(self) -> int:
+    def max_record_bytes(self) -> int:
         return int(self._config("max.decompressed.message.bytes"))
 
     # --- leader epochs ----------------------------------------------------------------
@@ -409,7 +346,7 @@ class Log:
         if offset >= self.log_end_offset:
             self.epoch_cache.truncate_from_end(offset)
             return
-        si = self._segment_index(offset)
+        si = self.segment_index(offset)
         for seg in self._segments[si + 1 :]:
             seg.delete()
         del self._segments[si + 1 :]

@@ -17,10 +17,12 @@ does (KIP-207).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TypeVar
 
 from construct import Container
 
+from kstub.cluster import timestamps
 from kstub.cluster.log import Log
 from kstub.cluster.segments import Chunk
 from kstub.protocol import ApiKey, ErrorCode
@@ -82,16 +84,16 @@ async def _walk(fn: Callable[..., _T], chunk: Chunk, *args: object) -> _T:
 
 
 async def _find(log: Log, ts: int, upper: int) -> tuple[int, int] | None:
-    for chunk in log.timestamp_candidates(ts, upper):
-        found = await _walk(log.match_timestamp, chunk, ts, upper)
+    for chunk in timestamps.candidates(log, ts, upper):
+        found = await _walk(partial(timestamps.match, log), chunk, ts, upper)
         if found is not None:
             return found
     return None
 
 
 async def _max_timestamp(log: Log, upper: int) -> tuple[int, int] | None:
-    chunk = log.max_timestamp_chunk(upper)
-    return None if chunk is None else await _walk(log.max_timestamp_in, chunk)
+    chunk = timestamps.max_timestamp_chunk(log, upper)
+    return None if chunk is None else await _walk(partial(timestamps.max_timestamp_in, log), chunk)
 
 
 @handles(ApiKey.LIST_OFFSETS)

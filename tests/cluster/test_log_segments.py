@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from logtools import build_batch
 
+from kstub.cluster import timestamps
 from kstub.protocol.records import iter_records
 
 
@@ -84,10 +85,10 @@ def test_find_timestamp_and_max_timestamp_across_segments(make_log):
     fill(lg, 6, count=2, step=10)
     end = lg.log_end_offset
     assert len(lg.segments) > 2
-    assert lg.find_timestamp(1_700_000_000_000 + 21, end) == (5, 1_700_000_000_000 + 21)
-    assert lg.find_timestamp(1_700_000_000_000 + 999, end) is None
-    assert lg.max_timestamp_offset(end) == (11, 1_700_000_000_000 + 51)
-    assert lg.max_timestamp_offset(6) == (5, 1_700_000_000_000 + 21)
+    assert timestamps.find_timestamp(lg, 1_700_000_000_000 + 21, end) == (5, 1_700_000_000_000 + 21)
+    assert timestamps.find_timestamp(lg, 1_700_000_000_000 + 999, end) is None
+    assert timestamps.max_timestamp_offset(lg, end) == (11, 1_700_000_000_000 + 51)
+    assert timestamps.max_timestamp_offset(lg, 6) == (5, 1_700_000_000_000 + 21)
 
 
 def test_truncate_to_drops_whole_segments_and_the_holding_batch(make_log):
