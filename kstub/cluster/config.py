@@ -165,11 +165,6 @@ def _gzip_level(name: str, value: int) -> None:
         raise _invalid(name, value, "Value must be between 1 and 9, or -1 for the default")
 
 
-def _message_format_version(name: str, value: str) -> None:
-    if not re.fullmatch(r"0\.(8\.[0-2]|9\.0|10\.[0-2]|11\.0)(\.\d+)?(-IV\d+)?|[1-9]\.\d+(-IV\d+)?(\.\d+)?", value):
-        raise _invalid(name, value, "Unknown metadata.version")
-
-
 @dataclass(frozen=True)
 class Synonym:
     """A broker setting a topic config falls back to; `scale` converts its unit to the topic's (hours to ms)."""
@@ -322,26 +317,12 @@ TOPIC_CONFIGS: dict[str, TopicSetting] = {
         ),
         TopicSetting("preallocate", ConfigType.BOOLEAN, False, None, (_S("log.preallocate"),)),
         TopicSetting(
-            "message.format.version",
-            ConfigType.STRING,
-            "3.0-IV1",
-            _message_format_version,
-            (_S("log.message.format.version"),),
-        ),
-        TopicSetting(
             "message.timestamp.type",
             ConfigType.STRING,
             "CreateTime",
             one_of("CreateTime", "LogAppendTime"),
             (_S("log.message.timestamp.type"),),
             "LogAppendTime: the broker stamps batches on append",
-        ),
-        TopicSetting(
-            "message.timestamp.difference.max.ms",
-            ConfigType.LONG,
-            LONG_MAX,
-            at_least(0),
-            (_S("log.message.timestamp.difference.max.ms"),),
         ),
         TopicSetting(
             "message.timestamp.before.max.ms",
@@ -353,20 +334,22 @@ TOPIC_CONFIGS: dict[str, TopicSetting] = {
         TopicSetting(
             "message.timestamp.after.max.ms",
             ConfigType.LONG,
-            LONG_MAX,
+            _HOUR,
             at_least(0),
             (_S("log.message.timestamp.after.max.ms"),),
         ),
         TopicSetting("leader.replication.throttled.replicas", ConfigType.LIST, [], _throttled_replicas),
         TopicSetting("follower.replication.throttled.replicas", ConfigType.LIST, [], _throttled_replicas),
-        TopicSetting(
-            "message.downconversion.enable", ConfigType.BOOLEAN, True, None, (_S("log.message.downconversion.enable"),)
-        ),
         TopicSetting("remote.storage.enable", ConfigType.BOOLEAN, False),
         TopicSetting("local.retention.ms", ConfigType.LONG, -2, at_least(-2), (_S("log.local.retention.ms"),)),
         TopicSetting("local.retention.bytes", ConfigType.LONG, -2, at_least(-2), (_S("log.local.retention.bytes"),)),
         TopicSetting("remote.log.copy.disable", ConfigType.BOOLEAN, False),
         TopicSetting("remote.log.delete.on.disable", ConfigType.BOOLEAN, False),
+        # new in Kafka 4.x
+        TopicSetting("remote.copy.lag.ms", ConfigType.LONG, 0, at_least(0)),
+        TopicSetting("remote.copy.lag.bytes", ConfigType.LONG, -1, at_least(-1)),
+        TopicSetting("max.decompressed.message.bytes", ConfigType.INT, INT_MAX - 8, at_least(0)),
+        TopicSetting("errors.deadletterqueue.group.enable", ConfigType.BOOLEAN, False),
     )
 }
 
@@ -465,11 +448,8 @@ BROKER_SETTINGS: dict[str, Setting] = {
         Setting("log.cleaner.min.cleanable.ratio", float, 0.5, type=ConfigType.DOUBLE),
         Setting("log.segment.delete.delay.ms", _int, 60000, type=_L),
         Setting("log.preallocate", _bool, False),
-        Setting("log.message.format.version", str, "3.0-IV1"),
-        Setting("log.message.timestamp.difference.max.ms", _int, LONG_MAX, type=_L),
         Setting("log.message.timestamp.before.max.ms", _int, LONG_MAX, type=_L),
-        Setting("log.message.timestamp.after.max.ms", _int, LONG_MAX, type=_L),
-        Setting("log.message.downconversion.enable", _bool, True),
+        Setting("log.message.timestamp.after.max.ms", _int, 3_600_000, type=_L),
         Setting("log.local.retention.ms", _int, -2, type=_L),
         Setting("log.local.retention.bytes", _int, -2, type=_L),
         Setting("unclean.leader.election.enable", _bool, False),
@@ -535,6 +515,9 @@ class BrokerConfig:
         self.dynamic_broker: dict[int, dict[str, str]] = {}
         for name, value in (overrides or {}).items():
             self.set(name, value)
+        # A Kafka 4 cluster is formatted with the cluster-wide min.insync.replicas as a dynamic default
+        # (eligible leader replicas, KIP-966): DescribeConfigs reports it as DYNAMIC_DEFAULT_BROKER_CONFIG.
+        self.dynamic_default["min.insync.replicas"] = self.raw("min.insync.replicas") or "1"
 
     def set(self, name: str, value: Any) -> None:
         setting = BROKER_SETTINGS.get(name)
@@ -617,7 +600,7 @@ def validate_topic_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
             raise InvalidConfig(f"Unknown topic config name: {name}")
     for name, value in configs.items():
         if value is None:
-            continue
+            raise InvalidConfig(f"Null value not supported for topic configs: {name}")
         try:
             result[name] = TOPIC_CONFIGS[name].normalize(value)
         except ConfigError as exc:

@@ -459,6 +459,13 @@ class Cluster:
             raise ClusterError(ErrorCode.INVALID_TOPIC_EXCEPTION, reason)
         if name in self.topics:
             raise ClusterError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+        collides = name.replace(".", "_")
+        for existing in self.topics:
+            if existing.replace(".", "_") == collides:
+                raise ClusterError(
+                    ErrorCode.INVALID_TOPIC_EXCEPTION,
+                    f"Topic '{name}' collides with existing topic: {existing}",
+                )
         live = [b.node_id for b in self.live_brokers()]
         if assignments:
             if partitions != -1 or replication_factor != -1:

@@ -17,6 +17,7 @@ whose cleanup.policy lacks "delete" is POLICY_VIOLATION, as in Kafka.
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 
 from construct import Container
@@ -51,17 +52,10 @@ def _created(ctx: Context, name: str, partitions: int, rf: int, explicit: dict[s
 
 def _create_one(ctx: Context, t: Container, validate_only: bool, seen: set[str]) -> Body:
     cluster = ctx.cluster
-    if t.name in seen:
-        return {
-            "name": t.name,
-            "error_code": ErrorCode.INVALID_REQUEST,
-            "error_message": "Duplicate topic name.",
-            "configs": None,
-        }
     seen.add(t.name)
     injected = ctx.injected_error(t.name) if ctx.faults else None
     if injected is not None:
-        return {"name": t.name, "error_code": injected, "error_message": None, "configs": None}
+        return {"name": t.name, "error_code": injected, "error_message": None, "configs": []}
     assignments = {a.partition_index: list(a.broker_ids) for a in t.assignments}
     configs = {c.name: c.value for c in t.configs}
     partitions, rf = t.num_partitions, t.replication_factor
@@ -73,17 +67,26 @@ def _create_one(ctx: Context, t: Container, validate_only: bool, seen: set[str])
         if validate_only:
             if assignments:
                 partitions, rf = len(assignments), len(next(iter(assignments.values())))
-            return _created(ctx, t.name, partitions, rf, explicit, None)
+            # Kafka's controller draws the topic id before it sees validate_only, and answers it
+            return _created(ctx, t.name, partitions, rf, explicit, None) | {"topic_id": uuid.uuid4()}
         topic = cluster.create_topic(t.name, partitions, rf, configs, assignments)
     except ClusterError as exc:
-        return {"name": t.name, "error_code": exc.code, "error_message": exc.message, "configs": None}
+        return {"name": t.name, "error_code": exc.code, "error_message": exc.message, "configs": []}
     return _created(ctx, t.name, len(topic.partitions), topic.replication_factor, explicit, topic)
 
 
 @handles(19)
 async def create_topics(ctx: Context, req: Container) -> Body:
+    # a name given more than once gets one INVALID_REQUEST answer, and none of its entries is created
+    counts = Counter(t.name for t in req.topics)
+    duplicates = [
+        {"name": name, "error_code": ErrorCode.INVALID_REQUEST, "error_message": "Duplicate topic name.", "configs": []}
+        for name, n in counts.items()
+        if n > 1
+    ]
     seen: set[str] = set()
-    return {"throttle_time_ms": 0, "topics": [_create_one(ctx, t, req.validate_only, seen) for t in req.topics]}
+    created = [_create_one(ctx, t, req.validate_only, seen) for t in req.topics if counts[t.name] == 1]
+    return {"throttle_time_ms": 0, "topics": created + duplicates}
 
 
 def _delete_one(ctx: Context, name: str | None, topic_id) -> Body:

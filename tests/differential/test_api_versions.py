@@ -35,7 +35,7 @@ def test_answer_apart_from_the_ranges(pair: Pair, version: int) -> None:
 
 
 def test_v3_feature_levels(pair: Pair) -> None:
-    ours, theirs = pair.compare(
+    pair.compare(
         18, SOFTWARE, version=3, ignore=("api_keys", "finalized_features_epoch"), known="api-versions-features"
     )
     kstub, kafka = pair.send(18, SOFTWARE, version=3)
