@@ -600,7 +600,7 @@ def validate_topic_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
             raise InvalidConfig(f"Unknown topic config name: {name}")
     for name, value in configs.items():
         if value is None:
-            raise InvalidConfig(f"Null value not supported for topic configs: {name}")
+            continue
         try:
             result[name] = TOPIC_CONFIGS[name].normalize(value)
         except ConfigError as exc:

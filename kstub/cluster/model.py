@@ -498,6 +498,9 @@ class Cluster:
                     ErrorCode.INVALID_REPLICATION_FACTOR,
                     f"Replication factor: {replication_factor} larger than available brokers: {len(live)}.",
                 )
+        for key, value in (configs or {}).items():
+            if value is None:  # CreateTopics: Kafka refuses a null config value
+                raise ClusterError(ErrorCode.INVALID_CONFIG, f"Null value not supported for topic configs: {key}")
         try:
             return validate_topic_configs(configs or {})
         except InvalidConfig as exc:

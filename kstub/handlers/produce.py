@@ -37,9 +37,15 @@ from .base import Body, Context, handles
 
 log = logging.getLogger("kstub.produce")
 
+_UNLOGGED = (ErrorCode.CORRUPT_MESSAGE, ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE)
 
-def _partition_error(index: int, code: ErrorCode, message: str | None = None) -> Body:
-    return {"index": index, "error_code": code, "base_offset": -1, "error_message": message}
+
+def _partition_error(
+    index: int, code: ErrorCode, message: str | None = None, partition: Partition | None = None
+) -> Body:
+    """A partition's error answer; Kafka reports the log start offset when the partition is its own."""
+    start = partition.log_start_offset if partition is not None else -1
+    return {"index": index, "error_code": code, "base_offset": -1, "error_message": message, "log_start_offset": start}
 
 
 @dataclass(slots=True)
@@ -69,6 +75,7 @@ def _produce_partition(
             ErrorCode.NOT_ENOUGH_REPLICAS,
             f"The size of the current ISR {partition.isr} is insufficient to satisfy the "
             f"min.isr requirement of {partition.config('min.insync.replicas')}",
+            partition,
         )
     if not data.records:
         if ctx.api_version >= 3:
@@ -85,18 +92,26 @@ def _produce_partition(
         )
     except BatchError as exc:
         log.info("produce to %s-%d rejected: %s", topic, data.index, exc)
-        return _partition_error(data.index, exc.code, str(exc))
+        # Kafka reports the log start offset only for errors of its log validation, not for what the request
+        # checks or the log's append refuses first (ReplicaManager's size and corruption errors)
+        unlogged = exc.request_level or exc.code in _UNLOGGED
+        return _partition_error(data.index, exc.code, str(exc), None if unlogged else partition)
     if "compact" in [p.strip() for p in partition.config("cleanup.policy").split(",")]:
         keyless = _keyless_records(batches, f"{topic}-{data.index}")
         if keyless:
-            return keyless | {"index": data.index}
+            return keyless | {"index": data.index, "log_start_offset": partition.log_start_offset}
+    now = cluster.now_ms()
+    if partition.config("message.timestamp.type") == "CreateTime":
+        bad_times = _timestamp_errors(batches, partition, now)
+        if bad_times:
+            return bad_times | {"index": data.index, "log_start_offset": partition.log_start_offset}
     try:
-        result = partition.append(batches, cluster.now_ms())
+        result = partition.append(batches, now)
     except OSError as exc:
         log.error("produce to %s-%d: cannot write the log: %s", topic, data.index, exc)
-        return _partition_error(data.index, ErrorCode.KAFKA_STORAGE_ERROR, str(exc))
+        return _partition_error(data.index, ErrorCode.KAFKA_STORAGE_ERROR, str(exc), partition)
     if result.error:
-        return _partition_error(data.index, result.error)
+        return _partition_error(data.index, result.error, None, partition)
     appended.append(partition)
     body = {
         "index": data.index,
@@ -127,6 +142,55 @@ def _keyless_records(batches: list, partition_name: str) -> Body | None:
         "error_message": f"One or more records have been rejected due to {len(errors)} record errors in total, "
         f"and only showing the first three errors at most: [{shown}]",
     }
+
+
+def _timestamp_errors(batches: list, partition: Partition, now_ms: int) -> Body | None:
+    """Kafka's LogValidator.validateTimestamp for CreateTime topics: INVALID_TIMESTAMP with per-record errors.
+
+    A record's timestamp (unless -1, none) must lie within
+    [now - message.timestamp.before.max.ms, now + message.timestamp.after.max.ms].
+    The batch headers answer for most batches; records are decoded only when
+    the bounds could be crossed.
+    """
+    before = int(partition.config("message.timestamp.before.max.ms"))
+    after = int(partition.config("message.timestamp.after.max.ms"))
+    low = now_ms - before if before < now_ms + 2**62 else -(2**63)
+    high = now_ms + after if after < 2**62 else 2**63 - 1
+    errors = []
+    for batch in batches:
+        if batch.magic == 0:
+            continue
+        if batch.max_timestamp <= high and before >= 2**62:
+            continue
+        for i, record in enumerate(iter_records(batch.data)):
+            ts = record.timestamp
+            if ts != -1 and not low <= ts <= high:
+                message = (
+                    f"Timestamp {ts} of message with offset {record.offset} is out of range. "
+                    f"The timestamp should be within [{low}, {high}]"
+                )
+                errors.append({"batch_index": i, "batch_index_error_message": message})
+    if not errors:
+        return None
+    return {
+        "error_code": ErrorCode.INVALID_TIMESTAMP,
+        "base_offset": -1,
+        "record_errors": errors,
+        "error_message": f"One or more records have been rejected due to {len(errors)} record errors in total, "
+        "and only showing the first three errors at most: "
+        + "["
+        + ", ".join(
+            f"RecordError(batchIndex={e['batch_index']}, message='{e['batch_index_error_message']}')"
+            for e in errors[:3]
+        )
+        + "]",
+    }
+
+
+def _has_transactional_records(data: Container) -> bool:
+    """Whether a partition's records start with a transactional v2 batch (magic at 16, attributes at 21)."""
+    records = data.records
+    return bool(records) and len(records) > 22 and records[16] == 2 and bool(records[22] & 0x10)
 
 
 async def _await_commit(ctx: Context, pending: list[_Pending], timeout_ms: int) -> None:
@@ -164,8 +228,16 @@ async def produce(ctx: Context, req: Container) -> Body | None:
     responses = []
     pending: list[_Pending] = []
     appended: list[Partition] = []
+    # Kafka refuses transactional records without a transactional id for the whole request
+    unauthorized = req.transactional_id is None and any(
+        _has_transactional_records(p) for t in req.topic_data for p in t.partition_data
+    )
     for topic in req.topic_data:
-        if acks not in (-1, 0, 1):
+        if unauthorized:
+            parts = [
+                _partition_error(p.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for p in topic.partition_data
+            ]
+        elif acks not in (-1, 0, 1):
             parts = [_partition_error(p.index, ErrorCode.INVALID_REQUIRED_ACKS) for p in topic.partition_data]
         else:
             parts = [_produce_partition(ctx, topic.name, p, acks, pending, appended) for p in topic.partition_data]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from support.differential import Pair
@@ -36,16 +37,25 @@ def create(pair: Pair, name: str | None = None, partitions: int = 1, **kwargs: A
 
 
 def wait_for_leaders(pair: Pair, name: str, partitions: int) -> None:
-    """Until Metadata on both brokers shows every partition of `name` led (Kafka elects leaders asynchronously)."""
-    import time
+    """Until both brokers lead every partition of `name` (Kafka makes its replicas asynchronously).
 
+    Metadata showing a leader is not enough: the broker's replica may come a
+    moment later, so ListOffsets must answer for each partition too.
+    """
     deadline = time.monotonic() + 15
     for side in pair.sides:
         while True:
             md = side.conn.request(3, {"topics": [{"name": name}], "allow_auto_topic_creation": False})
             t = md.topics[0]
             if t.error_code == 0 and len(t.partitions) == partitions and all(p.leader_id >= 0 for p in t.partitions):
-                break
+                body = list_offsets_body(name, -1)
+                body["topics"][0]["partitions"] = [
+                    {"partition_index": i, "current_leader_epoch": -1, "timestamp": -1, "max_num_offsets": 1}
+                    for i in range(partitions)
+                ]
+                lo = side.conn.request(2, body)
+                if all(p.error_code == 0 for p in lo.topics[0].partitions):
+                    break
             assert time.monotonic() < deadline, (side.name, md)
             time.sleep(0.05)
 

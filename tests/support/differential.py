@@ -11,7 +11,8 @@ field. What legitimately differs between two clusters is normalised away:
   become aliases in order of first appearance (``topic_id#1``);
 - generated names: member ids and producer ids become aliases the same way, so
   the same member answers as the same alias on both brokers;
-- times and texts: throttle times, log-append times and error messages.
+- times and texts: throttle times, log-append times and error messages
+  (per-record ones too).
 
 Everything else must be equal. A difference kstub keeps on purpose is listed
 in ``tests/differential/differences.toml`` with its reason, and the comparison
@@ -36,7 +37,9 @@ from kstub.protocol.records import iter_records
 DIFFERENCES_FILE = Path(__file__).resolve().parent.parent / "differential" / "differences.toml"
 
 #: fields dropped before comparing (values that differ between any two clusters)
-DROPPED = frozenset({"throttle_time_ms", "host", "port", "error_message", "log_append_time_ms", "rack"})
+DROPPED = frozenset(
+    {"throttle_time_ms", "host", "port", "error_message", "log_append_time_ms", "rack", "batch_index_error_message"}
+)
 #: fields holding broker node ids (or lists of them)
 NODE_FIELDS = frozenset(
     {
