@@ -49,7 +49,12 @@ def _lookup(ctx: Context, topic: str, lp: Container) -> Body:
         offset, timestamp = found if found else (-1, -1)
         epoch = log.epoch_at(offset) if found else -1
     elif ts < 0:
-        return {"partition_index": lp.partition_index, "error_code": ErrorCode.INVALID_REQUEST, "old_style_offsets": []}
+        # a special timestamp of a later version (-3 before v7, -4 earliest-local and on), or none at all
+        return {
+            "partition_index": lp.partition_index,
+            "error_code": ErrorCode.UNSUPPORTED_VERSION,
+            "old_style_offsets": [],
+        }
     else:
         found = log.find_timestamp(ts, p.high_watermark)
         offset, timestamp = found if found else (-1, -1)
