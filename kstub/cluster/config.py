@@ -346,9 +346,15 @@ TOPIC_CONFIGS: dict[str, TopicSetting] = {
         TopicSetting("remote.log.copy.disable", ConfigType.BOOLEAN, False),
         TopicSetting("remote.log.delete.on.disable", ConfigType.BOOLEAN, False),
         # new in Kafka 4.x
-        TopicSetting("remote.copy.lag.ms", ConfigType.LONG, 0, at_least(0)),
-        TopicSetting("remote.copy.lag.bytes", ConfigType.LONG, -1, at_least(-1)),
-        TopicSetting("max.decompressed.message.bytes", ConfigType.INT, INT_MAX - 8, at_least(0)),
+        TopicSetting("remote.copy.lag.ms", ConfigType.LONG, 0, at_least(0), (_S("log.remote.copy.lag.ms"),)),
+        TopicSetting("remote.copy.lag.bytes", ConfigType.LONG, -1, at_least(-1), (_S("log.remote.copy.lag.bytes"),)),
+        TopicSetting(
+            "max.decompressed.message.bytes",
+            ConfigType.INT,
+            INT_MAX - 8,
+            at_least(0),
+            (_S("max.decompressed.message.bytes"),),
+        ),
         TopicSetting("errors.deadletterqueue.group.enable", ConfigType.BOOLEAN, False),
     )
 }
@@ -451,6 +457,9 @@ BROKER_SETTINGS: dict[str, Setting] = {
         Setting("log.message.timestamp.before.max.ms", _int, LONG_MAX, type=_L),
         Setting("log.message.timestamp.after.max.ms", _int, 3_600_000, type=_L),
         Setting("log.local.retention.ms", _int, -2, type=_L),
+        Setting("log.remote.copy.lag.ms", _int, 0, type=_L),
+        Setting("log.remote.copy.lag.bytes", _int, -1, type=_L),
+        Setting("max.decompressed.message.bytes", _int, INT_MAX - 8),
         Setting("log.local.retention.bytes", _int, -2, type=_L),
         Setting("unclean.leader.election.enable", _bool, False),
         Setting("compression.type", str, "producer"),
