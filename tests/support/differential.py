@@ -210,12 +210,15 @@ class Pair:
         known: str | None = None,
         ignore: Iterable[str] = (),
         records: bool = True,
+        unordered: Iterable[str] = (),
     ) -> tuple[Any, Any]:
         """Send `body` to both, assert the normalised responses equal (but for a `known` difference).
 
         `body` may be a function of the side, for requests that carry
         side-specific values (a member id, a producer id). `ignore` drops more
-        fields by name, for a comparison where they are beside the point.
+        fields by name, for a comparison where they are beside the point;
+        `unordered` names lists whose order is not part of the answer (Kafka
+        builds some from hash maps), compared sorted.
         Returns both normalised responses.
         """
         v = self.version(api_key, version)
@@ -223,7 +226,7 @@ class Pair:
         for side in self.sides:
             request = body(side) if callable(body) else body
             raw = side.conn.request(api_key, request, version=v)
-            answers.append(_drop(normalise(side, raw, records=records), frozenset(ignore)))
+            answers.append(_sort(_drop(normalise(side, raw, records=records), frozenset(ignore)), frozenset(unordered)))
         ours, theirs = answers
         self.judge(f"{APIS[api_key].name} v{v}", ours, theirs, known=known)
         return ours, theirs
@@ -249,6 +252,17 @@ class Pair:
                 f"  {p}: kstub={a!r} kafka={b!r}" for p, a, b in found
             )
         _compared += 1
+
+
+def _sort(value: Any, names: frozenset[str], key: str | None = None) -> Any:
+    if not names:
+        return value
+    if isinstance(value, dict):
+        return {k: _sort(v, names, k) for k, v in value.items()}
+    if isinstance(value, list):
+        items = [_sort(v, names) for v in value]
+        return sorted(items, key=repr) if key in names else items
+    return value
 
 
 def _drop(value: Any, names: frozenset[str]) -> Any:
