@@ -6,7 +6,8 @@ base offset and leader epoch patched. Errors are per partition, as in Kafka.
 acks=0 gets no response at all; acks=1 answers once the leader appended.
 
 acks=-1 (all) is refused with NOT_ENOUGH_REPLICAS before appending when the
-ISR is smaller than min.insync.replicas; otherwise the request waits, on one
+ISR is smaller than min.insync.replicas (at most the replication factor, as in
+Kafka 4); otherwise the request waits, on one
 event woken by the partitions' high watermark and leadership changes, until
 every appended batch is committed (the high watermark passed it), as Kafka's
 DelayedProduce does: NOT_LEADER_OR_FOLLOWER if leadership moved meanwhile,
@@ -69,7 +70,7 @@ def _produce_partition(
         partition = cluster.leader_partition(topic, data.index, ctx.node_id)
     except ClusterError as exc:
         return _partition_error(data.index, exc.code, exc.message)
-    if acks == -1 and len(partition.isr) < int(partition.config("min.insync.replicas")):
+    if acks == -1 and len(partition.isr) < partition.min_insync_replicas():
         return _partition_error(
             data.index,
             ErrorCode.NOT_ENOUGH_REPLICAS,

@@ -39,6 +39,15 @@ def test_unknown_topic_auto_created(pair: Pair, version: int) -> None:
     pair.compare(3, body(name, auto=False), version=version)
 
 
+@pytest.mark.kstub(config={"auto.create.topics.enable": "false"})
+def test_broker_without_auto_creation(pair: Pair) -> None:
+    # the real Kafka node creates topics on request: kstub with creation off is asked to create, Kafka is not
+    name = pair.name()
+    pair.compare(3, lambda side: body(name, auto=side.name == "kstub"), version=12)
+    pair.compare(3, lambda side: body(name, auto=side.name == "kstub"), version=1)
+    pair.compare(3, body(name, auto=False), version=12)
+
+
 @pytest.mark.parametrize(
     "name", ["", ".", "..", "has space", "slash/name", "x" * 250, "ünicode"], ids=lambda n: repr(n)[:12]
 )

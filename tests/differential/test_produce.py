@@ -22,6 +22,13 @@ def test_produce_then_fetch(pair: Pair, version: int, acks: int) -> None:
     pair.compare(1, fetch_body(name, 0))
 
 
+@pytest.mark.parametrize("acks", [-1, 1])
+def test_min_insync_replicas_above_the_replicas(pair: Pair, acks: int) -> None:
+    name = create(pair, configs={"min.insync.replicas": "2"})
+    pair.compare(0, produce_body(name, batch(2), acks=acks))
+    pair.compare(1, fetch_body(name, 0))
+
+
 @pytest.mark.parametrize("acks", [2, -2, 5])
 def test_invalid_acks(pair: Pair, acks: int) -> None:
     name = create(pair)
