@@ -26,7 +26,7 @@ from kstub.cluster.model import ClusterError, Partition, Topic
 from kstub.protocol import ErrorCode
 from kstub.protocol.primitives import ZERO_UUID
 
-from .base import Body, Context, handles
+from .base import Body, Context, handles, unique_partitions
 from .configs import topic_config_entries
 
 
@@ -120,9 +120,22 @@ def _delete_one(ctx: Context, name: str | None, topic_id) -> Body:
 @handles(20)
 async def delete_topics(ctx: Context, req: Container) -> Body:
     if ctx.api_version >= 6:
-        results = [_delete_one(ctx, t.name, t.topic_id) for t in req.topics]
+        wanted = [(t.name, t.topic_id) for t in req.topics]
     else:
-        results = [_delete_one(ctx, name, None) for name in req.topic_names]
+        wanted = [(name, None) for name in req.topic_names]
+    # a name given more than once gets one INVALID_REQUEST answer and is not deleted, as in Kafka
+    names = Counter(name for name, _ in wanted if name is not None)
+    results = [_delete_one(ctx, name, topic_id) for name, topic_id in wanted if name is None or names[name] == 1]
+    results += [
+        {
+            "name": name,
+            "topic_id": ZERO_UUID,
+            "error_code": ErrorCode.INVALID_REQUEST,
+            "error_message": "Duplicate topic name.",
+        }
+        for name, n in names.items()
+        if n > 1
+    ]
     return {"throttle_time_ms": 0, "responses": results}
 
 
@@ -234,6 +247,7 @@ async def delete_records(ctx: Context, req: Container) -> Body:
     return {
         "throttle_time_ms": 0,
         "topics": [
-            {"name": t.name, "partitions": [_delete_records(ctx, t.name, p) for p in t.partitions]} for t in req.topics
+            {"name": name, "partitions": [_delete_records(ctx, name, p) for p in parts]}
+            for name, parts in unique_partitions(req.topics, "name", "partitions", "partition_index")
         ],
     }

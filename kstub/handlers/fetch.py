@@ -23,7 +23,7 @@ from construct import Container
 from kstub.cluster.model import ClusterError, Partition
 from kstub.protocol import ErrorCode
 
-from .base import Body, Context, handles
+from .base import Body, Context, handles, unique_partitions
 
 READ_COMMITTED = 1
 
@@ -127,10 +127,11 @@ def _build(
 @handles(1)
 async def fetch(ctx: Context, req: Container) -> Body:
     deadline = trio.current_time() + max(req.max_wait_ms, 0) / 1000
+    requested = unique_partitions(req.topics, "topic", "partitions", "partition")  # each partition once
     while True:
         resolved = [
-            (t.topic, [(fp, resolve(ctx, t.topic, fp.partition, fp.current_leader_epoch)) for fp in t.partitions])
-            for t in req.topics
+            (topic, [(fp, resolve(ctx, topic, fp.partition, fp.current_leader_epoch)) for fp in parts])
+            for topic, parts in requested
         ]
         watched = [target for _, parts in resolved for _, target in parts if isinstance(target, Partition)]
         body, size, has_error = _build(ctx, req, resolved)

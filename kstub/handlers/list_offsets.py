@@ -13,11 +13,13 @@ does (KIP-207).
 
 from __future__ import annotations
 
+from collections import Counter
+
 from construct import Container
 
 from kstub.protocol import ErrorCode
 
-from .base import Body, Context, handles
+from .base import Body, Context, handles, unique_partitions
 from .fetch import resolve
 
 LATEST = -1
@@ -69,11 +71,30 @@ def _lookup(ctx: Context, topic: str, lp: Container) -> Body:
     }
 
 
+def _duplicate(lp: Container) -> Body:
+    return {
+        "partition_index": lp.partition_index,
+        "error_code": ErrorCode.INVALID_REQUEST,
+        "old_style_offsets": [],
+        "timestamp": -1,
+        "offset": -1,
+        "leader_epoch": -1,
+    }
+
+
 @handles(2)
 async def list_offsets(ctx: Context, req: Container) -> Body:
+    # a partition asked more than once is answered once, with INVALID_REQUEST, as Kafka does
+    counts = Counter((t.name, lp.partition_index) for t in req.topics for lp in t.partitions)
     return {
         "throttle_time_ms": 0,
         "topics": [
-            {"name": t.name, "partitions": [_lookup(ctx, t.name, lp) for lp in t.partitions]} for t in req.topics
+            {
+                "name": name,
+                "partitions": [
+                    _duplicate(lp) if counts[(name, lp.partition_index)] > 1 else _lookup(ctx, name, lp) for lp in parts
+                ],
+            }
+            for name, parts in unique_partitions(req.topics, "name", "partitions", "partition_index")
         ],
     }

@@ -34,7 +34,7 @@ from kstub.cluster.model import ClusterError, Partition
 from kstub.protocol import ErrorCode
 from kstub.protocol.records import BatchError, iter_records, read_produce_data
 
-from .base import Body, Context, handles
+from .base import Body, Context, handles, unique_partitions
 
 log = logging.getLogger("kstub.produce")
 
@@ -233,16 +233,15 @@ async def produce(ctx: Context, req: Container) -> Body | None:
     unauthorized = req.transactional_id is None and any(
         _has_transactional_records(p) for t in req.topic_data for p in t.partition_data
     )
-    for topic in req.topic_data:
+    # each partition once: one named again replaces the earlier data, as in Kafka's map of them
+    for name, partition_data in unique_partitions(req.topic_data, "name", "partition_data", "index"):
         if unauthorized:
-            parts = [
-                _partition_error(p.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for p in topic.partition_data
-            ]
+            parts = [_partition_error(p.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for p in partition_data]
         elif acks not in (-1, 0, 1):
-            parts = [_partition_error(p.index, ErrorCode.INVALID_REQUIRED_ACKS) for p in topic.partition_data]
+            parts = [_partition_error(p.index, ErrorCode.INVALID_REQUIRED_ACKS) for p in partition_data]
         else:
-            parts = [_produce_partition(ctx, topic.name, p, acks, pending, appended) for p in topic.partition_data]
-        responses.append({"name": topic.name, "partition_responses": parts})
+            parts = [_produce_partition(ctx, name, p, acks, pending, appended) for p in partition_data]
+        responses.append({"name": name, "partition_responses": parts})
     if appended:
         await ctx.cluster.store.after_produce(appended, acks)  # flush.messages, fsync.on.ack
     if pending:
