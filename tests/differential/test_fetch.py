@@ -82,3 +82,10 @@ def test_empty_partition(pair: Pair) -> None:
     name = create(pair)
     pair.compare(1, fetch_body(name, 0))
     pair.compare(1, fetch_body(name, 1))
+
+
+@pytest.mark.parametrize("min_bytes", [1, 10_000])
+def test_long_poll_ends_at_max_wait(pair: Pair, min_bytes: int) -> None:
+    name = topic_with_data(pair, batches=1)
+    pair.compare(1, fetch_body(name, 2, min_bytes=min_bytes, max_wait_ms=200))  # at the end: nothing comes
+    pair.compare(1, fetch_body(name, 0, min_bytes=min_bytes, max_wait_ms=200))  # less than min_bytes: all there is
