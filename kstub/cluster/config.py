@@ -96,6 +96,9 @@ class BrokerConfig:
         self.dynamic_broker: dict[int, dict[str, str]] = {}
         for name, value in (overrides or {}).items():
             self.set(name, value)
+        # A Kafka 4 cluster is formatted with the cluster-wide min.insync.replicas as a dynamic default
+        # (eligible leader replicas, KIP-966): DescribeConfigs reports it as DYNAMIC_DEFAULT_BROKER_CONFIG.
+        self.dynamic_default["min.insync.replicas"] = self.raw("min.insync.replicas") or "1"
 
     def set(self, name: str, value: Any) -> None:
         setting = BROKER_SETTINGS.get(name)

@@ -154,11 +154,6 @@ def _gzip_level(name: str, value: int) -> None:
         raise _invalid(name, value, "Value must be between 1 and 9, or -1 for the default")
 
 
-def _message_format_version(name: str, value: str) -> None:
-    if not re.fullmatch(r"0\.(8\.[0-2]|9\.0|10\.[0-2]|11\.0)(\.\d+)?(-IV\d+)?|[1-9]\.\d+(-IV\d+)?(\.\d+)?", value):
-        raise _invalid(name, value, "Unknown metadata.version")
-
-
 @dataclass(frozen=True)
 class Synonym:
     """A broker setting a topic config falls back to; `scale` converts its unit to the topic's (hours to ms)."""

@@ -195,6 +195,13 @@ class Cluster:
             raise ClusterError(ErrorCode.INVALID_TOPIC_EXCEPTION, reason)
         if name in self.topics:
             raise ClusterError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+        collides = name.replace(".", "_")
+        for existing in self.topics:
+            if existing.replace(".", "_") == collides:
+                raise ClusterError(
+                    ErrorCode.INVALID_TOPIC_EXCEPTION,
+                    f"Topic '{name}' collides with existing topic: {existing}",
+                )
         live = [b.node_id for b in self.live_brokers()]
         if assignments:
             if partitions != -1 or replication_factor != -1:
@@ -229,6 +236,9 @@ class Cluster:
                 )
             if replication_factor > len(live):
                 raise ClusterError(ErrorCode.INVALID_REPLICATION_FACTOR, unreachable_rf(replication_factor, len(live)))
+        for key, value in (configs or {}).items():
+            if value is None:  # CreateTopics: Kafka refuses a null config value
+                raise ClusterError(ErrorCode.INVALID_CONFIG, f"Null value not supported for topic configs: {key}")
         try:
             return validate_topic_configs(configs or {})
         except InvalidConfig as exc:

@@ -108,7 +108,8 @@ class Partition:
         return log.log_start_offset
 
     def min_insync_replicas(self) -> int:
-        return int(self.config("min.insync.replicas"))
+        """The effective min.insync.replicas: never more than the replicas there are (Kafka 4, KIP-966)."""
+        return min(int(self.config("min.insync.replicas")), len(self.replicas))
 
     # --- the high watermark and those waiting on it -----------------------------
 

@@ -5,7 +5,9 @@ producers: each (producer id, partition) remembers the last five appended
 batches. A batch equal to one of them is a retry and is acknowledged with its
 original offset without being stored again; a batch that does not follow the
 last one's sequence is OUT_OF_ORDER_SEQUENCE_NUMBER; an older epoch is
-INVALID_PRODUCER_EPOCH, and a newer epoch must restart at sequence 0.
+INVALID_PRODUCER_EPOCH, and a newer epoch must restart at sequence 0. A
+producer the partition has no state for may start at any sequence (Kafka
+since KIP-360: its state may have been removed with old segments).
 """
 
 from __future__ import annotations
@@ -54,8 +56,6 @@ class PartitionProducers:
         state = self._states.get(producer_id)
         last_seq = (first_seq + count - 1) % (INT32_MAX + 1)
         if state is None:
-            if first_seq != 0:
-                return SequenceCheck(ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)
             return SequenceCheck()
         if epoch < state.epoch:
             return SequenceCheck(ErrorCode.INVALID_PRODUCER_EPOCH)

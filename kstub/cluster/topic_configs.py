@@ -11,7 +11,6 @@ from .configdef import (
     Synonym,
     TopicSetting,
     _gzip_level,
-    _message_format_version,
     _throttled_replicas,
     at_least,
     between,
@@ -145,26 +144,12 @@ TOPIC_CONFIGS: dict[str, TopicSetting] = {
         ),
         TopicSetting("preallocate", ConfigType.BOOLEAN, False, None, (_S("log.preallocate"),)),
         TopicSetting(
-            "message.format.version",
-            ConfigType.STRING,
-            "3.0-IV1",
-            _message_format_version,
-            (_S("log.message.format.version"),),
-        ),
-        TopicSetting(
             "message.timestamp.type",
             ConfigType.STRING,
             "CreateTime",
             one_of("CreateTime", "LogAppendTime"),
             (_S("log.message.timestamp.type"),),
             "LogAppendTime: the broker stamps batches on append",
-        ),
-        TopicSetting(
-            "message.timestamp.difference.max.ms",
-            ConfigType.LONG,
-            LONG_MAX,
-            at_least(0),
-            (_S("log.message.timestamp.difference.max.ms"),),
         ),
         TopicSetting(
             "message.timestamp.before.max.ms",
@@ -176,20 +161,21 @@ TOPIC_CONFIGS: dict[str, TopicSetting] = {
         TopicSetting(
             "message.timestamp.after.max.ms",
             ConfigType.LONG,
-            LONG_MAX,
+            _HOUR,
             at_least(0),
             (_S("log.message.timestamp.after.max.ms"),),
         ),
         TopicSetting("leader.replication.throttled.replicas", ConfigType.LIST, [], _throttled_replicas),
         TopicSetting("follower.replication.throttled.replicas", ConfigType.LIST, [], _throttled_replicas),
-        TopicSetting(
-            "message.downconversion.enable", ConfigType.BOOLEAN, True, None, (_S("log.message.downconversion.enable"),)
-        ),
         TopicSetting("remote.storage.enable", ConfigType.BOOLEAN, False),
         TopicSetting("local.retention.ms", ConfigType.LONG, -2, at_least(-2), (_S("log.local.retention.ms"),)),
         TopicSetting("local.retention.bytes", ConfigType.LONG, -2, at_least(-2), (_S("log.local.retention.bytes"),)),
         TopicSetting("remote.log.copy.disable", ConfigType.BOOLEAN, False),
         TopicSetting("remote.log.delete.on.disable", ConfigType.BOOLEAN, False),
+        # new in Kafka 4.x
+        TopicSetting("remote.copy.lag.ms", ConfigType.LONG, 0, at_least(0), (_S("log.remote.copy.lag.ms"),)),
+        TopicSetting("remote.copy.lag.bytes", ConfigType.LONG, -1, at_least(-1), (_S("log.remote.copy.lag.bytes"),)),
+        TopicSetting("errors.deadletterqueue.group.enable", ConfigType.BOOLEAN, False),
     )
 }
 

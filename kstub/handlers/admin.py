@@ -21,6 +21,7 @@ whose cleanup.policy lacks "delete" is POLICY_VIOLATION, as in Kafka.
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 
 from construct import Container
@@ -29,7 +30,7 @@ from kstub.cluster.model import ClusterError, Partition, Topic
 from kstub.protocol import ApiKey, ErrorCode
 from kstub.protocol.primitives import ZERO_UUID
 
-from .base import Body, Context, handles
+from .base import Body, Context, handles, unique_partitions
 from .configs import topic_config_entries
 
 #: Kafka's controller refuses a CreateTopics or CreatePartitions request that would create more
@@ -61,17 +62,10 @@ def _created(ctx: Context, name: str, partitions: int, rf: int, explicit: dict[s
 
 def _create_one(ctx: Context, t: Container, validate_only: bool, seen: set[str]) -> Body:
     cluster = ctx.cluster
-    if t.name in seen:
-        return {
-            "name": t.name,
-            "error_code": ErrorCode.INVALID_REQUEST,
-            "error_message": "Duplicate topic name.",
-            "configs": None,
-        }
     seen.add(t.name)
     injected = ctx.injected_error(t.name) if ctx.faults else None
     if injected is not None:
-        return {"name": t.name, "error_code": injected, "error_message": None, "configs": None}
+        return {"name": t.name, "error_code": injected, "error_message": None, "configs": []}
     assignments = {a.partition_index: list(a.broker_ids) for a in t.assignments}
     configs = {c.name: c.value for c in t.configs}
     partitions, rf = t.num_partitions, t.replication_factor
@@ -83,10 +77,11 @@ def _create_one(ctx: Context, t: Container, validate_only: bool, seen: set[str])
         if validate_only:
             if assignments:
                 partitions, rf = len(assignments), len(next(iter(assignments.values())))
-            return _created(ctx, t.name, partitions, rf, explicit, None)
+            # Kafka's controller draws the topic id before it sees validate_only, and answers it
+            return _created(ctx, t.name, partitions, rf, explicit, None) | {"topic_id": uuid.uuid4()}
         topic = cluster.create_topic(t.name, partitions, rf, configs, assignments)
     except ClusterError as exc:
-        return {"name": t.name, "error_code": exc.code, "error_message": exc.message, "configs": None}
+        return {"name": t.name, "error_code": exc.code, "error_message": exc.message, "configs": []}
     return _created(ctx, t.name, len(topic.partitions), topic.replication_factor, explicit, topic)
 
 
@@ -120,12 +115,19 @@ async def create_topics(ctx: Context, req: Container) -> Body:
                     "name": t.name,
                     "error_code": ErrorCode.INVALID_REQUEST if duplicate else ErrorCode.POLICY_VIOLATION,
                     "error_message": "Duplicate topic name." if duplicate else TOO_MANY_PARTITIONS,
-                    "configs": None,
+                    "configs": [],
                 }
             )
         return {"throttle_time_ms": 0, "topics": topics}
+    # a name given more than once gets one INVALID_REQUEST answer, and none of its entries is created
+    duplicates = [
+        {"name": name, "error_code": ErrorCode.INVALID_REQUEST, "error_message": "Duplicate topic name.", "configs": []}
+        for name, n in counts.items()
+        if n > 1
+    ]
     seen: set[str] = set()
-    return {"throttle_time_ms": 0, "topics": [_create_one(ctx, t, req.validate_only, seen) for t in req.topics]}
+    created = [_create_one(ctx, t, req.validate_only, seen) for t in req.topics if counts[t.name] == 1]
+    return {"throttle_time_ms": 0, "topics": created + duplicates}
 
 
 def _delete_one(ctx: Context, name: str | None, topic_id) -> Body:
@@ -159,9 +161,22 @@ def _delete_one(ctx: Context, name: str | None, topic_id) -> Body:
 @handles(ApiKey.DELETE_TOPICS)
 async def delete_topics(ctx: Context, req: Container) -> Body:
     if ctx.api_version >= 6:
-        results = [_delete_one(ctx, t.name, t.topic_id) for t in req.topics]
+        wanted = [(t.name, t.topic_id) for t in req.topics]
     else:
-        results = [_delete_one(ctx, name, None) for name in req.topic_names]
+        wanted = [(name, None) for name in req.topic_names]
+    # a name given more than once gets one INVALID_REQUEST answer and is not deleted, as in Kafka
+    names = Counter(name for name, _ in wanted if name is not None)
+    results = [_delete_one(ctx, name, topic_id) for name, topic_id in wanted if name is None or names[name] == 1]
+    results += [
+        {
+            "name": name,
+            "topic_id": ZERO_UUID,
+            "error_code": ErrorCode.INVALID_REQUEST,
+            "error_message": "Duplicate topic name.",
+        }
+        for name, n in names.items()
+        if n > 1
+    ]
     return {"throttle_time_ms": 0, "responses": results}
 
 
@@ -290,6 +305,7 @@ async def delete_records(ctx: Context, req: Container) -> Body:
     return {
         "throttle_time_ms": 0,
         "topics": [
-            {"name": t.name, "partitions": [_delete_records(ctx, t.name, p) for p in t.partitions]} for t in req.topics
+            {"name": name, "partitions": [_delete_records(ctx, name, p) for p in parts]}
+            for name, parts in unique_partitions(req.topics, "name", "partitions", "partition_index")
         ],
     }

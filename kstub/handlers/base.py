@@ -67,3 +67,28 @@ def handles(api_key: int) -> Callable[[Handler], Handler]:
 def served_apis() -> dict[int, Api]:
     """The APIs kstub implements: a codec and a handler each."""
     return {key: APIS[key] for key in sorted(REGISTRY)}
+
+
+def unique_partitions(
+    topics: list[Container], topic_field: str, parts_field: str, index_field: str
+) -> list[tuple[str, list[Container]]]:
+    """A request's (topic, partitions) with each partition once, as Kafka reads them into a linked map.
+
+    A partition named again replaces the earlier entry's data but keeps its
+    place; consecutive entries of the same topic form one topic of the answer.
+    """
+    last: dict[tuple[str, int], Container] = {}
+    order: list[tuple[str, int]] = []
+    for t in topics:
+        for p in getattr(t, parts_field):
+            key = (getattr(t, topic_field), getattr(p, index_field))
+            if key not in last:
+                order.append(key)
+            last[key] = p
+    grouped: list[tuple[str, list[Container]]] = []
+    for topic, index in order:
+        if grouped and grouped[-1][0] == topic:
+            grouped[-1][1].append(last[(topic, index)])
+        else:
+            grouped.append((topic, [last[(topic, index)]]))
+    return grouped

@@ -35,7 +35,8 @@ NO_OPERATIONS = -(2**31)
 @handles(ApiKey.DESCRIBE_CLUSTER)
 async def describe_cluster(ctx: Context, req: Container) -> Body:
     cluster = ctx.cluster
-    body: Body = {"throttle_time_ms": 0, "endpoint_type": req.endpoint_type, "cluster_id": cluster.cluster_id}
+    # a refusal answers with this endpoint's own type and no cluster id, as Kafka does
+    body: Body = {"throttle_time_ms": 0, "endpoint_type": BROKER_ENDPOINT, "cluster_id": ""}
     if req.endpoint_type not in _ENDPOINT_NAMES:
         code = ErrorCode.INVALID_REQUEST if ctx.api_version == 0 else ErrorCode.UNSUPPORTED_ENDPOINT_TYPE
         return {**body, "error_code": code, "error_message": f"Unsupported endpoint type {req.endpoint_type}"}
@@ -49,6 +50,7 @@ async def describe_cluster(ctx: Context, req: Container) -> Body:
         }
     return {
         **body,
+        "cluster_id": cluster.cluster_id,
         "error_code": ErrorCode.NONE,
         "error_message": None,
         "controller_id": cluster.controller_id,

@@ -60,6 +60,11 @@ class _Refusal(Exception):
 # --- DescribeConfigs ------------------------------------------------------------------------
 
 
+def _undocumented(name: str) -> str:
+    """For a setting kstub has no description of: Kafka documents every one when asked, so say where to look."""
+    return f"{name}: accepted and reported as Kafka does; see Apache Kafka's configuration reference"
+
+
 def entry_body(ctx: Context, d: DescribedConfig, include_synonyms: bool, include_documentation: bool) -> Body:
     return {
         "name": d.name,
@@ -72,7 +77,7 @@ def entry_body(ctx: Context, d: DescribedConfig, include_synonyms: bool, include
         if include_synonyms
         else [],
         "config_type": d.type,
-        "documentation": d.doc if include_documentation else None,
+        "documentation": (d.doc or _undocumented(d.name)) if include_documentation else None,
     }
 
 
@@ -273,6 +278,13 @@ def _alter_broker(ctx: Context, name: str, change: Change, validate_only: bool) 
                 validate_broker_config(key, value)
     except ConfigError as exc:
         raise _Refusal(ErrorCode.INVALID_REQUEST, str(exc)) from None
+    if broker_id is None and "min.insync.replicas" in current and "min.insync.replicas" not in new:
+        # Kafka 4 keeps a cluster-wide min.insync.replicas while eligible leader replicas are on (KIP-966)
+        raise _Refusal(
+            ErrorCode.INVALID_CONFIG,
+            "Cannot remove the min.insync.replicas config at the cluster level while eligible leader "
+            "replicas are enabled.",
+        )
     if validate_only:
         return
     if broker_id is None:

@@ -26,19 +26,21 @@ from construct import Container
 from kstub.cluster.model import ClusterError, Partition
 from kstub.protocol import ApiKey, ErrorCode
 
-from .base import Body, Context, handles
+from .base import Body, Context, handles, unique_partitions
 
 READ_COMMITTED = 1
 
 
 def _error_partition(index: int, code: ErrorCode) -> Body:
+    """A partition's error answer. Kafka reports an unknown partition (found before any read) with an
+    empty list of aborted transactions, and read errors with none (null)."""
     return {
         "partition_index": index,
         "error_code": code,
         "high_watermark": -1,
         "last_stable_offset": -1,
         "log_start_offset": -1,
-        "aborted_transactions": None,
+        "aborted_transactions": [] if code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION else None,
         "records": b"",
     }
 
@@ -64,22 +66,33 @@ def resolve(ctx: Context, topic: str, index: int, current_leader_epoch: int) -> 
     return partition
 
 
-def _read(p: Partition, fp: Container, budget: int, min_one: bool) -> tuple[Body, int]:
+def _read(p: Partition, fp: Container, budget: int, min_one: bool, read_committed: bool) -> tuple[Body, int]:
+    """One partition's data and the bytes it takes from the response's budget.
+
+    Kafka reads a byte range (the partition's limit, capped by what is left of
+    the response's) and may end it inside a batch, which the client drops; it
+    counts the whole range against the budget. kstub returns whole batches only
+    but counts as Kafka does, so that later partitions get what they would get
+    from Kafka.
+    """
     log = p.leader_log
     hw = p.high_watermark
     if not log.log_start_offset <= fp.fetch_offset <= log.log_end_offset:
-        body = _error_partition(fp.partition, ErrorCode.OFFSET_OUT_OF_RANGE)
-        body.update(high_watermark=hw, last_stable_offset=hw, log_start_offset=log.log_start_offset)
-        return body, 0
-    chunks = log.read(fp.fetch_offset, min(fp.partition_max_bytes, budget), hw, min_one=min_one)
+        # Kafka answers a read error without watermarks
+        return _error_partition(fp.partition, ErrorCode.OFFSET_OUT_OF_RANGE), 0
+    limit = min(fp.partition_max_bytes, budget)
+    chunks = log.read(fp.fetch_offset, limit, hw, min_one=min_one)
     size = sum(c.size for c in chunks)
+    end = chunks[-1].last_offset + 1 if chunks else fp.fetch_offset
+    if end < hw:  # more data below the high watermark: Kafka's byte range was cut at the limit
+        size = max(size, limit)
     return {
         "partition_index": fp.partition,
         "error_code": ErrorCode.NONE,
         "high_watermark": hw,
         "last_stable_offset": hw,
         "log_start_offset": log.log_start_offset,
-        "aborted_transactions": None,
+        "aborted_transactions": [] if read_committed else None,
         "preferred_read_replica": -1,
         "records": [c.data for c in chunks],
     }, size
@@ -97,6 +110,7 @@ def _build(
     resolved: list[tuple[str, list[tuple[Container, Partition | ErrorCode]]]],
 ) -> tuple[Body, int, bool]:
     budget = max_response_bytes(ctx, req)
+    read_committed = ctx.api_version >= 4 and req.isolation_level == READ_COMMITTED
     total = 0
     has_error = False
     responses = []
@@ -107,7 +121,7 @@ def _build(
                 bodies.append(_error_partition(fp.partition, target))
                 has_error = True
                 continue
-            body, size = _read(target, fp, budget - total, min_one=total == 0)
+            body, size = _read(target, fp, budget - total, total == 0, read_committed)
             has_error = has_error or body["error_code"] != ErrorCode.NONE
             total += size
             bodies.append(body)
@@ -124,10 +138,11 @@ async def fetch(ctx: Context, req: Container) -> Body:
     deadline = trio.current_time() + max(req.max_wait_ms, 0) / 1000
     # As Kafka does: never wait for more bytes than a response may carry.
     min_bytes = max(min(req.min_bytes, max_response_bytes(ctx, req)), 1)
+    requested = unique_partitions(req.topics, "topic", "partitions", "partition")  # each partition once
     while True:
         resolved = [
-            (t.topic, [(fp, resolve(ctx, t.topic, fp.partition, fp.current_leader_epoch)) for fp in t.partitions])
-            for t in req.topics
+            (topic, [(fp, resolve(ctx, topic, fp.partition, fp.current_leader_epoch)) for fp in parts])
+            for topic, parts in requested
         ]
         watched = [target for _, parts in resolved for _, target in parts if isinstance(target, Partition)]
         body, size, has_error = _build(ctx, req, resolved)

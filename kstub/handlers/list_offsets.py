@@ -16,6 +16,7 @@ does (KIP-207).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
@@ -28,7 +29,7 @@ from kstub.cluster.segments import Chunk
 from kstub.protocol import ApiKey, ErrorCode
 from kstub.protocol.records import BatchError
 
-from .base import Body, Context, handles
+from .base import Body, Context, handles, unique_partitions
 from .fetch import resolve
 from .offload import in_thread, is_heavy
 
@@ -66,7 +67,12 @@ async def _lookup(ctx: Context, topic: str, lp: Container) -> Body:
         offset, timestamp = found if found else (-1, -1)
         epoch = log.epoch_at(offset) if found else -1
     else:
-        return {"partition_index": lp.partition_index, "error_code": ErrorCode.INVALID_REQUEST, "old_style_offsets": []}
+        # a special timestamp of a later version (-3 before v7, -4 earliest-local and on), or none at all
+        return {
+            "partition_index": lp.partition_index,
+            "error_code": ErrorCode.UNSUPPORTED_VERSION,
+            "old_style_offsets": [],
+        }
     return {
         "partition_index": lp.partition_index,
         "error_code": ErrorCode.NONE,
@@ -96,11 +102,25 @@ async def _max_timestamp(log: Log, upper: int) -> tuple[int, int] | None:
     return None if chunk is None else await _walk(partial(timestamps.max_timestamp_in, log), chunk)
 
 
+def _duplicate(lp: Container) -> Body:
+    return {
+        "partition_index": lp.partition_index,
+        "error_code": ErrorCode.INVALID_REQUEST,
+        "old_style_offsets": [],
+        "timestamp": -1,
+        "offset": -1,
+        "leader_epoch": -1,
+    }
+
+
 @handles(ApiKey.LIST_OFFSETS)
 async def list_offsets(ctx: Context, req: Container) -> Body:
-    return {
-        "throttle_time_ms": 0,
-        "topics": [
-            {"name": t.name, "partitions": [await _lookup(ctx, t.name, lp) for lp in t.partitions]} for t in req.topics
-        ],
-    }
+    # a partition asked more than once is answered once, with INVALID_REQUEST, as Kafka does
+    counts = Counter((t.name, lp.partition_index) for t in req.topics for lp in t.partitions)
+    topics = []
+    for name, parts in unique_partitions(req.topics, "name", "partitions", "partition_index"):
+        answers = [
+            _duplicate(lp) if counts[(name, lp.partition_index)] > 1 else await _lookup(ctx, name, lp) for lp in parts
+        ]
+        topics.append({"name": name, "partitions": answers})
+    return {"throttle_time_ms": 0, "topics": topics}

@@ -2,14 +2,21 @@
 
 A null topic list (v1+), or an empty one in v0, means every topic. An unknown
 topic is auto-created when the request allows it (v4+, always before) and the
-broker has auto.create.topics.enable; like Kafka, the response that creates it
-says LEADER_NOT_AVAILABLE and the client asks again.
+broker has auto.create.topics.enable; like Kafka 4 (KRaft), the response that
+creates it says UNKNOWN_TOPIC_OR_PARTITION (no topic id, no partitions) and the
+client asks again.
 
-Topic ids (v10+) are answered as Kafka 4.x answers them: v10-v11 with a topic
-id or a null name get a whole-request INVALID_REQUEST; v12 looks topics up by
-id alone when any id is given (UNKNOWN_TOPIC_ID, null name, for an unknown
-one), and a null name without an id fails the whole request with
-UNKNOWN_SERVER_ERROR. The connection stays open in every case.
+A request naming any topic id (v10+) is answered for its ids only. Like Kafka,
+the answer lists unknown topic ids first, then the topics that
+exist, then the names of no topic (unknown, invalid or being created), each
+name once. (Kafka orders the names of no topic by its hash set; kstub keeps
+the request's order.) Authorized operations, when asked, are every operation a topic (or
+the cluster) supports: there is no authorizer.
+
+Requests Kafka 4.x refuses whole are refused the same way, and the connection
+stays open: v10-v11 with a topic id or a null name get INVALID_REQUEST (Kafka
+serves lookups by id only from v12), and a v12 request with a null name and
+no id fails with UNKNOWN_SERVER_ERROR.
 """
 
 from __future__ import annotations
@@ -21,6 +28,11 @@ from kstub.protocol import ApiKey, ErrorCode
 from kstub.protocol.primitives import ZERO_UUID
 
 from .base import Body, Context, handles
+from .cluster_info import CLUSTER_OPERATIONS, NO_OPERATIONS
+
+# AclOperation codes a topic resource supports: READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE,
+# DESCRIBE_CONFIGS, ALTER_CONFIGS (Kafka's AclEntry.supportedOperations).
+TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
 
 
 def broker_list(ctx: Context) -> list[Body]:
@@ -78,71 +90,78 @@ def _error_response(requested: list[Container], code: ErrorCode) -> Body:
     return {"throttle_time_ms": 0, "brokers": [], "cluster_id": None, "controller_id": -1, "topics": topics}
 
 
-def _by_id(ctx: Context, requested: list[Container]) -> list[Body] | None:
-    """v12+: when any topic id is given, Kafka answers by id only (each id once); names are ignored."""
-    ids = list(dict.fromkeys(e.topic_id for e in requested if e.topic_id not in (None, ZERO_UUID)))
-    if not ids:
-        return None
-    topics = []
-    for topic_id in ids:
-        topic = ctx.cluster.topic_by_id(topic_id)
-        if topic is None:
-            body = _error_topic(None, ErrorCode.UNKNOWN_TOPIC_ID)
-            body["topic_id"] = topic_id
-            topics.append(body)
-        else:
-            topics.append((_injected(ctx, topic.name) if ctx.faults else None) or topic_body(topic))
-    return topics
-
-
 @handles(ApiKey.METADATA)
 async def metadata(ctx: Context, req: Container) -> Body:
     cluster = ctx.cluster
     requested = req.topics
-    by_id = None
     if requested and ctx.api_version >= 10:
-        if ctx.api_version < 12:
+        has_id = any(e.topic_id not in (None, ZERO_UUID) for e in requested)
+        if ctx.api_version < 12 and (has_id or any(e.name is None for e in requested)):
             # v10-v11 carry topic ids but Kafka serves lookups by id only from v12: INVALID_REQUEST.
-            if any(e.name is None or e.topic_id not in (None, ZERO_UUID) for e in requested):
-                return _error_response(requested, ErrorCode.INVALID_REQUEST)
-        else:
-            by_id = _by_id(ctx, requested)
-            if by_id is None and any(e.name is None for e in requested):
-                # Neither a name nor an id: Kafka 4.x fails the whole request (UNKNOWN_SERVER_ERROR).
-                return _error_response(requested, ErrorCode.UNKNOWN_SERVER_ERROR)
-    if by_id is not None:
-        topics = by_id
-    elif requested is None or (ctx.api_version == 0 and not requested):
+            return _error_response(requested, ErrorCode.INVALID_REQUEST)
+        if not has_id and any(e.name is None for e in requested):
+            # Neither a name nor an id: Kafka 4.x fails the whole request (UNKNOWN_SERVER_ERROR).
+            return _error_response(requested, ErrorCode.UNKNOWN_SERVER_ERROR)
+    if requested is None or (ctx.api_version == 0 and not requested):
         topics = [topic_body(t) for t in cluster.topics.values()]
         if ctx.faults:
             topics = [_injected(ctx, t["name"]) or t for t in topics]
     else:
         allow_create = req.allow_auto_topic_creation if ctx.api_version >= 4 else True
-        topics = []
+        unknown_ids: list[Body] = []
+        found: list[Body] = []
+        missing: list[Body] = []
+        seen: set[str] = set()
+        seen_ids: set = set()
+        by_id = any(e.topic_id is not None and e.topic_id != ZERO_UUID for e in requested)
         for entry in requested:
             name = entry.name
+            if by_id and (entry.topic_id is None or entry.topic_id == ZERO_UUID):
+                continue  # a request naming topic ids is answered for those ids only, as Kafka does
+            if name is None or by_id:  # v10+: by topic id
+                topic = cluster.topic_by_id(entry.topic_id)
+                if topic is None:
+                    if entry.topic_id in seen_ids:
+                        continue
+                    seen_ids.add(entry.topic_id)
+                    unknown_ids.append(_error_topic(None, ErrorCode.UNKNOWN_TOPIC_ID) | {"topic_id": entry.topic_id})
+                elif topic.name not in seen:
+                    seen.add(topic.name)
+                    found.append(topic_body(topic))
+                continue
+            if name in seen:
+                continue
+            seen.add(name)
             injected = _injected(ctx, name) if ctx.faults else None
             if injected is not None:
-                topics.append(injected)
+                found.append(injected)
                 continue
             topic = cluster.topics.get(name)
             if topic is not None:
-                topics.append(topic_body(topic))
+                found.append(topic_body(topic))
             elif topic_name_error(name):
-                topics.append(_error_topic(name, ErrorCode.INVALID_TOPIC_EXCEPTION))
+                missing.append(_error_topic(name, ErrorCode.INVALID_TOPIC_EXCEPTION))
             elif allow_create and cluster.config["auto.create.topics.enable"]:
                 try:
-                    created = cluster.create_topic(name)
+                    cluster.create_topic(name)
                 except ClusterError as exc:
-                    topics.append(_error_topic(name, exc.code))
+                    missing.append(_error_topic(name, exc.code))
                 else:
-                    topics.append(topic_body(created, ErrorCode.LEADER_NOT_AVAILABLE))
+                    missing.append(_error_topic(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
             else:
-                topics.append(_error_topic(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+                missing.append(_error_topic(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+        topics = unknown_ids + found + missing
+    if req.include_topic_authorized_operations:
+        for t in topics:
+            if t["error_code"] == ErrorCode.NONE:
+                t["topic_authorized_operations"] = TOPIC_OPERATIONS
     return {
         "throttle_time_ms": 0,
         "brokers": broker_list(ctx),
         "cluster_id": cluster.cluster_id,
         "controller_id": cluster.controller_id,
         "topics": topics,
+        "cluster_authorized_operations": (
+            CLUSTER_OPERATIONS if ctx.api_version <= 10 and req.include_cluster_authorized_operations else NO_OPERATIONS
+        ),
     }

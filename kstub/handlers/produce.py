@@ -37,16 +37,23 @@ from construct import Container
 
 from kstub.cluster.model import ClusterError, Partition
 from kstub.protocol import ApiKey, ErrorCode
-from kstub.protocol.records import BatchError, inflates_on_read, read_produce_data
+from kstub.protocol.records import BatchError, inflates_on_read, iter_records, read_produce_data
 
-from .base import Body, Context, handles
+from .base import Body, Context, handles, unique_partitions
 from .offload import ON_LOOP_BYTES, in_thread
 
 log = logging.getLogger("kstub.produce")
 
 
-def _partition_error(index: int, code: ErrorCode, message: str | None = None) -> Body:
-    return {"index": index, "error_code": code, "base_offset": -1, "error_message": message}
+_UNLOGGED = (ErrorCode.CORRUPT_MESSAGE, ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE)
+
+
+def _partition_error(
+    index: int, code: ErrorCode, message: str | None = None, partition: Partition | None = None
+) -> Body:
+    """A partition's error answer; Kafka reports the log start offset when the partition is its own."""
+    start = partition.log_start_offset if partition is not None else -1
+    return {"index": index, "error_code": code, "base_offset": -1, "error_message": message, "log_start_offset": start}
 
 
 @dataclass(slots=True)
@@ -70,12 +77,13 @@ async def _produce_partition(
         partition = cluster.leader_partition(topic, data.index, ctx.node_id)
     except ClusterError as exc:
         return _partition_error(data.index, exc.code, exc.message)
-    if acks == -1 and len(partition.isr) < int(partition.config("min.insync.replicas")):
+    if acks == -1 and len(partition.isr) < partition.min_insync_replicas():
         return _partition_error(
             data.index,
             ErrorCode.NOT_ENOUGH_REPLICAS,
             f"The size of the current ISR {partition.isr} is insufficient to satisfy the "
             f"min.isr requirement of {partition.config('min.insync.replicas')}",
+            partition,
         )
     if not data.records:
         if ctx.api_version >= 3:
@@ -105,23 +113,41 @@ async def _produce_partition(
                 waited = True
             else:
                 keyless += batch.scan(compacted=compacted, max_record_bytes=max_record)
+        now = cluster.now_ms()
+        bad_times = None
+        if partition.config("message.timestamp.type") == "CreateTime" and _timestamps_need_records(
+            batches, partition, now
+        ):
+            if any(b.inflates or len(b.data) > ON_LOOP_BYTES for b in batches):
+                bad_times = await in_thread(_timestamp_errors, batches, partition, now)
+                waited = True
+            else:
+                bad_times = _timestamp_errors(batches, partition, now)
     except BatchError as exc:
         log.info("produce to %s-%d rejected: %s", topic, data.index, exc)
-        return _partition_error(data.index, exc.code, str(exc))
+        # Kafka reports the log start offset only for errors of its log validation, not for what the request
+        # checks or the log's append refuses first (ReplicaManager's size and corruption errors)
+        unlogged = exc.request_level or exc.code in _UNLOGGED
+        return _partition_error(data.index, exc.code, str(exc), None if unlogged else partition)
     if keyless:
-        return _keyless_error(keyless, f"{topic}-{data.index}") | {"index": data.index}
+        return _keyless_error(keyless, f"{topic}-{data.index}") | {
+            "index": data.index,
+            "log_start_offset": partition.log_start_offset,
+        }
+    if bad_times:
+        return bad_times | {"index": data.index, "log_start_offset": partition.log_start_offset}
     if waited:  # the cluster may have moved on while the records were walked in a thread
         try:
             partition = cluster.leader_partition(topic, data.index, ctx.node_id)
         except ClusterError as exc:
             return _partition_error(data.index, exc.code, exc.message)
     try:
-        result = partition.append(batches, cluster.now_ms())
+        result = partition.append(batches, now)
     except OSError as exc:
         log.error("produce to %s-%d: cannot write the log: %s", topic, data.index, exc)
-        return _partition_error(data.index, ErrorCode.KAFKA_STORAGE_ERROR, str(exc))
+        return _partition_error(data.index, ErrorCode.KAFKA_STORAGE_ERROR, str(exc), partition)
     if result.error:
-        return _partition_error(data.index, result.error)
+        return _partition_error(data.index, result.error, None, partition)
     appended.append(partition)
     body = {
         "index": data.index,
@@ -146,6 +172,63 @@ def _keyless_error(errors: list[int], partition_name: str) -> Body:
         "error_message": f"One or more records have been rejected due to {len(errors)} record errors in total, "
         f"and only showing the first three errors at most: [{shown}]",
     }
+
+
+def _timestamps_need_records(batches: list, partition: Partition, now_ms: int) -> bool:
+    """Whether a CreateTime topic's timestamp bounds could reject a record of these batches (the headers say)."""
+    before = int(partition.config("message.timestamp.before.max.ms"))
+    after = int(partition.config("message.timestamp.after.max.ms"))
+    high = now_ms + after if after < 2**62 else 2**63 - 1
+    return before < 2**62 or any(b.magic != 0 and b.max_timestamp > high for b in batches)
+
+
+def _timestamp_errors(batches: list, partition: Partition, now_ms: int) -> Body | None:
+    """Kafka's LogValidator.validateTimestamp for CreateTime topics: INVALID_TIMESTAMP with per-record errors.
+
+    A record's timestamp (unless -1, none) must lie within
+    [now - message.timestamp.before.max.ms, now + message.timestamp.after.max.ms].
+    The batch headers answer for most batches; records are decoded only when
+    the bounds could be crossed.
+    """
+    before = int(partition.config("message.timestamp.before.max.ms"))
+    after = int(partition.config("message.timestamp.after.max.ms"))
+    low = now_ms - before if before < now_ms + 2**62 else -(2**63)
+    high = now_ms + after if after < 2**62 else 2**63 - 1
+    errors = []
+    for batch in batches:
+        if batch.magic == 0:
+            continue
+        if batch.max_timestamp <= high and before >= 2**62:
+            continue
+        for i, record in enumerate(iter_records(batch.data)):
+            ts = record.timestamp
+            if ts != -1 and not low <= ts <= high:
+                message = (
+                    f"Timestamp {ts} of message with offset {record.offset} is out of range. "
+                    f"The timestamp should be within [{low}, {high}]"
+                )
+                errors.append({"batch_index": i, "batch_index_error_message": message})
+    if not errors:
+        return None
+    return {
+        "error_code": ErrorCode.INVALID_TIMESTAMP,
+        "base_offset": -1,
+        "record_errors": errors,
+        "error_message": f"One or more records have been rejected due to {len(errors)} record errors in total, "
+        "and only showing the first three errors at most: "
+        + "["
+        + ", ".join(
+            f"RecordError(batchIndex={e['batch_index']}, message='{e['batch_index_error_message']}')"
+            for e in errors[:3]
+        )
+        + "]",
+    }
+
+
+def _has_transactional_records(data: Container) -> bool:
+    """Whether a partition's records start with a transactional v2 batch (magic at 16, attributes at 21)."""
+    records = data.records
+    return bool(records) and len(records) > 22 and records[16] == 2 and bool(records[22] & 0x10)
 
 
 async def _await_commit(ctx: Context, pending: list[_Pending], timeout_ms: int) -> None:
@@ -183,14 +266,19 @@ async def produce(ctx: Context, req: Container) -> Body | None:
     responses = []
     pending: list[_Pending] = []
     appended: list[Partition] = []
-    for topic in req.topic_data:
-        if acks not in (-1, 0, 1):
-            parts = [_partition_error(p.index, ErrorCode.INVALID_REQUIRED_ACKS) for p in topic.partition_data]
+    # Kafka refuses transactional records without a transactional id for the whole request
+    unauthorized = req.transactional_id is None and any(
+        _has_transactional_records(p) for t in req.topic_data for p in t.partition_data
+    )
+    # each partition once: one named again replaces the earlier data, as in Kafka's map of them
+    for name, partition_data in unique_partitions(req.topic_data, "name", "partition_data", "index"):
+        if unauthorized:
+            parts = [_partition_error(p.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for p in partition_data]
+        elif acks not in (-1, 0, 1):
+            parts = [_partition_error(p.index, ErrorCode.INVALID_REQUIRED_ACKS) for p in partition_data]
         else:
-            parts = [
-                await _produce_partition(ctx, topic.name, p, acks, pending, appended) for p in topic.partition_data
-            ]
-        responses.append({"name": topic.name, "partition_responses": parts})
+            parts = [await _produce_partition(ctx, name, p, acks, pending, appended) for p in partition_data]
+        responses.append({"name": name, "partition_responses": parts})
     if appended:
         await ctx.cluster.store.after_produce(appended, acks)  # flush.messages, fsync.on.ack
     if pending:

@@ -60,6 +60,8 @@ class BatchError(ProtocolError):
     def __init__(self, code: ErrorCode, message: str) -> None:
         self.code = code
         self.message = message
+        #: found by Kafka's request-level checks (ProduceRequest.validateRecords), before any log is involved
+        self.request_level = False
         super().__init__(f"{code.name}: {message}")
 
 

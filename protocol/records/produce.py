@@ -245,26 +245,31 @@ def read_produce_data(
     """
     mv = _as_view(data)
     entries, _ = _scan_entries(mv)
-    if produce_version >= 3:
-        if not entries:
-            raise _invalid(f"Produce requests with version {produce_version} must have at least one record batch")
-        pos, total, magic = entries[0]
-        if magic != 2:
-            raise _invalid(
-                f"Produce requests with version {produce_version} are only allowed to contain "
-                "record batches with magic version 2"
-            )
-        if total < RecordBatch.HEADER_SIZE:
-            raise _corrupt(f"batch size {total} is below the {RecordBatch.HEADER_SIZE}-byte minimum")
-        if produce_version < 7 and RecordBatch(mv, pos).compression == 4:
-            raise BatchError(
-                ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
-                f"Produce requests with version {produce_version} are not allowed to use ZStandard compression",
-            )
-        if len(entries) > 1:
-            raise _invalid(
-                f"Produce requests with version {produce_version} are only allowed to contain exactly one record batch"
-            )
+    try:
+        if produce_version >= 3:
+            if not entries:
+                raise _invalid(f"Produce requests with version {produce_version} must have at least one record batch")
+            pos, total, magic = entries[0]
+            if magic != 2:
+                raise _invalid(
+                    f"Produce requests with version {produce_version} are only allowed to contain "
+                    "record batches with magic version 2"
+                )
+            if total < RecordBatch.HEADER_SIZE:
+                raise _corrupt(f"batch size {total} is below the {RecordBatch.HEADER_SIZE}-byte minimum")
+            if produce_version < 7 and RecordBatch(mv, pos).compression == 4:
+                raise BatchError(
+                    ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
+                    f"Produce requests with version {produce_version} are not allowed to use ZStandard compression",
+                )
+            if len(entries) > 1:
+                raise _invalid(
+                    f"Produce requests with version {produce_version} are only allowed to contain "
+                    "exactly one record batch"
+                )
+    except BatchError as exc:
+        exc.request_level = True
+        raise
     if not entries:
         return []
 

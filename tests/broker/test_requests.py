@@ -97,7 +97,7 @@ async def test_api_versions_advertises_exactly_the_implemented_ranges(raw):
 
 async def test_metadata_auto_creates_like_kafka(raw):
     body = await raw.request(3, 12, {"topics": [{"name": "auto-t"}], "allow_auto_topic_creation": True})
-    assert body.topics[0].error_code == ErrorCode.LEADER_NOT_AVAILABLE  # created by this request
+    assert body.topics[0].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION  # being created by this request (Kafka 4)
     body = await raw.request(3, 12, {"topics": [{"name": "auto-t"}], "allow_auto_topic_creation": True})
     topic = body.topics[0]
     assert topic.error_code == ErrorCode.NONE
@@ -208,7 +208,7 @@ async def test_idempotent_retry_is_stored_once(raw):
     assert gap.error_code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
     assert (await list_offset(raw, "idem", -1)).offset == 5, "the retry was not stored again"
     fresh = await produce(raw, "idem", batch(1, producer_id=pid + 1000, epoch=0, sequence=4))
-    assert fresh.error_code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, "a new producer starts at sequence 0"
+    assert (fresh.error_code, fresh.base_offset) == (ErrorCode.NONE, 5), "no state: any first sequence, as Kafka"
 
 
 async def test_stale_producer_epoch_is_rejected(raw):

@@ -1,14 +1,94 @@
-"""ApiVersions: which APIs and versions each broker serves."""
+"""ApiVersions: which APIs and versions each broker serves, and its own error path.
+
+For every API kstub serves, its version range must equal Kafka's but for the
+differences listed in differences.toml (``api-versions``): kstub keeps old
+versions Kafka 4 removed, and lacks some newer ones.
+"""
 
 from __future__ import annotations
 
+import pytest
+
+from kstub.admin_client import AdminError, BrokerConnection
+from kstub.protocol import APIS
+
+from support.batches import legacy_message
+from support.diff_requests import create, fetch_body, produce_body
 from support.differential import Pair
 
+SOFTWARE = {"client_software_name": "kstub-differential", "client_software_version": "1.0"}
 
-def test_api_versions_lists_what_kstub_serves(pair: Pair) -> None:
-    kstub, kafka = pair.send(18, {"client_software_name": "kstub-differential", "client_software_version": "1"})
-    assert kstub.error_code == kafka.error_code == 0
-    ours = {k.api_key: (k.min_version, k.max_version) for k in kstub.api_keys}
-    theirs = {k.api_key: (k.min_version, k.max_version) for k in kafka.api_keys}
-    print({k: (ours[k], theirs.get(k)) for k in ours})
-    assert set(ours) <= set(theirs)
+
+def test_version_ranges_of_the_apis_kstub_serves(pair: Pair) -> None:
+    kstub, kafka = pair.send(18, SOFTWARE)
+    ours = {k.api_key: [k.min_version, k.max_version] for k in kstub.api_keys}
+    theirs = {k.api_key: [k.min_version, k.max_version] for k in kafka.api_keys}
+    assert set(ours) <= set(theirs), f"kstub serves APIs Kafka does not: {set(ours) - set(theirs)}"
+    pair.judge(
+        "ApiVersions ranges",
+        {APIS[k].name: ours[k] for k in sorted(ours)},
+        {APIS[k].name: theirs[k] for k in sorted(ours)},
+        known="api-versions",
+    )
+
+
+@pytest.mark.parametrize("version", [0, 1, 2])
+def test_answer_apart_from_the_ranges(pair: Pair, version: int) -> None:
+    pair.compare(18, SOFTWARE, version=version, ignore=("api_keys",))
+
+
+def test_v3_feature_levels(pair: Pair) -> None:
+    pair.compare(
+        18, SOFTWARE, version=3, ignore=("api_keys", "finalized_features_epoch"), known="api-versions-features"
+    )
+    kstub, kafka = pair.send(18, SOFTWARE, version=3)
+    # the epoch is the metadata offset where Kafka finalized its features: it moves as topics are made
+    assert kstub.finalized_features_epoch == -1
+    assert kafka.finalized_features_epoch >= 0
+
+
+@pytest.mark.parametrize(
+    "software",
+    [
+        {"client_software_name": "bad name!", "client_software_version": "1"},
+        {"client_software_name": "ok", "client_software_version": "-1"},
+        {"client_software_name": "", "client_software_version": ""},
+    ],
+)
+def test_invalid_client_software_is_invalid_request(pair: Pair, software: dict[str, str]) -> None:
+    pair.compare(18, software, version=3)
+
+
+#: requests at versions Kafka 4 removed (Produce v0-v2 it still advertises, for librdkafka's sake)
+REMOVED = [(0, 2), (0, 1), (1, 3), (1, 0), (2, 0), (19, 1), (20, 0), (23, 1), (32, 0), (35, 0)]
+
+
+def _removed_request(api_key: int, version: int, topic: str) -> dict:
+    return {
+        0: produce_body(topic, legacy_message(magic=1)),
+        1: fetch_body(topic, 0),
+        2: {"replica_id": -1, "topics": [{"name": topic, "partitions": [{"partition_index": 0, "timestamp": -1}]}]},
+        19: {"topics": [], "timeout_ms": 1000, "validate_only": False},
+        20: {"topic_names": [], "timeout_ms": 1000},
+        23: {"topics": [{"topic": topic, "partitions": [{"partition": 0, "leader_epoch": 0}]}]},
+        32: {"resources": [{"resource_type": 2, "resource_name": topic, "configuration_keys": ["retention.ms"]}]},
+        35: {"topics": []},
+    }[api_key]
+
+
+def test_versions_kafka_4_removed(pair: Pair) -> None:
+    topic = create(pair)
+    outcomes: dict[str, dict[str, str]] = {"kstub": {}, "kafka": {}}
+    for side in pair.sides:
+        for api_key, version in REMOVED:
+            label = f"{APIS[api_key].name} v{version}"
+            try:
+                answer = side.conn.request(api_key, _removed_request(api_key, version, topic), version=version)
+            except AdminError as exc:
+                assert "closed the connection" in str(exc), exc
+                outcomes[side.name][label] = "connection closed"
+                host, port = side.conn.address.rsplit(":", 1)  # a fresh connection for the next request
+                side.admin._bootstrap = BrokerConnection(host, int(port), "differential", 30.0)
+            else:
+                outcomes[side.name][label] = "answered" if answer is not None else "no answer"
+    pair.judge("removed versions", outcomes["kstub"], outcomes["kafka"], known="removed-versions")

@@ -105,12 +105,12 @@ def test_top_level_errors_and_client_retries(kstub_cluster):
 @pytest.mark.kstub(brokers=2)
 def test_faults_can_target_one_broker(kstub_cluster):
     kc = kstub_cluster
-    kc.control.inject_error("metadata", "UNKNOWN_TOPIC_OR_PARTITION", count=None, broker_id=1, topic="x")
+    kc.control.inject_error("metadata", "LEADER_NOT_AVAILABLE", count=None, broker_id=1, topic="x")
     with RawClient(bootstrap_of(kc, 0)) as c:
-        assert meta(c, "x").topics[0].error_code != ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        assert meta(c, "x").topics[0].error_code != ErrorCode.LEADER_NOT_AVAILABLE
     with RawClient(bootstrap_of(kc, 1)) as c:
         for _ in range(3):
-            assert meta(c, "x").topics[0].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            assert meta(c, "x").topics[0].error_code == ErrorCode.LEADER_NOT_AVAILABLE
     (fault,) = kc.call(kc.cluster.control.describe_faults)
     assert (fault["fired"], fault["remaining"], fault["broker"]) == (3, None, 1)
     kc.control.remove_fault(fault["id"])

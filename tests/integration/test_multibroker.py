@@ -45,7 +45,7 @@ def test_metadata_lists_live_brokers_controller_and_a_stable_cluster_id(kstub_cl
 @pytest.mark.kstub(brokers=3, config={"default.replication.factor": "3", "num.partitions": "6"})
 def test_auto_created_topics_use_kafkas_defaults_and_spread_leaders(kstub_cluster):
     with RawClient(kstub_cluster.bootstrap_servers) as c:
-        meta(c, "auto")  # creates it (LEADER_NOT_AVAILABLE, as Kafka)
+        meta(c, "auto")  # creates it (UNKNOWN_TOPIC_OR_PARTITION, as Kafka 4)
         topic = meta(c, "auto").topics[0]
     assert len(topic.partitions) == 6
     assert all(len(p.replica_nodes) == 3 and sorted(p.isr_nodes) == [0, 1, 2] for p in topic.partitions)
