@@ -238,6 +238,8 @@ def test_acks_1_messages_the_followers_lacked_are_truncated_on_failover(kstub_cl
     assert sent.done.wait(60)
     thread.join(5)
     assert not sent.failed and sent.count() == N, "acks=1: the leader alone acknowledged everything"
+    # the other follower replicates on its own time: wait until it has all (acks=1 did not wait for it)
+    wait_until(kc, lambda: kc.cluster.partition(topic, 0).logs[last].log_end_offset == N, what="the follower's copy")
     state = partition_state(kc, topic)
     assert state["leo"] == {leader: N, next_in_line: 0, last: N}
     assert state["high_watermark"] == 0 and sorted(state["isr"]) == [0, 1, 2]
