@@ -299,7 +299,11 @@ def _cluster_id() -> str:
     """A random KRaft cluster id (a UUID in Kafka's URL-safe base64 form, as `kafka-storage random-uuid` prints)."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        # as Kafka's Uuid.randomUuid: never one starting with "-", which a command line would take for an option
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _config_pair(value: str) -> tuple[str, str]:

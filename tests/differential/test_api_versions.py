@@ -92,3 +92,10 @@ def test_versions_kafka_4_removed(pair: Pair) -> None:
             else:
                 outcomes[side.name][label] = "answered" if answer is not None else "no answer"
     pair.judge("removed versions", outcomes["kstub"], outcomes["kafka"], known="removed-versions")
+
+
+def test_real_kafka_cluster_ids_never_look_like_an_option() -> None:
+    """kafka-storage format takes the id on its command line: one starting with '-' failed 1 start in 64."""
+    from kstub.compat.realkafka import _cluster_id
+
+    assert not any(_cluster_id().startswith("-") for _ in range(2000))
