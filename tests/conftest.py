@@ -74,3 +74,30 @@ def real_kafka(_real_kafka_session: RealKafka | str) -> RealKafka:
     if isinstance(_real_kafka_session, str):
         unavailable(f"real Kafka unavailable: {_real_kafka_session}")
     return _real_kafka_session
+
+
+#: What `-m "not slow"` leaves out for a fast loop: tests that start JVMs or real Kafka, build packages,
+#: move a lot of data, or wait out real failovers (marked here, in one place, by where they live).
+SLOW_PATHS = (
+    "tests/compat/",
+    "tests/differential/",
+    "tests/packaging/",
+    "tests/tools/",
+    "tests/fuzz/test_fuzz_server.py",
+    "tests/integration/test_compression_bombs.py",
+    "tests/integration/test_console.py",
+    "tests/integration/test_coordinator_failover.py",
+    "tests/integration/test_durability.py",
+    "tests/integration/test_failover.py",
+    "tests/integration/test_groups_clients.py",
+    "tests/integration/test_memory_budget.py",
+    "tests/integration/test_replication_readme.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = config.rootpath
+    for item in items:
+        path = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
+        if path.startswith(SLOW_PATHS):
+            item.add_marker(pytest.mark.slow)
