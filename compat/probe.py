@@ -139,12 +139,17 @@ class Probe:
     def auto_creates_topics(self) -> bool:
         """Ask Metadata for a fresh name with auto-creation allowed; delete the topic if that made one."""
         name = f"compat-autocreate-probe-{uuid.uuid4().hex[:8]}"
-        answer = self._metadata_raw([name], allow_auto_create=True)
-        code = answer.topics[0].error_code
-        if code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
-            return False
-        self.delete_topic(name)
-        return True
+        self._metadata_raw([name], allow_auto_create=True)
+        # Kafka 4 answers UNKNOWN_TOPIC_OR_PARTITION both ways (the topic is still being created): ask again
+        deadline = time.monotonic() + 5.0
+        while True:
+            code = self._metadata_raw([name]).topics[0].error_code
+            if code != ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
+                self.delete_topic(name)
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
 
     # --- metadata and admin -----------------------------------------------------------
 
