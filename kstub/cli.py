@@ -51,6 +51,26 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--admin-port", type=int, default=None, help="serve the admin HTTP API on this port (0: ephemeral)"
     )
+    serve.add_argument(
+        "--security-protocol",
+        default="PLAINTEXT",
+        type=str.upper,
+        choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"],
+        help="protocol of the one listener at --host/--port (default PLAINTEXT; -c listeners=... for several)",
+    )
+    serve.add_argument(
+        "--tls-dir",
+        default=None,
+        metavar="DIR",
+        help="TLS without settings: a throwaway CA and broker certificate in DIR (made if missing); "
+        "clients trust DIR/ca.pem (see docs/security.md)",
+    )
+    serve.add_argument(
+        "--sasl-users",
+        default=None,
+        metavar="USER:PASSWORD,...",
+        help="SASL users (PLAIN and SCRAM-SHA-256/512); same as -c kstub.sasl.users=...",
+    )
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     from kstub import ctl
 
@@ -111,6 +131,8 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     try:
         config = BrokerConfig.from_pairs(args.config)
+        if args.sasl_users is not None:
+            config.set("kstub.sasl.users", args.sasl_users)
     except ValueError as exc:
         print(f"kstub: {exc}", file=sys.stderr)
         return 2
@@ -128,6 +150,8 @@ def _serve(args: argparse.Namespace) -> int:
         brokers=args.brokers,
         advertised_host=args.advertised_host,
         admin_port=args.admin_port,
+        security_protocol=args.security_protocol,
+        tls_dir=args.tls_dir,
     )
     server = ClusterServer(cluster, spec)
 
@@ -144,6 +168,12 @@ def _serve(args: argparse.Namespace) -> int:
                 brokers = await nursery.start(server.run)
                 bootstrap = ",".join(f"{b.advertised_host}:{b.port}" for b in brokers)
                 logging.getLogger("kstub").info("kstub ready: bootstrap servers %s", bootstrap)
+                names = list(brokers[0].endpoints) if brokers else []
+                for name in names[1:] if len(names) > 1 else []:
+                    servers = ",".join("{}:{}".format(*b.endpoints[name]) for b in brokers)
+                    logging.getLogger("kstub").info("listener %s: bootstrap servers %s", name, servers)
+                if args.tls_dir:
+                    logging.getLogger("kstub").info("TLS: clients trust %s", os.path.join(args.tls_dir, "ca.pem"))
                 if server.admin_port is not None:
                     logging.getLogger("kstub").info("admin API: http://%s:%d", args.host, server.admin_port)
 
@@ -152,6 +182,7 @@ def _serve(args: argparse.Namespace) -> int:
     except BaseException as exc:
         from kstub.cluster.storage import RecoveryError
         from kstub.errors import unwrap
+        from kstub.security import SecurityConfigError
 
         error = unwrap(exc)  # trio wraps errors from inside nurseries in exception groups
         if isinstance(error, KeyboardInterrupt):
@@ -159,6 +190,9 @@ def _serve(args: argparse.Namespace) -> int:
         if isinstance(error, OSError):
             print(f"kstub: cannot listen: {error}", file=sys.stderr)
             return 1
+        if isinstance(error, SecurityConfigError):
+            print(f"kstub: {error}", file=sys.stderr)
+            return 2
         if isinstance(error, RecoveryError):
             print(f"kstub: {error}", file=sys.stderr)
             return 1

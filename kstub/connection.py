@@ -28,8 +28,9 @@ import trio
 
 from kstub.cluster.model import Broker, Cluster
 from kstub.handlers import REGISTRY, Context
-from kstub.protocol import RemoteProtocolError
+from kstub.protocol import ApiKey, ErrorCode, RemoteProtocolError
 from kstub.protocol.connection import NEED_DATA, Request, ServerConnection
+from kstub.security import PRE_AUTH_APIS, SaslFailure, SaslServer
 
 log = logging.getLogger("kstub.connection")
 
@@ -37,12 +38,22 @@ RECEIVE_SIZE = 256 * 1024
 
 
 class Session:
-    """A connection as its broker sees it: cancellable, and busy while a request is being answered."""
+    """A connection as its broker sees it: cancellable, and busy while a request is being answered.
 
-    def __init__(self) -> None:
+    `listener` names the listener it came through (None: in-memory); `sasl`
+    runs its SASL exchange on a SASL listener (nothing else is served until it
+    has authenticated); `principal` is who it is (TLS certificate subject, SASL user).
+    """
+
+    def __init__(self, listener: str | None = None, sasl: SaslServer | None = None) -> None:
         self.scope = trio.CancelScope()
         self.busy = False
         self.closing = False
+        self.listener = listener
+        self.sasl = sasl
+        self.principal = "User:ANONYMOUS"
+        #: after a SaslHandshake v0: the next frames are bare SASL tokens
+        self.raw_sasl = False
 
     def close_when_idle(self) -> None:
         """Close now if waiting for a request, else right after answering the current one."""
@@ -52,6 +63,8 @@ class Session:
 
 
 def _peer(stream: trio.abc.Stream) -> str:
+    while isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
     sock = getattr(stream, "socket", None)
     if sock is None:
         return "in-memory"
@@ -91,7 +104,7 @@ async def _request_loop(
     #: when the first byte of the request now arriving came (None: between requests)
     begun: float | None = None
     while True:
-        request = conn.next_request()
+        request = conn.next_raw_frame() if session.raw_sasl else conn.next_request()
         if request is NEED_DATA:
             session.busy = False
             if session.closing:
@@ -113,12 +126,20 @@ async def _request_loop(
                 return
             conn.receive_data(data)
             continue
-        assert isinstance(request, Request)
         begun = None
+        if isinstance(request, bytes):  # a bare SASL token (after SaslHandshake v0)
+            if not await _raw_sasl_token(stream, request, session, broker, peer):
+                return
+            continue
+        assert isinstance(request, Request)
         session.busy = True
+        if session.sasl is not None and not session.sasl.authenticated:
+            if not await _sasl_request(stream, conn, request, cluster, broker, peer, session):
+                return
+            continue
         if control.faults and control.take("drop_request", request.api_key, broker.node_id):
             return  # lost with the connection before the broker saw it
-        response = await _dispatch(request, cluster, broker, peer)
+        response = await _dispatch(request, cluster, broker, peer, session.listener)
         if control.faults:
             if control.take("drop_response", request.api_key, broker.node_id):
                 return  # the request took effect; its answer is lost with the connection
@@ -144,7 +165,92 @@ def _receive_deadline(cluster: Cluster, now: float, begun: float | None) -> tupl
     return deadline, why
 
 
-async def _dispatch(request: Request, cluster: Cluster, broker: Broker, peer: str) -> dict | bytes | None:
+async def _sasl_request(
+    stream: trio.abc.Stream,
+    conn: ServerConnection,
+    request: Request,
+    cluster: Cluster,
+    broker: Broker,
+    peer: str,
+    session: Session,
+) -> bool:
+    """A request before authentication, as Kafka's SaslServerAuthenticator takes it; False: close.
+
+    ApiVersions is served; SaslHandshake picks the mechanism (an unsupported one
+    is answered UNSUPPORTED_SASL_MECHANISM, then the connection closes);
+    SaslAuthenticate carries the tokens (bad credentials: SASL_AUTHENTICATION_FAILED,
+    then close). Any other request closes the connection unanswered.
+    """
+    sasl = session.sasl
+    assert sasl is not None
+    key = request.api_key
+    if key not in PRE_AUTH_APIS or (key == ApiKey.SASL_AUTHENTICATE and sasl.mechanism is None):
+        log.warning(
+            "broker %d: closing connection from %s: %s before SASL authentication",
+            broker.node_id,
+            peer,
+            request.api.name,
+        )
+        return False
+    if key == ApiKey.API_VERSIONS or request.unsupported_version:
+        response = await _dispatch(request, cluster, broker, peer, session.listener)
+        assert response is not None
+        await stream.send_all(response if isinstance(response, bytes) else conn.encode_response(request, response))
+        return True
+    body = request.body
+    assert body is not None
+    if key == ApiKey.SASL_HANDSHAKE:
+        error = ErrorCode.ILLEGAL_SASL_STATE if sasl.mechanism is not None else sasl.handshake(body.mechanism)
+        answer = {"error_code": error, "mechanisms": list(sasl.settings.mechanisms)}
+        await stream.send_all(conn.encode_response(request, answer))
+        if error != ErrorCode.NONE:
+            log.info(
+                "broker %d: closing connection from %s: SaslHandshake %s: %s",
+                broker.node_id,
+                peer,
+                body.mechanism,
+                error.name,
+            )
+            return False
+        session.raw_sasl = request.api_version == 0
+        return True
+    try:
+        token = sasl.step(bytes(body.auth_bytes))
+    except SaslFailure as failure:
+        answer = {"error_code": failure.error, "error_message": failure.message, "auth_bytes": b""}
+        await stream.send_all(conn.encode_response(request, answer))
+        log.info("broker %d: closing connection from %s: %s", broker.node_id, peer, failure.message)
+        return False
+    answer = {"error_code": ErrorCode.NONE, "error_message": None, "auth_bytes": token, "session_lifetime_ms": 0}
+    await stream.send_all(conn.encode_response(request, answer))
+    _authenticated(session, broker, peer)
+    return True
+
+
+async def _raw_sasl_token(stream: trio.abc.Stream, token: bytes, session: Session, broker: Broker, peer: str) -> bool:
+    """A bare SASL token (SaslHandshake v0): answered with a bare token; a failure closes at once."""
+    assert session.sasl is not None
+    try:
+        answer = session.sasl.step(token)
+    except SaslFailure as failure:
+        log.info("broker %d: closing connection from %s: %s", broker.node_id, peer, failure.message)
+        return False
+    await stream.send_all(len(answer).to_bytes(4, "big") + answer)
+    _authenticated(session, broker, peer)
+    return True
+
+
+def _authenticated(session: Session, broker: Broker, peer: str) -> None:
+    sasl = session.sasl
+    if sasl is not None and sasl.principal is not None:
+        session.raw_sasl = False
+        session.principal = sasl.principal
+        log.info("broker %d: %s authenticated as %s (%s)", broker.node_id, peer, sasl.principal, sasl.mechanism)
+
+
+async def _dispatch(
+    request: Request, cluster: Cluster, broker: Broker, peer: str, listener: str | None = None
+) -> dict | bytes | None:
     log.debug(
         "broker %d: %s v%d correlation %d from %s (%s)",
         broker.node_id,
@@ -159,7 +265,7 @@ async def _dispatch(request: Request, cluster: Cluster, broker: Broker, peer: st
     handler = REGISTRY.get(request.api_key)
     if handler is None:
         raise RemoteProtocolError(f"no handler for {request.api.name}")
-    ctx = Context(cluster, broker, request.api_version, request.client_id, peer)
+    ctx = Context(cluster, broker, request.api_version, request.client_id, peer, listener=listener)
     if not cluster.control.faults:
         return await handler(ctx, request.body)
     injected = cluster.control.inject_errors(ctx, request)

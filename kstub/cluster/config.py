@@ -410,6 +410,18 @@ def _ip_overrides(value: str) -> str:
     return str(value)
 
 
+#: listener, TLS and SASL settings (prefixes), read by kstub/security.py from their string values
+SECURITY_SETTINGS = (
+    "listeners",
+    "advertised.listeners",
+    "listener.",
+    "ssl.",
+    "sasl.",
+    "kstub.sasl.",
+    "inter.broker.listener.name",
+)
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -575,7 +587,8 @@ class BrokerConfig:
     def set(self, name: str, value: Any) -> None:
         setting = BROKER_SETTINGS.get(name)
         if setting is None:
-            log.warning("setting %s=%s is not used by kstub", name, value)
+            if not name.startswith(SECURITY_SETTINGS):  # read as strings by kstub/security.py
+                log.warning("setting %s=%s is not used by kstub", name, value)
             self.unknown[name] = str(value)
             self.static_raw[name] = str(value)
             return

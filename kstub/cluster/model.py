@@ -97,6 +97,8 @@ class Broker:
     port: int
     advertised_host: str
     rack: str | None = None
+    #: listener name → the (host, port) advertised to clients connected through that listener
+    endpoints: dict[str, tuple[str, int]] = field(default_factory=dict)
     #: registered and unfenced in the controller's view: listed in Metadata, eligible for leadership
     alive: bool = True
     #: the broker's process is up: it serves its listener and runs its replica fetcher

@@ -14,6 +14,7 @@ from . import (  # noqa: F401  (imported to register their handlers)
     offsets,
     produce,
     producer_ids,
+    sasl,
 )
 from .base import REGISTRY, Context, handles, served_apis
 

@@ -25,8 +25,9 @@ from .base import Body, Context, handles
 
 def broker_list(ctx: Context) -> list[Body]:
     return [
-        {"node_id": b.node_id, "host": b.advertised_host, "port": b.port, "rack": b.rack}
+        {"node_id": b.node_id, "host": host, "port": port, "rack": b.rack}
         for b in ctx.cluster.live_brokers()
+        for host, port in (ctx.endpoint(b),)
     ]
 
 

@@ -1,0 +1,445 @@
+"""Listeners, TLS and SASL on the Kafka port, configured with Kafka's settings.
+
+Listeners: ``listeners=NAME://host:port,...`` with ``listener.security.protocol.map``
+(a name that is itself a protocol needs no entry) and ``advertised.listeners``;
+without ``listeners`` there is one listener at ``--host``/``--port`` whose name
+and protocol are `ListenerSpec.security_protocol` (PLAINTEXT unless asked). In a
+cluster of several brokers broker N listens (and advertises) on each
+listener's port + N. Metadata, FindCoordinator and DescribeCluster answer with
+the endpoints of the listener the request came through.
+
+TLS (SSL, SASL_SSL): PEM key stores as Kafka 2.7+ accepts them,
+``ssl.keystore.type=PEM`` with ``ssl.keystore.location`` (certificate chain and
+private key in one file, the key optionally encrypted with ``ssl.key.password``)
+or inline ``ssl.keystore.certificate.chain`` / ``ssl.keystore.key``;
+``ssl.truststore.location`` (PEM) for client certificates;
+``ssl.client.auth=required|requested|none``. `ensure_tls_dir` makes a
+throwaway CA and broker certificate (``kstub serve --tls-dir DIR``). Every
+setting may be given per listener as ``listener.name.<name>.<setting>``.
+
+SASL (SASL_PLAINTEXT, SASL_SSL): mechanisms PLAIN, SCRAM-SHA-256 and
+SCRAM-SHA-512 (``sasl.enabled.mechanisms``; all three when unset, where Kafka
+would default to GSSAPI, which kstub lacks). PLAIN users come from the JAAS
+setting as Kafka's PlainLoginModule reads them
+(``listener.name.<name>.plain.sasl.jaas.config=... user_alice="secret";``);
+PLAIN and SCRAM users both from ``kstub.sasl.users=alice:secret,...``
+(``kstub serve --sasl-users``), since kstub has no metadata log to keep SCRAM
+credentials in. `SaslServer` is the per-connection state machine that
+kstub/connection.py drives before a connection may do anything else.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import ssl
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kstub.protocol import ApiKey, ErrorCode
+
+log = logging.getLogger("kstub.security")
+
+PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+#: Kafka's SCRAM minimum (and kafka-configs' default) iteration count
+SCRAM_ITERATIONS = 4096
+#: how long a client has to complete the TLS handshake
+TLS_HANDSHAKE_TIMEOUT = 10.0
+
+_LISTENER = re.compile(r"^([A-Za-z0-9_]+)://(\[[^\]]*\]|[^:]*):(\d+)$")
+
+
+class SecurityConfigError(ValueError):
+    """A listener, TLS or SASL setting kstub cannot serve; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Listener:
+    """One listener as configured; ports are the first broker's (broker N adds N; 0: ephemeral)."""
+
+    name: str
+    protocol: str
+    host: str
+    port: int
+    advertised_host: str | None = None
+    advertised_port: int | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+
+def _split(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def _parse_endpoint(entry: str, setting: str) -> tuple[str, str, int]:
+    match = _LISTENER.match(entry)
+    if not match:
+        raise SecurityConfigError(f"{setting}: {entry!r} is not NAME://host:port")
+    name, host, port = match.group(1).upper(), match.group(2).strip("[]"), int(match.group(3))
+    if port > 65535:
+        raise SecurityConfigError(f"{setting}: port {port} of {entry!r} is not a TCP port")
+    return name, host, port
+
+
+def parse_listeners(config: Any, host: str, port: int, protocol: str = "PLAINTEXT") -> list[Listener]:
+    """The listeners the settings ask for (``listeners`` etc.), else one `protocol` listener at host:port."""
+    protocol = protocol.upper()
+    if protocol not in PROTOCOLS:
+        raise SecurityConfigError(f"unknown security protocol {protocol!r} (one of {', '.join(PROTOCOLS)})")
+    raw = config.raw("listeners")
+    if not raw:
+        return [Listener(protocol, protocol, host, port)]
+    protocol_map: dict[str, str] = {}
+    for entry in _split(config.raw("listener.security.protocol.map")):
+        name, sep, mapped = entry.partition(":")
+        if not sep or mapped.strip().upper() not in PROTOCOLS:
+            raise SecurityConfigError(f"listener.security.protocol.map: {entry!r} is not NAME:PROTOCOL")
+        protocol_map[name.strip().upper()] = mapped.strip().upper()
+    advertised: dict[str, tuple[str, int]] = {}
+    for entry in _split(config.raw("advertised.listeners")):
+        name, adv_host, adv_port = _parse_endpoint(entry, "advertised.listeners")
+        advertised[name] = (adv_host, adv_port)
+    listeners: list[Listener] = []
+    for entry in _split(raw):
+        name, listen_host, listen_port = _parse_endpoint(entry, "listeners")
+        mapped = protocol_map.get(name) or (name if name in PROTOCOLS else None)
+        if mapped is None:
+            raise SecurityConfigError(
+                f"listeners: no security protocol for listener {name} (add it to listener.security.protocol.map)"
+            )
+        if any(listener.name == name for listener in listeners):
+            raise SecurityConfigError(f"listeners: listener {name} is given twice")
+        adv_host, adv_port = advertised.get(name, (None, None))
+        listeners.append(Listener(name, mapped, listen_host or host, listen_port, adv_host or None, adv_port))
+    unknown = set(advertised) - {listener.name for listener in listeners}
+    if unknown:
+        raise SecurityConfigError(f"advertised.listeners names listener(s) not in listeners: {', '.join(unknown)}")
+    if not listeners:
+        raise SecurityConfigError("listeners is empty")
+    return listeners
+
+
+def listener_setting(config: Any, listener: str, name: str) -> str | None:
+    """A setting as Kafka looks it up for a listener: ``listener.name.<listener>.<name>``, then ``<name>``."""
+    value = config.raw(f"listener.name.{listener.lower()}.{name}")
+    return value if value is not None else config.raw(name)
+
+
+# --- TLS ---------------------------------------------------------------------------------
+
+
+def _pem_file(text: str, directory: Path, name: str) -> str:
+    path = directory / name
+    path.write_text(text)
+    return str(path)
+
+
+def ssl_context(config: Any, listener: str) -> ssl.SSLContext:
+    """The server-side TLS context of a listener, from its ``ssl.*`` settings."""
+
+    def get(name: str) -> str | None:
+        value = listener_setting(config, listener, name)
+        return value if value not in (None, "") else None
+
+    store_type = (get("ssl.keystore.type") or "PEM").upper()
+    if store_type != "PEM":
+        raise SecurityConfigError(
+            f"listener {listener}: ssl.keystore.type={store_type} is not supported; use PEM "
+            "(ssl.keystore.location with the certificate chain and key), or kstub serve --tls-dir"
+        )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    location, password = get("ssl.keystore.location"), get("ssl.key.password") or get("ssl.keystore.password")
+    chain, key = get("ssl.keystore.certificate.chain"), get("ssl.keystore.key")
+    try:
+        if location:
+            context.load_cert_chain(location, password=password)
+        elif chain and key:
+            with tempfile.TemporaryDirectory(prefix="kstub-pem-") as tmp:
+                context.load_cert_chain(
+                    _pem_file(chain, Path(tmp), "chain.pem"), _pem_file(key, Path(tmp), "key.pem"), password=password
+                )
+        else:
+            raise SecurityConfigError(
+                f"listener {listener} uses TLS but has no key store: set ssl.keystore.location "
+                "(PEM: certificate chain and private key) or use kstub serve --tls-dir DIR"
+            )
+    except (OSError, ssl.SSLError) as exc:
+        raise SecurityConfigError(f"listener {listener}: cannot load the key store: {exc}") from None
+    client_auth = (get("ssl.client.auth") or "none").lower()
+    if client_auth not in ("required", "requested", "none"):
+        raise SecurityConfigError(f"ssl.client.auth={client_auth}: expected required, requested or none")
+    trust_type = (get("ssl.truststore.type") or "PEM").upper()
+    trust, trust_inline = get("ssl.truststore.location"), get("ssl.truststore.certificates")
+    if trust_type != "PEM" and (trust or trust_inline):
+        raise SecurityConfigError(f"listener {listener}: ssl.truststore.type={trust_type} is not supported; use PEM")
+    try:
+        if trust:
+            context.load_verify_locations(cafile=trust)
+        elif trust_inline:
+            context.load_verify_locations(cadata=trust_inline)
+    except (OSError, ssl.SSLError) as exc:
+        raise SecurityConfigError(f"listener {listener}: cannot load the trust store: {exc}") from None
+    if client_auth != "none" and not (trust or trust_inline):
+        raise SecurityConfigError(f"listener {listener}: ssl.client.auth={client_auth} needs ssl.truststore.location")
+    context.verify_mode = {"required": ssl.CERT_REQUIRED, "requested": ssl.CERT_OPTIONAL}.get(
+        client_auth, ssl.CERT_NONE
+    )
+    return context
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """What `ensure_tls_dir` leaves in its directory, for the broker and for clients."""
+
+    directory: Path
+
+    @property
+    def ca(self) -> Path:
+        """The CA certificate clients trust (ssl.ca.location, ssl.truststore.location)."""
+        return self.directory / "ca.pem"
+
+    @property
+    def broker(self) -> Path:
+        """The broker's certificate chain and private key (ssl.keystore.location)."""
+        return self.directory / "broker.pem"
+
+    @property
+    def client_cert(self) -> Path:
+        """A client certificate (CN=client) signed by the CA, for mutual TLS."""
+        return self.directory / "client-cert.pem"
+
+    @property
+    def client_key(self) -> Path:
+        return self.directory / "client-key.pem"
+
+
+def ensure_tls_dir(directory: str | Path, hosts: list[str] | tuple[str, ...] = ()) -> TlsFiles:
+    """A throwaway CA and a broker certificate for localhost (and `hosts`) in `directory`.
+
+    Files already there are kept (clients configured with the CA keep working
+    across restarts), unless the broker certificate lacks one of `hosts`.
+    """
+    import trustme
+
+    files = TlsFiles(Path(directory))
+    files.directory.mkdir(parents=True, exist_ok=True)
+    names = ["localhost", "127.0.0.1", "::1"]
+    names += [h for h in hosts if h and h not in names and h not in ("0.0.0.0", "::")]
+    marker = files.directory / "hosts.txt"
+    if (
+        files.ca.exists()
+        and files.broker.exists()
+        and marker.exists()
+        and set(names) <= set(marker.read_text().split())
+    ):
+        return files
+    ca = trustme.CA(organization_name="kstub throwaway CA")
+    ca.cert_pem.write_to_path(str(files.ca))
+    ca.issue_cert(*names, common_name="kstub broker").private_key_and_cert_chain_pem.write_to_path(str(files.broker))
+    client = ca.issue_cert("client", common_name="client", organization_unit_name="kstub")
+    client.cert_chain_pems[0].write_to_path(str(files.client_cert))
+    client.private_key_pem.write_to_path(str(files.client_key))
+    marker.write_text("\n".join(names) + "\n")
+    return files
+
+
+def use_tls_dir(config: Any, files: TlsFiles) -> None:
+    """Point the broker's key store (and trust store) at `files`, unless they are set already."""
+    if config.raw("ssl.keystore.location") is None and config.raw("ssl.keystore.certificate.chain") is None:
+        config.set("ssl.keystore.type", "PEM")
+        config.set("ssl.keystore.location", str(files.broker))
+    if config.raw("ssl.truststore.location") is None and config.raw("ssl.truststore.certificates") is None:
+        config.set("ssl.truststore.type", "PEM")
+        config.set("ssl.truststore.location", str(files.ca))
+
+
+def principal_from_certificate(der: bytes | None) -> str:
+    """Kafka's DEFAULT ssl.principal.mapping.rules: the subject's distinguished name (RFC 2253)."""
+    if not der:
+        return "ANONYMOUS"
+    from cryptography import x509
+
+    return x509.load_der_x509_certificate(der).subject.rfc4514_string()
+
+
+# --- SASL --------------------------------------------------------------------------------
+
+_JAAS_USER = re.compile(r'user_([^\s=]+)\s*=\s*"((?:[^"\\]|\\.)*)"')
+
+
+def parse_users(value: str | None) -> dict[str, str]:
+    """``alice:secret,bob:pw`` → {user: password} (a password may contain ':')."""
+    users: dict[str, str] = {}
+    for entry in _split(value):
+        name, sep, password = entry.partition(":")
+        if not sep or not name:
+            raise SecurityConfigError(f"kstub.sasl.users: {entry!r} is not user:password")
+        users[name] = password
+    return users
+
+
+@dataclass
+class SaslSettings:
+    """What a SASL listener accepts: its mechanisms, and the users of each."""
+
+    mechanisms: list[str]
+    plain_users: dict[str, str]
+    scram: dict[str, dict[str, tuple[bytes, bytes, bytes, int]]] = field(default_factory=dict)
+
+
+def sasl_settings(config: Any, listener: str) -> SaslSettings:
+    enabled = [m.upper() for m in _split(listener_setting(config, listener, "sasl.enabled.mechanisms"))]
+    if not enabled:
+        enabled = list(MECHANISMS)
+    unknown = [m for m in enabled if m not in MECHANISMS]
+    if unknown:
+        raise SecurityConfigError(
+            f"listener {listener}: SASL mechanism(s) {', '.join(unknown)} not supported by kstub "
+            f"(supported: {', '.join(MECHANISMS)})"
+        )
+    users = parse_users(config.raw("kstub.sasl.users"))
+    plain = dict(users)
+    jaas = config.raw(f"listener.name.{listener.lower()}.plain.sasl.jaas.config") or config.raw("sasl.jaas.config")
+    for name, password in _JAAS_USER.findall(jaas or ""):
+        plain[name] = password.replace('\\"', '"').replace("\\\\", "\\")
+    settings = SaslSettings(enabled, plain)
+    if any(m.startswith("SCRAM") for m in enabled):
+        from scramp import ScramMechanism
+
+        for mechanism in enabled:
+            if mechanism.startswith("SCRAM"):
+                scram = ScramMechanism(mechanism)
+                settings.scram[mechanism] = {
+                    name: tuple(scram.make_auth_info(password, iteration_count=SCRAM_ITERATIONS))  # type: ignore[misc]
+                    for name, password in users.items()
+                }
+    return settings
+
+
+class SaslFailure(Exception):
+    """Authentication failed: answer `error` with `message`, then close the connection."""
+
+    def __init__(self, error: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.error = error
+        self.message = message
+
+
+class SaslServer:
+    """One connection's SASL exchange, as Kafka's SaslServerAuthenticator runs it.
+
+    Before authentication only ApiVersions, SaslHandshake and (after the
+    handshake) SaslAuthenticate are served; `step` takes the client's token and
+    returns the server's, or raises `SaslFailure`. `principal` is set once done.
+    """
+
+    def __init__(self, settings: SaslSettings) -> None:
+        self.settings = settings
+        self.mechanism: str | None = None
+        self.principal: str | None = None
+        self._scram: Any = None
+        self._scram_round = 0
+        self._scram_user = ""
+
+    @property
+    def authenticated(self) -> bool:
+        return self.principal is not None
+
+    def handshake(self, mechanism: str) -> ErrorCode:
+        if mechanism not in self.settings.mechanisms:
+            return ErrorCode.UNSUPPORTED_SASL_MECHANISM
+        self.mechanism = mechanism
+        return ErrorCode.NONE
+
+    def step(self, token: bytes) -> bytes:
+        if self.mechanism == "PLAIN":
+            return self._plain(token)
+        return self._scram_step(token)
+
+    def _plain(self, token: bytes) -> bytes:
+        parts = token.split(b"\x00")
+        if len(parts) != 3:
+            raise SaslFailure(
+                ErrorCode.SASL_AUTHENTICATION_FAILED, "Invalid SASL/PLAIN response: expected 3 tokens, got 1"
+            )
+        authzid, user, password = (p.decode("utf-8", "replace") for p in parts)
+        if not user:
+            raise SaslFailure(ErrorCode.SASL_AUTHENTICATION_FAILED, "Authentication failed: username not specified")
+        if not password:
+            raise SaslFailure(ErrorCode.SASL_AUTHENTICATION_FAILED, "Authentication failed: password not specified")
+        if self.settings.plain_users.get(user) != password:
+            raise SaslFailure(
+                ErrorCode.SASL_AUTHENTICATION_FAILED, "Authentication failed: Invalid username or password"
+            )
+        if authzid and authzid != user:
+            raise SaslFailure(
+                ErrorCode.SASL_AUTHENTICATION_FAILED,
+                "Authentication failed: Client requested an authorization id that is different from username",
+            )
+        self.principal = f"User:{user}"
+        return b""
+
+    def _scram_step(self, token: bytes) -> bytes:
+        from scramp import ScramException, ScramMechanism
+
+        assert self.mechanism is not None
+        credentials = self.settings.scram.get(self.mechanism, {})
+        failed = SaslFailure(
+            ErrorCode.SASL_AUTHENTICATION_FAILED,
+            "Authentication failed during authentication due to invalid credentials with SASL mechanism "
+            + self.mechanism,
+        )
+        try:
+            if self._scram_round == 0:
+                self._scram_round = 1
+
+                def lookup(user: str) -> tuple[bytes, bytes, bytes, int]:
+                    self._scram_user = user
+                    info = credentials.get(user)
+                    if info is None:
+                        raise ScramException(f"unknown user {user}")
+                    return info
+
+                self._scram = ScramMechanism(self.mechanism).make_server(lookup)
+                self._scram.set_client_first(token.decode("utf-8"))
+                return str(self._scram.get_server_first()).encode()
+            if self._scram_round == 1:
+                self._scram_round = 2
+                self._scram.set_client_final(token.decode("utf-8"))
+                self.principal = f"User:{self._scram_user}"
+                return str(self._scram.get_server_final()).encode()
+        except (ScramException, UnicodeDecodeError, ValueError, KeyError) as exc:
+            log.info("SASL %s failed: %s", self.mechanism, exc)
+            raise failed from None
+        raise SaslFailure(ErrorCode.ILLEGAL_SASL_STATE, "Unexpected SASL token after authentication")
+
+
+#: what a connection may send before it has authenticated
+PRE_AUTH_APIS = frozenset({ApiKey.API_VERSIONS, ApiKey.SASL_HANDSHAKE, ApiKey.SASL_AUTHENTICATE})
+
+
+@dataclass
+class ListenerSecurity:
+    """A listener's TLS context and SASL settings, built once when the cluster starts."""
+
+    listener: Listener
+    ssl_context: ssl.SSLContext | None = None
+    sasl: SaslSettings | None = None
+
+
+def listener_security(config: Any, listener: Listener) -> ListenerSecurity:
+    return ListenerSecurity(
+        listener,
+        ssl_context(config, listener.name) if listener.tls else None,
+        sasl_settings(config, listener.name) if listener.sasl else None,
+    )
