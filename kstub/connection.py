@@ -220,6 +220,7 @@ async def _sasl_request(
         answer = {"error_code": failure.error, "error_message": failure.message, "auth_bytes": b""}
         await stream.send_all(conn.encode_response(request, answer))
         log.info("broker %d: closing connection from %s: %s", broker.node_id, peer, failure.message)
+        await _failed_authentication_delay(cluster)
         return False
     answer = {"error_code": ErrorCode.NONE, "error_message": None, "auth_bytes": token, "session_lifetime_ms": 0}
     await stream.send_all(conn.encode_response(request, answer))
@@ -238,6 +239,18 @@ async def _raw_sasl_token(stream: trio.abc.Stream, token: bytes, session: Sessio
     await stream.send_all(len(answer).to_bytes(4, "big") + answer)
     _authenticated(session, broker, peer)
     return True
+
+
+async def _failed_authentication_delay(cluster: Cluster) -> None:
+    """Kafka closes a connection that failed authentication connection.failed.authentication.delay.ms
+    (100 ms by default) after answering, which also lets clients read the answer before the close."""
+    raw = cluster.config.raw("connection.failed.authentication.delay.ms")
+    try:
+        delay_ms = int(raw) if raw is not None else 100
+    except ValueError:
+        delay_ms = 100
+    if delay_ms > 0:
+        await trio.sleep(delay_ms / 1000)
 
 
 def _authenticated(session: Session, broker: Broker, peer: str) -> None:

@@ -256,10 +256,12 @@ def ensure_tls_dir(directory: str | Path, hosts: list[str] | tuple[str, ...] = (
 def use_tls_dir(config: Any, files: TlsFiles) -> None:
     """Point the broker's key store (and trust store) at `files`, unless they are set already."""
     if config.raw("ssl.keystore.location") is None and config.raw("ssl.keystore.certificate.chain") is None:
-        config.set("ssl.keystore.type", "PEM")
+        if config.raw("ssl.keystore.type") is None:
+            config.set("ssl.keystore.type", "PEM")
         config.set("ssl.keystore.location", str(files.broker))
     if config.raw("ssl.truststore.location") is None and config.raw("ssl.truststore.certificates") is None:
-        config.set("ssl.truststore.type", "PEM")
+        if config.raw("ssl.truststore.type") is None:
+            config.set("ssl.truststore.type", "PEM")
         config.set("ssl.truststore.location", str(files.ca))
 
 

@@ -314,11 +314,11 @@ class BrokerServer:
     ) -> None:
         try:
             with session.scope:
+                served: trio.abc.Stream | None = stream
                 if security is not None and security.ssl_context is not None:
-                    stream = await self._tls_handshake(stream, ip, session, security)
-                    if stream is None:
-                        return
-                await serve_connection(stream, self.cluster, self.broker, session)
+                    served = await self._tls_handshake(stream, ip, session, security)
+                if served is not None:
+                    await serve_connection(served, self.cluster, self.broker, session)
         finally:
             await trio.aclose_forcefully(stream)
             self._sessions.discard(session)

@@ -419,6 +419,7 @@ SECURITY_SETTINGS = (
     "sasl.",
     "kstub.sasl.",
     "inter.broker.listener.name",
+    "connection.failed.authentication.delay.ms",
 )
 
 

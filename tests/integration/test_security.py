@@ -1,0 +1,369 @@
+"""Listeners, TLS and SASL on the Kafka port, with real clients over TCP (docs/security.md).
+
+confluent-kafka (librdkafka) and kafka-python produce and consume over SSL
+(mutual TLS), SASL_PLAINTEXT and SASL_SSL with PLAIN and SCRAM; wrong
+passwords, unknown mechanisms, requests before authentication, plaintext
+clients on TLS ports and clients that do not trust the CA each fail on their
+own connection while others carry on; Metadata names each listener's own
+endpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import uuid
+from pathlib import Path
+
+import confluent_kafka as ck
+import kafka
+import kafka.errors
+import pytest
+
+from kstub import Cluster
+from kstub.protocol import ApiKey, ErrorCode
+from kstub.security import SecurityConfigError, ensure_tls_dir
+
+from support.raw import RawClient
+from support.served import free_ports
+
+USERS = {"alice": "alice-secret", "bob": "bob:with:colons"}
+MECHANISMS = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+def _topic() -> str:
+    return f"sec-{uuid.uuid4().hex[:8]}"
+
+
+def _confluent_roundtrip(config: dict[str, str], topic: str, count: int = 5) -> list[bytes]:
+    """Produce `count` records with confluent-kafka and read them back; returns the values read."""
+    producer = ck.Producer(config)
+    for i in range(count):
+        producer.produce(topic, f"v{i}".encode())
+    assert producer.flush(30) == 0
+    consumer = ck.Consumer({**config, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    got: list[bytes] = []
+    try:
+        for _ in range(60):
+            message = consumer.poll(1.0)
+            if message is None:
+                if len(got) >= count:
+                    break
+                continue
+            assert message.error() is None, message.error()
+            got.append(message.value())
+            if len(got) >= count:
+                break
+    finally:
+        consumer.close()
+    return sorted(got)
+
+
+def _kafka_python_settings(cluster: Cluster, username: str | None, password: str | None, mechanism: str) -> dict:
+    config = cluster.client_config(username, password, mechanism=mechanism)
+    settings: dict = {"bootstrap_servers": config["bootstrap.servers"], "security_protocol": config["security.protocol"]}
+    if "ssl.ca.location" in config:
+        settings["ssl_cafile"] = config["ssl.ca.location"]
+    if "sasl.mechanism" in config:
+        settings.update(sasl_mechanism=mechanism, sasl_plain_username=username, sasl_plain_password=password)
+    return settings
+
+
+def _kafka_python_roundtrip(settings: dict, topic: str, count: int = 5) -> list[bytes]:
+    producer = kafka.KafkaProducer(**settings)
+    for i in range(count):
+        producer.send(topic, f"v{i}".encode())
+    producer.flush(30)
+    producer.close()
+    consumer = kafka.KafkaConsumer(
+        topic, auto_offset_reset="earliest", group_id=f"g-{topic}", consumer_timeout_ms=15000, **settings
+    )
+    got: list[bytes] = []
+    try:
+        for message in consumer:
+            got.append(message.value)
+            if len(got) >= count:
+                break
+    finally:
+        consumer.close()
+    return sorted(got)
+
+
+EXPECTED = [f"v{i}".encode() for i in range(5)]
+
+
+@pytest.fixture(scope="module")
+def sasl_ssl_cluster() -> Cluster:
+    with Cluster(brokers=3, security_protocol="SASL_SSL", users=USERS) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def sasl_plaintext_cluster() -> Cluster:
+    with Cluster(brokers=1, security_protocol="SASL_PLAINTEXT", users=USERS) as cluster:
+        yield cluster
+
+
+# --- confluent-kafka (librdkafka) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_confluent_sasl_ssl_three_brokers(sasl_ssl_cluster: Cluster, mechanism: str) -> None:
+    config = sasl_ssl_cluster.client_config("alice", USERS["alice"], mechanism=mechanism)
+    assert config["security.protocol"] == "SASL_SSL"
+    assert Path(config["ssl.ca.location"]).is_file()
+    assert _confluent_roundtrip(config, _topic()) == EXPECTED
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_confluent_sasl_plaintext(sasl_plaintext_cluster: Cluster, mechanism: str) -> None:
+    config = sasl_plaintext_cluster.client_config("bob", USERS["bob"], mechanism=mechanism)
+    assert _confluent_roundtrip(config, _topic()) == EXPECTED
+
+
+def _confluent_failure(config: dict[str, str]) -> ck.KafkaError:
+    """The first error librdkafka reports while trying to reach the cluster."""
+    errors: list[ck.KafkaError] = []
+    producer = ck.Producer({**config, "error_cb": errors.append})
+    for _ in range(50):
+        producer.poll(0.2)
+        if errors:
+            break
+    assert errors, "the client reported no error"
+    return errors[0]
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_confluent_wrong_password(sasl_ssl_cluster: Cluster, mechanism: str) -> None:
+    error = _confluent_failure(sasl_ssl_cluster.client_config("alice", "wrong", mechanism=mechanism))
+    assert error.code() == ck.KafkaError._AUTHENTICATION
+    assert "Authentication failed" in error.str()
+
+
+def test_confluent_unknown_user_scram(sasl_plaintext_cluster: Cluster) -> None:
+    error = _confluent_failure(sasl_plaintext_cluster.client_config("mallory", "x", mechanism="SCRAM-SHA-256"))
+    assert error.code() == ck.KafkaError._AUTHENTICATION
+
+
+def test_confluent_untrusted_ca(sasl_ssl_cluster: Cluster, tmp_path: Path) -> None:
+    """A client that trusts another CA fails its handshake; the cluster serves others as before."""
+    other = ensure_tls_dir(tmp_path / "other")
+    config = sasl_ssl_cluster.client_config("alice", USERS["alice"], mechanism="PLAIN")
+    error = _confluent_failure({**config, "ssl.ca.location": str(other.ca)})
+    assert error.code() in (ck.KafkaError._SSL, ck.KafkaError._TRANSPORT, ck.KafkaError._ALL_BROKERS_DOWN)
+    assert _confluent_roundtrip(config, _topic()) == EXPECTED
+
+
+# --- kafka-python ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_kafka_python_sasl_plaintext(sasl_plaintext_cluster: Cluster, mechanism: str) -> None:
+    settings = _kafka_python_settings(sasl_plaintext_cluster, "alice", USERS["alice"], mechanism)
+    assert _kafka_python_roundtrip(settings, _topic()) == EXPECTED
+
+
+def test_kafka_python_sasl_ssl_scram_512(sasl_ssl_cluster: Cluster) -> None:
+    settings = _kafka_python_settings(sasl_ssl_cluster, "bob", USERS["bob"], "SCRAM-SHA-512")
+    assert settings["security_protocol"] == "SASL_SSL"
+    assert _kafka_python_roundtrip(settings, _topic()) == EXPECTED
+
+
+def test_kafka_python_wrong_password(sasl_plaintext_cluster: Cluster, caplog: pytest.LogCaptureFixture) -> None:
+    """kafka-python reads SASL_AUTHENTICATION_FAILED (58) and gives up bootstrapping."""
+    caplog.set_level(logging.ERROR, logger="kafka")
+    settings = _kafka_python_settings(sasl_plaintext_cluster, "alice", "wrong", "SCRAM-SHA-256")
+    with pytest.raises(kafka.errors.KafkaError):
+        kafka.KafkaProducer(**settings)
+    assert any("SaslAuthenticationFailedError" in r.getMessage() for r in caplog.records)
+
+
+# --- mutual TLS -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mtls_cluster() -> Cluster:
+    with Cluster(brokers=3, security_protocol="SSL", config={"ssl.client.auth": "required"}) as cluster:
+        yield cluster
+
+
+def _client_cert_config(cluster: Cluster) -> dict[str, str]:
+    assert cluster.tls_dir is not None
+    directory = Path(cluster.tls_dir)
+    return {
+        **cluster.client_config(),
+        "ssl.certificate.location": str(directory / "client-cert.pem"),
+        "ssl.key.location": str(directory / "client-key.pem"),
+    }
+
+
+def test_confluent_mutual_tls(mtls_cluster: Cluster, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="kstub.server")
+    assert _confluent_roundtrip(_client_cert_config(mtls_cluster), _topic()) == EXPECTED
+    assert any("is User:" in r.getMessage() and "CN=client" in r.getMessage() for r in caplog.records)
+
+
+def test_confluent_mutual_tls_without_certificate(mtls_cluster: Cluster) -> None:
+    error = _confluent_failure(mtls_cluster.client_config())
+    assert error.code() in (ck.KafkaError._SSL, ck.KafkaError._TRANSPORT, ck.KafkaError._ALL_BROKERS_DOWN)
+
+
+def test_kafka_python_mutual_tls(mtls_cluster: Cluster) -> None:
+    config = _client_cert_config(mtls_cluster)
+    settings = {
+        "bootstrap_servers": config["bootstrap.servers"],
+        "security_protocol": "SSL",
+        "ssl_cafile": config["ssl.ca.location"],
+        "ssl_certfile": config["ssl.certificate.location"],
+        "ssl_keyfile": config["ssl.key.location"],
+    }
+    assert _kafka_python_roundtrip(settings, _topic()) == EXPECTED
+
+
+# --- the protocol, byte by byte -------------------------------------------------------------
+
+
+def _tls_client(cluster: Cluster, bootstrap: str | None = None) -> RawClient:
+    client = RawClient(bootstrap or cluster.bootstrap_servers)
+    assert cluster.tls_dir is not None
+    context = ssl.create_default_context(cafile=str(Path(cluster.tls_dir) / "ca.pem"))
+    client.sock = context.wrap_socket(client.sock, server_hostname=client.address.rpartition(":")[0])
+    return client
+
+
+def test_unsupported_mechanism_answered_then_closed(sasl_plaintext_cluster: Cluster) -> None:
+    with RawClient(sasl_plaintext_cluster.bootstrap_servers) as client:
+        answer = client.request(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "GSSAPI"})
+        assert answer.error_code == ErrorCode.UNSUPPORTED_SASL_MECHANISM
+        assert sorted(answer.mechanisms) == sorted(MECHANISMS)
+        assert client.is_closed_by_peer()
+
+
+@pytest.mark.parametrize("version", [0, 1, 2])
+def test_plain_wrong_password_answered_then_closed(sasl_plaintext_cluster: Cluster, version: int) -> None:
+    with RawClient(sasl_plaintext_cluster.bootstrap_servers) as client:
+        assert client.request(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "PLAIN"}).error_code == ErrorCode.NONE
+        answer = client.request(ApiKey.SASL_AUTHENTICATE, version, {"auth_bytes": b"\0alice\0wrong"})
+        assert answer.error_code == ErrorCode.SASL_AUTHENTICATION_FAILED
+        assert answer.error_message == "Authentication failed: Invalid username or password"
+        assert client.is_closed_by_peer()
+
+
+def test_plain_authenticates_then_serves(sasl_plaintext_cluster: Cluster) -> None:
+    with RawClient(sasl_plaintext_cluster.bootstrap_servers) as client:
+        assert client.request(ApiKey.API_VERSIONS, 2, {}).error_code == ErrorCode.NONE
+        assert client.request(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "PLAIN"}).error_code == ErrorCode.NONE
+        token = b"\0alice\0" + USERS["alice"].encode()
+        answer = client.request(ApiKey.SASL_AUTHENTICATE, 2, {"auth_bytes": token})
+        assert answer.error_code == ErrorCode.NONE
+        metadata = client.request(ApiKey.METADATA, 1, {"topics": []})
+        assert [b.node_id for b in metadata.brokers] == [0]
+        # Re-authentication is not enabled (connections.max.reauth.ms=0): Kafka answers ILLEGAL_SASL_STATE.
+        again = client.request(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "PLAIN"})
+        assert again.error_code == ErrorCode.ILLEGAL_SASL_STATE
+
+
+def test_plain_v0_handshake_raw_tokens(sasl_plaintext_cluster: Cluster) -> None:
+    """SaslHandshake v0: the tokens follow as bare size-prefixed frames (clients before KIP-152)."""
+    with RawClient(sasl_plaintext_cluster.bootstrap_servers) as client:
+        assert client.request(ApiKey.SASL_HANDSHAKE, 0, {"mechanism": "PLAIN"}).error_code == ErrorCode.NONE
+        token = b"\0alice\0" + USERS["alice"].encode()
+        client.send_raw(len(token).to_bytes(4, "big") + token)
+        assert client.sock.recv(4) == b"\0\0\0\0"  # an empty token: authenticated
+        assert client.request(ApiKey.METADATA, 1, {"topics": []}).brokers
+
+
+def test_request_before_authentication_closes(sasl_plaintext_cluster: Cluster) -> None:
+    with RawClient(sasl_plaintext_cluster.bootstrap_servers) as client:
+        client.send(ApiKey.METADATA, 1, {"topics": []})
+        assert client.is_closed_by_peer()
+    with RawClient(sasl_plaintext_cluster.bootstrap_servers) as client:
+        client.send(ApiKey.SASL_AUTHENTICATE, 1, {"auth_bytes": b"\0alice\0x"})  # no handshake first
+        assert client.is_closed_by_peer()
+
+
+def test_sasl_on_a_plaintext_listener_is_illegal_state() -> None:
+    with Cluster() as cluster, RawClient(cluster.bootstrap_servers) as client:
+        answer = client.request(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "PLAIN"})
+        assert answer.error_code == ErrorCode.ILLEGAL_SASL_STATE
+        answer = client.request(ApiKey.SASL_AUTHENTICATE, 1, {"auth_bytes": b""})
+        assert answer.error_code == ErrorCode.ILLEGAL_SASL_STATE
+        assert client.request(ApiKey.METADATA, 1, {"topics": []}).brokers
+
+
+def test_plaintext_client_on_tls_port_closes_only_itself(sasl_ssl_cluster: Cluster) -> None:
+    host, _, port = sasl_ssl_cluster.bootstrap_servers.split(",")[0].rpartition(":")
+    with _tls_client(sasl_ssl_cluster) as other:
+        assert other.request(ApiKey.API_VERSIONS, 2, {}).error_code == ErrorCode.NONE
+        with socket.create_connection((host, int(port)), timeout=10) as plain:
+            plain.sendall(b"\0\0\0\x0a" + b"\0\x12\0\0\0\0\0\x01\xff\xff")  # ApiVersions in the clear
+            reply = b""
+            while chunk := plain.recv(4096):
+                reply += chunk
+            assert not reply.startswith(b"\0\0\0")  # no Kafka response; at most a TLS alert, then closed
+        assert other.request(ApiKey.API_VERSIONS, 2, {}).error_code == ErrorCode.NONE
+        assert other.request(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "SCRAM-SHA-512"}).error_code == 0
+
+
+# --- listeners -------------------------------------------------------------------------------
+
+
+def test_metadata_names_the_listener_it_came_through() -> None:
+    """Two listeners on each of two brokers: broker N listens on each port + N and advertises it."""
+    base = free_ports(4)
+    plain, sasl = base, base + 2
+    config = {
+        "listeners": f"CLIENT://127.0.0.1:{plain},SECURE://127.0.0.1:{sasl}",
+        "listener.security.protocol.map": "CLIENT:PLAINTEXT,SECURE:SASL_PLAINTEXT",
+        "advertised.listeners": f"CLIENT://localhost:{plain}",
+        "sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.secure.plain.sasl.jaas.config": (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            'username="admin" password="admin-secret" user_admin="admin-secret" user_carol="carol-pw";'
+        ),
+    }
+    with Cluster(brokers=2, config=config) as cluster:
+        assert cluster.bootstrap_servers == f"localhost:{plain},localhost:{plain + 1}"
+        assert cluster.bootstrap("secure") == f"127.0.0.1:{sasl},127.0.0.1:{sasl + 1}"
+        with RawClient(f"127.0.0.1:{plain + 1}") as client:
+            brokers = client.request(ApiKey.METADATA, 1, {"topics": []}).brokers
+            assert sorted((b.node_id, b.host, b.port) for b in brokers) == [
+                (0, "localhost", plain),
+                (1, "localhost", plain + 1),
+            ]
+        with RawClient(f"127.0.0.1:{sasl}") as client:
+            answer = client.request(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "SCRAM-SHA-256"})
+            assert answer.error_code == ErrorCode.UNSUPPORTED_SASL_MECHANISM
+            assert list(answer.mechanisms) == ["PLAIN"]
+        with RawClient(f"127.0.0.1:{sasl + 1}") as client:
+            assert client.request(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "PLAIN"}).error_code == 0
+            answer = client.request(ApiKey.SASL_AUTHENTICATE, 1, {"auth_bytes": b"\0carol\0carol-pw"})
+            assert answer.error_code == ErrorCode.NONE
+            brokers = client.request(ApiKey.METADATA, 1, {"topics": []}).brokers
+            assert sorted((b.node_id, b.host, b.port) for b in brokers) == [
+                (0, "127.0.0.1", sasl),
+                (1, "127.0.0.1", sasl + 1),
+            ]
+        config_carol = cluster.client_config("carol", "carol-pw", listener="secure")
+        assert config_carol["security.protocol"] == "SASL_PLAINTEXT"
+        assert _confluent_roundtrip(config_carol, _topic()) == EXPECTED
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"listeners": "CLIENT://127.0.0.1:0"}, "no security protocol for listener CLIENT"),
+        ({"listeners": "PLAINTEXT://127.0.0.1"}, "is not NAME://host:port"),
+        ({"listeners": "SSL://127.0.0.1:0", "ssl.keystore.type": "JKS"}, "ssl.keystore.type=JKS is not supported"),
+        ({"listeners": "SASL_PLAINTEXT://127.0.0.1:0", "sasl.enabled.mechanisms": "GSSAPI"}, "GSSAPI"),
+        (
+            {"listeners": "PLAINTEXT://127.0.0.1:0", "advertised.listeners": "OTHER://h:1"},
+            "not in listeners: OTHER",
+        ),
+    ],
+)
+def test_bad_settings_are_refused(config: dict[str, str], message: str) -> None:
+    with pytest.raises(SecurityConfigError, match=message), Cluster(config=config):
+        pass
