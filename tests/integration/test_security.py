@@ -63,7 +63,10 @@ def _confluent_roundtrip(config: dict[str, str], topic: str, count: int = 5) -> 
 
 def _kafka_python_settings(cluster: Cluster, username: str | None, password: str | None, mechanism: str) -> dict:
     config = cluster.client_config(username, password, mechanism=mechanism)
-    settings: dict = {"bootstrap_servers": config["bootstrap.servers"], "security_protocol": config["security.protocol"]}
+    settings: dict = {
+        "bootstrap_servers": config["bootstrap.servers"],
+        "security_protocol": config["security.protocol"],
+    }
     if "ssl.ca.location" in config:
         settings["ssl_cafile"] = config["ssl.ca.location"]
     if "sasl.mechanism" in config:
