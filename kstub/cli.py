@@ -167,13 +167,13 @@ def _serve(args: argparse.Namespace) -> int:
                 nursery.start_soon(stop_on_sigterm, signals, nursery.cancel_scope)
                 brokers = await nursery.start(server.run)
                 bootstrap = ",".join(f"{b.advertised_host}:{b.port}" for b in brokers)
-                logging.getLogger("kstub").info("kstub ready: bootstrap servers %s", bootstrap)
                 names = list(brokers[0].endpoints) if brokers else []
-                for name in names[1:] if len(names) > 1 else []:
+                for name in names[1:]:
                     servers = ",".join("{}:{}".format(*b.endpoints[name]) for b in brokers)
                     logging.getLogger("kstub").info("listener %s: bootstrap servers %s", name, servers)
                 if args.tls_dir:
                     logging.getLogger("kstub").info("TLS: clients trust %s", os.path.join(args.tls_dir, "ca.pem"))
+                logging.getLogger("kstub").info("kstub ready: bootstrap servers %s", bootstrap)
                 if server.admin_port is not None:
                     logging.getLogger("kstub").info("admin API: http://%s:%d", args.host, server.admin_port)
 

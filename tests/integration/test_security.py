@@ -370,3 +370,54 @@ def test_metadata_names_the_listener_it_came_through() -> None:
 def test_bad_settings_are_refused(config: dict[str, str], message: str) -> None:
     with pytest.raises(SecurityConfigError, match=message), Cluster(config=config):
         pass
+
+
+# --- kstub serve ---------------------------------------------------------------------------
+
+
+def test_serve_tls_dir_sasl_ssl(tmp_path: Path) -> None:
+    """`kstub serve --tls-dir DIR --security-protocol SASL_SSL --sasl-users ...`: clients trust DIR/ca.pem."""
+    from support.served import Served
+
+    port = free_ports(2)
+    tls = tmp_path / "tls"
+    served = Served(
+        "--port",
+        str(port),
+        "--brokers",
+        "2",
+        "--security-protocol",
+        "SASL_SSL",
+        "--tls-dir",
+        str(tls),
+        "--sasl-users",
+        "alice:s3cret",
+    )
+    try:
+        assert (tls / "ca.pem").is_file()
+        assert served.find(f"clients trust {tls / 'ca.pem'}")
+        config = {
+            "bootstrap.servers": f"127.0.0.1:{port + 1}",
+            "security.protocol": "SASL_SSL",
+            "ssl.ca.location": str(tls / "ca.pem"),
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": "alice",
+            "sasl.password": "s3cret",
+        }
+        assert _confluent_roundtrip(config, _topic()) == EXPECTED
+    finally:
+        served.close()
+
+
+def test_serve_refuses_bad_listener_settings() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "kstub", "serve", "--port", "0", "-c", "listeners=INTERNAL://127.0.0.1:0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "no security protocol for listener INTERNAL" in result.stderr
