@@ -372,7 +372,8 @@ class SaslServer:
         parts = token.split(b"\x00")
         if len(parts) != 3:
             raise SaslFailure(
-                ErrorCode.SASL_AUTHENTICATION_FAILED, "Invalid SASL/PLAIN response: expected 3 tokens, got 1"
+                ErrorCode.SASL_AUTHENTICATION_FAILED,
+                f"Invalid SASL/PLAIN response: expected 3 tokens, got {len(parts)}",
             )
         authzid, user, password = (p.decode("utf-8", "replace") for p in parts)
         if not user:
