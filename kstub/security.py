@@ -245,12 +245,24 @@ def ensure_tls_dir(directory: str | Path, hosts: list[str] | tuple[str, ...] = (
         return files
     ca = trustme.CA(organization_name="kstub throwaway CA")
     ca.cert_pem.write_to_path(str(files.ca))
-    ca.issue_cert(*names, common_name="kstub broker").private_key_and_cert_chain_pem.write_to_path(str(files.broker))
+    broker = ca.issue_cert(*names, common_name="kstub broker")
+    chain = b"".join(blob.bytes() for blob in broker.cert_chain_pems)
+    files.broker.write_bytes(_pkcs8(broker.private_key_pem.bytes()) + chain)
     client = ca.issue_cert("client", common_name="client", organization_unit_name="kstub")
     client.cert_chain_pems[0].write_to_path(str(files.client_cert))
-    client.private_key_pem.write_to_path(str(files.client_key))
+    files.client_key.write_bytes(_pkcs8(client.private_key_pem.bytes()))
     marker.write_text("\n".join(names) + "\n")
     return files
+
+
+def _pkcs8(pem: bytes) -> bytes:
+    """A private key as PKCS#8 PEM ("BEGIN PRIVATE KEY"), the form Java's PEM key stores read."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(pem, password=None)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def use_tls_dir(config: Any, files: TlsFiles) -> None:

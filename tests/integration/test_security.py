@@ -421,3 +421,84 @@ def test_serve_refuses_bad_listener_settings() -> None:
     )
     assert result.returncode == 2
     assert "no security protocol for listener INTERNAL" in result.stderr
+
+
+# --- the Java client (Kafka's console tools from the pinned jars) ---------------------------
+
+
+def _java_tools() -> None:
+    from kstub.compat.realkafka import RealKafkaUnavailable, ensure_jars
+
+    from support.external import unavailable
+
+    try:
+        ensure_jars()
+    except RealKafkaUnavailable as exc:
+        unavailable(f"the Java client is unavailable: {exc}")
+
+
+@pytest.mark.parametrize(
+    ("protocol", "mechanism"),
+    [("SASL_SSL", "SCRAM-SHA-512"), ("SASL_PLAINTEXT", "PLAIN"), ("SSL", None)],
+)
+def test_java_console_producer_and_consumer(tmp_path: Path, protocol: str, mechanism: str | None) -> None:
+    """kafka-console-producer/-consumer with --producer.config/--consumer.config, as docs/security.md shows."""
+    import subprocess
+
+    from kstub.compat.realkafka import run_tool, tool_command
+
+    _java_tools()
+    config = {"ssl.client.auth": "required"} if protocol == "SSL" else {}
+    with Cluster(brokers=3, security_protocol=protocol, users=USERS, config=config) as cluster:
+        assert cluster.tls_dir is not None or protocol == "SASL_PLAINTEXT"
+        lines = [f"security.protocol={protocol}"]
+        if "SSL" in protocol:
+            tls = Path(cluster.tls_dir or "")
+            lines += ["ssl.truststore.type=PEM", f"ssl.truststore.location={tls / 'ca.pem'}"]
+            if protocol == "SSL":
+                # PEM key store inline for the client: certificate chain and key, as Kafka's clients accept them
+                chain = (tls / "client-cert.pem").read_text().strip().replace("\n", "\\n")
+                key = (tls / "client-key.pem").read_text().strip().replace("\n", "\\n")
+                lines += ["ssl.keystore.type=PEM", f"ssl.keystore.certificate.chain={chain}", f"ssl.keystore.key={key}"]
+        if mechanism is not None:
+            module = "plain.PlainLoginModule" if mechanism == "PLAIN" else "scram.ScramLoginModule"
+            lines += [
+                f"sasl.mechanism={mechanism}",
+                f"sasl.jaas.config=org.apache.kafka.common.security.{module} required "
+                f'username="alice" password="{USERS["alice"]}";',
+            ]
+        properties = tmp_path / "client.properties"
+        properties.write_text("\n".join(lines) + "\n")
+        topic = _topic()
+        bootstrap = cluster.bootstrap_servers
+        produced = run_tool(
+            "kafka-console-producer",
+            ["--bootstrap-server", bootstrap, "--topic", topic, "--producer.config", str(properties)],
+            input="one\ntwo\nthree\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert produced.returncode == 0, produced.stderr
+        consumed = subprocess.run(
+            tool_command(
+                "kafka-console-consumer",
+                [
+                    "--bootstrap-server",
+                    bootstrap,
+                    "--topic",
+                    topic,
+                    "--from-beginning",
+                    "--max-messages",
+                    "3",
+                    "--timeout-ms",
+                    "60000",
+                    "--consumer.config",
+                    str(properties),
+                ],
+            ),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert consumed.stdout.splitlines()[-3:] == ["one", "two", "three"], consumed.stdout + consumed.stderr
