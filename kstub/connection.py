@@ -139,7 +139,7 @@ async def _request_loop(
             continue
         if control.faults and control.take("drop_request", request.api_key, broker.node_id):
             return  # lost with the connection before the broker saw it
-        response = await _dispatch(request, cluster, broker, peer, session.listener)
+        response = await _dispatch(request, cluster, broker, peer, session.listener, session.principal)
         if control.faults:
             if control.take("drop_response", request.api_key, broker.node_id):
                 return  # the request took effect; its answer is lost with the connection
@@ -193,7 +193,7 @@ async def _sasl_request(
         )
         return False
     if key == ApiKey.API_VERSIONS or request.unsupported_version:
-        response = await _dispatch(request, cluster, broker, peer, session.listener)
+        response = await _dispatch(request, cluster, broker, peer, session.listener, session.principal)
         assert response is not None
         await stream.send_all(response if isinstance(response, bytes) else conn.encode_response(request, response))
         return True
@@ -262,7 +262,12 @@ def _authenticated(session: Session, broker: Broker, peer: str) -> None:
 
 
 async def _dispatch(
-    request: Request, cluster: Cluster, broker: Broker, peer: str, listener: str | None = None
+    request: Request,
+    cluster: Cluster,
+    broker: Broker,
+    peer: str,
+    listener: str | None = None,
+    principal: str = "User:ANONYMOUS",
 ) -> dict | bytes | None:
     log.debug(
         "broker %d: %s v%d correlation %d from %s (%s)",
@@ -278,7 +283,7 @@ async def _dispatch(
     handler = REGISTRY.get(request.api_key)
     if handler is None:
         raise RemoteProtocolError(f"no handler for {request.api.name}")
-    ctx = Context(cluster, broker, request.api_version, request.client_id, peer, listener=listener)
+    ctx = Context(cluster, broker, request.api_version, request.client_id, peer, listener=listener, principal=principal)
     if not cluster.control.faults:
         return await handler(ctx, request.body)
     injected = cluster.control.inject_errors(ctx, request)

@@ -277,13 +277,52 @@ def use_tls_dir(config: Any, files: TlsFiles) -> None:
         config.set("ssl.truststore.location", str(files.ca))
 
 
-def principal_from_certificate(der: bytes | None) -> str:
-    """Kafka's DEFAULT ssl.principal.mapping.rules: the subject's distinguished name (RFC 2253)."""
+_RULE = re.compile(r"\s*(DEFAULT|RULE:((?:\\.|[^\\/])*)/((?:\\.|[^\\/])*)/([LU]?))\s*(?:,|$)")
+
+
+def parse_mapping_rules(value: str | None) -> list[tuple[re.Pattern[str], str, str] | None]:
+    """ssl.principal.mapping.rules: ``RULE:pattern/replacement/[LU]`` entries and ``DEFAULT`` (None here)."""
+    rules: list[tuple[re.Pattern[str], str, str] | None] = []
+    text = (value or "DEFAULT").strip()
+    position = 0
+    while position < len(text):
+        match = _RULE.match(text, position)
+        if match is None or match.end() == position:
+            raise SecurityConfigError(f"ssl.principal.mapping.rules: cannot read {text[position:]!r}")
+        if match.group(1) == "DEFAULT":
+            rules.append(None)
+        else:
+            replacement = re.sub(r"\$(\d)", r"\\\1", match.group(3))  # Java's $1 → Python's \1
+            try:
+                rules.append((re.compile(match.group(2)), replacement, match.group(4)))
+            except re.error as exc:
+                raise SecurityConfigError(
+                    f"ssl.principal.mapping.rules: bad pattern {match.group(2)!r}: {exc}"
+                ) from None
+        position = match.end()
+    return rules
+
+
+def principal_from_certificate(der: bytes | None, rules: str | None = None) -> str:
+    """The principal name of a TLS client, by ssl.principal.mapping.rules (DEFAULT: the subject, RFC 2253).
+
+    The first rule whose pattern matches the whole distinguished name gives
+    the name (with ``/L`` lower-cased, ``/U`` upper-cased); DEFAULT keeps the
+    name as it is; no matching rule also keeps it.
+    """
     if not der:
         return "ANONYMOUS"
     from cryptography import x509
 
-    return x509.load_der_x509_certificate(der).subject.rfc4514_string()
+    name = x509.load_der_x509_certificate(der).subject.rfc4514_string()
+    for rule in parse_mapping_rules(rules):
+        if rule is None:
+            return name
+        pattern, replacement, case = rule
+        if pattern.fullmatch(name):
+            mapped = pattern.sub(replacement, name)
+            return mapped.lower() if case == "L" else mapped.upper() if case == "U" else mapped
+    return name
 
 
 # --- SASL --------------------------------------------------------------------------------
@@ -450,11 +489,16 @@ class ListenerSecurity:
     listener: Listener
     ssl_context: ssl.SSLContext | None = None
     sasl: SaslSettings | None = None
+    #: ssl.principal.mapping.rules (None: DEFAULT)
+    principal_rules: str | None = None
 
 
 def listener_security(config: Any, listener: Listener) -> ListenerSecurity:
+    rules = listener_setting(config, listener.name, "ssl.principal.mapping.rules") if listener.tls else None
+    parse_mapping_rules(rules)  # refused at start if unreadable
     return ListenerSecurity(
         listener,
         ssl_context(config, listener.name) if listener.tls else None,
         sasl_settings(config, listener.name) if listener.sasl else None,
+        rules,
     )

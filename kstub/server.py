@@ -355,7 +355,7 @@ class BrokerServer:
             return None
         certificate = stream.getpeercert(binary_form=True)
         if certificate:
-            session.principal = "User:" + principal_from_certificate(certificate)
+            session.principal = "User:" + principal_from_certificate(certificate, security.principal_rules)
             log.info("broker %d: TLS client %s is %s", self.broker.node_id, ip, session.principal)
         return stream
 

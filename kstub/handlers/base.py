@@ -31,6 +31,8 @@ class Context:
     fired: list[Any] | None = None
     #: the listener the request came through (None: in-memory connections, the broker's first listener)
     listener: str | None = None
+    #: who sent it: the SASL user or TLS certificate subject (``User:...``), else User:ANONYMOUS
+    principal: str = "User:ANONYMOUS"
 
     @property
     def node_id(self) -> int:

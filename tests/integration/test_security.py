@@ -188,7 +188,11 @@ def test_kafka_python_wrong_password(sasl_plaintext_cluster: Cluster, caplog: py
 
 @pytest.fixture(scope="module")
 def mtls_cluster() -> Cluster:
-    with Cluster(brokers=3, security_protocol="SSL", config={"ssl.client.auth": "required"}) as cluster:
+    config = {
+        "ssl.client.auth": "required",
+        "ssl.principal.mapping.rules": "RULE:^CN=([^,]*),OU=([^,]*)(,.*)?$/$1@$2/U,DEFAULT",
+    }
+    with Cluster(brokers=3, security_protocol="SSL", config=config) as cluster:
         yield cluster
 
 
@@ -205,7 +209,8 @@ def _client_cert_config(cluster: Cluster) -> dict[str, str]:
 def test_confluent_mutual_tls(mtls_cluster: Cluster, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="kstub.server")
     assert _confluent_roundtrip(_client_cert_config(mtls_cluster), _topic()) == EXPECTED
-    assert any("is User:" in r.getMessage() and "CN=client" in r.getMessage() for r in caplog.records)
+    # ssl.principal.mapping.rules made the subject (CN=client,OU=kstub,O=...) into CLIENT@KSTUB
+    assert any(r.getMessage().endswith("is User:CLIENT@KSTUB") for r in caplog.records)
 
 
 def test_confluent_mutual_tls_without_certificate(mtls_cluster: Cluster) -> None:
@@ -361,6 +366,8 @@ def test_metadata_names_the_listener_it_came_through() -> None:
         ({"listeners": "PLAINTEXT://127.0.0.1"}, "is not NAME://host:port"),
         ({"listeners": "SSL://127.0.0.1:0", "ssl.keystore.type": "JKS"}, "ssl.keystore.type=JKS is not supported"),
         ({"listeners": "SASL_PLAINTEXT://127.0.0.1:0", "sasl.enabled.mechanisms": "GSSAPI"}, "GSSAPI"),
+        ({"listeners": "SSL://127.0.0.1:0", "ssl.principal.mapping.rules": "RULE:x"}, "cannot read"),
+        ({"listeners": "SSL://127.0.0.1:0", "ssl.client.auth": "always"}, "expected required, requested or none"),
         (
             {"listeners": "PLAINTEXT://127.0.0.1:0", "advertised.listeners": "OTHER://h:1"},
             "not in listeners: OTHER",
