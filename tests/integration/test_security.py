@@ -183,6 +183,55 @@ def test_kafka_python_wrong_password(sasl_plaintext_cluster: Cluster, caplog: py
     assert any("SaslAuthenticationFailedError" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize(("mechanism", "wrong"), [("SCRAM-SHA-512", False), ("PLAIN", False), ("SCRAM-SHA-256", True)])
+def test_aiokafka_sasl_ssl(
+    sasl_ssl_cluster: Cluster, mechanism: str, wrong: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    caplog.set_level(logging.ERROR, logger="aiokafka")
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.errors import KafkaError as AioKafkaError
+    from aiokafka.helpers import create_ssl_context
+
+    config = sasl_ssl_cluster.client_config("alice", USERS["alice"], mechanism=mechanism)
+    settings = {
+        "bootstrap_servers": config["bootstrap.servers"],
+        "security_protocol": "SASL_SSL",
+        "ssl_context": create_ssl_context(cafile=config["ssl.ca.location"]),
+        "sasl_mechanism": mechanism,
+        "sasl_plain_username": "alice",
+        "sasl_plain_password": "wrong" if wrong else USERS["alice"],
+    }
+    topic = _topic()
+
+    async def run() -> list[bytes]:
+        producer = AIOKafkaProducer(acks="all", **settings)
+        await producer.start()
+        try:
+            for value in EXPECTED:
+                await producer.send_and_wait(topic, value)
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(topic, auto_offset_reset="earliest", group_id=f"g-{topic}", **settings)
+        await consumer.start()
+        try:
+            got: list[bytes] = []
+            while len(got) < len(EXPECTED):
+                batches = await asyncio.wait_for(consumer.getmany(timeout_ms=1000), 30)
+                got += [r.value for records in batches.values() for r in records]
+            return sorted(got)
+        finally:
+            await consumer.stop()
+
+    if wrong:
+        with pytest.raises(AioKafkaError):  # "Unable to bootstrap", having logged why
+            asyncio.run(run())
+        assert any(r.name.startswith("aiokafka") and "Authentication failed" in r.getMessage() for r in caplog.records)
+    else:
+        assert asyncio.run(run()) == EXPECTED
+
+
 # --- mutual TLS -----------------------------------------------------------------------------
 
 
