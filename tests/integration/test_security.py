@@ -279,6 +279,41 @@ def test_kafka_python_mutual_tls(mtls_cluster: Cluster) -> None:
     assert _kafka_python_roundtrip(settings, _topic()) == EXPECTED
 
 
+@pytest.mark.parametrize("case", ["sasl_ssl", "mtls", "wrong_password"])
+def test_kcat(kcat: str, sasl_ssl_cluster: Cluster, mtls_cluster: Cluster, case: str) -> None:
+    import subprocess
+
+    if case == "mtls":
+        config = _client_cert_config(mtls_cluster)
+    else:
+        password = "wrong" if case == "wrong_password" else USERS["alice"]
+        # PLAIN: the kcat of Debian 13 (librdkafka 2.0.2) repeats the client nonce in its SCRAM final
+        # message, which Kafka refuses too ("Invalid client nonce in the final client message").
+        config = sasl_ssl_cluster.client_config("alice", password, mechanism="PLAIN")
+    options = [arg for key, value in config.items() if key != "bootstrap.servers" for arg in ("-X", f"{key}={value}")]
+    bootstrap = ["-b", config["bootstrap.servers"]]
+    topic = _topic()
+    produced = subprocess.run(
+        [kcat, *bootstrap, *options, "-P", "-t", topic, "-m", "15"],
+        input="one\ntwo\nthree\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if case == "wrong_password":
+        assert produced.returncode != 0
+        assert "Authentication failed" in produced.stderr
+        return
+    assert produced.returncode == 0, produced.stderr
+    consumed = subprocess.run(
+        [kcat, *bootstrap, *options, "-C", "-t", topic, "-o", "beginning", "-e", "-m", "30"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert consumed.stdout.splitlines() == ["one", "two", "three"], consumed.stderr
+
+
 # --- the protocol, byte by byte -------------------------------------------------------------
 
 
