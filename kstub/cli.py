@@ -71,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="USER:PASSWORD,...",
         help="SASL users (PLAIN and SCRAM-SHA-256/512); same as -c kstub.sasl.users=...",
     )
+    serve.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        metavar="USER:PASSWORD",
+        help="a SASL user (repeatable); added to --sasl-users",
+    )
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     from kstub import ctl
 
@@ -131,8 +138,9 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     try:
         config = BrokerConfig.from_pairs(args.config)
-        if args.sasl_users is not None:
-            config.set("kstub.sasl.users", args.sasl_users)
+        users = [u for u in [args.sasl_users, *args.user] if u]
+        if users:
+            config.set("kstub.sasl.users", ",".join(users))
     except ValueError as exc:
         print(f"kstub: {exc}", file=sys.stderr)
         return 2

@@ -482,6 +482,8 @@ def test_serve_tls_dir_sasl_ssl(tmp_path: Path) -> None:
         "--tls-dir",
         str(tls),
         "--sasl-users",
+        "bob:pw",
+        "--user",
         "alice:s3cret",
     )
     try:
