@@ -54,6 +54,10 @@ class Session:
         self.principal = "User:ANONYMOUS"
         #: after a SaslHandshake v0: the next frames are bare SASL tokens
         self.raw_sasl = False
+        #: when the SASL session ends (connections.max.reauth.ms, KIP-368): re-authenticate before, or be closed
+        self.expires_at: float | None = None
+        #: while re-authenticating: the principal the new session must have
+        self.reauth_from: str | None = None
 
     def close_when_idle(self) -> None:
         """Close now if waiting for a request, else right after answering the current one."""
@@ -133,6 +137,17 @@ async def _request_loop(
             continue
         assert isinstance(request, Request)
         session.busy = True
+        if session.sasl is not None and session.sasl.authenticated and session.sasl.settings.reauth_ms > 0:
+            if request.api_key == ApiKey.SASL_HANDSHAKE:  # re-authentication (KIP-368) begins
+                session.reauth_from = session.principal
+                session.sasl = SaslServer(session.sasl.settings)
+            elif session.expires_at is not None and trio.current_time() >= session.expires_at:
+                log.info(
+                    "broker %d: closing connection from %s: its SASL session expired (connections.max.reauth.ms)",
+                    broker.node_id,
+                    peer,
+                )
+                return
         if session.sasl is not None and not session.sasl.authenticated:
             if not await _sasl_request(stream, conn, request, cluster, broker, peer, session):
                 return
@@ -222,7 +237,14 @@ async def _sasl_request(
         log.info("broker %d: closing connection from %s: %s", broker.node_id, peer, failure.message)
         await _failed_authentication_delay(cluster)
         return False
-    answer = {"error_code": ErrorCode.NONE, "error_message": None, "auth_bytes": token, "session_lifetime_ms": 0}
+    if sasl.principal is not None and session.reauth_from not in (None, sasl.principal):
+        message = f"Cannot change principals during re-authentication from {session.reauth_from}: {sasl.principal}"
+        answer = {"error_code": ErrorCode.SASL_AUTHENTICATION_FAILED, "error_message": message, "auth_bytes": b""}
+        await stream.send_all(conn.encode_response(request, answer))
+        log.info("broker %d: closing connection from %s: %s", broker.node_id, peer, message)
+        return False
+    lifetime = sasl.settings.reauth_ms if sasl.principal is not None else 0
+    answer = {"error_code": ErrorCode.NONE, "error_message": None, "auth_bytes": token, "session_lifetime_ms": lifetime}
     await stream.send_all(conn.encode_response(request, answer))
     _authenticated(session, broker, peer)
     return True
@@ -258,7 +280,13 @@ def _authenticated(session: Session, broker: Broker, peer: str) -> None:
     if sasl is not None and sasl.principal is not None:
         session.raw_sasl = False
         session.principal = sasl.principal
-        log.info("broker %d: %s authenticated as %s (%s)", broker.node_id, peer, sasl.principal, sasl.mechanism)
+        again = " again" if session.reauth_from is not None else ""
+        session.reauth_from = None
+        if sasl.settings.reauth_ms > 0:
+            session.expires_at = trio.current_time() + sasl.settings.reauth_ms / 1000
+        log.info(
+            "broker %d: %s authenticated%s as %s (%s)", broker.node_id, peer, again, sasl.principal, sasl.mechanism
+        )
 
 
 async def _dispatch(

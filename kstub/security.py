@@ -348,6 +348,8 @@ class SaslSettings:
     mechanisms: list[str]
     plain_users: dict[str, str]
     scram: dict[str, dict[str, tuple[bytes, bytes, bytes, int]]] = field(default_factory=dict)
+    #: connections.max.reauth.ms (KIP-368): a session's lifetime; 0: sessions never expire, no re-authentication
+    reauth_ms: int = 0
 
 
 def sasl_settings(config: Any, listener: str) -> SaslSettings:
@@ -365,7 +367,12 @@ def sasl_settings(config: Any, listener: str) -> SaslSettings:
     jaas = config.raw(f"listener.name.{listener.lower()}.plain.sasl.jaas.config") or config.raw("sasl.jaas.config")
     for name, password in _JAAS_USER.findall(jaas or ""):
         plain[name] = password.replace('\\"', '"').replace("\\\\", "\\")
-    settings = SaslSettings(enabled, plain)
+    raw_reauth = listener_setting(config, listener, "connections.max.reauth.ms")
+    try:
+        reauth_ms = int(raw_reauth) if raw_reauth not in (None, "") else 0
+    except ValueError:
+        raise SecurityConfigError(f"connections.max.reauth.ms={raw_reauth}: expected a number of ms") from None
+    settings = SaslSettings(enabled, plain, reauth_ms=max(reauth_ms, 0))
     if any(m.startswith("SCRAM") for m in enabled):
         from scramp import ScramMechanism
 

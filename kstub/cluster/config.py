@@ -420,6 +420,7 @@ SECURITY_SETTINGS = (
     "kstub.sasl.",
     "inter.broker.listener.name",
     "connection.failed.authentication.delay.ms",
+    "connections.max.reauth.ms",
 )
 
 
