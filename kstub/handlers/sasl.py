@@ -3,8 +3,9 @@
 Before authentication on a SASL listener, kstub/connection.py answers these
 itself (kstub/security.py's `SaslServer`). They reach these handlers only on a
 connection that needs no authentication (PLAINTEXT, SSL, in-memory) or has
-already authenticated; Kafka answers ILLEGAL_SASL_STATE there (re-authentication,
-KIP-368, is not supported: connections.max.reauth.ms is 0).
+already authenticated without a session lifetime (connections.max.reauth.ms 0,
+the default; otherwise a SaslHandshake re-authenticates, see kstub/connection.py);
+Kafka answers ILLEGAL_SASL_STATE there.
 """
 
 from __future__ import annotations
