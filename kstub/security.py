@@ -43,7 +43,9 @@ from kstub.protocol import ApiKey, ErrorCode
 log = logging.getLogger("kstub.security")
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+#: enabled when sasl.enabled.mechanisms is not set (OAUTHBEARER's unsecured tokens let anyone be anyone: opt in)
+DEFAULT_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 #: Kafka's SCRAM minimum (and kafka-configs' default) iteration count
 SCRAM_ITERATIONS = 4096
 #: how long a client has to complete the TLS handshake
@@ -355,7 +357,7 @@ class SaslSettings:
 def sasl_settings(config: Any, listener: str) -> SaslSettings:
     enabled = [m.upper() for m in _split(listener_setting(config, listener, "sasl.enabled.mechanisms"))]
     if not enabled:
-        enabled = list(MECHANISMS)
+        enabled = list(DEFAULT_MECHANISMS)
     unknown = [m for m in enabled if m not in MECHANISMS]
     if unknown:
         raise SecurityConfigError(
@@ -410,6 +412,7 @@ class SaslServer:
         self._scram: Any = None
         self._scram_round = 0
         self._scram_user = ""
+        self._oauth_error: str | None = None
 
     @property
     def authenticated(self) -> bool:
@@ -424,6 +427,8 @@ class SaslServer:
     def step(self, token: bytes) -> bytes:
         if self.mechanism == "PLAIN":
             return self._plain(token)
+        if self.mechanism == "OAUTHBEARER":
+            return self._oauthbearer(token)
         return self._scram_step(token)
 
     def _plain(self, token: bytes) -> bytes:
@@ -448,6 +453,25 @@ class SaslServer:
                 "Authentication failed: Client requested an authorization id that is different from username",
             )
         self.principal = f"User:{user}"
+        return b""
+
+    def _oauthbearer(self, token: bytes) -> bytes:
+        """OAUTHBEARER (RFC 7628) with unsecured JWS tokens, as Kafka's default validator accepts them.
+
+        The token's header must say ``"alg":"none"``; its ``sub`` claim is the
+        principal; ``exp`` (seconds) must be present and in the future. A bad
+        token is answered with an error challenge (``{"status":"invalid_token"}``)
+        and, once the client acknowledges it, SASL_AUTHENTICATION_FAILED.
+        """
+        if self._oauth_error is not None:
+            raise SaslFailure(ErrorCode.SASL_AUTHENTICATION_FAILED, _OAUTH_CHALLENGE.decode())  # as Kafka says it
+        try:
+            subject = _unsecured_jws_subject(token)
+        except ValueError as exc:
+            self._oauth_error = str(exc)
+            log.info("SASL OAUTHBEARER token refused: %s", exc)
+            return _OAUTH_CHALLENGE
+        self.principal = f"User:{subject}"
         return b""
 
     def _scram_step(self, token: bytes) -> bytes:
@@ -483,6 +507,52 @@ class SaslServer:
             log.info("SASL %s failed: %s", self.mechanism, exc)
             raise failed from None
         raise SaslFailure(ErrorCode.ILLEGAL_SASL_STATE, "Unexpected SASL token after authentication")
+
+
+_OAUTH_CHALLENGE = b'{"status":"invalid_token"}'
+_OAUTH_MESSAGE = re.compile(rb"^n,(?:a=[^,]*)?,\x01((?:[^\x01]*\x01)*)\x01$", re.DOTALL)
+
+
+def _b64url_json(part: str) -> dict[str, Any]:
+    import base64
+    import json
+
+    value = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
+def _unsecured_jws_subject(message: bytes) -> str:
+    """The ``sub`` of the unsecured JWS in an OAUTHBEARER client message; ValueError says what is wrong."""
+    import time
+
+    match = _OAUTH_MESSAGE.match(message)
+    if match is None:
+        raise ValueError("Invalid OAUTHBEARER client first message")
+    pairs = dict(pair.split(b"=", 1) for pair in match.group(1).split(b"\x01") if pair and b"=" in pair)
+    auth = pairs.get(b"auth", b"").decode("utf-8", "replace")
+    scheme, _, jws = auth.partition(" ")
+    if scheme.lower() != "bearer" or not jws:
+        raise ValueError("Invalid OAUTHBEARER client first message: no bearer token")
+    parts = jws.strip().split(".")
+    if len(parts) != 3 or parts[2]:
+        raise ValueError("the token is not an unsecured JWS (header.payload. with no signature)")
+    try:
+        header, claims = _b64url_json(parts[0]), _b64url_json(parts[1])
+    except ValueError as exc:
+        raise ValueError(f"the token's header or claims are not base64url JSON: {exc}") from None
+    if header.get("alg") != "none":
+        raise ValueError(f"the token's alg is {header.get('alg')!r}, not 'none'")
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject.strip():
+        raise ValueError("the token has no 'sub' claim")
+    expiry = claims.get("exp")
+    if not isinstance(expiry, int | float) or isinstance(expiry, bool):
+        raise ValueError("the token has no numeric 'exp' claim")
+    if expiry * 1000 <= time.time() * 1000:
+        raise ValueError("the token has expired")
+    return subject
 
 
 #: what a connection may send before it has authenticated

@@ -32,10 +32,13 @@ def _settings(plain_port: int | str, sasl_port: int) -> dict[str, str]:
     return {
         "listeners": f"PLAINTEXT://127.0.0.1:{plain_port},SASL_PLAINTEXT://127.0.0.1:{sasl_port}",
         "advertised.listeners": f"PLAINTEXT://127.0.0.1:{plain_port},SASL_PLAINTEXT://127.0.0.1:{sasl_port}",
-        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256",
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,OAUTHBEARER",
         "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
         "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config": (
             "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        ),
+        "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config": (
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"
         ),
     }
 
@@ -102,7 +105,14 @@ def test_unsupported_mechanism(brokers: Brokers) -> None:
         answer = client.request(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "GSSAPI"})
         answers.append((answer.error_code, sorted(answer.mechanisms)))
         closed.append(_closed(client))
-    assert answers[0] == answers[1] == (ErrorCode.UNSUPPORTED_SASL_MECHANISM, ["PLAIN", "SCRAM-SHA-256"])
+    assert (
+        answers[0]
+        == answers[1]
+        == (
+            ErrorCode.UNSUPPORTED_SASL_MECHANISM,
+            ["OAUTHBEARER", "PLAIN", "SCRAM-SHA-256"],
+        )
+    )
     assert closed == [True, True]
 
 
@@ -174,3 +184,56 @@ def test_handshake_after_authentication(brokers: Brokers) -> None:
             answers.append((answer.error_code, list(answer.mechanisms)))
             assert client.request(ApiKey.METADATA, 1, {"topics": []}).brokers
     assert answers[0] == answers[1] == (ErrorCode.ILLEGAL_SASL_STATE, [])
+
+
+def _jws(header: dict, claims: dict, signature: str = "") -> str:
+    import base64
+    import json
+
+    def part(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part(header)}.{part(claims)}.{signature}"
+
+
+def _oauth_message(token: str) -> bytes:
+    return f"n,,\x01auth=Bearer {token}\x01\x01".encode()
+
+
+def test_oauthbearer_unsecured_token_authenticates(brokers: Brokers) -> None:
+    import time
+
+    token = _jws({"alg": "none"}, {"sub": "alice", "iat": int(time.time()), "exp": int(time.time()) + 600})
+    for client in _both(brokers):
+        with client:
+            assert client.request(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "OAUTHBEARER"}).error_code == 0
+            answer = client.request(ApiKey.SASL_AUTHENTICATE, 1, {"auth_bytes": _oauth_message(token)})
+            assert (answer.error_code, bytes(answer.auth_bytes)) == (0, b"")
+            assert client.request(ApiKey.METADATA, 1, {"topics": []}).brokers
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        _jws({"alg": "HS256"}, {"sub": "alice", "exp": 4_000_000_000}, "c2ln"),
+        _jws({"alg": "none"}, {"sub": "alice", "exp": 1_000_000}),
+        _jws({"alg": "none"}, {"exp": 4_000_000_000}),
+        "not-a-token",
+    ],
+    ids=["signed", "expired", "no-sub", "garbage"],
+)
+def test_oauthbearer_bad_tokens(brokers: Brokers, token: str) -> None:
+    answers, closed = [], []
+    for client in _both(brokers):
+        assert client.request(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "OAUTHBEARER"}).error_code == 0
+        first = client.request(ApiKey.SASL_AUTHENTICATE, 1, {"auth_bytes": _oauth_message(token)})
+        entry = [first.error_code, bytes(first.auth_bytes)]
+        if first.error_code == 0:
+            second = client.request(ApiKey.SASL_AUTHENTICATE, 1, {"auth_bytes": b"\x01"})
+            entry += [second.error_code, second.error_message]
+        else:
+            entry += [first.error_message]
+        answers.append(entry)
+        closed.append(_closed(client))
+    assert answers[0] == answers[1]
+    assert closed == [True, True]
