@@ -17,9 +17,10 @@ or inline ``ssl.keystore.certificate.chain`` / ``ssl.keystore.key``;
 throwaway CA and broker certificate (``kstub serve --tls-dir DIR``). Every
 setting may be given per listener as ``listener.name.<name>.<setting>``.
 
-SASL (SASL_PLAINTEXT, SASL_SSL): mechanisms PLAIN, SCRAM-SHA-256 and
-SCRAM-SHA-512 (``sasl.enabled.mechanisms``; all three when unset, where Kafka
-would default to GSSAPI, which kstub lacks). PLAIN users come from the JAAS
+SASL (SASL_PLAINTEXT, SASL_SSL): mechanisms PLAIN, SCRAM-SHA-256,
+SCRAM-SHA-512 and OAUTHBEARER with unsecured tokens (``sasl.enabled.mechanisms``;
+the first three when unset, where Kafka would default to GSSAPI, which kstub
+lacks); re-authentication (KIP-368) with ``connections.max.reauth.ms``. PLAIN users come from the JAAS
 setting as Kafka's PlainLoginModule reads them
 (``listener.name.<name>.plain.sasl.jaas.config=... user_alice="secret";``);
 PLAIN and SCRAM users both from ``kstub.sasl.users=alice:secret,...``

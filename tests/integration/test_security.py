@@ -232,6 +232,24 @@ def test_aiokafka_sasl_ssl(
         assert asyncio.run(run()) == EXPECTED
 
 
+def test_confluent_oauthbearer_unsecured_jwt() -> None:
+    """OAUTHBEARER, opted in with sasl.enabled.mechanisms: librdkafka's unsecured JWT names the principal."""
+    config = {"sasl.enabled.mechanisms": "OAUTHBEARER,SCRAM-SHA-256"}
+    with Cluster(security_protocol="SASL_SSL", config=config) as cluster:
+        client = {
+            **cluster.client_config(mechanism="OAUTHBEARER"),
+            "enable.sasl.oauthbearer.unsecure.jwt": True,
+            "sasl.oauthbearer.config": "principal=alice",
+        }
+        assert _confluent_roundtrip(client, _topic()) == EXPECTED
+
+
+def test_oauthbearer_is_not_enabled_by_default(sasl_plaintext_cluster: Cluster) -> None:
+    with RawClient(sasl_plaintext_cluster.bootstrap_servers) as client:
+        answer = client.request(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "OAUTHBEARER"})
+        assert answer.error_code == ErrorCode.UNSUPPORTED_SASL_MECHANISM
+
+
 # --- mutual TLS -----------------------------------------------------------------------------
 
 
@@ -532,7 +550,7 @@ def _java_tools() -> None:
 
 @pytest.mark.parametrize(
     ("protocol", "mechanism"),
-    [("SASL_SSL", "SCRAM-SHA-512"), ("SASL_PLAINTEXT", "PLAIN"), ("SSL", None)],
+    [("SASL_SSL", "SCRAM-SHA-512"), ("SASL_PLAINTEXT", "PLAIN"), ("SSL", None), ("SASL_SSL", "OAUTHBEARER")],
 )
 def test_java_console_producer_and_consumer(tmp_path: Path, protocol: str, mechanism: str | None) -> None:
     """kafka-console-producer/-consumer with --producer.config/--consumer.config, as docs/security.md shows."""
@@ -542,6 +560,8 @@ def test_java_console_producer_and_consumer(tmp_path: Path, protocol: str, mecha
 
     _java_tools()
     config = {"ssl.client.auth": "required"} if protocol == "SSL" else {}
+    if mechanism == "OAUTHBEARER":
+        config["sasl.enabled.mechanisms"] = "OAUTHBEARER"
     with Cluster(brokers=3, security_protocol=protocol, users=USERS, config=config) as cluster:
         assert cluster.tls_dir is not None or protocol == "SASL_PLAINTEXT"
         lines = [f"security.protocol={protocol}"]
@@ -553,7 +573,13 @@ def test_java_console_producer_and_consumer(tmp_path: Path, protocol: str, mecha
                 chain = (tls / "client-cert.pem").read_text().strip().replace("\n", "\\n")
                 key = (tls / "client-key.pem").read_text().strip().replace("\n", "\\n")
                 lines += ["ssl.keystore.type=PEM", f"ssl.keystore.certificate.chain={chain}", f"ssl.keystore.key={key}"]
-        if mechanism is not None:
+        if mechanism == "OAUTHBEARER":  # the Java client's unsecured token, as Kafka's docs show for tests
+            lines += [
+                "sasl.mechanism=OAUTHBEARER",
+                "sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+                'unsecuredLoginStringClaim_sub="alice";',
+            ]
+        elif mechanism is not None:
             module = "plain.PlainLoginModule" if mechanism == "PLAIN" else "scram.ScramLoginModule"
             lines += [
                 f"sasl.mechanism={mechanism}",
