@@ -385,6 +385,45 @@ def test_plain_v0_handshake_raw_tokens(sasl_plaintext_cluster: Cluster) -> None:
         assert client.request(ApiKey.METADATA, 1, {"topics": []}).brokers
 
 
+@pytest.mark.parametrize(
+    ("first", "final"),
+    [
+        (b"", None),
+        (b"n,,", None),
+        (b"n,,n=alice", None),
+        (b"p=tls,,n=alice,r=x", None),
+        (b"\xff\xfe", None),
+        (b"n,a=bob,n=alice,r=abc", None),
+        (b"n,,n=alice,r=abc", b""),
+        (b"n,,n=alice,r=abc", b"c=biws,r=zzz,p=!!!"),
+        (b"n,,n=alice,r=abc", b"\xff"),
+    ],
+)
+def test_scram_garbage_is_an_authentication_failure(
+    sasl_plaintext_cluster: Cluster, first: bytes, final: bytes | None
+) -> None:
+    """Malformed SCRAM messages get SASL_AUTHENTICATION_FAILED and a close, nothing worse; others carry on."""
+    with (
+        RawClient(sasl_plaintext_cluster.bootstrap_servers) as other,
+        RawClient(sasl_plaintext_cluster.bootstrap_servers) as client,
+    ):
+        assert client.request(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "SCRAM-SHA-256"}).error_code == 0
+        answer = client.request(ApiKey.SASL_AUTHENTICATE, 1, {"auth_bytes": first})
+        if final is not None:
+            assert answer.error_code == ErrorCode.NONE
+            answer = client.request(ApiKey.SASL_AUTHENTICATE, 1, {"auth_bytes": final})
+        assert answer.error_code == ErrorCode.SASL_AUTHENTICATION_FAILED
+        assert client.is_closed_by_peer()
+        assert other.request(ApiKey.API_VERSIONS, 2, {}).error_code == ErrorCode.NONE
+
+
+@pytest.mark.kafka_cluster(security_protocol="SASL_PLAINTEXT", users={"carol": "c-pw"})
+def test_pytest_marker_asks_for_sasl(kafka_cluster: Cluster) -> None:
+    config = kafka_cluster.client_config("carol", "c-pw", mechanism="SCRAM-SHA-256")
+    assert config["security.protocol"] == "SASL_PLAINTEXT"
+    assert _confluent_roundtrip(config, _topic()) == EXPECTED
+
+
 def test_request_before_authentication_closes(sasl_plaintext_cluster: Cluster) -> None:
     with RawClient(sasl_plaintext_cluster.bootstrap_servers) as client:
         client.send(ApiKey.METADATA, 1, {"topics": []})
