@@ -355,7 +355,10 @@ class SaslSettings:
     reauth_ms: int = 0
 
 
-def sasl_settings(config: Any, listener: str) -> SaslSettings:
+def sasl_settings(
+    config: Any, listener: str, scram_store: dict[str, dict[str, tuple[bytes, bytes, bytes, int]]] | None = None
+) -> SaslSettings:
+    """A listener's SASL settings; SCRAM credentials go to (and are read from) `scram_store`, the cluster's."""
     enabled = [m.upper() for m in _split(listener_setting(config, listener, "sasl.enabled.mechanisms"))]
     if not enabled:
         enabled = list(DEFAULT_MECHANISMS)
@@ -375,18 +378,33 @@ def sasl_settings(config: Any, listener: str) -> SaslSettings:
         reauth_ms = int(raw_reauth) if raw_reauth not in (None, "") else 0
     except ValueError:
         raise SecurityConfigError(f"connections.max.reauth.ms={raw_reauth}: expected a number of ms") from None
-    settings = SaslSettings(enabled, plain, reauth_ms=max(reauth_ms, 0))
-    if any(m.startswith("SCRAM") for m in enabled):
-        from scramp import ScramMechanism
+    store = {} if scram_store is None else scram_store
+    settings = SaslSettings(enabled, plain, store, reauth_ms=max(reauth_ms, 0))
+    from scramp import ScramMechanism
 
-        for mechanism in enabled:
-            if mechanism.startswith("SCRAM"):
-                scram = ScramMechanism(mechanism)
-                settings.scram[mechanism] = {
-                    name: tuple(scram.make_auth_info(password, iteration_count=SCRAM_ITERATIONS))  # type: ignore[misc]
-                    for name, password in users.items()
-                }
+    for mechanism in SCRAM_MECHANISMS:
+        known = store.setdefault(mechanism, {})
+        missing = {name: password for name, password in users.items() if name not in known}
+        if missing:
+            scram = ScramMechanism(mechanism)
+            for name, password in missing.items():
+                known[name] = tuple(scram.make_auth_info(password, iteration_count=SCRAM_ITERATIONS))  # type: ignore[assignment]
     return settings
+
+
+#: SCRAM mechanisms by their number in DescribeUserScramCredentials / AlterUserScramCredentials
+SCRAM_MECHANISMS = {"SCRAM-SHA-256": 1, "SCRAM-SHA-512": 2}
+
+
+def scram_keys(mechanism: str, salted_password: bytes) -> tuple[bytes, bytes]:
+    """(stored key, server key) of a salted password (RFC 5802), as AlterUserScramCredentials sends it."""
+    import hashlib
+    import hmac
+
+    digest = "sha256" if mechanism == "SCRAM-SHA-256" else "sha512"
+    client_key = hmac.new(salted_password, b"Client Key", digest).digest()
+    server_key = hmac.new(salted_password, b"Server Key", digest).digest()
+    return hashlib.new(digest, client_key).digest(), server_key
 
 
 class SaslFailure(Exception):
@@ -571,12 +589,14 @@ class ListenerSecurity:
     principal_rules: str | None = None
 
 
-def listener_security(config: Any, listener: Listener) -> ListenerSecurity:
+def listener_security(
+    config: Any, listener: Listener, scram_store: dict[str, dict[str, tuple[bytes, bytes, bytes, int]]] | None = None
+) -> ListenerSecurity:
     rules = listener_setting(config, listener.name, "ssl.principal.mapping.rules") if listener.tls else None
     parse_mapping_rules(rules)  # refused at start if unreadable
     return ListenerSecurity(
         listener,
         ssl_context(config, listener.name) if listener.tls else None,
-        sasl_settings(config, listener.name) if listener.sasl else None,
+        sasl_settings(config, listener.name, scram_store) if listener.sasl else None,
         rules,
     )

@@ -409,7 +409,7 @@ class ClusterServer:
         if spec.tls_dir and any(listener.tls for listener in listeners):
             hosts = [h for listener in listeners for h in (listener.host, listener.advertised_host or "")]
             use_tls_dir(config, ensure_tls_dir(spec.tls_dir, [*hosts, spec.advertised_host or ""]))
-        securities = [listener_security(config, listener) for listener in listeners]
+        securities = [listener_security(config, listener, self.cluster.scram_credentials) for listener in listeners]
         opened: list[tuple[Broker, list[BoundListener] | None]] = []
         try:
             for i in range(spec.brokers):

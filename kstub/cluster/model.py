@@ -432,6 +432,8 @@ class Cluster:
         self.hooks = ClusterHooks()
         self.controller = Controller(self)
         self.groups = GroupCoordinator(self)
+        #: SCRAM credentials: mechanism → user → (salt, stored key, server key, iterations) (kstub/security.py)
+        self.scram_credentials: dict[str, dict[str, tuple[bytes, bytes, bytes, int]]] = {}
         self._clock = clock
         self._assignment_counter = itertools.count()
         #: where logs and metadata live: memory unless `kstub serve --data-dir` (kstub/cluster/storage.py)

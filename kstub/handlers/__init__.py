@@ -15,6 +15,7 @@ from . import (  # noqa: F401  (imported to register their handlers)
     produce,
     producer_ids,
     sasl,
+    scram_credentials,
 )
 from .base import REGISTRY, Context, handles, served_apis
 

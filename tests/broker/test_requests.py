@@ -90,6 +90,8 @@ async def test_api_versions_advertises_exactly_the_implemented_ranges(raw):
         42: (0, 2),
         44: (0, 1),
         47: (0, 0),
+        50: (0, 0),
+        51: (0, 0),
         60: (0, 1),
     }
 
