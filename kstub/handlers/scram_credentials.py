@@ -6,7 +6,7 @@ broker keeps the stored and server keys (RFC 5802) in the cluster's credential
 store, which SASL/SCRAM logins read (kstub/security.py). Users given with
 ``kstub.sasl.users`` are in the same store. Kept in memory only (not in
 ``--data-dir``). Validation and error codes follow Kafka's (iterations between
-4096 and 16384, a user at most once per request, deleting or describing a
+4096 and 16384, one change per user and request, deleting or describing a
 missing credential: RESOURCE_NOT_FOUND).
 """
 
@@ -43,7 +43,7 @@ async def describe_user_scram_credentials(ctx: Context, req: Container) -> Body:
         ]
         return {"throttle_time_ms": 0, "error_code": 0, "error_message": None, "results": results}
     names = [user.name for user in req.users]
-    results = []
+    results: list[Body] = []
     for name in dict.fromkeys(names):
         infos: list[Body] = []
         if names.count(name) > 1:
@@ -53,11 +53,13 @@ async def describe_user_scram_credentials(ctx: Context, req: Container) -> Body:
             )
         else:
             infos = _credentials_of(ctx, name)
-            error, message = ErrorCode.NONE, None
+            error, message = ErrorCode.NONE, ""
             if not infos:
                 error = ErrorCode.RESOURCE_NOT_FOUND
                 message = f"Attempt to describe a user credential that does not exist: {name}"
         results.append({"user": name, "error_code": error, "error_message": message, "credential_infos": infos})
+    # Kafka lists the failures first, then the users found by name
+    results.sort(key=lambda r: (r["error_code"] == ErrorCode.NONE, r["user"] if r["error_code"] == 0 else ""))
     return {"throttle_time_ms": 0, "error_code": 0, "error_message": None, "results": results}
 
 
@@ -65,10 +67,9 @@ async def describe_user_scram_credentials(ctx: Context, req: Container) -> Body:
 async def alter_user_scram_credentials(ctx: Context, req: Container) -> Body:
     store = ctx.cluster.scram_credentials
     changes = [("delete", d) for d in req.deletions] + [("upsert", u) for u in req.upsertions]
-    seen: dict[tuple[str, int], int] = {}
+    seen: dict[str, int] = {}  # Kafka allows one change per user and request, whatever the mechanism
     for _, change in changes:
-        key = (change.name, change.mechanism)
-        seen[key] = seen.get(key, 0) + 1
+        seen[change.name] = seen.get(change.name, 0) + 1
     errors: dict[str, tuple[ErrorCode, str]] = {}
     for kind, change in changes:
         name = change.name
@@ -79,15 +80,15 @@ async def alter_user_scram_credentials(ctx: Context, req: Container) -> Body:
             errors[name] = (ErrorCode.UNACCEPTABLE_CREDENTIAL, "Username must not be empty")
         elif mechanism is None:
             errors[name] = (ErrorCode.UNSUPPORTED_SASL_MECHANISM, "Unknown SCRAM mechanism")
-        elif seen[(name, change.mechanism)] > 1:
-            errors[name] = (
-                ErrorCode.DUPLICATE_RESOURCE,
-                "A user credential cannot be altered twice in the same request",
-            )
         elif kind == "delete" and name not in store.get(mechanism, {}):
             errors[name] = (
                 ErrorCode.RESOURCE_NOT_FOUND,
                 "Attempt to delete a user credential that does not exist",
+            )
+        elif seen[name] > 1:
+            errors[name] = (
+                ErrorCode.DUPLICATE_RESOURCE,
+                "A user credential cannot be altered twice in the same request",
             )
         elif kind == "upsert" and change.iterations < MIN_ITERATIONS:
             errors[name] = (ErrorCode.UNACCEPTABLE_CREDENTIAL, "Too few iterations")

@@ -47,6 +47,9 @@ def _settings(plain_port: int | str, sasl_port: int) -> dict[str, str]:
 class Brokers:
     kstub: str
     kafka: str
+    #: the PLAINTEXT listeners (no authentication)
+    kstub_plain: str = ""
+    kafka_plain: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +87,12 @@ def brokers() -> Iterator[Brokers]:
         ours = _settings(base, base + 1)
         ours["kstub.sasl.users"] = "alice:alice-secret"
         with Cluster(config=ours) as cluster:
-            yield Brokers(cluster.bootstrap("SASL_PLAINTEXT"), f"127.0.0.1:{kafka_sasl}")
+            yield Brokers(
+                cluster.bootstrap("SASL_PLAINTEXT"),
+                f"127.0.0.1:{kafka_sasl}",
+                cluster.bootstrap("PLAINTEXT"),
+                kafka.bootstrap_servers,
+            )
     finally:
         kafka.stop()
 
@@ -237,3 +245,57 @@ def test_oauthbearer_bad_tokens(brokers: Brokers, token: str) -> None:
         closed.append(_closed(client))
     assert answers[0] == answers[1]
     assert closed == [True, True]
+
+
+def _plain_both(brokers: Brokers) -> list[RawClient]:
+    return [RawClient(brokers.kstub_plain), RawClient(brokers.kafka_plain)]
+
+
+def _upsert(name: str, mechanism: int = 2, iterations: int = 4096) -> dict:
+    return {
+        "name": name,
+        "mechanism": mechanism,
+        "iterations": iterations,
+        "salt": b"s" * 16,
+        "salted_password": b"p" * 64,
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"deletions": [], "upsertions": [_upsert("u1", iterations=100)]},
+        {"deletions": [], "upsertions": [_upsert("u2", iterations=20000)]},
+        {"deletions": [{"name": "nobody", "mechanism": 1}], "upsertions": []},
+        {"deletions": [], "upsertions": [_upsert("u3", mechanism=7)]},
+        {"deletions": [], "upsertions": [_upsert("")]},
+        {"deletions": [], "upsertions": [_upsert("u4"), _upsert("u4")]},
+        {"deletions": [{"name": "u5", "mechanism": 2}], "upsertions": [_upsert("u5")]},
+    ],
+    ids=["few-iterations", "many-iterations", "delete-missing", "bad-mechanism", "no-name", "twice", "both"],
+)
+def test_alter_user_scram_credentials_errors(brokers: Brokers, body: dict) -> None:
+    answers = []
+    for client in _plain_both(brokers):
+        with client:
+            answer = client.request(ApiKey.ALTER_USER_SCRAM_CREDENTIALS, 0, body)
+            answers.append([(r.user, r.error_code, r.error_message) for r in answer.results])
+    assert answers[0] == answers[1]
+    assert answers[0][0][1] != 0
+
+
+def test_describe_user_scram_credentials(brokers: Brokers) -> None:
+    answers = []
+    for client in _plain_both(brokers):
+        with client:
+            upserts = [_upsert("erin", 1, 5000), _upsert("bert", 2, 4096), _upsert("bert", 1, 4096)]
+            changed = client.request(ApiKey.ALTER_USER_SCRAM_CREDENTIALS, 0, {"deletions": [], "upsertions": upserts})
+            results = [(r.user, r.error_code, r.error_message) for r in changed.results]
+            users = [{"name": "erin"}, {"name": "zed"}, {"name": "bert"}, {"name": "amy"}]
+            answer = client.request(ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS, 0, {"users": users})
+            described = [
+                (r.user, r.error_code, r.error_message, sorted((i.mechanism, i.iterations) for i in r.credential_infos))
+                for r in answer.results
+            ]
+            answers.append((results, answer.error_code, described))
+    assert answers[0] == answers[1]
