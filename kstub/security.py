@@ -137,6 +137,15 @@ def listener_setting(config: Any, listener: str, name: str) -> str | None:
     return value if value is not None else config.raw(name)
 
 
+#: settings (and listener.name.<l>.<setting> forms) that hold secrets: DescribeConfigs hides their values
+_SECRET_SUFFIXES = ("password", "sasl.jaas.config", "ssl.keystore.key", "kstub.sasl.users")
+
+
+def is_secret_setting(name: str) -> bool:
+    """Whether a broker setting holds a secret (Kafka's PASSWORD type): described as sensitive, without value."""
+    return name.endswith(_SECRET_SUFFIXES)
+
+
 # --- TLS ---------------------------------------------------------------------------------
 
 

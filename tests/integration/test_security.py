@@ -417,6 +417,20 @@ def test_scram_garbage_is_an_authentication_failure(
         assert other.request(ApiKey.API_VERSIONS, 2, {}).error_code == ErrorCode.NONE
 
 
+def test_describe_configs_hides_secrets(sasl_plaintext_cluster: Cluster) -> None:
+    """DescribeConfigs on a broker names the SASL users setting but, as Kafka does for passwords, not its value."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    config = sasl_plaintext_cluster.client_config("alice", USERS["alice"], mechanism="PLAIN")
+    admin = AdminClient(config)
+    [future] = admin.describe_configs([ConfigResource(ConfigResource.Type.BROKER, "0")]).values()
+    entries = future.result(30)
+    users = entries["kstub.sasl.users"]
+    assert users.is_sensitive and users.value is None
+    assert entries["num.partitions"].value == "1"
+    assert not any(USERS["alice"] in (entry.value or "") for entry in entries.values())
+
+
 @pytest.mark.kafka_cluster(security_protocol="SASL_PLAINTEXT", users={"carol": "c-pw"})
 def test_pytest_marker_asks_for_sasl(kafka_cluster: Cluster) -> None:
     config = kafka_cluster.client_config("carol", "c-pw", mechanism="SCRAM-SHA-256")
