@@ -332,6 +332,27 @@ def test_kcat(kcat: str, sasl_ssl_cluster: Cluster, mtls_cluster: Cluster, case:
     assert consumed.stdout.splitlines() == ["one", "two", "three"], consumed.stderr
 
 
+def test_restarted_broker_listens_on_both_listeners_again() -> None:
+    """Stop and start a broker of a two-listener cluster: it reopens its TLS and plaintext ports."""
+    base = free_ports(4)
+    config = {
+        "listeners": f"PLAINTEXT://127.0.0.1:{base},SSL://127.0.0.1:{base + 2}",
+        "auto.create.topics.enable": "true",
+    }
+    with Cluster(brokers=2, config=config) as cluster:
+        cluster.control.stop_broker(1)
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", base + 3), timeout=5).close()
+        cluster.control.start_broker(1)
+        with _tls_client(cluster, f"127.0.0.1:{base + 3}") as client:
+            assert client.request(ApiKey.API_VERSIONS, 2, {}).error_code == ErrorCode.NONE
+        with RawClient(f"127.0.0.1:{base + 1}") as client:
+            assert client.request(ApiKey.API_VERSIONS, 2, {}).error_code == ErrorCode.NONE
+        ssl_config = cluster.client_config(listener="SSL")
+        assert ssl_config["security.protocol"] == "SSL"
+        assert _confluent_roundtrip(ssl_config, _topic()) == EXPECTED
+
+
 # --- the protocol, byte by byte -------------------------------------------------------------
 
 
