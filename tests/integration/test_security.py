@@ -353,6 +353,39 @@ def test_restarted_broker_listens_on_both_listeners_again() -> None:
         assert _confluent_roundtrip(ssl_config, _topic()) == EXPECTED
 
 
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-512"])
+def test_kstub_groups_with_command_config(sasl_ssl_cluster: Cluster, tmp_path: Path, mechanism: str) -> None:
+    """`kstub groups --command-config FILE` reaches a SASL_SSL listener, as Kafka's tools do."""
+    import subprocess
+    import sys
+
+    def groups(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "kstub", "groups", *args], capture_output=True, text=True, timeout=60
+        )
+
+    topic = _topic()
+    config = sasl_ssl_cluster.client_config("alice", USERS["alice"], mechanism=mechanism)
+    assert _confluent_roundtrip(config, topic) == EXPECTED  # leaves group g-<topic> with committed offsets
+    properties = tmp_path / "client.properties"
+    module = "plain.PlainLoginModule" if mechanism == "PLAIN" else "scram.ScramLoginModule"
+    properties.write_text(
+        "security.protocol=SASL_SSL\n"
+        f"ssl.truststore.location={config['ssl.ca.location']}\n"
+        f"sasl.mechanism={mechanism}\n"
+        f"sasl.jaas.config=org.apache.kafka.common.security.{module} required "
+        f'username="alice" password="{USERS["alice"]}";\n'
+    )
+    bootstrap = ["--bootstrap-server", config["bootstrap.servers"], "--command-config", str(properties)]
+    listed = groups("list", *bootstrap)
+    assert listed.returncode == 0, listed.stderr
+    assert f"g-{topic}" in listed.stdout.split()
+    properties.write_text(properties.read_text().replace(USERS["alice"], "wrong"))
+    refused = groups("list", *bootstrap)
+    assert refused.returncode == 1
+    assert "Authentication failed" in refused.stderr
+
+
 # --- the protocol, byte by byte -------------------------------------------------------------
 
 
