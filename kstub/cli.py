@@ -179,7 +179,7 @@ def _serve(args: argparse.Namespace) -> int:
                 for name in names[1:]:
                     servers = ",".join("{}:{}".format(*b.endpoints[name]) for b in brokers)
                     logging.getLogger("kstub").info("listener %s: bootstrap servers %s", name, servers)
-                if args.tls_dir:
+                if args.tls_dir and os.path.exists(os.path.join(args.tls_dir, "ca.pem")):
                     logging.getLogger("kstub").info("TLS: clients trust %s", os.path.join(args.tls_dir, "ca.pem"))
                 logging.getLogger("kstub").info("kstub ready: bootstrap servers %s", bootstrap)
                 if server.admin_port is not None:
