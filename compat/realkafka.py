@@ -212,7 +212,10 @@ class RealKafka:
             "share.coordinator.state.topic.min.isr": str(min(n, 2)),
             **TEST_SETTINGS,
         }
-        props.update(self.config)
+        # "{port}" and "{controller_port}" in a setting stand for this node's ports (e.g. for extra listeners)
+        props.update(
+            {k: v.replace("{port}", str(port)).replace("{controller_port}", str(cport)) for k, v in self.config.items()}
+        )
         return props
 
     def start(self) -> RealKafka:

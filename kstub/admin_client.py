@@ -36,6 +36,81 @@ def parse_servers(servers: str) -> list[tuple[str, int]]:
     return out
 
 
+def read_properties(path: str) -> dict[str, str]:
+    """A Java-style ``key=value`` properties file (``#`` and ``!`` comments), as Kafka's tools take them."""
+    settings: dict[str, str] = {}
+    with open(path, encoding="utf-8") as file:
+        for line in file:
+            line = line.strip()
+            if not line or line[0] in "#!":
+                continue
+            key, sep, value = line.partition("=")
+            if not sep:
+                key, _, value = line.partition(":")
+            settings[key.strip()] = value.strip()
+    return settings
+
+
+class ClientSecurity:
+    """How to reach a secured listener, from Kafka client settings (``--command-config``).
+
+    ``security.protocol``; for TLS ``ssl.truststore.location`` (PEM) or
+    ``ssl.ca.location``, and for a client certificate ``ssl.certificate.location``
+    with ``ssl.key.location``; for SASL ``sasl.mechanism`` (PLAIN, SCRAM-SHA-256,
+    SCRAM-SHA-512) with ``sasl.username``/``sasl.password`` or the username and
+    password of ``sasl.jaas.config``.
+    """
+
+    def __init__(self, settings: Mapping[str, str]) -> None:
+        import re
+
+        self.protocol = settings.get("security.protocol", "PLAINTEXT").upper()
+        self.ssl_context = None
+        if "SSL" in self.protocol:
+            import ssl
+
+            ca = settings.get("ssl.truststore.location") or settings.get("ssl.ca.location")
+            self.ssl_context = ssl.create_default_context(cafile=ca)
+            cert = settings.get("ssl.certificate.location")
+            if cert:
+                self.ssl_context.load_cert_chain(
+                    cert, settings.get("ssl.key.location"), settings.get("ssl.key.password")
+                )
+        self.mechanism = settings.get("sasl.mechanism", "GSSAPI").upper()
+        jaas = settings.get("sasl.jaas.config", "")
+        found = dict(re.findall(r'(username|password)\s*=\s*"((?:[^"\\]|\\.)*)"', jaas))
+        self.username = settings.get("sasl.username", found.get("username", ""))
+        self.password = settings.get("sasl.password", found.get("password", ""))
+        if self.protocol.startswith("SASL") and self.mechanism not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+            raise AdminError(
+                f"sasl.mechanism={self.mechanism}: kstub's tools speak PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"
+            )
+
+    def authenticate(self, connection: Connection) -> None:
+        """SaslHandshake and SaslAuthenticate on a new connection; AdminError if refused."""
+        handshake = connection.request(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": self.mechanism})
+        if handshake.error_code != ErrorCode.NONE:
+            raise AdminError(
+                f"{connection.address}: SASL mechanism {self.mechanism} refused "
+                f"({ErrorCode(handshake.error_code).name}; enabled: {', '.join(handshake.mechanisms)})"
+            )
+
+        def step(token: bytes) -> bytes:
+            answer = connection.request(ApiKey.SASL_AUTHENTICATE, 1, {"auth_bytes": token})
+            if answer.error_code != ErrorCode.NONE:
+                raise AdminError(f"{connection.address}: {answer.error_message or ErrorCode(answer.error_code).name}")
+            return bytes(answer.auth_bytes)
+
+        if self.mechanism == "PLAIN":
+            step(f"\0{self.username}\0{self.password}".encode())
+            return
+        from scramp import ScramClient
+
+        scram = ScramClient([self.mechanism], self.username, self.password)
+        scram.set_server_first(step(scram.get_client_first().encode()).decode())
+        scram.set_server_final(step(scram.get_client_final().encode()).decode())
+
+
 class Connection:
     """One blocking socket to one broker, speaking the Kafka protocol with kstub's codec.
 
@@ -47,13 +122,25 @@ class Connection:
     broker closes the connection).
     """
 
-    def __init__(self, address: str | tuple[str, int], *, client_id: str = "kstub", timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        address: str | tuple[str, int],
+        *,
+        client_id: str = "kstub",
+        timeout: float = 10.0,
+        security: ClientSecurity | None = None,
+    ) -> None:
         if isinstance(address, str):
             address = parse_servers(address)[0]
         host, port = address
         self.address = f"{host}:{port}"
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.conn = ClientConnection(client_id)
+        if security is not None:
+            if security.ssl_context is not None:
+                self.sock = security.ssl_context.wrap_socket(self.sock, server_hostname=host)
+            if security.protocol.startswith("SASL"):
+                security.authenticate(self)
 
     def close(self) -> None:
         self.sock.close()
@@ -112,10 +199,12 @@ class Connection:
 class BrokerConnection:
     """A `Connection` with the versions the broker supports (ApiVersions on connect); errors are AdminErrors."""
 
-    def __init__(self, host: str, port: int, client_id: str, timeout: float) -> None:
+    def __init__(
+        self, host: str, port: int, client_id: str, timeout: float, security: ClientSecurity | None = None
+    ) -> None:
         self.address = f"{host}:{port}"
         try:
-            self.link = Connection((host, port), client_id=client_id, timeout=timeout)
+            self.link = Connection((host, port), client_id=client_id, timeout=timeout, security=security)
         except OSError as exc:
             raise AdminError(f"cannot connect to {self.address}: {exc}") from None
         self.versions = self._api_versions()
@@ -164,14 +253,22 @@ class BrokerConnection:
 class AdminClient:
     """Connections to a cluster's brokers, found from the bootstrap servers."""
 
-    def __init__(self, bootstrap: str, *, client_id: str = "kstub-admin", timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        client_id: str = "kstub-admin",
+        timeout: float = 30.0,
+        security: ClientSecurity | None = None,
+    ) -> None:
         self.client_id = client_id
         self.timeout = timeout
+        self.security = security
         self._connections: dict[int, BrokerConnection] = {}
         errors = []
         for host, port in parse_servers(bootstrap):
             try:
-                self._bootstrap = BrokerConnection(host, port, client_id, timeout)
+                self._bootstrap = BrokerConnection(host, port, client_id, timeout, security)
                 break
             except AdminError as exc:
                 errors.append(str(exc))
@@ -197,7 +294,9 @@ class AdminClient:
             if node_id not in self.brokers:
                 raise AdminError(f"unknown broker {node_id}")
             host, port = self.brokers[node_id]
-            conn = self._connections[node_id] = BrokerConnection(host, port, self.client_id, self.timeout)
+            conn = self._connections[node_id] = BrokerConnection(
+                host, port, self.client_id, self.timeout, self.security
+            )
         return conn
 
     def metadata(self, topics: list[str] | None = None) -> Container:

@@ -62,6 +62,33 @@ def _parser() -> argparse.ArgumentParser:
         metavar="TOKEN",
         help="require 'Authorization: Bearer TOKEN' on the admin API (generated and printed beyond loopback)",
     )
+    serve.add_argument(
+        "--security-protocol",
+        default="PLAINTEXT",
+        type=str.upper,
+        choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"],
+        help="protocol of the one listener at --host/--port (default PLAINTEXT; -c listeners=... for several)",
+    )
+    serve.add_argument(
+        "--tls-dir",
+        default=None,
+        metavar="DIR",
+        help="TLS without settings: a throwaway CA and broker certificate in DIR (made if missing); "
+        "clients trust DIR/ca.pem (see docs/security.md)",
+    )
+    serve.add_argument(
+        "--sasl-users",
+        default=None,
+        metavar="USER:PASSWORD,...",
+        help="SASL users (PLAIN and SCRAM-SHA-256/512); same as -c kstub.sasl.users=...",
+    )
+    serve.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        metavar="USER:PASSWORD",
+        help="a SASL user (repeatable); added to --sasl-users",
+    )
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     from kstub import ctl
 
@@ -122,6 +149,9 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     try:
         config = BrokerConfig.from_pairs(args.config)
+        users = [u for u in [args.sasl_users, *args.user] if u]
+        if users:
+            config.set("kstub.sasl.users", ",".join(users))
     except ValueError as exc:
         print(f"kstub: {exc}", file=sys.stderr)
         return 2
@@ -141,6 +171,8 @@ def _serve(args: argparse.Namespace) -> int:
         admin_port=args.admin_port,
         admin_host=args.admin_host,
         admin_token=args.admin_token,
+        security_protocol=args.security_protocol,
+        tls_dir=args.tls_dir,
     )
     server = ClusterServer(cluster, spec)
 
@@ -156,6 +188,12 @@ def _serve(args: argparse.Namespace) -> int:
                 nursery.start_soon(stop_on_sigterm, signals, nursery.cancel_scope)
                 brokers = await nursery.start(server.run)
                 bootstrap = ",".join(f"{b.advertised_host}:{b.port}" for b in brokers)
+                names = list(brokers[0].endpoints) if brokers else []
+                for name in names[1:]:
+                    servers = ",".join("{}:{}".format(*b.endpoints[name]) for b in brokers)
+                    logging.getLogger("kstub").info("listener %s: bootstrap servers %s", name, servers)
+                if args.tls_dir and os.path.exists(os.path.join(args.tls_dir, "ca.pem")):
+                    logging.getLogger("kstub").info("TLS: clients trust %s", os.path.join(args.tls_dir, "ca.pem"))
                 logging.getLogger("kstub").info("kstub ready: bootstrap servers %s", bootstrap)
                 if server.admin_port is not None:
                     from kstub.admin_http import url_host
@@ -175,6 +213,7 @@ def _serve(args: argparse.Namespace) -> int:
     except BaseException as exc:
         from kstub.cluster.disk_store import RecoveryError
         from kstub.errors import unwrap
+        from kstub.security import SecurityConfigError
 
         error = unwrap(exc)  # trio wraps errors from inside nurseries in exception groups
         if isinstance(error, KeyboardInterrupt):
@@ -182,6 +221,9 @@ def _serve(args: argparse.Namespace) -> int:
         if isinstance(error, OSError):
             print(f"kstub: cannot listen: {error}", file=sys.stderr)
             return 1
+        if isinstance(error, SecurityConfigError):
+            print(f"kstub: {error}", file=sys.stderr)
+            return 2
         if isinstance(error, RecoveryError):
             print(f"kstub: {error}", file=sys.stderr)
             return 1

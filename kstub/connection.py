@@ -28,8 +28,9 @@ import trio
 
 from kstub.cluster.model import Broker, Cluster
 from kstub.handlers import REGISTRY, Context
-from kstub.protocol import RemoteProtocolError
+from kstub.protocol import ApiKey, ErrorCode, RemoteProtocolError
 from kstub.protocol.connection import NEED_DATA, Request, ServerConnection
+from kstub.security import PRE_AUTH_APIS, SaslFailure, SaslServer
 
 log = logging.getLogger("kstub.connection")
 
@@ -37,12 +38,26 @@ RECEIVE_SIZE = 256 * 1024
 
 
 class Session:
-    """A connection as its broker sees it: cancellable, and busy while a request is being answered."""
+    """A connection as its broker sees it: cancellable, and busy while a request is being answered.
 
-    def __init__(self) -> None:
+    `listener` names the listener it came through (None: in-memory); `sasl`
+    runs its SASL exchange on a SASL listener (nothing else is served until it
+    has authenticated); `principal` is who it is (TLS certificate subject, SASL user).
+    """
+
+    def __init__(self, listener: str | None = None, sasl: SaslServer | None = None) -> None:
         self.scope = trio.CancelScope()
         self.busy = False
         self.closing = False
+        self.listener = listener
+        self.sasl = sasl
+        self.principal = "User:ANONYMOUS"
+        #: after a SaslHandshake v0: the next frames are bare SASL tokens
+        self.raw_sasl = False
+        #: when the SASL session ends (connections.max.reauth.ms, KIP-368): re-authenticate before, or be closed
+        self.expires_at: float | None = None
+        #: while re-authenticating: the principal the new session must have
+        self.reauth_from: str | None = None
 
     def close_when_idle(self) -> None:
         """Close now if waiting for a request, else right after answering the current one."""
@@ -52,6 +67,8 @@ class Session:
 
 
 def _peer(stream: trio.abc.Stream) -> str:
+    while isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
     sock = getattr(stream, "socket", None)
     if sock is None:
         return "in-memory"
@@ -97,7 +114,7 @@ async def _request_loop(
     #: when the first byte of the request now arriving came (None: between requests)
     begun: float | None = None
     while True:
-        request = conn.next_request()
+        request = conn.next_raw_frame() if session.raw_sasl else conn.next_request()
         if request is NEED_DATA:
             session.busy = False
             if session.closing:
@@ -120,15 +137,34 @@ async def _request_loop(
             stats.bytes_in += len(data)
             conn.receive_data(data)
             continue
-        assert isinstance(request, Request)
         begun = None
+        if isinstance(request, bytes):  # a bare SASL token (after SaslHandshake v0)
+            if not await _raw_sasl_token(stream, request, session, broker, peer):
+                return
+            continue
+        assert isinstance(request, Request)
         session.busy = True
         api = request.api.name
+        if session.sasl is not None and session.sasl.authenticated and session.sasl.settings.reauth_ms > 0:
+            if request.api_key == ApiKey.SASL_HANDSHAKE:  # re-authentication (KIP-368) begins
+                session.reauth_from = session.principal
+                session.sasl = SaslServer(session.sasl.settings)
+            elif session.expires_at is not None and trio.current_time() >= session.expires_at:
+                log.info(
+                    "broker %d: closing connection from %s: its SASL session expired (connections.max.reauth.ms)",
+                    broker.node_id,
+                    peer,
+                )
+                return
+        if session.sasl is not None and not session.sasl.authenticated:
+            if not await _sasl_request(stream, conn, request, cluster, broker, peer, session):
+                return
+            continue
         if control.faults and control.take("drop_request", request.api_key, broker.node_id):
             stats.requests[api, "dropped"] += 1
             return  # lost with the connection before the broker saw it
         try:
-            response = await _dispatch(request, cluster, broker, peer)
+            response = await _dispatch(request, cluster, broker, peer, session.listener, session.principal)
         except Exception:
             stats.requests[api, "failed"] += 1
             raise
@@ -163,7 +199,123 @@ def _receive_deadline(cluster: Cluster, now: float, begun: float | None) -> tupl
     return deadline, why
 
 
-async def _dispatch(request: Request, cluster: Cluster, broker: Broker, peer: str) -> dict | bytes | None:
+async def _sasl_request(
+    stream: trio.abc.Stream,
+    conn: ServerConnection,
+    request: Request,
+    cluster: Cluster,
+    broker: Broker,
+    peer: str,
+    session: Session,
+) -> bool:
+    """A request before authentication, as Kafka's SaslServerAuthenticator takes it; False: close.
+
+    ApiVersions is served; SaslHandshake picks the mechanism (an unsupported one
+    is answered UNSUPPORTED_SASL_MECHANISM, then the connection closes);
+    SaslAuthenticate carries the tokens (bad credentials: SASL_AUTHENTICATION_FAILED,
+    then close). Any other request closes the connection unanswered.
+    """
+    sasl = session.sasl
+    assert sasl is not None
+    key = request.api_key
+    if key not in PRE_AUTH_APIS or (key == ApiKey.SASL_AUTHENTICATE and sasl.mechanism is None):
+        log.warning(
+            "broker %d: closing connection from %s: %s before SASL authentication",
+            broker.node_id,
+            peer,
+            request.api.name,
+        )
+        return False
+    if key == ApiKey.API_VERSIONS or request.unsupported_version:
+        response = await _dispatch(request, cluster, broker, peer, session.listener, session.principal)
+        assert response is not None
+        await stream.send_all(response if isinstance(response, bytes) else conn.encode_response(request, response))
+        return True
+    body = request.body
+    assert body is not None
+    if key == ApiKey.SASL_HANDSHAKE:
+        error = ErrorCode.ILLEGAL_SASL_STATE if sasl.mechanism is not None else sasl.handshake(body.mechanism)
+        answer = {"error_code": error, "mechanisms": list(sasl.settings.mechanisms)}
+        await stream.send_all(conn.encode_response(request, answer))
+        if error != ErrorCode.NONE:
+            log.info(
+                "broker %d: closing connection from %s: SaslHandshake %s: %s",
+                broker.node_id,
+                peer,
+                body.mechanism,
+                error.name,
+            )
+            return False
+        session.raw_sasl = request.api_version == 0
+        return True
+    try:
+        token = sasl.step(bytes(body.auth_bytes))
+    except SaslFailure as failure:
+        answer = {"error_code": failure.error, "error_message": failure.message, "auth_bytes": b""}
+        await stream.send_all(conn.encode_response(request, answer))
+        log.info("broker %d: closing connection from %s: %s", broker.node_id, peer, failure.message)
+        await _failed_authentication_delay(cluster)
+        return False
+    if sasl.principal is not None and session.reauth_from not in (None, sasl.principal):
+        message = f"Cannot change principals during re-authentication from {session.reauth_from}: {sasl.principal}"
+        answer = {"error_code": ErrorCode.SASL_AUTHENTICATION_FAILED, "error_message": message, "auth_bytes": b""}
+        await stream.send_all(conn.encode_response(request, answer))
+        log.info("broker %d: closing connection from %s: %s", broker.node_id, peer, message)
+        return False
+    lifetime = sasl.settings.reauth_ms if sasl.principal is not None else 0
+    answer = {"error_code": ErrorCode.NONE, "error_message": None, "auth_bytes": token, "session_lifetime_ms": lifetime}
+    await stream.send_all(conn.encode_response(request, answer))
+    _authenticated(session, broker, peer)
+    return True
+
+
+async def _raw_sasl_token(stream: trio.abc.Stream, token: bytes, session: Session, broker: Broker, peer: str) -> bool:
+    """A bare SASL token (SaslHandshake v0): answered with a bare token; a failure closes at once."""
+    assert session.sasl is not None
+    try:
+        answer = session.sasl.step(token)
+    except SaslFailure as failure:
+        log.info("broker %d: closing connection from %s: %s", broker.node_id, peer, failure.message)
+        return False
+    await stream.send_all(len(answer).to_bytes(4, "big") + answer)
+    _authenticated(session, broker, peer)
+    return True
+
+
+async def _failed_authentication_delay(cluster: Cluster) -> None:
+    """Kafka closes a connection that failed authentication connection.failed.authentication.delay.ms
+    (100 ms by default) after answering, which also lets clients read the answer before the close."""
+    raw = cluster.config.raw("connection.failed.authentication.delay.ms")
+    try:
+        delay_ms = int(raw) if raw is not None else 100
+    except ValueError:
+        delay_ms = 100
+    if delay_ms > 0:
+        await trio.sleep(delay_ms / 1000)
+
+
+def _authenticated(session: Session, broker: Broker, peer: str) -> None:
+    sasl = session.sasl
+    if sasl is not None and sasl.principal is not None:
+        session.raw_sasl = False
+        session.principal = sasl.principal
+        again = " again" if session.reauth_from is not None else ""
+        session.reauth_from = None
+        if sasl.settings.reauth_ms > 0:
+            session.expires_at = trio.current_time() + sasl.settings.reauth_ms / 1000
+        log.info(
+            "broker %d: %s authenticated%s as %s (%s)", broker.node_id, peer, again, sasl.principal, sasl.mechanism
+        )
+
+
+async def _dispatch(
+    request: Request,
+    cluster: Cluster,
+    broker: Broker,
+    peer: str,
+    listener: str | None = None,
+    principal: str = "User:ANONYMOUS",
+) -> dict | bytes | None:
     log.debug(
         "broker %d: %s v%d correlation %d from %s (%s)",
         broker.node_id,
@@ -178,7 +330,7 @@ async def _dispatch(request: Request, cluster: Cluster, broker: Broker, peer: st
     handler = REGISTRY.get(request.api_key)
     if handler is None:
         raise RemoteProtocolError(f"no handler for {request.api.name}")
-    ctx = Context(cluster, broker, request.api_version, request.client_id, peer)
+    ctx = Context(cluster, broker, request.api_version, request.client_id, peer, listener=listener, principal=principal)
     if not cluster.control.faults:
         return await handler(ctx, request.body)
     injected = cluster.control.inject_errors(ctx, request)

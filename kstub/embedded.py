@@ -27,6 +27,7 @@ from __future__ import annotations
 import inspect
 import os
 import queue
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -77,8 +78,68 @@ def fixture_config(
     return BrokerConfig(values)
 
 
-def _bootstrap(brokers: list[Broker]) -> str:
-    return ",".join(f"{b.advertised_host}:{b.port}" for b in brokers)
+def _bootstrap(brokers: list[Broker], listener: str | None = None) -> str:
+    """Bootstrap servers of the first listener, or of the listener named."""
+    if listener is None:
+        return ",".join(f"{b.advertised_host}:{b.port}" for b in brokers)
+    try:
+        return ",".join("{}:{}".format(*b.endpoints[listener.upper()]) for b in brokers)
+    except KeyError:
+        raise KeyError(f"no listener {listener!r}; the brokers have {', '.join(brokers[0].endpoints)}") from None
+
+
+def _listener_protocol(model: Model, listener: str, default: str) -> str:
+    from kstub.security import parse_listeners
+
+    for each in parse_listeners(model.config, "", 0, default):
+        if each.name == listener.upper():
+            return each.protocol
+    raise KeyError(f"no listener {listener!r}")
+
+
+class _Security:
+    """The listener, TLS and SASL side of an embedded cluster (see docs/security.md)."""
+
+    def __init__(
+        self,
+        model: Model,
+        security_protocol: str,
+        users: Mapping[str, str] | None,
+        tls_dir: str | os.PathLike[str] | None,
+    ) -> None:
+        self.protocol = security_protocol.upper()
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if users:
+            model.config.set("kstub.sasl.users", ",".join(f"{name}:{password}" for name, password in users.items()))
+        wants_tls = "SSL" in self.protocol or "SSL" in (model.config.raw("listeners") or "").upper()
+        if tls_dir is None and wants_tls:
+            self._tmp = tempfile.TemporaryDirectory(prefix="kstub-tls-")
+            tls_dir = self._tmp.name
+        self.tls_dir = None if tls_dir is None else os.fspath(tls_dir)
+
+    def cleanup(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def client_config(
+        self,
+        bootstrap: str,
+        username: str | None,
+        password: str | None,
+        mechanism: str,
+        protocol: str,
+    ) -> dict[str, str]:
+        config = {"bootstrap.servers": bootstrap, "security.protocol": protocol}
+        if "SSL" in protocol and self.tls_dir is not None:
+            config["ssl.ca.location"] = os.path.join(self.tls_dir, "ca.pem")
+        if protocol.startswith("SASL"):
+            config["sasl.mechanism"] = mechanism
+            if username is not None:
+                config["sasl.username"] = username
+            if password is not None:
+                config["sasl.password"] = password
+        return config
 
 
 def _config_value(value: Any) -> str | None:
@@ -155,6 +216,8 @@ class TrioCluster:
         self.cluster = model
         #: the brokers, with the ports actually bound
         self.brokers = brokers
+        #: where the throwaway CA (ca.pem) and certificates are, if TLS is on (see docs/security.md)
+        self.tls_dir: str | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -197,6 +260,9 @@ async def serve(
     advertised_host: str | None = None,
     test_defaults: bool = True,
     data_dir: str | os.PathLike[str] | None = None,
+    security_protocol: str = "PLAINTEXT",
+    users: Mapping[str, str] | None = None,
+    tls_dir: str | os.PathLike[str] | None = None,
     task_status: trio.TaskStatus[TrioCluster] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve a new cluster until cancelled; for ``cluster = await nursery.start(kstub.serve)``.
@@ -207,10 +273,23 @@ async def serve(
     """
     _check_settings(brokers, port)
     model = _new_model(brokers, partitions, config, test_defaults, data_dir)
-    spec = ListenerSpec(host=host, port=port, brokers=brokers, advertised_host=advertised_host)
-    async with trio.open_nursery() as nursery:
-        bound = await nursery.start(serve_cluster, model, spec)
-        task_status.started(TrioCluster(model, bound))
+    security = _Security(model, security_protocol, users, tls_dir)
+    spec = ListenerSpec(
+        host=host,
+        port=port,
+        brokers=brokers,
+        advertised_host=advertised_host,
+        security_protocol=security.protocol,
+        tls_dir=security.tls_dir,
+    )
+    try:
+        async with trio.open_nursery() as nursery:
+            bound = await nursery.start(serve_cluster, model, spec)
+            cluster = TrioCluster(model, bound)
+            cluster.tls_dir = security.tls_dir
+            task_status.started(cluster)
+    finally:
+        security.cleanup()
 
 
 @asynccontextmanager
@@ -224,6 +303,9 @@ async def open_cluster(
     advertised_host: str | None = None,
     test_defaults: bool = True,
     data_dir: str | os.PathLike[str] | None = None,
+    security_protocol: str = "PLAINTEXT",
+    users: Mapping[str, str] | None = None,
+    tls_dir: str | os.PathLike[str] | None = None,
 ) -> AsyncIterator[TrioCluster]:
     """``async with open_cluster(...) as cluster:`` serves a cluster for the duration of the block."""
     async with trio.open_nursery() as nursery:
@@ -238,6 +320,9 @@ async def open_cluster(
                 advertised_host=advertised_host,
                 test_defaults=test_defaults,
                 data_dir=data_dir,
+                security_protocol=security_protocol,
+                users=users,
+                tls_dir=tls_dir,
             )
         )
         try:
@@ -294,12 +379,16 @@ class Cluster:
         admin_port: int | None = None,
         admin_host: str = "127.0.0.1",
         admin_token: str | None = None,
+        security_protocol: str = "PLAINTEXT",
+        users: Mapping[str, str] | None = None,
+        tls_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         _check_settings(brokers, port)
         #: the cluster model (kstub.cluster.model.Cluster); touch it only through `call`
         self.cluster = _new_model(brokers, partitions, config, test_defaults, data_dir)
         #: the brokers, with the ports actually bound (set by `start`)
         self.brokers: list[Broker] = []
+        self._security = _Security(self.cluster, security_protocol, users, tls_dir)
         self._spec = ListenerSpec(
             host=host,
             port=port,
@@ -308,6 +397,8 @@ class Cluster:
             admin_port=admin_port,
             admin_host=admin_host,
             admin_token=admin_token,
+            security_protocol=self._security.protocol,
+            tls_dir=self._security.tls_dir,
         )
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
@@ -320,6 +411,29 @@ class Cluster:
     def bootstrap_servers(self) -> str:
         """``host:port,host:port``: what Kafka clients take as bootstrap servers."""
         return _bootstrap(self.brokers)
+
+    def bootstrap(self, listener: str) -> str:
+        """Bootstrap servers of one listener (``listeners=...`` with several): its advertised endpoints."""
+        return _bootstrap(self.brokers, listener)
+
+    @property
+    def tls_dir(self) -> str | None:
+        """Where the throwaway CA (``ca.pem``) and certificates are (see docs/security.md), if TLS is on."""
+        return self._security.tls_dir
+
+    def client_config(
+        self,
+        username: str | None = None,
+        password: str | None = None,
+        *,
+        mechanism: str = "PLAIN",
+        listener: str | None = None,
+    ) -> dict[str, str]:
+        """librdkafka-style settings (confluent-kafka) to reach this cluster: bootstrap, protocol, CA, SASL."""
+        protocol = self._security.protocol
+        if listener is not None:
+            protocol = _listener_protocol(self.cluster, listener, protocol)
+        return self._security.client_config(_bootstrap(self.brokers, listener), username, password, mechanism, protocol)
 
     @property
     def control(self) -> Any:
@@ -396,6 +510,7 @@ class Cluster:
                 pass
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
+        self._security.cleanup()
         if raise_errors and token is not None and self._error is not None:
             error, self._error = self._error, None
             raise RuntimeError("kstub's server thread failed") from error

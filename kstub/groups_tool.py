@@ -379,6 +379,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="HOST:PORT",
         help=f"a broker to start from, or several, comma-separated (default {DEFAULT_BOOTSTRAP})",
     )
+    common.add_argument(
+        "--command-config",
+        default=None,
+        metavar="FILE",
+        help="client settings for a secured listener (security.protocol, ssl.*, sasl.*), as Kafka's tools take them",
+    )
     groups = sub.add_parser("groups", help="list, describe, reset and delete consumer groups")
     actions = groups.add_subparsers(dest="groups_command", required=True)
 
@@ -420,7 +426,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     try:
-        with AdminClient(args.bootstrap_server, client_id="kstub-groups") as client:
+        security = None
+        if getattr(args, "command_config", None):
+            from kstub.admin_client import ClientSecurity, read_properties
+
+            try:
+                security = ClientSecurity(read_properties(args.command_config))
+            except OSError as exc:
+                raise AdminError(f"cannot read {args.command_config}: {exc}") from None
+        with AdminClient(args.bootstrap_server, client_id="kstub-groups", security=security) as client:
             return COMMANDS[args.groups_command](client, args, out, err)
     except AdminError as exc:
         print(f"Error: {exc}", file=err)

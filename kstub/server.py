@@ -50,6 +50,16 @@ from kstub.cluster.model import Broker, Cluster
 from kstub.cluster.replication import run_isr_expiration, run_replica_fetcher
 from kstub.cluster.retention import retention_loop
 from kstub.connection import Session, serve_connection
+from kstub.security import (
+    TLS_HANDSHAKE_TIMEOUT,
+    ListenerSecurity,
+    SaslServer,
+    ensure_tls_dir,
+    listener_security,
+    parse_listeners,
+    principal_from_certificate,
+    use_tls_dir,
+)
 
 if TYPE_CHECKING:
     from kstub.admin_http import Access
@@ -107,6 +117,11 @@ class ListenerSpec:
     admin_token: str | None = None
     #: no TCP at all: brokers are reached with `ClusterServer.connect` (in-memory streams), for tests
     in_memory: bool = False
+    #: the protocol of the one listener at host:port when the ``listeners`` setting is not given
+    security_protocol: str = "PLAINTEXT"
+    #: a directory for a throwaway CA and broker certificate (made if missing), used by TLS
+    #: listeners that have no ``ssl.keystore.location`` of their own
+    tls_dir: str | None = None
 
 
 async def _open_listeners(host: str, port: int) -> list[trio.SocketListener]:
@@ -136,17 +151,35 @@ def _peer_ip(stream: trio.SocketStream) -> str:
         return "?"
 
 
-class BrokerServer:
-    """One broker's process: listener, connections and replication tasks, under one cancel scope."""
+@dataclass
+class BoundListener:
+    """One configured listener of one broker: its security, and its sockets while it listens."""
 
-    def __init__(self, cluster: Cluster, broker: Broker, listeners: list[trio.SocketListener] | None) -> None:
+    security: ListenerSecurity
+    port: int
+    sockets: list[trio.SocketListener]
+    #: addresses to listen on again after a restart (the same port)
+    hosts: list[str]
+
+
+class BrokerServer:
+    """One broker's process: listeners, connections and replication tasks, under one cancel scope."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        broker: Broker,
+        listeners: list[BoundListener] | None,
+        default: ListenerSecurity | None = None,
+    ) -> None:
         self.cluster = cluster
         self.broker = broker
         #: whether the broker listens on TCP (else it is reached only through `connect`)
         self.tcp = listeners is not None
-        #: addresses to listen on again after a restart (the same port)
-        self._hosts = [listener.socket.getsockname()[0] for listener in listeners or []]
-        self._listeners: list[trio.SocketListener] | None = listeners
+        self._bound: list[BoundListener] = listeners or []
+        #: the security of in-memory connections (`connect`): the first listener's
+        self._default = default or (self._bound[0].security if self._bound else None)
+        self._open = bool(self._bound)
         self._nursery: trio.Nursery | None = None
         self._scope: trio.CancelScope | None = None
         self._accept_scope: trio.CancelScope | None = None
@@ -159,19 +192,22 @@ class BrokerServer:
         self._overrides: tuple[str, dict[str, int]] = ("", {})
         self.state = "stopped"
 
-    async def _reopen(self) -> list[trio.SocketListener]:
-        listeners: list[trio.SocketListener] = []
+    async def _reopen(self) -> None:
         try:
-            for host in self._hosts:
-                listeners += await trio.open_tcp_listeners(self.broker.port, host=host)
+            for bound in self._bound:
+                for host in bound.hosts:
+                    bound.sockets += await trio.open_tcp_listeners(bound.port, host=host)
         except BaseException:
-            await _close_all(listeners)
+            await _close_all([s for b in self._bound for s in b.sockets])
+            for bound in self._bound:
+                bound.sockets = []
             raise
-        return listeners
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = (self._listeners or await self._reopen()) if self.tcp else []
-        self._listeners = None
+        if self.tcp and not self._open:
+            await self._reopen()
+        self._open = False
+        listeners = [s for b in self._bound for s in b.sockets]
         self._done = trio.Event()
         self.broker.running = True
         self.state = "running"
@@ -180,7 +216,7 @@ class BrokerServer:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
                     if listeners:
-                        nursery.start_soon(self._accept, listeners, nursery)
+                        nursery.start_soon(self._accept, nursery)
                     nursery.start_soon(run_replica_fetcher, self.cluster, self.broker)
                     nursery.start_soon(run_isr_expiration, self.cluster, self.broker)
                     task_status.started()
@@ -189,6 +225,8 @@ class BrokerServer:
             self._nursery = None
             self._scope = None
             await _close_all(listeners)
+            for bound in self._bound:
+                bound.sockets = []
             self._done.set()
 
     def connect(self) -> trio.abc.Stream:
@@ -203,17 +241,25 @@ class BrokerServer:
         if self._nursery is None or self.state != "running":
             raise ConnectionRefusedError(f"broker {self.broker.node_id} is {self.state}")
         client, server = memory_stream_pair()
-        session = Session()
+        session = self._session(self._default)
         self._sessions.add(session)
         self._per_ip[IN_MEMORY] += 1
         self._nursery.start_soon(self._handle, server, IN_MEMORY, session)
         return client
 
-    async def _accept(self, listeners: list[trio.SocketListener], nursery: trio.Nursery) -> None:
+    async def _accept(self, nursery: trio.Nursery) -> None:
         with trio.CancelScope() as self._accept_scope:
             async with trio.open_nursery() as accepting:
-                for listener in listeners:
-                    accepting.start_soon(self._accept_loop, listener, nursery)
+                for bound in self._bound:
+                    for listener in bound.sockets:
+                        accepting.start_soon(self._accept_loop, listener, nursery, bound.security)
+
+    @staticmethod
+    def _session(security: ListenerSecurity | None) -> Session:
+        if security is None:
+            return Session()
+        sasl = SaslServer(security.sasl) if security.sasl is not None else None
+        return Session(security.listener.name, sasl)
 
     def _ip_limit(self, ip: str) -> int:
         raw = self.cluster.config["max.connections.per.ip.overrides"]
@@ -222,7 +268,9 @@ class BrokerServer:
         limit = self._overrides[1].get(ip)
         return self.cluster.config["max.connections.per.ip"] if limit is None else limit
 
-    async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+    async def _accept_loop(
+        self, listener: trio.SocketListener, nursery: trio.Nursery, security: ListenerSecurity | None = None
+    ) -> None:
         """Accept connections while below max.connections (Kafka's acceptor waits for a free slot).
 
         Out of file descriptors (or memory), it says so once, backs off, and
@@ -265,14 +313,20 @@ class BrokerServer:
                     continue
                 # Counted now, not when its task starts, so the limits see it at the next accept.
                 self._per_ip[ip] += 1
-                session = Session()
+                session = self._session(security)
                 self._sessions.add(session)
-                nursery.start_soon(self._handle, stream, ip, session)
+                nursery.start_soon(self._handle, stream, ip, session, security)
 
-    async def _handle(self, stream: trio.abc.Stream, ip: str, session: Session) -> None:
+    async def _handle(
+        self, stream: trio.abc.Stream, ip: str, session: Session, security: ListenerSecurity | None = None
+    ) -> None:
         try:
             with session.scope:
-                await serve_connection(stream, self.cluster, self.broker, session)
+                served: trio.abc.Stream | None = stream
+                if security is not None and security.ssl_context is not None:
+                    served = await self._tls_handshake(stream, ip, session, security)
+                if served is not None:
+                    await serve_connection(served, self.cluster, self.broker, session)
         finally:
             await trio.aclose_forcefully(stream)
             self._sessions.discard(session)
@@ -282,6 +336,36 @@ class BrokerServer:
             self._slot_freed.set()
             if not self._sessions:
                 self._sessions_gone.set()
+
+    async def _tls_handshake(
+        self, transport: trio.abc.Stream, ip: str, session: Session, security: ListenerSecurity
+    ) -> trio.SSLStream[trio.abc.Stream] | None:
+        """The TLS handshake of a new connection; None (and a log line) if it fails: only this one closes."""
+        assert security.ssl_context is not None
+        stream = trio.SSLStream(transport, security.ssl_context, server_side=True)
+        with trio.move_on_after(TLS_HANDSHAKE_TIMEOUT) as waiting:
+            try:
+                await stream.do_handshake()
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                cause = exc.__cause__ or exc
+                log.info(
+                    "broker %d: TLS handshake with %s on listener %s failed: %s",
+                    self.broker.node_id,
+                    ip,
+                    security.listener.name,
+                    cause,
+                )
+                await trio.aclose_forcefully(stream)
+                return None
+        if waiting.cancelled_caught:
+            log.info("broker %d: TLS handshake with %s timed out", self.broker.node_id, ip)
+            await trio.aclose_forcefully(stream)
+            return None
+        certificate = stream.getpeercert(binary_form=True)
+        if certificate:
+            session.principal = "User:" + principal_from_certificate(certificate, security.principal_rules)
+            log.info("broker %d: TLS client %s is %s", self.broker.node_id, ip, session.principal)
+        return stream
 
     def drop_connections(self) -> int:
         """Close every client connection now, mid-request or not; returns how many."""
@@ -330,45 +414,66 @@ class ClusterServer:
 
     async def run(self, *, task_status: trio.TaskStatus[list[Broker]] = trio.TASK_STATUS_IGNORED) -> None:
         spec = self.spec
-        opened: list[tuple[Broker, list[trio.SocketListener] | None]] = []
+        config = self.cluster.config
+        listeners = parse_listeners(config, spec.host, spec.port, spec.security_protocol)
+        if spec.tls_dir and any(listener.tls for listener in listeners):
+            hosts = [h for listener in listeners for h in (listener.host, listener.advertised_host or "")]
+            use_tls_dir(config, ensure_tls_dir(spec.tls_dir, [*hosts, spec.advertised_host or ""]))
+        securities = [listener_security(config, listener, self.cluster.scram_credentials) for listener in listeners]
+        opened: list[tuple[Broker, list[BoundListener] | None]] = []
         try:
             for i in range(spec.brokers):
-                port = spec.port + i if spec.port else 0
-                if spec.in_memory:
-                    bound: list[trio.SocketListener] | None = None
-                    bound_port = (spec.port or 9092) + i  # what Metadata names; nothing listens there
-                else:
-                    try:
-                        bound = await _open_listeners(spec.host, port)
-                    except OSError as exc:
-                        raise OSError(exc.errno, f"{spec.host}:{port}: {exc.strerror or exc}") from exc
-                    bound_port = bound[0].socket.getsockname()[1]
-                advertised = spec.advertised_host or (
-                    spec.host if spec.host not in ("0.0.0.0", "::", "") else "localhost"
-                )
-                broker = self.cluster.add_broker(spec.first_node_id + i, spec.host, bound_port, advertised)
+                bound: list[BoundListener] | None = None if spec.in_memory else []
+                endpoints: dict[str, tuple[str, int]] = {}
+                for listener, security in zip(listeners, securities, strict=True):
+                    port = listener.port + i if listener.port else 0
+                    if bound is None:
+                        bound_port = (listener.port or 9092) + i  # what Metadata names; nothing listens there
+                    else:
+                        try:
+                            sockets = await _open_listeners(listener.host, port)
+                        except OSError as exc:
+                            await _close_all([s for b in bound for s in b.sockets])
+                            raise OSError(exc.errno, f"{listener.host}:{port}: {exc.strerror or exc}") from exc
+                        bound_port = sockets[0].socket.getsockname()[1]
+                        hosts = [s.socket.getsockname()[0] for s in sockets]
+                        bound.append(BoundListener(security, bound_port, sockets, hosts))
+                    advertised_host = (
+                        listener.advertised_host
+                        or spec.advertised_host
+                        or (listener.host if listener.host not in ("0.0.0.0", "::", "") else "localhost")
+                    )
+                    advertised_port = listener.advertised_port + i if listener.advertised_port else bound_port
+                    endpoints[listener.name] = (advertised_host, advertised_port)
+                first_host, first_port = endpoints[listeners[0].name]
+                broker = self.cluster.add_broker(spec.first_node_id + i, listeners[0].host, first_port, first_host)
+                broker.endpoints = endpoints
                 opened.append((broker, bound))
             # What the store kept from a previous run (--data-dir) comes back before anything is served.
             self.cluster.store.recover(self.cluster)
             self.cluster.groups.restore_offsets(self.cluster.store.load_offsets())
-            for broker, _ in opened:
-                log.info(
-                    "broker %d listening on %s:%d (advertised %s:%d)",
-                    broker.node_id,
-                    spec.host,
-                    broker.port,
-                    broker.advertised_host,
-                    broker.port,
-                )
+            for broker, bound in opened:
+                for listener, each in zip(listeners, bound or [], strict=False):
+                    host, port = broker.endpoints[listener.name]
+                    log.info(
+                        "broker %d listening on %s:%d, listener %s (%s), advertised %s:%d",
+                        broker.node_id,
+                        listener.host,
+                        each.port,
+                        listener.name,
+                        listener.protocol,
+                        host,
+                        port,
+                    )
         except BaseException:
             for _, bound in opened:
-                await _close_all(bound or [])
+                await _close_all([s for b in bound or [] for s in b.sockets])
             raise
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 for broker, bound in opened:
-                    server = self.brokers[broker.node_id] = BrokerServer(self.cluster, broker, bound)
+                    server = self.brokers[broker.node_id] = BrokerServer(self.cluster, broker, bound, securities[0])
                     await nursery.start(server.run)
                 nursery.start_soon(self._auto_rebalance)
                 nursery.start_soon(self.cluster.groups.run)  # the group coordinator's timers

@@ -114,6 +114,11 @@ class ServerConnection:
             return NEED_DATA
         return self.decode_request(frame)
 
+    def next_raw_frame(self) -> bytes | _NeedData:
+        """The next frame's bytes, undecoded: the raw SASL tokens after a SaslHandshake v0."""
+        frame = self._frames.next_frame()
+        return NEED_DATA if frame is None else frame
+
     def decode_request(self, frame: bytes) -> Request:
         if len(frame) < _KEY_VERSION_CORR.size:
             raise DecodeError(f"request header truncated ({len(frame)} bytes)", "RequestHeader")

@@ -118,3 +118,17 @@ def broker_synonyms(name: str) -> list[str]:
         if len(names) > 1 and name in names:
             return names
     return [name]
+
+
+#: listener, TLS and SASL settings (prefixes), read by kstub/security.py from their string values
+SECURITY_SETTINGS = (
+    "listeners",
+    "advertised.listeners",
+    "listener.",
+    "ssl.",
+    "sasl.",
+    "kstub.sasl.",
+    "inter.broker.listener.name",
+    "connection.failed.authentication.delay.ms",
+    "connections.max.reauth.ms",
+)

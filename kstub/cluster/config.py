@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .broker_settings import BROKER_SETTINGS, DYNAMIC_BROKER_SETTINGS, broker_synonyms
+from .broker_settings import BROKER_SETTINGS, DYNAMIC_BROKER_SETTINGS, SECURITY_SETTINGS, broker_synonyms
 from .configdef import (
     INT_MAX,
     LONG_MAX,
@@ -103,7 +103,8 @@ class BrokerConfig:
     def set(self, name: str, value: Any) -> None:
         setting = BROKER_SETTINGS.get(name)
         if setting is None:
-            log.warning("setting %s=%s is not used by kstub", name, value)
+            if not name.startswith(SECURITY_SETTINGS):  # read as strings by kstub/security.py
+                log.warning("setting %s=%s is not used by kstub", name, value)
             self.unknown[name] = str(value)
             self.static_raw[name] = str(value)
             return

@@ -85,6 +85,8 @@ class Broker:
     port: int
     advertised_host: str
     rack: str | None = None
+    #: listener name → the (host, port) advertised to clients connected through that listener
+    endpoints: dict[str, tuple[str, int]] = field(default_factory=dict)
     #: registered and unfenced in the controller's view: listed in Metadata, eligible for leadership
     alive: bool = True
     #: the broker's process is up: it serves its listener and runs its replica fetcher
@@ -157,6 +159,8 @@ class Cluster:
         self.hooks = ClusterHooks()
         self.controller = Controller(self)
         self.groups = GroupCoordinator(self)
+        #: SCRAM credentials: mechanism → user → (salt, stored key, server key, iterations) (kstub/security.py)
+        self.scram_credentials: dict[str, dict[str, tuple[bytes, bytes, bytes, int]]] = {}
         self._clock = clock
         self._assignment_counter = itertools.count()
         #: where logs and metadata live: memory unless `kstub serve --data-dir` (kstub/cluster/storage.py)

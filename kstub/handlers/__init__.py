@@ -14,6 +14,8 @@ from . import (  # noqa: F401  (imported to register their handlers)
     offsets,
     produce,
     producer_ids,
+    sasl,
+    scram_credentials,
 )
 from .base import REGISTRY, Context, handles, served_apis
 

@@ -29,10 +29,22 @@ class Context:
     #: injected-error faults that may fire for this request (kstub/control.py), and those that did
     faults: tuple[Any, ...] = ()
     fired: list[Any] | None = None
+    #: the listener the request came through (None: in-memory connections, the broker's first listener)
+    listener: str | None = None
+    #: who sent it: the SASL user or TLS certificate subject (``User:...``), else User:ANONYMOUS
+    principal: str = "User:ANONYMOUS"
 
     @property
     def node_id(self) -> int:
         return self.broker.node_id
+
+    def endpoint(self, broker: Broker) -> tuple[str, int]:
+        """Where clients of this request's listener reach `broker`: that listener's advertised host and port."""
+        if self.listener is not None:
+            endpoint = broker.endpoints.get(self.listener)
+            if endpoint is not None:
+                return endpoint
+        return broker.advertised_host, broker.port
 
     def injected_error(self, topic: str | None, partition: int | None = None) -> ErrorCode | None:
         """The error the control plane injects for this topic (partition), if any: answer it instead."""

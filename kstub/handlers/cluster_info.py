@@ -55,8 +55,9 @@ async def describe_cluster(ctx: Context, req: Container) -> Body:
         "error_message": None,
         "controller_id": cluster.controller_id,
         "brokers": [
-            {"broker_id": b.node_id, "host": b.advertised_host, "port": b.port, "rack": b.rack}
+            {"broker_id": b.node_id, "host": host, "port": port, "rack": b.rack}
             for b in cluster.live_brokers()
+            for host, port in (ctx.endpoint(b),)
         ],
         "cluster_authorized_operations": (
             CLUSTER_OPERATIONS if req.include_cluster_authorized_operations else NO_OPERATIONS

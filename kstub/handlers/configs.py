@@ -37,6 +37,7 @@ from kstub.cluster.config import (
 )
 from kstub.cluster.model import Topic, topic_name_error
 from kstub.protocol import ApiKey, ErrorCode
+from kstub.security import is_secret_setting
 
 from .base import Body, Context, handles
 
@@ -66,14 +67,15 @@ def _undocumented(name: str) -> str:
 
 
 def entry_body(ctx: Context, d: DescribedConfig, include_synonyms: bool, include_documentation: bool) -> Body:
+    secret = is_secret_setting(d.name)  # passwords, JAAS settings, SASL users: never on the wire (as Kafka)
     return {
         "name": d.name,
-        "value": d.value,
+        "value": None if secret else d.value,
         "read_only": d.read_only,
         "is_default": d.source is ConfigSource.DEFAULT_CONFIG,
         "config_source": d.source,
-        "is_sensitive": False,
-        "synonyms": [{"name": s.name, "value": s.value, "source": s.source} for s in d.synonyms]
+        "is_sensitive": secret,
+        "synonyms": [{"name": s.name, "value": None if secret else s.value, "source": s.source} for s in d.synonyms]
         if include_synonyms
         else [],
         "config_type": d.type,

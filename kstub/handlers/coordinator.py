@@ -33,8 +33,8 @@ def _lookup(ctx: Context, key: str, key_type: int) -> Body:
         "error_code": ErrorCode.NONE,
         "error_message": None,
         "node_id": broker.node_id,
-        "host": broker.advertised_host,
-        "port": broker.port,
+        "host": ctx.endpoint(broker)[0],
+        "port": ctx.endpoint(broker)[1],
     }
 
 

@@ -37,8 +37,9 @@ TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
 
 def broker_list(ctx: Context) -> list[Body]:
     return [
-        {"node_id": b.node_id, "host": b.advertised_host, "port": b.port, "rack": b.rack}
+        {"node_id": b.node_id, "host": host, "port": port, "rack": b.rack}
         for b in ctx.cluster.live_brokers()
+        for host, port in (ctx.endpoint(b),)
     ]
 
 

@@ -75,6 +75,7 @@ async def test_api_versions_advertises_exactly_the_implemented_ranges(raw):
         14: (0, 5),
         15: (0, 5),
         16: (0, 4),
+        17: (0, 1),
         18: (0, 3),
         19: (0, 7),
         20: (0, 6),
@@ -84,10 +85,13 @@ async def test_api_versions_advertises_exactly_the_implemented_ranges(raw):
         32: (0, 4),
         33: (0, 2),
         35: (0, 4),
+        36: (0, 2),
         37: (0, 3),
         42: (0, 2),
         44: (0, 1),
         47: (0, 0),
+        50: (0, 0),
+        51: (0, 0),
         60: (0, 1),
     }
 
