@@ -35,7 +35,7 @@ import urllib.request
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from kstub.admin_client import Connection
+from kstub.kafka_client import Connection
 
 
 def free_port() -> int:

@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 
-from kstub.admin_client import Connection
+from kstub.kafka_client import Connection
 from kstub.protocol import ApiKey
 
 METADATA = ApiKey.METADATA

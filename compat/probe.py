@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import Any
 
-from kstub.admin_client import Connection
+from kstub.kafka_client import Connection
 from kstub.protocol import APIS, ErrorCode
 from kstub.protocol.records import RecordBatch
 

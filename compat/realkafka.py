@@ -259,7 +259,7 @@ class RealKafka:
 
     def _wait_ready(self) -> None:
         """Wait until Metadata from the first node names every broker (polling: a JVM has no event to wait on)."""
-        from kstub.admin_client import AdminClient, AdminError
+        from kstub.kafka_client import AdminClient, AdminError
 
         deadline = time.monotonic() + READY_TIMEOUT
         last = "no answer"

@@ -18,8 +18,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from .admin import ControlPlane, ControlPlaneError
 from .clients.base import Client
+from .control_client import ControlPlane, ControlPlaneError
 from .model import CapabilityMissing, CheckFailed, ClientError, Unsupported
 from .probe import GROUP_APIS, Probe, ProbeError
 from .scenarios import CONTROL_PLANE, GROUPS, NO_AUTO_CREATE, THREE_BROKERS, Ctx, Scenario, require

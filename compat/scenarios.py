@@ -45,7 +45,7 @@ class Ctx:
     client: str
     probe: Probe
     caps: frozenset[str]
-    admin: Any = None  # compat.admin.ControlPlane when CONTROL_PLANE is in caps
+    admin: Any = None  # compat.control_client.ControlPlane when CONTROL_PLANE is in caps
     timeout: float = 15.0
     _names: Counter[str] = field(default_factory=Counter)
     created: list[str] = field(default_factory=list)

@@ -1,7 +1,7 @@
 """The control plane: make the cluster misbehave the way real clusters do.
 
 `cluster.control` is a `ControlPlane`. Its actions are the Python API; the
-admin HTTP API (kstub/admin_http.py) and ``kstub ctl`` call the same methods.
+admin HTTP API (kstub/control_http.py) and ``kstub ctl`` call the same methods.
 Every action is logged (logger ``kstub.control``) and kept in `actions`.
 
 Brokers (need a served cluster; async):

@@ -1,4 +1,4 @@
-"""``kstub ctl``: the admin HTTP API (kstub/admin_http.py) from the command line.
+"""``kstub ctl``: the admin HTTP API (kstub/control_http.py) from the command line.
 
     kstub ctl --admin-url http://localhost:9644 broker kill 1
 

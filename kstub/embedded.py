@@ -446,7 +446,7 @@ class Cluster:
         port = self.call(lambda: self.cluster.control.admin_port)
         if port is None:
             raise RuntimeError("this cluster was started without admin_port")
-        from kstub.admin_http import url_host
+        from kstub.control_http import url_host
 
         return f"http://{url_host(self._spec.admin_host)}:{port}"
 

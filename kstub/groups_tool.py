@@ -1,6 +1,6 @@
 """``kstub groups``: list, describe, reset and delete consumer groups, like kafka-consumer-groups.
 
-Everything goes over the Kafka protocol (kstub/admin_client.py), so the tool
+Everything goes over the Kafka protocol (kstub/kafka_client.py), so the tool
 works against any Kafka-compatible broker: ListGroups to every broker,
 FindCoordinator then DescribeGroups / OffsetFetch / OffsetCommit /
 DeleteGroups at the group's coordinator, Metadata and ListOffsets (at each
@@ -25,7 +25,7 @@ from construct import Container
 from kstub.protocol import ApiKey, DecodeError, ErrorCode
 from kstub.protocol.consumer_protocol import PROTOCOL_TYPE, decode_assignment
 
-from .admin_client import AdminClient, AdminError
+from .kafka_client import AdminClient, AdminError
 
 LATEST = -1
 EARLIEST = -2
@@ -428,7 +428,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
     try:
         security = None
         if getattr(args, "command_config", None):
-            from kstub.admin_client import ClientSecurity, read_properties
+            from kstub.kafka_client import ClientSecurity, read_properties
 
             try:
                 security = ClientSecurity(read_properties(args.command_config))

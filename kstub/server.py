@@ -62,7 +62,7 @@ from kstub.security import (
 )
 
 if TYPE_CHECKING:
-    from kstub.admin_http import Access
+    from kstub.control_http import Access
 
 log = logging.getLogger("kstub.server")
 
@@ -480,7 +480,7 @@ class ClusterServer:
                 nursery.start_soon(retention_loop, self.cluster)
                 nursery.start_soon(self.cluster.store.background, self.cluster)
                 if spec.admin_port is not None:
-                    from kstub.admin_http import Access, serve_admin
+                    from kstub.control_http import Access, serve_admin
 
                     self.admin_access = Access.for_bind(spec.admin_host, spec.admin_token)
                     self.admin_port = await nursery.start(

@@ -1,7 +1,6 @@
 """Request handlers, one module per API family. Importing this registers them all."""
 
 from . import (  # noqa: F401  (imported to register their handlers)
-    admin,
     api_versions,
     cluster_info,
     configs,
@@ -16,6 +15,7 @@ from . import (  # noqa: F401  (imported to register their handlers)
     producer_ids,
     sasl,
     scram_credentials,
+    topics,
 )
 from .base import REGISTRY, Context, handles, served_apis
 

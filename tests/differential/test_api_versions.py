@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from kstub.admin_client import AdminError, BrokerConnection
+from kstub.kafka_client import AdminError, BrokerConnection
 from kstub.protocol import APIS
 
 from support.batches import legacy_message

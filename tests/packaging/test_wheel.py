@@ -77,7 +77,7 @@ def test_the_readme_plugin_example_passes_in_the_clean_venv(clean_venv: Path, tm
 # legacy compressed produce requests with kstub's own codec as the client.
 CHECK = r"""
 import subprocess, sys, struct, zlib
-from kstub.admin_client import AdminClient
+from kstub.kafka_client import AdminClient
 from kstub.protocol.records.compression import compress  # the codecs the installed package ships with
 
 server = subprocess.Popen([sys.executable, "-m", "kstub", "serve", "--port", "0", "--host", "127.0.0.1"],

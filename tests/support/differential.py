@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kstub.admin_client import AdminClient, BrokerConnection
+from kstub.kafka_client import AdminClient, BrokerConnection
 from kstub.protocol import APIS, ErrorCode
 from kstub.protocol.records import iter_records
 from kstub.protocol.schema import Field

@@ -1,13 +1,13 @@
 """A blocking Kafka protocol client over a plain socket, on kstub's own codec.
 
 For tests that need exact control over what is sent: hand-made requests,
-garbage frames, duplicate batches. It is `kstub.admin_client.Connection`, the
+garbage frames, duplicate batches. It is `kstub.kafka_client.Connection`, the
 project's one request/response client, opened on the first bootstrap address.
 """
 
 from __future__ import annotations
 
-from kstub.admin_client import Connection
+from kstub.kafka_client import Connection
 
 
 class RawClient(Connection):
