@@ -141,7 +141,7 @@ def _serve(args: argparse.Namespace) -> int:
     import trio
 
     from kstub.cluster.config import BrokerConfig
-    from kstub.cluster.model import Cluster
+    from kstub.cluster.model import ClusterState
     from kstub.server import ClusterServer, ListenerSpec
 
     if args.brokers < 1:
@@ -155,7 +155,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"kstub: {exc}", file=sys.stderr)
         return 2
-    cluster = Cluster(config)
+    cluster = ClusterState(config)
     if args.data_dir:
         from kstub.cluster.disk_store import DiskStore
 

@@ -26,7 +26,7 @@ import math
 
 import trio
 
-from kstub.cluster.model import Broker, Cluster
+from kstub.cluster.model import Broker, ClusterState
 from kstub.handlers import REGISTRY, Context
 from kstub.protocol import ApiKey, ErrorCode, RemoteProtocolError
 from kstub.protocol.connection import NEED_DATA, Request, ServerConnection
@@ -80,7 +80,7 @@ def _peer(stream: trio.abc.Stream) -> str:
 
 
 async def serve_connection(
-    stream: trio.abc.Stream, cluster: Cluster, broker: Broker, session: Session | None = None
+    stream: trio.abc.Stream, cluster: ClusterState, broker: Broker, session: Session | None = None
 ) -> None:
     peer = _peer(stream)
     log.info("broker %d: connection from %s", broker.node_id, peer)
@@ -107,7 +107,7 @@ async def serve_connection(
 
 
 async def _request_loop(
-    stream: trio.abc.Stream, conn: ServerConnection, cluster: Cluster, broker: Broker, peer: str, session: Session
+    stream: trio.abc.Stream, conn: ServerConnection, cluster: ClusterState, broker: Broker, peer: str, session: Session
 ) -> None:
     control = cluster.control
     stats = broker.stats
@@ -184,7 +184,7 @@ async def _request_loop(
             return
 
 
-def _receive_deadline(cluster: Cluster, now: float, begun: float | None) -> tuple[float, str]:
+def _receive_deadline(cluster: ClusterState, now: float, begun: float | None) -> tuple[float, str]:
     """When to give up waiting for bytes, and why: connections.max.idle.ms since the last bytes
     (negative: never), and for a request already begun, kstub.request.receive.timeout.ms since its first."""
     idle_ms = cluster.config["connections.max.idle.ms"]
@@ -203,7 +203,7 @@ async def _sasl_request(
     stream: trio.abc.Stream,
     conn: ServerConnection,
     request: Request,
-    cluster: Cluster,
+    cluster: ClusterState,
     broker: Broker,
     peer: str,
     session: Session,
@@ -282,7 +282,7 @@ async def _raw_sasl_token(stream: trio.abc.Stream, token: bytes, session: Sessio
     return True
 
 
-async def _failed_authentication_delay(cluster: Cluster) -> None:
+async def _failed_authentication_delay(cluster: ClusterState) -> None:
     """Kafka closes a connection that failed authentication connection.failed.authentication.delay.ms
     (100 ms by default) after answering, which also lets clients read the answer before the close."""
     raw = cluster.config.raw("connection.failed.authentication.delay.ms")
@@ -310,7 +310,7 @@ def _authenticated(session: Session, broker: Broker, peer: str) -> None:
 
 async def _dispatch(
     request: Request,
-    cluster: Cluster,
+    cluster: ClusterState,
     broker: Broker,
     peer: str,
     listener: str | None = None,

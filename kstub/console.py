@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from kstub.protocol.consumer_protocol import PROTOCOL_TYPE, decode_assignment
 
 if TYPE_CHECKING:
-    from kstub.cluster.model import Cluster
+    from kstub.cluster.model import ClusterState
 
 #: what the page is allowed to do: nothing from elsewhere, never inside another site's frame
 PAGE_HEADERS = [
@@ -44,7 +44,7 @@ def _assigned(protocol_type: str | None, assignment: bytes) -> list[list[Any]]:
     return sorted([a.topic, p] for a in decoded.assigned_partitions for p in a.partitions)
 
 
-def snapshot(cluster: Cluster) -> dict[str, Any]:
+def snapshot(cluster: ClusterState) -> dict[str, Any]:
     """The whole picture: brokers, partitions, groups (members, offsets, lag), faults, recent actions."""
     control = cluster.control
     described = control.describe_cluster()

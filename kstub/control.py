@@ -49,7 +49,7 @@ import trio
 from kstub.protocol import APIS, ErrorCode
 
 if TYPE_CHECKING:
-    from kstub.cluster.model import Broker, Cluster
+    from kstub.cluster.model import Broker, ClusterState
     from kstub.handlers.base import Context
     from kstub.protocol.connection import Request
     from kstub.server import ClusterServer
@@ -158,7 +158,7 @@ class Fault:
 
 
 class ControlPlane:
-    def __init__(self, cluster: Cluster | None = None) -> None:
+    def __init__(self, cluster: ClusterState | None = None) -> None:
         self._cluster = cluster
         self._runtime: ClusterServer | None = None
         #: active request faults; empty on the fast path
@@ -183,7 +183,7 @@ class ControlPlane:
         return None if access is None else access.token
 
     @property
-    def cluster(self) -> Cluster:
+    def cluster(self) -> ClusterState:
         assert self._cluster is not None, "this control plane belongs to no cluster"
         return self._cluster
 

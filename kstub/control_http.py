@@ -43,7 +43,7 @@ import trio
 from kstub.control import ControlError
 
 if TYPE_CHECKING:
-    from kstub.cluster.model import Cluster
+    from kstub.cluster.model import ClusterState
     from kstub.control import ControlPlane
 
 log = logging.getLogger("kstub.admin")
@@ -566,7 +566,7 @@ async def _receive(reader: RequestReader, stream: trio.abc.Stream) -> HttpReques
 
 
 async def serve_admin(
-    cluster: Cluster,
+    cluster: ClusterState,
     host: str,
     port: int,
     access: Access | None = None,

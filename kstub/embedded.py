@@ -38,7 +38,7 @@ import trio
 
 from kstub.cluster.config import BrokerConfig
 from kstub.cluster.model import Broker
-from kstub.cluster.model import Cluster as Model
+from kstub.cluster.model import ClusterState as Model
 from kstub.control import ControlPlane
 from kstub.errors import unwrap
 from kstub.server import ListenerSpec, serve_cluster
@@ -212,7 +212,7 @@ class TrioCluster:
     """
 
     def __init__(self, model: Model, brokers: list[Broker]) -> None:
-        #: the cluster model (kstub.cluster.model.Cluster): topics, partitions, logs
+        #: the cluster model (kstub.cluster.model.ClusterState): topics, partitions, logs
         self.cluster = model
         #: the brokers, with the ports actually bound
         self.brokers = brokers
@@ -384,7 +384,7 @@ class Cluster:
         tls_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         _check_settings(brokers, port)
-        #: the cluster model (kstub.cluster.model.Cluster); touch it only through `call`
+        #: the cluster model (kstub.cluster.model.ClusterState); touch it only through `call`
         self.cluster = _new_model(brokers, partitions, config, test_defaults, data_dir)
         #: the brokers, with the ports actually bound (set by `start`)
         self.brokers: list[Broker] = []

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 if TYPE_CHECKING:
-    from kstub.cluster.model import Cluster
+    from kstub.cluster.model import ClusterState
 
 _B, _TP, _TPB, _G, _GTP = (
     ("broker",),
@@ -76,7 +76,7 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 Samples = dict[str, list[tuple[tuple[str, ...], float]]]
 
 
-def gather(cluster: Cluster) -> Samples:
+def gather(cluster: ClusterState) -> Samples:
     """Every metric's samples as plain tuples, read from the model (on its Trio thread)."""
     out: Samples = {name: [] for name in METRICS}
     runtime_state = {b["id"]: b["state"] for b in cluster.control.describe_cluster()["brokers"]}
@@ -175,7 +175,7 @@ def render(samples: Samples) -> tuple[bytes, str]:
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
-async def exposition(cluster: Cluster) -> tuple[bytes, str]:
+async def exposition(cluster: ClusterState) -> tuple[bytes, str]:
     """The cluster's metrics: gathered here, on the model's thread; written in a worker thread."""
     samples = gather(cluster)
     return await trio.to_thread.run_sync(render, samples)

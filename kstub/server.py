@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from kstub.cluster.model import Broker, Cluster
+from kstub.cluster.model import Broker, ClusterState
 from kstub.cluster.replication import run_isr_expiration, run_replica_fetcher
 from kstub.cluster.retention import retention_loop
 from kstub.connection import Session, serve_connection
@@ -167,7 +167,7 @@ class BrokerServer:
 
     def __init__(
         self,
-        cluster: Cluster,
+        cluster: ClusterState,
         broker: Broker,
         listeners: list[BoundListener] | None,
         default: ListenerSecurity | None = None,
@@ -402,7 +402,7 @@ class BrokerServer:
 class ClusterServer:
     """Every broker of a cluster, and the controller's timers; what the control plane drives."""
 
-    def __init__(self, cluster: Cluster, spec: ListenerSpec) -> None:
+    def __init__(self, cluster: ClusterState, spec: ListenerSpec) -> None:
         self.cluster = cluster
         self.spec = spec
         self.brokers: dict[int, BrokerServer] = {}
@@ -558,7 +558,7 @@ class ClusterServer:
 
 
 async def serve_cluster(
-    cluster: Cluster, spec: ListenerSpec, *, task_status: trio.TaskStatus[list[Broker]] = trio.TASK_STATUS_IGNORED
+    cluster: ClusterState, spec: ListenerSpec, *, task_status: trio.TaskStatus[list[Broker]] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Serve `spec.brokers` brokers of `cluster` until cancelled."""
     await ClusterServer(cluster, spec).run(task_status=task_status)

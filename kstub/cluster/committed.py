@@ -21,7 +21,7 @@ from .groups import CommittedOffset, Group, GroupError, GroupState, TopicPartiti
 
 if TYPE_CHECKING:
     from .coordinator import GroupCoordinator
-    from .model import Cluster
+    from .model import ClusterState
 
 log = logging.getLogger("kstub.groups")
 
@@ -34,7 +34,7 @@ class CommittedOffsets:
         self._next_cleanup: float | None = None
 
     @property
-    def cluster(self) -> Cluster:
+    def cluster(self) -> ClusterState:
         return self._coordinator.cluster
 
     @property

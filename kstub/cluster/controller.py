@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from kstub.protocol import ErrorCode
 
 if TYPE_CHECKING:
-    from .model import Cluster, Partition
+    from .model import ClusterState, Partition
 
 log = logging.getLogger("kstub.controller")
 
@@ -76,7 +76,7 @@ def _truthy(value: str) -> bool:
 
 
 class Controller:
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: ClusterState) -> None:
         self.cluster = cluster
 
     # --- helpers ------------------------------------------------------------

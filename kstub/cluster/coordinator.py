@@ -63,7 +63,7 @@ from .membership import ClassicMembership, JoinRequest, SyncRequest
 from .placement import OffsetsPartitions, java_string_hash
 
 if TYPE_CHECKING:
-    from .model import Broker, Cluster
+    from .model import Broker, ClusterState
 
 __all__ = ["GroupCoordinator", "JoinRequest", "SyncRequest", "java_string_hash"]
 
@@ -73,7 +73,7 @@ log = logging.getLogger("kstub.groups")
 class GroupCoordinator:
     """Every group of one cluster, their timers, and their committed offsets."""
 
-    def __init__(self, cluster: Cluster, *, clock: Callable[[], float] = trio.current_time) -> None:
+    def __init__(self, cluster: ClusterState, *, clock: Callable[[], float] = trio.current_time) -> None:
         self.cluster = cluster
         self.groups: dict[str, Group] = {}
         self.now = clock
@@ -282,7 +282,7 @@ class GroupCoordinator:
         self.commits.on_topic_deleted(topic)
 
     def reset(self) -> None:
-        """Forget every group (Cluster.reset); parked requests get COORDINATOR_NOT_AVAILABLE."""
+        """Forget every group (ClusterState.reset); parked requests get COORDINATOR_NOT_AVAILABLE."""
         for group in self.groups.values():
             for member in group.members.values():
                 if member.join_reply is not None:

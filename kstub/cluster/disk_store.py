@@ -22,7 +22,7 @@ import trio
 from .log import Log
 
 if TYPE_CHECKING:
-    from .model import Cluster, Partition, Topic
+    from .model import ClusterState, Partition, Topic
 
 from .log_files import LONG_MAX, DiskLogStorage, FileSegment, _segment_name, _write_all, recover_log, write_atomically
 from .storage import GroupOffsets, StateStore, replica_config
@@ -70,7 +70,7 @@ class DiskStore(StateStore):
 
     # --- logs ---------------------------------------------------------------------------
 
-    def new_log(self, cluster: Cluster, partition: Partition, broker_id: int) -> Log:
+    def new_log(self, cluster: ClusterState, partition: Partition, broker_id: int) -> Log:
         self._open()
         topic = partition.topic
         directory = self._log_dir(topic, partition.index, broker_id)
@@ -108,7 +108,7 @@ class DiskStore(StateStore):
 
     # --- metadata -----------------------------------------------------------------------
 
-    def save_metadata(self, cluster: Cluster) -> None:
+    def save_metadata(self, cluster: ClusterState) -> None:
         self._open()
         config = cluster.config
         doc = {
@@ -131,12 +131,12 @@ class DiskStore(StateStore):
         }
         write_atomically(self.meta_dir / "cluster.json", json.dumps(doc, indent=1).encode())
 
-    def save_producer_ids(self, cluster: Cluster) -> None:
+    def save_producer_ids(self, cluster: ClusterState) -> None:
         self._open()
         data = json.dumps(cluster.producer_ids.snapshot()).encode()
         write_atomically(self.meta_dir / "producer-ids.json", data, fsync=self.fsync_on_ack)
 
-    def delete_topic(self, cluster: Cluster, topic: Topic) -> None:
+    def delete_topic(self, cluster: ClusterState, topic: Topic) -> None:
         self.save_metadata(cluster)
         for partition in topic.partitions:
             for lg in partition.logs.values():
@@ -150,7 +150,7 @@ class DiskStore(StateStore):
             if (self.fsync_on_ack and acks != 0) or lg.unflushed_messages >= int(p.config("flush.messages")):
                 await lg.sync()
 
-    async def background(self, cluster: Cluster) -> None:
+    async def background(self, cluster: ClusterState) -> None:
         """The flush scheduler: every log.flush.scheduler.interval.ms, fsync logs unflushed for flush.ms."""
         while True:
             interval = int(cluster.config["log.flush.scheduler.interval.ms"])
@@ -240,7 +240,7 @@ class DiskStore(StateStore):
 
     # --- start and stop -------------------------------------------------------------------
 
-    def recover(self, cluster: Cluster) -> None:
+    def recover(self, cluster: ClusterState) -> None:
         from .model import Partition, Topic
 
         self._open()
@@ -357,7 +357,7 @@ class DiskStore(StateStore):
         if replayed:
             log.info("%s: producer state rebuilt from %d batch(es)", name, replayed)
 
-    def close(self, cluster: Cluster) -> None:
+    def close(self, cluster: ClusterState) -> None:
         for partition in cluster.iter_partitions():
             if partition.leader >= 0 and partition.leader in partition.logs:
                 try:

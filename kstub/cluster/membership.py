@@ -30,7 +30,7 @@ from .rebalance import Rebalance
 
 if TYPE_CHECKING:
     from .coordinator import GroupCoordinator
-    from .model import Cluster
+    from .model import ClusterState
 
 log = logging.getLogger("kstub.groups")
 
@@ -75,7 +75,7 @@ class ClassicMembership:
         self.rebalance = Rebalance(coordinator)
 
     @property
-    def cluster(self) -> Cluster:
+    def cluster(self) -> ClusterState:
         return self._coordinator.cluster
 
     @property

@@ -98,7 +98,7 @@ class Broker:
 
 @dataclass(eq=False)
 class Topic:
-    cluster: Cluster
+    cluster: ClusterState
     name: str
     topic_id: uuid.UUID
     configs: dict[str, str]
@@ -144,7 +144,7 @@ def assign_replicas(
     return result
 
 
-class Cluster:
+class ClusterState:
     """A whole Kafka cluster in one process: its brokers and its data."""
 
     def __init__(self, config: BrokerConfig | None = None, *, clock: Callable[[], float] = time.time) -> None:

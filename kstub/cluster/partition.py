@@ -24,7 +24,7 @@ from .log import Log
 from .producers import PartitionProducers
 
 if TYPE_CHECKING:
-    from .model import Cluster, Topic
+    from .model import ClusterState, Topic
 
 log = logging.getLogger("kstub.cluster")
 
@@ -78,7 +78,7 @@ class Partition:
         return f"{self.topic.name}-{self.index}"
 
     @property
-    def cluster(self) -> Cluster:
+    def cluster(self) -> ClusterState:
         return self.topic.cluster
 
     @property

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .model import Cluster
+    from .model import ClusterState
 
 
 def java_string_hash(s: str) -> int:
@@ -39,7 +39,7 @@ class OffsetsPartitions:
     as {partition: new leader}.
     """
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: ClusterState) -> None:
         self.cluster = cluster
         self._leaders: dict[int, int] = {}
         self._brokers: tuple[int, ...] = ()

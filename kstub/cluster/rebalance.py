@@ -20,7 +20,7 @@ from .groups import Group, GroupState, JoinResult, Member, SyncResult
 
 if TYPE_CHECKING:
     from .coordinator import GroupCoordinator
-    from .model import Cluster
+    from .model import ClusterState
 
 log = logging.getLogger("kstub.groups")
 
@@ -30,7 +30,7 @@ class Rebalance:
         self._coordinator = coordinator
 
     @property
-    def cluster(self) -> Cluster:
+    def cluster(self) -> ClusterState:
         return self._coordinator.cluster
 
     def _now(self) -> float:

@@ -34,7 +34,7 @@ import trio
 
 if TYPE_CHECKING:
     from .log import Log
-    from .model import Broker, Cluster, Partition
+    from .model import Broker, ClusterState, Partition
 
 log = logging.getLogger("kstub.replication")
 
@@ -123,7 +123,7 @@ def reconcile(follower: Log, leader: Log, follower_hw: int) -> None:
 # --- the replica fetcher ----------------------------------------------------------
 
 
-def replicate(cluster: Cluster, follower_id: int, p: Partition) -> bool:
+def replicate(cluster: ClusterState, follower_id: int, p: Partition) -> bool:
     """One fetch round for one partition; True if the leader still has more to copy."""
     if p.deleted or p.leader < 0 or p.leader == follower_id or follower_id not in p.replicas:
         return False
@@ -168,7 +168,7 @@ def replicate(cluster: Cluster, follower_id: int, p: Partition) -> bool:
     return False
 
 
-async def run_replica_fetcher(cluster: Cluster, broker: Broker) -> None:
+async def run_replica_fetcher(cluster: ClusterState, broker: Broker) -> None:
     """The broker's replica fetcher: copy from leaders whenever woken, until cancelled."""
     rep = broker.replication
     rep.rescan = True
@@ -194,7 +194,7 @@ async def run_replica_fetcher(cluster: Cluster, broker: Broker) -> None:
 # --- ISR expiration -----------------------------------------------------------------
 
 
-def expire_lagging_followers(cluster: Cluster, leader_id: int) -> int | None:
+def expire_lagging_followers(cluster: ClusterState, leader_id: int) -> int | None:
     """Drop lagging followers past replica.lag.time.max.ms from the ISRs `leader_id` leads.
 
     Returns the earliest time (cluster ms) another follower could expire, or None.
@@ -214,7 +214,7 @@ def expire_lagging_followers(cluster: Cluster, leader_id: int) -> int | None:
     return next_deadline
 
 
-async def run_isr_expiration(cluster: Cluster, broker: Broker) -> None:
+async def run_isr_expiration(cluster: ClusterState, broker: Broker) -> None:
     """Scan the partitions `broker` leads when a follower may have expired: at most once per lag period."""
     rep = broker.replication
     while True:

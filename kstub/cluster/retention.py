@@ -21,7 +21,7 @@ segment, so the active segment itself is never deleted while active. The log
 start offset then moves to the first remaining segment's base offset.
 
 `retention_loop` runs a pass every ``log.retention.check.interval.ms`` (Kafka's
-default: five minutes); `Cluster.run_retention` runs one now.
+default: five minutes); `ClusterState.run_retention` runs one now.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from .log import Log
 from .segments import Segment
 
 if TYPE_CHECKING:
-    from .model import Cluster
+    from .model import ClusterState
 
 log = logging.getLogger("kstub.retention")
 
@@ -95,7 +95,7 @@ def apply_retention(lg: Log, config: Callable[[str], str], high_watermark: int, 
     return deleted
 
 
-def retention_pass(cluster: Cluster, now_ms: int) -> int:
+def retention_pass(cluster: ClusterState, now_ms: int) -> int:
     """Apply retention to every replica's log of every partition; returns the segments deleted."""
     deleted = 0
     for partition in list(cluster.iter_partitions()):
@@ -114,7 +114,7 @@ def retention_pass(cluster: Cluster, now_ms: int) -> int:
     return deleted
 
 
-async def retention_loop(cluster: Cluster) -> None:
+async def retention_loop(cluster: ClusterState) -> None:
     """Run a retention pass every log.retention.check.interval.ms, until cancelled."""
     while True:
         await trio.sleep(max(1, int(cluster.config["log.retention.check.interval.ms"])) / 1000)

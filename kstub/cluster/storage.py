@@ -66,7 +66,7 @@ from .log import Log
 from .spill import MemoryBudget, SpillingLogStorage
 
 if TYPE_CHECKING:
-    from .model import Cluster, Partition, Topic
+    from .model import ClusterState, Partition, Topic
 
 log = logging.getLogger("kstub.storage")
 
@@ -98,14 +98,14 @@ class StateStore:
     fsync_on_ack = False
     memory: MemoryBudget | None = None
 
-    def memory_budget(self, cluster: Cluster) -> MemoryBudget:
+    def memory_budget(self, cluster: ClusterState) -> MemoryBudget:
         """The store's memory budget (made on first use from the cluster's settings)."""
         if self.memory is None:
             spill_dir = cluster.config["kstub.memory.spill.dir"] or None
             self.memory = MemoryBudget(int(cluster.config["kstub.memory.budget.bytes"]), spill_dir)
         return self.memory
 
-    def new_log(self, cluster: Cluster, partition: Partition, broker_id: int) -> Log:
+    def new_log(self, cluster: ClusterState, partition: Partition, broker_id: int) -> Log:
         """A new, empty log for `broker_id`'s replica of `partition`."""
         name = f"{partition.topic.name}-{partition.index}-broker-{broker_id}"
         storage = SpillingLogStorage(self.memory_budget(cluster), name)
@@ -115,16 +115,16 @@ class StateStore:
         """The folder holding `broker_id`'s logs (None in memory)."""
         return None
 
-    def recover(self, cluster: Cluster) -> None:
+    def recover(self, cluster: ClusterState) -> None:
         """Bring back what a previous run left (called once the brokers are registered)."""
 
-    def save_metadata(self, cluster: Cluster) -> None:
+    def save_metadata(self, cluster: ClusterState) -> None:
         """Topics, their configs, assignments and leader epochs, or dynamic broker configs changed."""
 
-    def save_producer_ids(self, cluster: Cluster) -> None:
+    def save_producer_ids(self, cluster: ClusterState) -> None:
         """InitProducerId handed out an id or bumped an epoch."""
 
-    def delete_topic(self, cluster: Cluster, topic: Topic) -> None:
+    def delete_topic(self, cluster: ClusterState, topic: Topic) -> None:
         """`topic` was deleted (and is no longer in `cluster.topics`): drop its logs."""
         self.save_metadata(cluster)
         for partition in topic.partitions:
@@ -134,7 +134,7 @@ class StateStore:
     async def after_produce(self, partitions: list[Partition], acks: int) -> None:
         """Flush what the durability settings ask for after a produce request appended to `partitions`."""
 
-    async def background(self, cluster: Cluster) -> None:
+    async def background(self, cluster: ClusterState) -> None:
         """Periodic work (the flush scheduler); returns at once if there is none."""
 
     def save_offsets(self, group: str, offsets: Mapping[tuple[str, int], tuple[int, int, str | None] | None]) -> None:
@@ -150,7 +150,7 @@ class StateStore:
     async def sync_offsets(self) -> None:
         """Make saved offsets durable (with fsync.on.ack: call before answering OffsetCommit)."""
 
-    def close(self, cluster: Cluster) -> None:
+    def close(self, cluster: ClusterState) -> None:
         """The server stops: spilled files and their directory go."""
         if self.memory is not None:
             self.memory.close()

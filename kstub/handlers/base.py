@@ -15,13 +15,13 @@ from typing import Any
 
 from construct import Container
 
-from kstub.cluster.model import Broker, Cluster
+from kstub.cluster.model import Broker, ClusterState
 from kstub.protocol import APIS, Api, ErrorCode
 
 
 @dataclass(slots=True)
 class Context:
-    cluster: Cluster
+    cluster: ClusterState
     broker: Broker
     api_version: int
     client_id: str | None

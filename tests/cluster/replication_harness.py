@@ -11,7 +11,7 @@ import trio.testing
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
 from kstub.cluster.config import BrokerConfig
-from kstub.cluster.model import Cluster, Partition
+from kstub.cluster.model import ClusterState, Partition
 from kstub.protocol import ErrorCode
 from kstub.protocol.records import ProducedBatch, read_produce_data
 from kstub.server import ClusterServer, ListenerSpec
@@ -37,9 +37,9 @@ LAG_MS = 1000
 
 
 @asynccontextmanager
-async def served(brokers: int = 3, **config: Any) -> AsyncIterator[tuple[Cluster, ClusterServer]]:
+async def served(brokers: int = 3, **config: Any) -> AsyncIterator[tuple[ClusterState, ClusterServer]]:
     settings = {"replica.lag.time.max.ms": LAG_MS, "broker.session.timeout.ms": 500, **config}
-    cluster = Cluster(BrokerConfig({k.replace("_", "."): v for k, v in settings.items()}), clock=trio.current_time)
+    cluster = ClusterState(BrokerConfig({k.replace("_", "."): v for k, v in settings.items()}), clock=trio.current_time)
     server = ClusterServer(cluster, ListenerSpec(port=0, brokers=brokers))
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
@@ -47,7 +47,7 @@ async def served(brokers: int = 3, **config: Any) -> AsyncIterator[tuple[Cluster
         nursery.cancel_scope.cancel()
 
 
-def topic(cluster: Cluster, rf: int = 3, **configs: str) -> Partition:
+def topic(cluster: ClusterState, rf: int = 3, **configs: str) -> Partition:
     t = cluster.create_topic("t", 1, rf, {k.replace("_", "."): v for k, v in configs.items()})
     return t.partitions[0]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kstub.cluster.config import BrokerConfig
-from kstub.cluster.model import Cluster, assign_replicas
+from kstub.cluster.model import ClusterState, assign_replicas
 
 
 def test_kafkas_own_expected_assignment():
@@ -24,7 +24,7 @@ def test_kafkas_own_expected_assignment():
 
 
 def test_each_new_topic_starts_elsewhere_over_the_live_brokers():
-    cluster = Cluster(BrokerConfig())
+    cluster = ClusterState(BrokerConfig())
     for i in range(3):
         cluster.add_broker(i, "h", 9092 + i)
     leaders = [cluster.create_topic(f"t{i}", 1, 2).partitions[0].leader for i in range(3)]

@@ -22,15 +22,15 @@ from kstub.cluster.config import BrokerConfig
 from kstub.cluster.coordinator import GroupCoordinator
 from kstub.cluster.groups import GroupState, JoinResult
 from kstub.cluster.membership import SyncRequest
-from kstub.cluster.model import Cluster
+from kstub.cluster.model import ClusterState
 from kstub.protocol import ErrorCode
 
 #: "g" hashes to offsets partition 3 (Java hashCode 103 % 50), whose preferred leader is broker 3 % 3 = 0
 GROUP = "g"
 
 
-def three_brokers() -> Cluster:
-    cluster = Cluster(BrokerConfig({"group.initial.rebalance.delay.ms": "0"}))
+def three_brokers() -> ClusterState:
+    cluster = ClusterState(BrokerConfig({"group.initial.rebalance.delay.ms": "0"}))
     for i in range(3):
         cluster.add_broker(i, "127.0.0.1", 9092 + i)
     cluster.create_topic("t", 4, 3)
@@ -38,7 +38,7 @@ def three_brokers() -> Cluster:
 
 
 @asynccontextmanager
-async def running_cluster() -> AsyncIterator[Cluster]:
+async def running_cluster() -> AsyncIterator[ClusterState]:
     cluster = three_brokers()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(cluster.groups.run)

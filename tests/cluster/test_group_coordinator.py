@@ -20,7 +20,7 @@ from kstub.cluster.config import BrokerConfig
 from kstub.cluster.coordinator import GroupCoordinator
 from kstub.cluster.groups import GroupState, JoinResult
 from kstub.cluster.membership import JoinRequest, SyncRequest
-from kstub.cluster.model import Cluster
+from kstub.cluster.model import ClusterState
 from kstub.protocol import ErrorCode
 from kstub.protocol.consumer_protocol import encode_subscription
 
@@ -30,8 +30,8 @@ SUBSCRIPTION = encode_subscription({"topics": ["t"]})
 RETENTION = {"offsets.retention.minutes": "1", "offsets.retention.check.interval.ms": "1000"}
 
 
-def make_cluster(**config: str) -> Cluster:
-    cluster = Cluster(BrokerConfig({"group.initial.rebalance.delay.ms": "0", **config}))
+def make_cluster(**config: str) -> ClusterState:
+    cluster = ClusterState(BrokerConfig({"group.initial.rebalance.delay.ms": "0", **config}))
     cluster.add_broker(0, "127.0.0.1", 9092)
     cluster.create_topic("t", 4)
     cluster.create_topic("u", 1)

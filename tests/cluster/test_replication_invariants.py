@@ -20,7 +20,7 @@ import random
 import pytest
 import trio
 
-from kstub.cluster.model import Cluster, Partition
+from kstub.cluster.model import ClusterState, Partition
 from kstub.server import ClusterServer
 
 from replication_harness import append, served, settle
@@ -33,7 +33,7 @@ def chunk_map(p: Partition, broker: int, below: int) -> dict[int, bytes]:
     return {c.base_offset: bytes(c.data) for c in log.read(log.log_start_offset) if c.last_offset < below}
 
 
-def check(cluster: Cluster, committed: dict[str, dict[int, bytes]], epochs: dict[str, int]) -> None:
+def check(cluster: ClusterState, committed: dict[str, dict[int, bytes]], epochs: dict[str, int]) -> None:
     for p in cluster.iter_partitions():
         assert p.leader_epoch >= epochs.get(p.name, 0), "leader epochs never go back"
         epochs[p.name] = p.leader_epoch
@@ -76,7 +76,7 @@ async def run_scenario(seed: int, steps: int) -> None:
         assert sum(len(c) for c in committed.values()) > 0, "the scenario committed something"
 
 
-async def step(rng: random.Random, cluster: Cluster, server: ClusterServer) -> None:
+async def step(rng: random.Random, cluster: ClusterState, server: ClusterServer) -> None:
     running = [b for b in BROKERS if server.state(b) == "running"]
     down = [b for b in BROKERS if server.state(b) in ("stopped", "killed")]
     action = rng.choices(

@@ -20,15 +20,15 @@ from logtools import build_batch
 from kstub.cluster.config import BrokerConfig
 from kstub.cluster.disk_store import DiskStore, RecoveryError
 from kstub.cluster.log_files import FileSegment
-from kstub.cluster.model import Cluster
+from kstub.cluster.model import ClusterState
 from kstub.protocol import ErrorCode
 from kstub.protocol.records import iter_records, read_produce_data
 
 T0 = 1_700_000_000_000
 
 
-def open_cluster(data_dir: Path, brokers: int = 1, **config: str) -> Cluster:
-    cluster = Cluster(BrokerConfig({k.replace("_", "."): v for k, v in config.items()}))
+def open_cluster(data_dir: Path, brokers: int = 1, **config: str) -> ClusterState:
+    cluster = ClusterState(BrokerConfig({k.replace("_", "."): v for k, v in config.items()}))
     cluster.store = DiskStore(data_dir)
     for i in range(brokers):
         cluster.add_broker(i, "127.0.0.1", 9092 + i)
@@ -36,7 +36,7 @@ def open_cluster(data_dir: Path, brokers: int = 1, **config: str) -> Cluster:
     return cluster
 
 
-def crash(cluster: Cluster) -> None:
+def crash(cluster: ClusterState) -> None:
     """Drop file descriptors and the lock without flushing anything (the process died)."""
     for p in cluster.iter_partitions():
         for lg in p.logs.values():
@@ -51,7 +51,7 @@ def crash(cluster: Cluster) -> None:
     os.close(store._lock_fd)
 
 
-def produce(cluster: Cluster, topic: str, partition: int, n: int, **kw) -> list[int]:
+def produce(cluster: ClusterState, topic: str, partition: int, n: int, **kw) -> list[int]:
     p = cluster.partition(topic, partition)
     out = []
     for i in range(n):
@@ -61,7 +61,7 @@ def produce(cluster: Cluster, topic: str, partition: int, n: int, **kw) -> list[
     return out
 
 
-def values(cluster: Cluster, topic: str, partition: int, offset: int = 0) -> list[tuple[int, int]]:
+def values(cluster: ClusterState, topic: str, partition: int, offset: int = 0) -> list[tuple[int, int]]:
     p = cluster.partition(topic, partition)
     lg = p.leader_log
     return [(r.offset, r.timestamp) for c in lg.read(offset, 1 << 30, p.high_watermark) for r in iter_records(c.data)]

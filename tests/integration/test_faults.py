@@ -119,9 +119,9 @@ def test_faults_can_target_one_broker(kstub_cluster):
 
 
 def test_bad_fault_requests_are_refused():
-    from kstub.cluster.model import Cluster
+    from kstub.cluster.model import ClusterState
 
-    control = Cluster().control
+    control = ClusterState().control
     with pytest.raises(ControlError, match="unknown API"):
         control.inject_error("nope", 6)
     with pytest.raises(ControlError, match="unknown error code"):

@@ -1,7 +1,7 @@
 """Retention seen by real consumers: the log start offset moves, a consumer behind it gets
 OFFSET_OUT_OF_RANGE and follows its auto.offset.reset, ListOffsets earliest moves.
 
-The retention pass is run on demand (`Cluster.run_retention`), by the periodic
+The retention pass is run on demand (`ClusterState.run_retention`), by the periodic
 task with a short ``log.retention.check.interval.ms``, and under Trio's
 MockClock to show the period itself.
 """
@@ -22,7 +22,7 @@ from kafka.errors import OffsetOutOfRangeError
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
 from kstub.cluster.config import BrokerConfig
-from kstub.cluster.model import Cluster
+from kstub.cluster.model import ClusterState
 from kstub.protocol import ErrorCode
 from kstub.protocol.records import read_produce_data
 from kstub.server import ListenerSpec, serve_cluster
@@ -214,7 +214,7 @@ def test_the_periodic_pass_applies_retention_on_its_own(bootstrap, kstub_cluster
 
 async def test_the_periodic_pass_runs_every_check_interval_under_mock_time(autojump_clock):
     t0 = 1_700_000_000.0
-    cluster = Cluster(BrokerConfig(), clock=lambda: t0 + trio.current_time())
+    cluster = ClusterState(BrokerConfig(), clock=lambda: t0 + trio.current_time())
     async with trio.open_nursery() as nursery:
         await nursery.start(serve_cluster, cluster, ListenerSpec(host="127.0.0.1", port=0))
         topic = cluster.create_topic("aging", 1, 1, configs={"retention.ms": "60000"})

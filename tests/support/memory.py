@@ -21,7 +21,7 @@ from typing import Any
 
 import trio
 
-from kstub.cluster.model import Cluster
+from kstub.cluster.model import ClusterState
 from kstub.embedded import fixture_config
 from kstub.protocol.connection import NEED_DATA, ClientConnection
 from kstub.server import ClusterServer, ListenerSpec
@@ -75,7 +75,7 @@ class MemoryClient:
 
 
 class MemoryCluster:
-    def __init__(self, model: Cluster, server: ClusterServer) -> None:
+    def __init__(self, model: ClusterState, server: ClusterServer) -> None:
         #: the cluster model (topics, partitions, logs, groups), to assert on directly
         self.model = model
         #: the brokers' runtime: stop, kill and start brokers as the control plane does
@@ -94,7 +94,7 @@ async def memory_cluster(
     brokers: int = 1, config: Mapping[str, Any] | None = None, *, partitions: int | None = None
 ) -> AsyncIterator[MemoryCluster]:
     """A cluster in this Trio run with the test fixture's settings (see `kstub.embedded.fixture_config`)."""
-    model = Cluster(fixture_config(brokers, partitions, config))
+    model = ClusterState(fixture_config(brokers, partitions, config))
     server = ClusterServer(model, ListenerSpec(brokers=brokers, in_memory=True))
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
