@@ -220,6 +220,14 @@ class TrioCluster:
         self.tls_dir: str | None = None
 
     @property
+    def state(self) -> Model:
+        """The cluster model (kstub.cluster.model.ClusterState): topics, partitions, logs, groups, hooks.
+
+        (``cluster`` is the same object, under the name it had before 0.2.)
+        """
+        return self.cluster
+
+    @property
     def bootstrap_servers(self) -> str:
         """``host:port,host:port``: what Kafka clients take as bootstrap servers."""
         return _bootstrap(self.brokers)
@@ -406,6 +414,14 @@ class Cluster:
         self._nursery: trio.Nursery
         self._ready = threading.Event()
         self._error: BaseException | None = None
+
+    @property
+    def state(self) -> Model:
+        """The cluster model (kstub.cluster.model.ClusterState): topics, partitions, logs, groups, hooks.
+
+        (``cluster`` is the same object, under the name it had before 0.2.)
+        """
+        return self.cluster
 
     @property
     def bootstrap_servers(self) -> str:
