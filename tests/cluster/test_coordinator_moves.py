@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager
 
 import trio
 import trio.testing
-from test_group_coordinator import SESSION_MS, join, join_in_background, stable_group
 
 from kstub.cluster.config import BrokerConfig
 from kstub.cluster.coordinator import GroupCoordinator
@@ -24,6 +23,8 @@ from kstub.cluster.groups import GroupState, JoinResult
 from kstub.cluster.membership import SyncRequest
 from kstub.cluster.model import ClusterState
 from kstub.protocol import ErrorCode
+
+from support.coordinator import SESSION_MS, join, join_in_background, stable_group
 
 #: "g" hashes to offsets partition 3 (Java hashCode 103 % 50), whose preferred leader is broker 3 % 3 = 0
 GROUP = "g"

@@ -33,12 +33,12 @@ import uuid
 
 import pytest
 from group_members import HEARTBEAT_MS, SESSION_MS, Member, Received, Timeline, owners_never_overlap, wait_for
-from test_groups_protocol import heartbeat, join, join_body, join_new, sync, sync_body, wait_state
 
 from kstub.protocol import ErrorCode
 
 from clients import unique_topic
 from multibroker import bootstrap_of, create_topic, wait_until
+from support.groups_raw import heartbeat, join, join_body, join_new, sync, sync_body, wait_state
 from support.raw import RawClient
 
 PARTITIONS = 4

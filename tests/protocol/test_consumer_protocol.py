@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pytest
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment, ConsumerProtocolMemberMetadata
-from test_schema_vs_kafka import compare_fields, load, vrange
 
 from kstub.protocol import DecodeError
 from kstub.protocol.consumer_protocol import (
@@ -22,6 +21,8 @@ from kstub.protocol.consumer_protocol import (
     encode_assignment,
     encode_subscription,
 )
+
+from support.schemas import compare_fields, load, vrange
 
 
 @pytest.mark.parametrize("message", [SUBSCRIPTION, ASSIGNMENT], ids=lambda m: m.name)
