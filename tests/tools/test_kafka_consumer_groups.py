@@ -8,9 +8,13 @@ replaced.
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 
+import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -171,3 +175,84 @@ def test_describe_members_and_refused_reset_as_kafka(bootstrap: str, real_kafka:
     ]
     assert "(exit 1)" in outputs["kstub"][3] or "(exit 0)" in outputs["kstub"][3]
     assert "inactive" in outputs["kstub"][3]
+
+
+def _kstub_groups(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "kstub", "groups", *args], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _tables(text: str) -> list[list[dict[str, str]]]:
+    """Every table of `text` headed by GROUP (Kafka's tool and kstub groups print one per section)."""
+    out, lines = [], [line for line in text.splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if line.split()[0] == "GROUP":
+            out.append(table("\n".join(lines[i:])))
+    return out
+
+
+def _assigned(text: str) -> set[tuple[str, int]]:
+    """A member's assignment as either tool prints it: "t:0,1;u:2" (Kafka 4.x) or "t(0,1),u(2)"."""
+    out = set()
+    for topic, partitions in re.findall(r"([^:;(),]+)[:(]([\d,]+)\)?", text):
+        out |= {(topic, int(p)) for p in partitions.split(",") if p}
+    return out
+
+
+@pytest.mark.kstub(brokers=3)
+def test_list_describe_delete_and_kstub_groups_agree(bootstrap: str) -> None:
+    topic, active, idle = unique("groups"), unique("active"), unique("idle")
+    _setup(bootstrap, topic, idle, int(time.time() * 1000) - 205 * MINUTE)
+    consumer = _active_member(bootstrap, topic, active)
+    try:
+        listed = tool("kafka-consumer-groups", "--bootstrap-server", bootstrap, "--list").stdout.split()
+        assert sorted(listed) == sorted([active, idle])
+        assert sorted(_kstub_groups("list", "--bootstrap-server", bootstrap).split()) == sorted(listed)
+
+        common = ["--bootstrap-server", bootstrap, "--group", active, "--describe"]
+        (offsets,) = _tables(tool("kafka-consumer-groups", *common).stdout)
+        (members,) = _tables(tool("kafka-consumer-groups", *common, "--members", "--verbose").stdout)
+        (state,) = _tables(tool("kafka-consumer-groups", *common, "--state").stdout)
+        ours_state, ours_members, ours_offsets = _tables(
+            _kstub_groups("describe", "--bootstrap-server", bootstrap, active)
+        )
+
+        member_id = members[0]["CONSUMER-ID"]
+        assert [
+            (r["PARTITION"], r["CURRENT-OFFSET"], r["LOG-END-OFFSET"], r["LAG"], r["CONSUMER-ID"]) for r in offsets
+        ] == [
+            ("0", "7", "10", "3", member_id),
+            ("1", "2", "10", "8", member_id),
+            ("2", "0", "0", "0", member_id),
+        ]
+        columns = ("TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST", "CLIENT-ID")
+        assert [[r[c] for c in columns] for r in ours_offsets] == [[r[c] for c in columns] for r in offsets]
+        # Kafka 4.4 prints a classic member's assignment as CURRENT-ASSIGNMENT "t:0,1,2", kstub groups as "t(0,1,2)"
+        columns = ("CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS")
+        assert [[r[c] for c in columns] + [_assigned(r["ASSIGNMENT"])] for r in ours_members] == [
+            [r[c] for c in columns] + [_assigned(r["CURRENT-ASSIGNMENT"])] for r in members
+        ]
+        assert members[0]["#PARTITIONS"] == "3" and _assigned(members[0]["CURRENT-ASSIGNMENT"]) == {
+            (topic, p) for p in range(3)
+        }
+        columns = ("COORDINATOR", "(ID)", "ASSIGNMENT-STRATEGY", "STATE", "#MEMBERS")
+        assert [[r[c] for c in columns] for r in ours_state] == [[r[c] for c in columns] for r in state]
+        assert state[0]["STATE"] == "Stable" and state[0]["#MEMBERS"] == "1"
+
+        refused = tool(
+            "kafka-consumer-groups", "--bootstrap-server", bootstrap, "--delete", "--group", active, check=False
+        )
+        assert "NON_EMPTY_GROUP" in refused.stdout + refused.stderr or "not empty" in refused.stdout + refused.stderr
+    finally:
+        consumer.close()
+    deleted = tool(
+        "kafka-consumer-groups", "--bootstrap-server", bootstrap, "--delete", "--group", idle, "--group", active
+    )
+    assert f"Deletion of requested consumer groups ('{idle}', '{active}') was successful." in deleted.stdout or (
+        f"Deletion of requested consumer groups ('{active}', '{idle}') was successful." in deleted.stdout
+    )
+    assert tool("kafka-consumer-groups", "--bootstrap-server", bootstrap, "--list").stdout.split() == []
+    assert _kstub_groups("list", "--bootstrap-server", bootstrap).split() == []
