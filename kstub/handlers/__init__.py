@@ -6,6 +6,7 @@ from . import (  # noqa: F401  (imported to register their handlers)
     cluster_info,
     configs,
     coordinator,
+    elections,
     fetch,
     groups,
     leader_epoch,

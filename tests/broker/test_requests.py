@@ -88,6 +88,7 @@ async def test_api_versions_advertises_exactly_the_implemented_ranges(raw):
         36: (0, 2),
         37: (0, 3),
         42: (0, 2),
+        43: (0, 2),
         44: (0, 1),
         47: (0, 0),
         50: (0, 0),
