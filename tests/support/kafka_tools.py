@@ -90,3 +90,11 @@ def normalise(text: str, replace: Sequence[tuple[str, str]] = ()) -> str:
             line = line.replace(old, new)
         lines.append(line)
     return "\n".join(lines)
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int, replication_factor: int = 1) -> None:
+    """Create `topic` with another client (librdkafka's admin), to spare a JVM start."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the answer
+    admin.create_topics([NewTopic(topic, partitions, replication_factor)])[topic].result(30)
