@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from support.kafka_tools import create_topic, tool, unique
+from kstub.compat.realkafka import RealKafka
+
+from support.kafka_tools import create_topic, normalise, tool, unique
+
+ALTERED = "retention.ms=7200000,cleanup.policy=[compact,delete],max.message.bytes=2048,segment.bytes=1048576"
 
 
 def _dynamic(text: str) -> dict[str, str]:
@@ -64,3 +68,16 @@ def test_broker_configs(bootstrap: str) -> None:
     assert every["log.retention.ms"] == "100000"  # the cluster default reaches every broker
     assert every["log.segment.bytes"] == "1073741824"  # broker 1's own setting does not
     assert _described_by_librdkafka(bootstrap, ConfigResource.Type.BROKER, "1")["log.segment.bytes"] == "10485760"
+
+
+def test_topic_config_description_as_kafka_prints_it(bootstrap: str, real_kafka: RealKafka) -> None:
+    """After the same alterations, --describe of a topic prints the same lines (values, sources, synonyms)."""
+    topic = unique("configs")
+    outputs = []
+    for servers in (bootstrap, real_kafka.bootstrap_servers):
+        create_topic(servers, topic, 1)
+        common = ["--bootstrap-server", servers, "--entity-type", "topics", "--entity-name", topic]
+        tool("kafka-configs", *common, "--alter", "--add-config", ALTERED)
+        outputs.append(normalise(tool("kafka-configs", *common, "--describe").stdout))
+    assert outputs[0] == outputs[1]
+    assert "retention.ms=7200000" in outputs[0]
