@@ -17,6 +17,7 @@ from . import (  # noqa: F401  (imported to register their handlers)
     producer_ids,
     sasl,
     scram_credentials,
+    topic_partitions,
 )
 from .base import REGISTRY, Context, handles, served_apis
 

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from kstub.compat.realkafka import RealKafka
 from kstub.embedded import EmbeddedCluster
 
 from support.kafka_tools import tool, unique
@@ -64,3 +65,31 @@ def test_topic_lifecycle(kstub_cluster: EmbeddedCluster) -> None:
     assert set(tool("kafka-topics", *common, "--list").stdout.split()) == {topic, other}
     tool("kafka-topics", *common, "--delete", "--topic", topic)
     assert tool("kafka-topics", *common, "--list").stdout.split() == [other]
+
+
+def _comparable(text: str) -> list[str]:
+    """--describe output with the topic id and node ids (kstub counts from 0, Kafka's node here is 1) replaced."""
+    text = re.sub(r"TopicId: \S+", "TopicId: <id>", text)
+    text = re.sub(r"(Leader|Replicas|Isr): [\d,]+", r"\1: <node>", text)
+    return text.splitlines()
+
+
+def test_describe_prints_what_kafka_prints(bootstrap: str, real_kafka: RealKafka) -> None:
+    topic = unique("describe")
+    printed = []
+    for servers in (bootstrap, real_kafka.bootstrap_servers):
+        tool("kafka-topics", "--bootstrap-server", servers, "--create", "--topic", topic, "--partitions", "3",
+             "--config", "retention.ms=3600000")  # fmt: skip
+        printed.append(
+            _comparable(tool("kafka-topics", "--bootstrap-server", servers, "--describe", "--topic", topic).stdout)
+        )
+    ours, theirs = printed
+    assert ours[1:] == theirs[1:]  # the partition lines, ELR columns included (DescribeTopicPartitions)
+    assert (
+        ours[1]
+        == f"\tTopic: {topic}\tPartition: 0\tLeader: <node>\tReplicas: <node>\tIsr: <node>\tElr: \tLastKnownElr: "
+    )
+    # the summary line: the same up to the configs, which hold what was set on both
+    assert ours[0].split("Configs:")[0] == theirs[0].split("Configs:")[0]
+    for line in (ours[0], theirs[0]):
+        assert "retention.ms=3600000" in line.split("Configs:")[1].strip().split(",")
