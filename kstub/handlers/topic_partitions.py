@@ -6,7 +6,8 @@ partitions are those Metadata gives, with empty eligible-leader-replica lists
 (kstub has no ELR: no replica is ever fenced out of leadership by it). At most
 `response_partition_limit` partitions (capped at 2000, Kafka's
 max.request.partition.size.limit) are answered; the cursor then names the
-topic and partition to ask from next.
+topic and partition to ask from next. Without an authorizer every topic
+operation is authorized, and said so.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from .metadata import partition_body
 
 #: Kafka's max.request.partition.size.limit default
 PARTITION_LIMIT = 2000
+#: every operation a topic supports (READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS,
+#: ALTER_CONFIGS): what Kafka without an authorizer answers, for known and unknown topics alike
+TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
 
 
 @handles(75)
@@ -42,6 +46,7 @@ async def describe_topic_partitions(ctx: Context, req: Container) -> Body:
                     "name": name,
                     "topic_id": ZERO_UUID,
                     "partitions": [],
+                    "topic_authorized_operations": TOPIC_OPERATIONS,
                 }
             )
             continue
@@ -57,7 +62,13 @@ async def describe_topic_partitions(ctx: Context, req: Container) -> Body:
             partitions.append(partition_body(p) | {"eligible_leader_replicas": [], "last_known_elr": []})
             budget -= 1
         topics.append(
-            {"error_code": ErrorCode.NONE, "name": name, "topic_id": topic.topic_id, "partitions": partitions}
+            {
+                "error_code": ErrorCode.NONE,
+                "name": name,
+                "topic_id": topic.topic_id,
+                "partitions": partitions,
+                "topic_authorized_operations": TOPIC_OPERATIONS,
+            }
         )
         if next_cursor is not None:
             break
