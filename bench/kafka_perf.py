@@ -147,7 +147,9 @@ def run_one(server: dict[str, Any], records: int, size: int) -> dict[str, Any]:
         _tool("kafka-topics", ["--bootstrap-server", bootstrap, "--create", "--topic", topic, "--partitions", "3",
                                "--replication-factor", rf])  # fmt: skip
         result[f"produce_acks_{acks}"] = producer_perf(bootstrap, topic, records, size, acks)
-        result[f"consume_acks_{acks}"] = consumer_perf(bootstrap, topic, records)
+        result[f"consume_acks_{acks}"] = consumed = consumer_perf(bootstrap, topic, records)
+        if consumed["consumed"] != records:
+            raise RuntimeError(f"{topic}: {consumed['consumed']} of {records} records consumed")
     return result
 
 
