@@ -73,7 +73,7 @@ async def test_api_versions_advertises_exactly_the_implemented_ranges(raw):
         12: (0, 4),
         13: (0, 5),
         14: (0, 5),
-        15: (0, 5),
+        15: (0, 6),
         16: (0, 4),
         17: (0, 1),
         18: (0, 3),
