@@ -62,7 +62,8 @@ def test_broker_configs(bootstrap: str) -> None:
         "log.segment.bytes": "10485760"
     }
     assert _dynamic(tool("kafka-configs", *common, "--entity-default", "--describe").stdout) == {
-        "log.retention.ms": "100000"
+        "log.retention.ms": "100000",
+        "min.insync.replicas": "1",  # a cluster-wide dynamic default from the start, as in Kafka 4
     }
     every = _dynamic(tool("kafka-configs", *common, "--entity-name", "2", "--describe", "--all").stdout)
     assert every["log.retention.ms"] == "100000"  # the cluster default reaches every broker
