@@ -69,6 +69,9 @@ def describe_group(client: AdminClient, group: str) -> Container:
     conn = client.coordinator(group)
     body = conn.request(ApiKey.DESCRIBE_GROUPS, {"groups": [group], "include_authorized_operations": False})
     described = body.groups[0]
+    if described.error_code == ErrorCode.GROUP_ID_NOT_FOUND:  # v6+: no such group, as a Dead one before
+        described.group_state = "Dead"
+        return described
     _check(described.error_code, f"DescribeGroups for '{group}'")
     return described
 

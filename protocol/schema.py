@@ -262,6 +262,26 @@ class _KStruct(c.Construct):
             stream.write(data)
 
 
+class _NullableStruct(c.Construct):
+    """A nullable (untagged) single struct: an int8 marker first, -1 for null, 1 for present."""
+
+    def __init__(self, struct: _KStruct) -> None:
+        super().__init__()
+        self.struct = struct
+
+    def _parse(self, stream, context, path):
+        if Int8._parse(stream, context, path) < 0:
+            return None
+        return self.struct._parse(stream, context, path)
+
+    def _build(self, obj, stream, context, path):
+        if obj is None:
+            Int8._build(-1, stream, context, path)
+            return obj
+        Int8._build(1, stream, context, path)
+        return self.struct._build(obj, stream, context, path)
+
+
 def _compile_struct(fields: Sequence[Field], version: int, flexible: bool, path: str) -> _KStruct:
     present: list[tuple[str, c.Construct, Callable[[], Any], str]] = []
     absent: list[tuple[str, Callable[[], Any]]] = []
@@ -284,7 +304,8 @@ def _compile_struct(fields: Sequence[Field], version: int, flexible: bool, path:
 def _compile_field(f: Field, version: int, flexible: bool, path: str) -> c.Construct:
     nullable = _in(f.nullable_range, version)
     if isinstance(f.type, Struct):
-        return _compile_struct(f.type.fields, version, flexible, path)
+        struct = _compile_struct(f.type.fields, version, flexible, path)
+        return _NullableStruct(struct) if nullable and f.tag is None else struct
     if isinstance(f.type, str):
         if f.type.startswith("[]"):
             return KArray(_scalar(f.type[2:], flexible, False), flexible, nullable)

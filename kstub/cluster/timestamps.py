@@ -46,8 +46,10 @@ def match(log: Log, chunk: Chunk, timestamp: int, upper: int) -> tuple[int, int]
     """(offset, timestamp) of the first record of `chunk` at or after `timestamp`, within the log and below
     `upper`. Walks the records a decompressed chunk at a time (bounded memory); a record above
     max.decompressed.message.bytes raises BatchError(INVALID_RECORD), as Kafka's lookup fails."""
-    record = first_record_at(chunk.data, timestamp, max_record_bytes=log.max_record_bytes())
-    if record is not None and log.log_start_offset <= record.offset < upper:
+    # records below the log start (DeleteRecords) may share the batch: not them
+    start = log.log_start_offset
+    record = first_record_at(chunk.data, timestamp, max_record_bytes=log.max_record_bytes(), min_offset=start)
+    if record is not None and record.offset < upper:
         return record.offset, record.timestamp
     return None
 

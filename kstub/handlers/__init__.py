@@ -5,6 +5,7 @@ from . import (  # noqa: F401  (imported to register their handlers)
     cluster_info,
     configs,
     coordinator,
+    elections,
     fetch,
     groups,
     leader_epoch,
@@ -15,6 +16,7 @@ from . import (  # noqa: F401  (imported to register their handlers)
     producer_ids,
     sasl,
     scram_credentials,
+    topic_partitions,
     topics,
 )
 from .base import REGISTRY, Context, handles, served_apis

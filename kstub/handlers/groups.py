@@ -156,6 +156,18 @@ def _describe_one(ctx: Context, group_id: str, include_operations: bool) -> Body
             "authorized_operations": operations,
         }
     summary = ctx.cluster.groups.describe(group_id)
+    if summary.state is GroupState.DEAD and ctx.api_version >= 6:
+        # KIP-1043: from v6 a group that does not exist is an error, not an empty Dead group
+        return {
+            "error_code": ErrorCode.GROUP_ID_NOT_FOUND,
+            "error_message": f"Group {group_id} not found.",
+            "group_id": group_id,
+            "group_state": GroupState.DEAD.value,
+            "protocol_type": "",
+            "protocol_data": "",
+            "members": [],
+            "authorized_operations": NOT_REQUESTED,  # none, even when asked, as Kafka answers
+        }
     stable = summary.state is GroupState.STABLE
     return {
         "error_code": ErrorCode.NONE,

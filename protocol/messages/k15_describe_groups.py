@@ -1,6 +1,7 @@
-"""DescribeGroups (key 15): versions 0-5, flexible from v5.
+"""DescribeGroups (key 15): versions 0-6, flexible from v5.
 
-v3 adds authorized operations, v4 the members' group instance ids.
+v3 adds authorized operations, v4 the members' group instance ids, v6 an error
+message (and GROUP_ID_NOT_FOUND for a group that does not exist, KIP-1043).
 """
 
 from ..schema import Api
@@ -10,7 +11,7 @@ API = Api(
     key=15,
     name="DescribeGroups",
     min_version=0,
-    max_version=5,
+    max_version=6,
     flexible_from=5,
     request=[
         F("groups", "[]string"),
@@ -22,6 +23,7 @@ API = Api(
             "groups",
             [
                 F("error_code", "int16"),
+                F("error_message", "string", "6+", nullable="6+", default=None),
                 F("group_id", "string"),
                 F("group_state", "string"),
                 F("protocol_type", "string"),

@@ -99,8 +99,13 @@ def iter_records(data: Buffer) -> Iterator[Record]:
             yield from _legacy_records(mv, pos, total)
 
 
-def first_record_at(data: Buffer, ts_ms: int, *, max_record_bytes: int = MAX_RECORD_BYTES) -> RecordInfo | None:
+def first_record_at(
+    data: Buffer, ts_ms: int, *, max_record_bytes: int = MAX_RECORD_BYTES, min_offset: int = -1
+) -> RecordInfo | None:
     """Offset and timestamp of the first record in `data` whose timestamp is >= `ts_ms`, or None.
+
+    Records below `min_offset` (the log start, which DeleteRecords may move into a
+    batch) are passed over, as Kafka's lookup starts from the log start offset.
 
     Kafka's LogSegment.findOffsetByTimestamp: v2 batches whose maxTimestamp is
     below `ts_ms` are skipped without decoding; others are walked (decompressed
@@ -117,11 +122,11 @@ def first_record_at(data: Buffer, ts_ms: int, *, max_record_bytes: int = MAX_REC
             if b.max_timestamp < ts_ms:
                 continue
             for info in b.record_infos(max_record_bytes):
-                if info.timestamp >= ts_ms:
+                if info.timestamp >= ts_ms and info.offset >= min_offset:
                     return info
         else:
             for r in _legacy_records(mv, pos, total, max_record_bytes=max_record_bytes, decode=False):
-                if r.timestamp >= ts_ms:
+                if r.timestamp >= ts_ms and r.offset >= min_offset:
                     return RecordInfo(r.offset, r.timestamp, True)
     return None
 

@@ -73,7 +73,7 @@ async def test_api_versions_advertises_exactly_the_implemented_ranges(raw):
         12: (0, 4),
         13: (0, 5),
         14: (0, 5),
-        15: (0, 5),
+        15: (0, 6),
         16: (0, 4),
         17: (0, 1),
         18: (0, 3),
@@ -88,11 +88,13 @@ async def test_api_versions_advertises_exactly_the_implemented_ranges(raw):
         36: (0, 2),
         37: (0, 3),
         42: (0, 2),
+        43: (0, 2),
         44: (0, 1),
         47: (0, 0),
         50: (0, 0),
         51: (0, 0),
         60: (0, 1),
+        75: (0, 0),
     }
 
 

@@ -91,6 +91,15 @@ def test_find_timestamp_and_max_timestamp_across_segments(make_log):
     assert timestamps.max_timestamp_offset(lg, 6) == (5, 1_700_000_000_000 + 21)
 
 
+def test_find_timestamp_skips_records_below_the_log_start_in_the_same_batch(make_log):
+    lg = make_log()
+    fill(lg, 1, count=10)  # one batch: offsets 0..9, timestamps T..T+9
+    lg.advance_start(6)  # DeleteRecords into the middle of the batch
+    assert timestamps.find_timestamp(lg, 1_700_000_000_000, 10) == (6, 1_700_000_000_000 + 6)
+    assert timestamps.find_timestamp(lg, 1_700_000_000_000 + 8, 10) == (8, 1_700_000_000_000 + 8)
+    assert timestamps.find_timestamp(lg, 1_700_000_000_000, 6) is None  # below the upper bound: none left
+
+
 def test_truncate_to_drops_whole_segments_and_the_holding_batch(make_log):
     size = len(build_batch(2).data)
     lg = make_log(segment_bytes=size * 2)

@@ -15,7 +15,9 @@ DescribeGroups, OffsetDelete, DeleteGroups), configs (DescribeConfigs,
 AlterConfigs, IncrementalAlterConfigs), CreatePartitions, DeleteRecords,
 DescribeLogDirs, DescribeCluster, and (Kafka's Java consumer, run with
 ``java`` from the kafka-clients jars in /tmp/kprobe/lib or env KAFKA_LIB)
-OffsetForLeaderEpoch.
+OffsetForLeaderEpoch; Kafka's CLI tools (DescribeTopicPartitions, ElectLeaders,
+the SCRAM credential APIs); and librdkafka on a SASL_PLAINTEXT cluster
+(SaslHandshake, SaslAuthenticate).
 
 The first frame of each (client, api, version) is written, without its size
 prefix, to ``tests/fuzz/corpus/<client>_<api>_v<N>.bin``, unless
@@ -262,6 +264,30 @@ def java_consumer(bootstrap: str) -> None:
     )
 
 
+def java_tools(bootstrap: str) -> None:
+    """Kafka's own CLI tools (the pinned jars): DescribeTopicPartitions, ElectLeaders and the SCRAM credential APIs."""
+    from kstub.compat.realkafka import run_tool
+
+    b = ["--bootstrap-server", bootstrap]
+    run_tool("kafka-topics", [*b, "--describe", "--topic", TOPIC])
+    run_tool("kafka-leader-election", [*b, "--election-type", "PREFERRED", "--all-topic-partitions"])
+    scram = "SCRAM-SHA-256=[iterations=4096,password=corpus-secret]"
+    user = ["--entity-type", "users", "--entity-name", "corpus"]
+    run_tool("kafka-configs", [*b, "--alter", "--add-config", scram, *user])
+    run_tool("kafka-configs", [*b, "--describe", *user])
+
+
+def confluent_sasl(bootstrap: str) -> None:
+    """SaslHandshake, SaslAuthenticate and DescribeUserScramCredentials from librdkafka (a SASL_PLAINTEXT cluster)."""
+    from confluent_kafka.admin import AdminClient
+
+    for mechanism in ("PLAIN", "SCRAM-SHA-256"):
+        conf = {"bootstrap.servers": bootstrap, "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": mechanism}
+        admin = AdminClient({**conf, "sasl.username": "corpus", "sasl.password": "corpus-secret"})
+        admin.list_topics(timeout=TIMEOUT)
+    admin.describe_user_scram_credentials(["corpus"])["corpus"].result(TIMEOUT)  # DescribeUserScramCredentials
+
+
 # the names are the capture's client names (kafka-python and aiokafka put them in their client_id: see Recorder)
 STEPS: list[tuple[str, Callable[[str], None]]] = [
     ("setup", setup),
@@ -273,28 +299,49 @@ STEPS: list[tuple[str, Callable[[str], None]]] = [
     ("confluent-kafka-admin", confluent_group_admin),
     ("aiokafka-consumer", aiokafka_consumer),
     ("java-consumer", java_consumer),
+    ("java-tools", java_tools),
+]
+
+#: steps run against a second cluster, whose one listener is SASL_PLAINTEXT (user corpus, password corpus-secret)
+SASL_STEPS: list[tuple[str, Callable[[str], None]]] = [
+    ("confluent-kafka-sasl", confluent_sasl),
 ]
 
 
 def main(argv: list[str]) -> int:
-    steps = [(name, fn) for name, fn in STEPS if not argv or any(name.startswith(a) for a in argv)]
+    def chosen(steps: list[tuple[str, Callable[[str], None]]]) -> list[tuple[str, Callable[[str], None]]]:
+        return [(name, fn) for name, fn in steps if not argv or any(name.startswith(a) for a in argv)]
+
     recorder = Recorder()
     recorder.install()
     failed = 0
+
+    def run(steps: list[tuple[str, Callable[[str], None]]], bootstrap: str) -> None:
+        nonlocal failed
+        for name, fn in steps:
+            start = time.monotonic()
+            recorder.step = name
+            try:
+                fn(bootstrap)
+            except Exception as exc:  # report and go on with the other clients
+                print(f"{name} {fn.__name__}: FAILED: {exc!r}", file=sys.stderr)
+                failed += 1
+            finally:
+                recorder.step = None
+            print(f"{name} {fn.__name__}: done in {time.monotonic() - start:.1f}s", file=sys.stderr)
+
     try:
-        with EmbeddedCluster(brokers=1, config={"group.initial.rebalance.delay.ms": "0"}) as cluster:
-            bootstrap = cluster.bootstrap_servers
-            for name, fn in steps:
-                start = time.monotonic()
-                recorder.step = name
-                try:
-                    fn(bootstrap)
-                except Exception as exc:  # report and go on with the other clients
-                    print(f"{name} {fn.__name__}: FAILED: {exc!r}", file=sys.stderr)
-                    failed += 1
-                finally:
-                    recorder.step = None
-                print(f"{name} {fn.__name__}: done in {time.monotonic() - start:.1f}s", file=sys.stderr)
+        steps = chosen(STEPS)
+        if steps:
+            with EmbeddedCluster(brokers=1, config={"group.initial.rebalance.delay.ms": "0"}) as cluster:
+                if not any(name == "setup" for name, _ in steps):
+                    setup(cluster.bootstrap_servers)  # the topics the other steps use
+                run(steps, cluster.bootstrap_servers)
+        steps = chosen(SASL_STEPS)
+        if steps:
+            users = {"corpus": "corpus-secret"}
+            with EmbeddedCluster(brokers=1, security_protocol="SASL_PLAINTEXT", users=users) as cluster:
+                run(steps, cluster.bootstrap_servers)
     finally:
         recorder.uninstall()
     CORPUS.mkdir(exist_ok=True)

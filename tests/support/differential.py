@@ -332,6 +332,8 @@ class Pair:
                     # the coordinator is known; it may still be loading its __consumer_offsets partition
                     # (Kafka answers NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS meanwhile)
                     error = side.conn.request(15, {"groups": [key]}).groups[0].error_code
+                    if error == ErrorCode.GROUP_ID_NOT_FOUND:  # DescribeGroups v6: loaded, no such group yet
+                        error = ErrorCode.NONE
                 if error == ErrorCode.NONE:
                     break
                 if time.monotonic() > deadline:
