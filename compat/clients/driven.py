@@ -15,7 +15,6 @@ when this process does).
 from __future__ import annotations
 
 import atexit
-import base64
 import collections
 import itertools
 import json
@@ -25,33 +24,11 @@ import threading
 from typing import Any, ClassVar
 
 from ..build import BuildError, Target, ensure
-from ..model import ClientError, ClusterMeta, Delivery, Msg, PartitionMeta, Record, Unsupported
+from ..model import ClientError, Record, Unsupported
 from .base import Client, Member
+from .json_ops import JsonOps, _record
 
 _EXITED = object()  # put in every waiting queue when the driver process ends
-
-
-def _b64(data: bytes | None) -> str | None:
-    return None if data is None else base64.b64encode(data).decode()
-
-
-def _unb64(text: str | None) -> bytes | None:
-    return None if text is None else base64.b64decode(text)
-
-
-def _record(r: dict[str, Any]) -> Record:
-    headers = tuple((k, _unb64(v) or b"") for k, v in r["headers"])
-    return Record(r["partition"], r["offset"], _unb64(r["key"]), _unb64(r["value"]), headers, r["timestamp"])
-
-
-def _msg(m: Msg) -> dict[str, Any]:
-    return {
-        "key": _b64(m.key),
-        "value": _b64(m.value),
-        "headers": [[k, _b64(v)] for k, v in m.headers],
-        "partition": m.partition,
-        "timestamp": m.timestamp,
-    }
 
 
 class Driver:
@@ -242,7 +219,7 @@ class DrivenMember(Member):
             _result(self._answer)
 
 
-class DrivenClient(Client):
+class DrivenClient(JsonOps, Client):
     """An adapter whose operations run in a shared driver process (see the module's docstring)."""
 
     #: what builds and runs the driver
@@ -283,54 +260,9 @@ class DrivenClient(Client):
         ident, waiting = driver.send(op, self._args(args))
         return driver.answer(ident, waiting, op, self.timeout * 3 + 15)
 
-    def metadata(self, topics: list[str]) -> ClusterMeta:
-        answer = self._call("metadata", topics=topics)
-        out = ClusterMeta({b[0]: (b[1], b[2]) for b in answer["brokers"]})
-        for name, parts in answer["topics"].items():
-            out.topics[name] = {
-                p["partition"]: PartitionMeta(p["leader"], tuple(p["replicas"]), tuple(p["isr"])) for p in parts
-            }
-        return out
-
-    def create_topic(self, topic: str, partitions: int, replication_factor: int = 1) -> None:
-        self._call("create_topic", topic=topic, partitions=partitions, replicationFactor=replication_factor)
-
-    def produce(
-        self,
-        topic: str,
-        msgs: list[Msg],
-        *,
-        acks: str = "all",
-        compression: str | None = None,
-        idempotent: bool | None = None,
-        flush_each: bool = False,
-    ) -> list[Delivery]:
-        answer = self._call(
-            "produce",
-            topic=topic,
-            messages=[_msg(m) for m in msgs],
-            acks=acks,
-            compression=compression,
-            idempotent=idempotent,
-            flushEach=flush_each,
-        )
-        return [Delivery(d["partition"], d["offset"]) for d in answer]
-
     def consume(self, topic: str, starts: dict[int, int], count: int) -> list[Record]:
         answer = self._call("consume", topic=topic, starts={str(p): o for p, o in starts.items()}, count=count)
         return [_record(r) for r in answer]
 
-    def group_consume(self, group: str, topic: str, count: int, *, reset: str = "earliest") -> list[Record]:
-        answer = self._call("group_consume", group=group, topic=topic, count=count, reset=reset)
-        return [_record(r) for r in answer]
-
     def group_member(self, group: str, topic: str) -> Member:
         return DrivenMember(self.driver(), self._args({"group": group, "topic": topic}), self.timeout)
-
-    def consume_new(self, group: str, topic: str, then_produce: list[Msg]) -> list[Record]:
-        answer = self._call("consume_new", group=group, topic=topic, messages=[_msg(m) for m in then_produce])
-        return [_record(r) for r in answer]
-
-    def offsets_for_times(self, topic: str, times: dict[int, int]) -> dict[int, int | None]:
-        answer = self._call("offsets_for_times", topic=topic, times={str(p): ts for p, ts in times.items()})
-        return {int(p): o for p, o in answer.items()}

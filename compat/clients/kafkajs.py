@@ -8,7 +8,6 @@ that are not part of the pinned set.
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 import subprocess
@@ -16,38 +15,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ..model import CapabilityMissing, ClientError, ClusterMeta, Delivery, Msg, PartitionMeta, Record, Unsupported
+from ..model import CapabilityMissing, ClientError, Record, Unsupported
 from .base import Client, Member
+from .json_ops import JsonOps, _record
 from .process import ProcessMember, _tail, run
 
 JS_DIR = Path(__file__).resolve().parent.parent / "js"
 DRIVER = JS_DIR / "driver.js"
 
 
-def _b64(data: bytes | None) -> str | None:
-    return None if data is None else base64.b64encode(data).decode()
-
-
-def _unb64(text: str | None) -> bytes | None:
-    return None if text is None else base64.b64decode(text)
-
-
-def _record(r: dict[str, Any]) -> Record:
-    headers = tuple((k, _unb64(v) or b"") for k, v in r["headers"])
-    return Record(r["partition"], r["offset"], _unb64(r["key"]), _unb64(r["value"]), headers, r["timestamp"])
-
-
-def _msg(m: Msg) -> dict[str, Any]:
-    return {
-        "key": _b64(m.key),
-        "value": _b64(m.value),
-        "headers": [[k, _b64(v)] for k, v in m.headers],
-        "partition": m.partition,
-        "timestamp": m.timestamp,
-    }
-
-
-class KafkaJS(Client):
+class KafkaJS(JsonOps, Client):
+    idempotent_default = False  # the driver takes a boolean
     name = "kafkajs"
     codecs = ("gzip",)
     node = shutil.which("node")
@@ -87,39 +65,6 @@ class KafkaJS(Client):
             raise Unsupported(message)
         raise ClientError(kind, message)
 
-    def metadata(self, topics: list[str]) -> ClusterMeta:
-        answer = self._call("metadata", topics=topics)
-        out = ClusterMeta({b[0]: (b[1], b[2]) for b in answer["brokers"]})
-        for name, parts in answer["topics"].items():
-            out.topics[name] = {
-                p["partition"]: PartitionMeta(p["leader"], tuple(p["replicas"]), tuple(p["isr"])) for p in parts
-            }
-        return out
-
-    def create_topic(self, topic: str, partitions: int, replication_factor: int = 1) -> None:
-        self._call("create_topic", topic=topic, partitions=partitions, replicationFactor=replication_factor)
-
-    def produce(
-        self,
-        topic: str,
-        msgs: list[Msg],
-        *,
-        acks: str = "all",
-        compression: str | None = None,
-        idempotent: bool | None = None,
-        flush_each: bool = False,
-    ) -> list[Delivery]:
-        answer = self._call(
-            "produce",
-            topic=topic,
-            messages=[_msg(m) for m in msgs],
-            acks=acks,
-            compression=compression,
-            idempotent=bool(idempotent),
-            flushEach=flush_each,
-        )
-        return [Delivery(d["partition"], d["offset"]) for d in answer]
-
     def _needs_groups(self) -> None:
         if "groups" not in self.caps:
             raise CapabilityMissing("kafkajs reads only through consumer groups, which the cluster lacks")
@@ -128,10 +73,6 @@ class KafkaJS(Client):
         self._needs_groups()
         group = f"compat-kafkajs-assign-{uuid.uuid4().hex[:8]}"
         answer = self._call("consume", topic=topic, starts=starts, count=count, group=group)
-        return [_record(r) for r in answer]
-
-    def group_consume(self, group: str, topic: str, count: int, *, reset: str = "earliest") -> list[Record]:
-        answer = self._call("group_consume", group=group, topic=topic, count=count, reset=reset)
         return [_record(r) for r in answer]
 
     def group_member(self, group: str, topic: str) -> Member:
@@ -152,11 +93,3 @@ class KafkaJS(Client):
 
         argv = self._argv("member", {"group": group, "topic": topic})
         return ProcessMember(argv, on_line, stop)
-
-    def consume_new(self, group: str, topic: str, then_produce: list[Msg]) -> list[Record]:
-        answer = self._call("consume_new", group=group, topic=topic, messages=[_msg(m) for m in then_produce])
-        return [_record(r) for r in answer]
-
-    def offsets_for_times(self, topic: str, times: dict[int, int]) -> dict[int, int | None]:
-        answer = self._call("offsets_for_times", topic=topic, times={str(p): ts for p, ts in times.items()})
-        return {int(p): o for p, o in answer.items()}
