@@ -122,11 +122,13 @@ async def _request_loop(
             now = trio.current_time()
             if conn.buffered and begun is None:
                 begun = now
-            deadline, why = _receive_deadline(cluster, now, begun)
+            deadline, in_request = _receive_deadline(cluster, now, begun)
             with trio.move_on_at(deadline) as waiting:
                 data = await stream.receive_some(RECEIVE_SIZE)
             if waiting.cancelled_caught:
-                log.info("broker %d: closing connection from %s: %s", broker.node_id, peer, why)
+                log.info(
+                    "broker %d: closing connection from %s: %s", broker.node_id, peer, _timed_out(cluster, in_request)
+                )
                 return
             if begun is None:
                 begun = trio.current_time()
@@ -184,19 +186,24 @@ async def _request_loop(
             return
 
 
-def _receive_deadline(cluster: ClusterState, now: float, begun: float | None) -> tuple[float, str]:
-    """When to give up waiting for bytes, and why: connections.max.idle.ms since the last bytes
-    (negative: never), and for a request already begun, kstub.request.receive.timeout.ms since its first."""
+def _receive_deadline(cluster: ClusterState, now: float, begun: float | None) -> tuple[float, bool]:
+    """When to give up waiting for bytes: connections.max.idle.ms since the last bytes (negative: never),
+    and for a request already begun, kstub.request.receive.timeout.ms since its first. The flag says
+    which one is nearer (True: the request's), for the log line if it passes."""
     idle_ms = cluster.config["connections.max.idle.ms"]
-    deadline, why = math.inf, ""
-    if idle_ms >= 0:
-        deadline, why = now + idle_ms / 1000, f"idle for connections.max.idle.ms ({idle_ms} ms)"
+    deadline = now + idle_ms / 1000 if idle_ms >= 0 else math.inf
     if begun is not None:
         timeout_ms = cluster.config["kstub.request.receive.timeout.ms"]
         if timeout_ms >= 0 and begun + timeout_ms / 1000 < deadline:
-            deadline = begun + timeout_ms / 1000
-            why = f"request not complete within kstub.request.receive.timeout.ms ({timeout_ms} ms)"
-    return deadline, why
+            return begun + timeout_ms / 1000, True
+    return deadline, False
+
+
+def _timed_out(cluster: ClusterState, in_request: bool) -> str:
+    if in_request:
+        ms = cluster.config["kstub.request.receive.timeout.ms"]
+        return f"request not complete within kstub.request.receive.timeout.ms ({ms} ms)"
+    return f"idle for connections.max.idle.ms ({cluster.config['connections.max.idle.ms']} ms)"
 
 
 async def _sasl_request(
