@@ -11,7 +11,6 @@ broker, and picks for each API the highest version both sides implement.
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 from kstub.kafka_client import Connection
@@ -21,8 +20,9 @@ from kstub.protocol.records import RecordBatch
 from .model import ClusterMeta, PartitionMeta
 
 API_VERSIONS, METADATA, CREATE_TOPICS, DELETE_TOPICS, FETCH, LIST_OFFSETS = 18, 3, 19, 20, 1, 2
+DESCRIBE_CONFIGS = 32
 # Versions the probe's request bodies are written for (upper bounds; the broker's ranges may lower them).
-_CEILING = {METADATA: 12, CREATE_TOPICS: 5, DELETE_TOPICS: 5, FETCH: 12, LIST_OFFSETS: 7}
+_CEILING = {METADATA: 12, CREATE_TOPICS: 5, DELETE_TOPICS: 5, FETCH: 12, LIST_OFFSETS: 7, DESCRIBE_CONFIGS: 4}
 _FLOOR = {METADATA: 4, CREATE_TOPICS: 1, DELETE_TOPICS: 1, FETCH: 4, LIST_OFFSETS: 1}
 
 # What each capability needs the cluster to advertise in ApiVersions.
@@ -137,19 +137,25 @@ class Probe:
         return [f"{name}({key})" for key, name in wanted.items() if key not in self.api_ranges]
 
     def auto_creates_topics(self) -> bool:
-        """Ask Metadata for a fresh name with auto-creation allowed; delete the topic if that made one."""
-        name = f"compat-autocreate-probe-{uuid.uuid4().hex[:8]}"
-        self._metadata_raw([name], allow_auto_create=True)
-        # Kafka 4 answers UNKNOWN_TOPIC_OR_PARTITION both ways (the topic is still being created): ask again
-        deadline = time.monotonic() + 5.0
-        while True:
-            code = self._metadata_raw([name]).topics[0].error_code
-            if code != ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
-                self.delete_topic(name)
-                return True
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.1)
+        """Whether a Metadata request for a fresh name creates it: the brokers' auto.create.topics.enable.
+
+        Asked with DescribeConfigs (answered at once by any broker), not by trying: Kafka 4 answers the
+        request that creates a topic with UNKNOWN_TOPIC_OR_PARTITION too, so trying needs a wait.
+        """
+        self.metadata([])
+        node = min(self._brokers)
+        body = {
+            "resources": [
+                {"resource_type": 4, "resource_name": str(node), "configuration_keys": ["auto.create.topics.enable"]}
+            ],
+            "include_synonyms": False,
+            "include_documentation": False,
+        }
+        answer = self._conn(node).request(DESCRIBE_CONFIGS, self.version(DESCRIBE_CONFIGS), body)
+        result = answer.results[0]
+        if result.error_code != ErrorCode.NONE:
+            raise ProbeError(f"DescribeConfigs of broker {node}: {error_name(result.error_code)}")
+        return any(c.name == "auto.create.topics.enable" and c.value == "true" for c in result.configs)
 
     # --- metadata and admin -----------------------------------------------------------
 
