@@ -40,8 +40,8 @@ Compression codecs other than gzip are optional imports: ``cramjam`` or
 The package's modules: `layout` (offsets of fields, errors), `compression`
 (codecs, streaming), `stream` (record bytes read with bounded memory), `batch`
 (magic-2 records and `RecordBatch`), `legacy` (magic 0/1 message sets),
-`produce` (`read_produce_data`, `ProducedBatch`) and `stored` (reading stored
-data back).
+`produce` (`read_produce_data`, `ProducedBatch`), `stored` (reading stored
+data back) and `control` (transaction markers).
 """
 
 from __future__ import annotations
