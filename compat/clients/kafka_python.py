@@ -200,13 +200,24 @@ class KafkaPython(Client):
 
     def group_member(self, group: str, topic: str) -> Member:
         def body(member: ThreadMember) -> None:
+            from kafka.errors import RebalanceInProgressError
+
             consumer = self._group_consumer(group, topic, "earliest")
+            pending: list[Record] = []  # read, not yet committed
             try:
                 while not member.stopping.is_set():
                     batch = [_record(r) for rs in consumer.poll(timeout_ms=100).values() for r in rs]
-                    self._commit(consumer, topic, batch)
                     member.add_records(batch)
-                    member.set_assignment(frozenset(tp.partition for tp in consumer.assignment()))
+                    pending += batch
+                    owned = frozenset(tp.partition for tp in consumer.assignment())
+                    try:
+                        self._commit(consumer, topic, [r for r in pending if r.partition in owned])
+                        pending = []
+                    except RebalanceInProgressError:
+                        # kafka-python rejoins when its metadata changes (topics come and go on a shared
+                        # cluster): as the error says, the next poll completes the rebalance; commit then
+                        pass
+                    member.set_assignment(owned)
             finally:
                 consumer.close()
 
