@@ -8,6 +8,8 @@
     python3 dev.py kafka --prepare               # only fetch real Kafka's jars
     python3 dev.py kafka-tool NAME [ARGS ...]    # Kafka's own CLI tools (kafka-topics, ...)
     python3 dev.py fuzz --minutes N              # a deep fuzz run (docs/fuzzing.md)
+    python3 dev.py bench [--quick] [--targets kstub,mock,kafka]
+                                                 # the benchmark set, side by side (docs/benchmarks.md)
 
 Both create ./.venv on first use and install kstub into it (``serve`` the
 package alone, ``test`` with its test extras: real Kafka clients, pytest).
@@ -85,9 +87,18 @@ def _fuzz(rest: list[str]) -> int:
     return 0
 
 
+def _bench(rest: list[str]) -> int:
+    _ensure_installed("[test]")
+    os.chdir(ROOT)
+    os.execv(PY, [str(PY), str(ROOT / "bench" / "suite.py"), *rest])
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["fuzz"]:
         return _fuzz(argv[1:])
+    if argv[:1] == ["bench"]:
+        return _bench(argv[1:])
     if not argv or argv[0] not in ("serve", "test", "install", "kafka", "kafka-tool"):
         print(__doc__, file=sys.stderr)
         return 2
