@@ -54,6 +54,11 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parent))
+
+from kafka_perf import _descendants as process_tree  # noqa: E402
+from startup import rss_mb as process_rss_mb  # noqa: E402
+
 READY = "kstub ready: bootstrap servers "
 BROKER_CPU, CLIENT_CPU = "0", "1"
 PARTITIONS = 4
@@ -67,21 +72,8 @@ def pinned(cpu: str) -> list[str]:
 
 
 def descendants(pids: list[int]) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], list(pids)
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children.get(p, [])
-    return out
+    """`pids` and every process under them."""
+    return [d for pid in pids for d in process_tree(pid)]
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -100,12 +92,9 @@ def rss_mb(pids: list[int]) -> float:
     total = 0.0
     for pid in descendants(pids):
         try:
-            with open(f"/proc/{pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) / 1024
+            total += process_rss_mb(pid)
         except OSError:
-            continue
+            continue  # a process that ended meanwhile
     return total
 
 
