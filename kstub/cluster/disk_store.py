@@ -144,19 +144,19 @@ class DiskStore(DiskRecovery, DiskGroupOffsets, StateStore):
     async def after_produce(self, partitions: list[Partition], acks: int) -> None:
         for p in partitions:
             lg = p.leader_log
-            if (self.fsync_on_ack and acks != 0) or lg.unflushed_messages >= int(p.config("flush.messages")):
+            if (self.fsync_on_ack and acks != 0) or lg.unflushed_messages >= p.settings.get_int("flush.messages"):
                 await lg.sync()
 
     async def background(self, cluster: ClusterState) -> None:
         """The flush scheduler: every log.flush.scheduler.interval.ms, fsync logs unflushed for flush.ms."""
         while True:
-            interval = int(cluster.config["log.flush.scheduler.interval.ms"])
+            interval = cluster.config["log.flush.scheduler.interval.ms"]
             if interval >= LONG_MAX:
                 return  # Kafka's default: no scheduler, flush.ms is not checked
             await trio.sleep(max(interval, 1) / 1000)
             now = cluster.now_ms()
             for partition in list(cluster.iter_partitions()):
-                flush_ms = int(partition.config("flush.ms"))
+                flush_ms = partition.settings.get_int("flush.ms")
                 for lg in list(partition.logs.values()):
                     if lg.unflushed_messages > 0 and now - lg.last_flush_ms >= flush_ms:
                         await lg.sync()

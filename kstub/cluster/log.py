@@ -41,7 +41,7 @@ import trio
 
 from kstub.protocol.records import ProducedBatch, RecordBatch
 
-from .config import TOPIC_CONFIGS
+from .config import TopicSettings
 from .epochs import LeaderEpochCache
 from .log_durability import LogDurability
 from .log_removal import LogRemoval
@@ -51,10 +51,6 @@ from .segments import Chunk, LogStorage, Segment, batch_header
 INT64_MAX = 2**63 - 1
 
 INT32_MAX = 2**31 - 1
-
-
-def _default_config(name: str) -> str:
-    return TOPIC_CONFIGS[name].default_string or ""
 
 
 def _wall_clock_ms() -> int:
@@ -75,13 +71,13 @@ class Log(LogRemoval, LogDurability):
         self,
         start_offset: int = 0,
         *,
-        config: Callable[[str], str] | None = None,
+        config: TopicSettings | Callable[[str], str] | None = None,
         clock: Callable[[], int] | None = None,
         storage: LogStorage | None = None,
         segments: list[Segment] | None = None,
         epochs: list[tuple[int, int]] | None = None,
     ) -> None:
-        self._config = config or _default_config
+        self._config = config if isinstance(config, TopicSettings) else TopicSettings(config)
         self._clock = clock or _wall_clock_ms
         self.storage = storage or LogStorage()
         self.on_roll: Callable[[int], None] | None = None
@@ -162,8 +158,8 @@ class Log(LogRemoval, LogDurability):
         active = self._segments[-1]
         if not len(active):
             return
-        segment_bytes = int(self._config("segment.bytes"))
-        segment_ms = int(self._config("segment.ms"))
+        segment_bytes = self._config.get_int("segment.bytes")
+        segment_ms = self._config.get_int("segment.ms")
         if active.rolling_timestamp >= 0:
             waited = max_timestamp - active.rolling_timestamp
         else:
@@ -236,7 +232,7 @@ class Log(LogRemoval, LogDurability):
         return result
 
     def max_record_bytes(self) -> int:
-        return int(self._config("max.decompressed.message.bytes"))
+        return self._config.get_int("max.decompressed.message.bytes")
 
     # --- leader epochs ----------------------------------------------------------------
 
