@@ -133,12 +133,6 @@ class DiskStore(DiskRecovery, DiskGroupOffsets, StateStore):
         data = json.dumps(cluster.producer_ids.snapshot()).encode()
         write_atomically(self.meta_dir / "producer-ids.json", data, fsync=self.fsync_on_ack)
 
-    def delete_topic(self, cluster: ClusterState, topic: Topic) -> None:
-        self.save_metadata(cluster)
-        for partition in topic.partitions:
-            for lg in partition.logs.values():
-                lg.delete()
-
     # --- durability ---------------------------------------------------------------------
 
     async def after_produce(self, partitions: list[Partition], acks: int) -> None:

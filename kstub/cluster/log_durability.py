@@ -6,11 +6,10 @@ A part of `Log` (kstub/cluster/log.py), kept apart from appending and reading.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 import trio
 
-from .segments import LogStorage, Segment
+from .segments import LogState
 
 
 def _fsync_all(fds: list[int]) -> None:
@@ -23,18 +22,10 @@ def _fsync_all(fds: list[int]) -> None:
             os.close(fd)
 
 
-class LogDurability:
+class LogDurability(LogState):
     """fsync (one at a time, shared by concurrent callers), close, delete: mixed into `Log`."""
 
-    # The log's state, kept by `Log` (kstub/cluster/log.py).
-    _segments: list[Segment]
-    _seg_bases: list[int]
-    _clock: Callable[[], int]
-    storage: LogStorage
-    log_start_offset: int
-    log_end_offset: int
-    recovery_point: int
-    _dirty_dir: bool
+    # more of the state `Log` keeps (kstub/cluster/log.py), beside `LogState`
     last_flush_ms: int
     _syncing: trio.Event | None
 

@@ -9,27 +9,18 @@ A part of `Log` (kstub/cluster/log.py), kept apart from appending and reading.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from .epochs import LeaderEpochCache
 from .producers import PartitionProducers
-from .segments import LogStorage, Segment
+from .segments import LogState
 
 logger = logging.getLogger("kstub.log")
 
 
-class LogRemoval:
+class LogRemoval(LogState):
     """Moving the log start, deleting old segments, truncating: mixed into `Log`."""
 
-    # The log's state, kept by `Log` (kstub/cluster/log.py).
-    _segments: list[Segment]
-    _seg_bases: list[int]
-    _clock: Callable[[], int]
-    storage: LogStorage
-    log_start_offset: int
-    log_end_offset: int
-    recovery_point: int
-    _dirty_dir: bool
+    # more of the state `Log` keeps (kstub/cluster/log.py), beside `LogState`
     epoch_cache: LeaderEpochCache
     producers: PartitionProducers
     # (and its is_persistent, epochs, roll(), segment_index(), _rebuild_producers())

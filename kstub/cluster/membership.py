@@ -26,13 +26,12 @@ from typing import TYPE_CHECKING
 
 from kstub.protocol import ErrorCode
 
-from .groups import Group, GroupState, JoinResult, Member, SyncResult, _Reply
+from .groups import Group, GroupState, JoinResult, Member, _Reply
 from .membership_sync import ClassicSyncAndLeave, SyncRequest
 from .rebalance import Rebalance
 
 if TYPE_CHECKING:
     from .coordinator import GroupCoordinator
-    from .model import ClusterState
 
 log = logging.getLogger("kstub.groups")
 
@@ -62,29 +61,9 @@ class ClassicMembership(ClassicSyncAndLeave):
     """The classic protocol's rules over the coordinator's groups."""
 
     def __init__(self, coordinator: GroupCoordinator) -> None:
-        self._coordinator = coordinator
+        super().__init__(coordinator)
         #: the group's generations: rebalances, their deadlines, coordinator moves
         self.rebalance = Rebalance(coordinator)
-
-    @property
-    def cluster(self) -> ClusterState:
-        return self._coordinator.cluster
-
-    @property
-    def groups(self) -> dict[str, Group]:
-        return self._coordinator.groups
-
-    def _now(self) -> float:
-        return self._coordinator.now()
-
-    def _poke(self) -> None:
-        self._coordinator.poke()
-
-    def _config_ms(self, name: str) -> float:
-        return self.cluster.config[name] / 1000
-
-    def _create_group(self, group_id: str, now: float) -> Group:
-        return self._coordinator.create_group(group_id, now)
 
     # --- JoinGroup -----------------------------------------------------------
 
@@ -238,13 +217,7 @@ class ClassicMembership(ClassicSyncAndLeave):
         """A static member came back with a new member id (Kafka's updateStaticMemberAndRebalance)."""
         old_leader = group.leader_id
         member = group.members.pop(old_id)
-        # fence whoever still waits under the old id
-        if member.join_reply is not None:
-            member.join_reply.set(JoinResult(ErrorCode.FENCED_INSTANCE_ID, old_id))
-            member.join_reply = None
-        if member.sync_reply is not None:
-            member.sync_reply.set(SyncResult(ErrorCode.FENCED_INSTANCE_ID))
-            member.sync_reply = None
+        member.answer_parked(ErrorCode.FENCED_INSTANCE_ID)  # fence whoever still waits under the old id
         member.member_id = new_id
         group.members[new_id] = member
         if group.leader_id == old_id:

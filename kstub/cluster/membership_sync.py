@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from kstub.protocol import ErrorCode
 
+from .coordinator_part import CoordinatorPart
 from .groups import GroupState, SyncResult, _Reply
 
 if TYPE_CHECKING:
@@ -32,10 +33,10 @@ class SyncRequest:
     assignments: dict[str, bytes] | None = None
 
 
-class ClassicSyncAndLeave:
+class ClassicSyncAndLeave(CoordinatorPart):
     """SyncGroup, Heartbeat and LeaveGroup of the classic protocol: mixed into `ClassicMembership`."""
 
-    # kept by `ClassicMembership`, as are its groups, _now() and _poke()
+    # kept by `ClassicMembership`
     rebalance: Rebalance
 
     # --- SyncGroup -----------------------------------------------------------
