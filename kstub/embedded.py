@@ -71,7 +71,57 @@ def _unbox(box: queue.SimpleQueue[tuple[bool, Any]]) -> Any:
     raise value
 
 
-class TrioCluster:
+class _ClusterFront:
+    """What `TrioCluster` and `Cluster` share: the model, the brokers, bootstrap servers, topics, reset.
+
+    `_on_trio` runs a function where the model lives: in place for a
+    `TrioCluster`, on the cluster's Trio thread for a `Cluster`.
+    """
+
+    cluster: Model
+    brokers: list[Broker]
+
+    def _on_trio(self, fn: Callable[..., T], *args: Any) -> T:
+        return fn(*args)
+
+    @property
+    def state(self) -> Model:
+        """The cluster model (kstub.cluster.model.ClusterState): topics, partitions, logs, groups, hooks.
+
+        (``cluster`` is the same object, under the name it had before 0.2.)
+        """
+        return self.cluster
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``host:port,host:port``: what Kafka clients take as bootstrap servers."""
+        return _bootstrap(self.brokers)
+
+    def bootstrap(self, listener: str) -> str:
+        """Bootstrap servers of one listener (``listeners=...`` with several): its advertised endpoints."""
+        return _bootstrap(self.brokers, listener)
+
+    def create_topic(
+        self,
+        name: str,
+        partitions: int | None = None,
+        replication_factor: int | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Create a topic as CreateTopics would (partitions and replication factor default to the
+        broker's ``num.partitions`` and ``default.replication.factor``); raises `kstub.ClusterError`
+        with Kafka's error code where Kafka refuses (e.g. TOPIC_ALREADY_EXISTS)."""
+        self._on_trio(_create_topic, self.cluster, name, partitions, replication_factor, config)
+
+    def delete_topic(self, name: str) -> None:
+        self._on_trio(self.cluster.delete_topic, name)
+
+    def reset(self) -> None:
+        """Drop every topic and group and clear injected faults: a clean cluster for the next test."""
+        self._on_trio(self.cluster.reset)
+
+
+class TrioCluster(_ClusterFront):
     """A cluster served inside the current Trio run; from `open_cluster` or `serve`.
 
     Everything here runs on the caller's (the only) Trio thread, so the model
@@ -87,39 +137,9 @@ class TrioCluster:
         self.tls_dir: str | None = None
 
     @property
-    def state(self) -> Model:
-        """The cluster model (kstub.cluster.model.ClusterState): topics, partitions, logs, groups, hooks.
-
-        (``cluster`` is the same object, under the name it had before 0.2.)
-        """
-        return self.cluster
-
-    @property
-    def bootstrap_servers(self) -> str:
-        """``host:port,host:port``: what Kafka clients take as bootstrap servers."""
-        return _bootstrap(self.brokers)
-
-    @property
     def control(self) -> ControlPlane:
         """The control plane: fault injection and, as it grows, broker failures."""
         return self.cluster.control
-
-    def create_topic(
-        self,
-        name: str,
-        partitions: int | None = None,
-        replication_factor: int | None = None,
-        config: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Create a topic as CreateTopics would; raises `kstub.ClusterError` where Kafka answers an error."""
-        _create_topic(self.cluster, name, partitions, replication_factor, config)
-
-    def delete_topic(self, name: str) -> None:
-        self.cluster.delete_topic(name)
-
-    def reset(self) -> None:
-        """Drop every topic and group and clear injected faults: a clean cluster for the next test."""
-        self.cluster.reset()
 
     def __repr__(self) -> str:
         return f"<TrioCluster {self.bootstrap_servers}>"
@@ -232,7 +252,7 @@ class _OnTrioThread:
         return f"<on kstub's Trio thread: {self._target()!r}>"
 
 
-class Cluster:
+class Cluster(_ClusterFront):
     """A cluster served from a background thread, for synchronous code and tests.
 
     ``with Cluster(brokers=1, partitions=None, config={...}) as cluster:``;
@@ -281,23 +301,6 @@ class Cluster:
         self._nursery: trio.Nursery
         self._ready = threading.Event()
         self._error: BaseException | None = None
-
-    @property
-    def state(self) -> Model:
-        """The cluster model (kstub.cluster.model.ClusterState): topics, partitions, logs, groups, hooks.
-
-        (``cluster`` is the same object, under the name it had before 0.2.)
-        """
-        return self.cluster
-
-    @property
-    def bootstrap_servers(self) -> str:
-        """``host:port,host:port``: what Kafka clients take as bootstrap servers."""
-        return _bootstrap(self.brokers)
-
-    def bootstrap(self, listener: str) -> str:
-        """Bootstrap servers of one listener (``listeners=...`` with several): its advertised endpoints."""
-        return _bootstrap(self.brokers, listener)
 
     @property
     def tls_dir(self) -> str | None:
@@ -417,6 +420,9 @@ class Cluster:
         except trio.RunFinishedError:
             raise RuntimeError("the kstub cluster is not running") from None
 
+    def _on_trio(self, fn: Callable[..., T], *args: Any) -> T:
+        return self.call(fn, *args)
+
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` on the cluster's Trio thread and return its result (or raise its exception)."""
         token = self._running_token()
@@ -457,25 +463,6 @@ class Cluster:
 
         self._submit(token, spawn)
         return _unbox(box)
-
-    def create_topic(
-        self,
-        name: str,
-        partitions: int | None = None,
-        replication_factor: int | None = None,
-        config: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Create a topic as CreateTopics would (partitions and replication factor default to the
-        broker's ``num.partitions`` and ``default.replication.factor``); raises `kstub.ClusterError`
-        with Kafka's error code where Kafka refuses (e.g. TOPIC_ALREADY_EXISTS)."""
-        self.call(_create_topic, self.cluster, name, partitions, replication_factor, config)
-
-    def delete_topic(self, name: str) -> None:
-        self.call(self.cluster.delete_topic, name)
-
-    def reset(self) -> None:
-        """Drop every topic and group and clear injected faults: a clean cluster for the next test."""
-        self.call(self.cluster.reset)
 
     def __repr__(self) -> str:
         return f"<kstub.Cluster {self.bootstrap_servers if self.running else 'not running'}>"
