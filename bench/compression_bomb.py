@@ -32,22 +32,14 @@ from collections.abc import Iterator
 import crc32c
 import zstandard
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integration"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+from kstub.protocol.primitives import write_varint as _varint
+
 from support.raw import RawClient
 
 GIB = 1 << 30
 MIB = 1 << 20
 T0 = 1_700_000_000_000
-
-
-def _varint(n: int) -> bytes:
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def bomb(records: int) -> bytes:

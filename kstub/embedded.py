@@ -27,7 +27,6 @@ from __future__ import annotations
 import inspect
 import os
 import queue
-import tempfile
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -36,134 +35,25 @@ from typing import Any, TypeVar
 
 import trio
 
-from kstub.cluster.config import BrokerConfig
 from kstub.cluster.model import Broker
 from kstub.cluster.model import ClusterState as Model
 from kstub.control import ControlPlane
+from kstub.embedded_setup import (
+    FIXTURE_DEFAULTS,
+    _bootstrap,
+    _check_settings,
+    _create_topic,
+    _listener_protocol,
+    _new_model,
+    _Security,
+    fixture_config,
+)
 from kstub.errors import unwrap
 from kstub.server import ListenerSpec, serve_cluster
 
 __all__ = ["FIXTURE_DEFAULTS", "Cluster", "EmbeddedCluster", "TrioCluster", "fixture_config", "open_cluster", "serve"]
 
 T = TypeVar("T")
-
-#: Broker settings where a test fixture departs from Kafka's defaults, as
-#: Kafka's own single-node config/server.properties and container images for
-#: tests do: consumer groups form at once instead of waiting 3 s for more
-#: members.
-FIXTURE_DEFAULTS: Mapping[str, Any] = {"group.initial.rebalance.delay.ms": 0}
-
-
-def fixture_config(
-    brokers: int = 1,
-    partitions: int | None = None,
-    config: Mapping[str, Any] | None = None,
-    *,
-    test_defaults: bool = True,
-) -> BrokerConfig:
-    """Broker settings of an embedded cluster: Kafka's, then the fixture's defaults, then `config`.
-
-    With fewer brokers than Kafka's ``offsets.topic.replication.factor`` (3)
-    the offsets topic could never be created and groups would never form, so a
-    fixture lowers it to the number of brokers. `partitions` sets
-    ``num.partitions`` (partitions of auto-created topics and of `create_topic`).
-    """
-    values: dict[str, Any] = {}
-    if test_defaults:
-        values.update(FIXTURE_DEFAULTS)
-        values["offsets.topic.replication.factor"] = min(brokers, 3)
-    if partitions is not None:
-        values["num.partitions"] = partitions
-    values.update(config or {})
-    return BrokerConfig(values)
-
-
-def _bootstrap(brokers: list[Broker], listener: str | None = None) -> str:
-    """Bootstrap servers of the first listener, or of the listener named."""
-    if listener is None:
-        return ",".join(f"{b.advertised_host}:{b.port}" for b in brokers)
-    try:
-        return ",".join("{}:{}".format(*b.endpoints[listener.upper()]) for b in brokers)
-    except KeyError:
-        raise KeyError(f"no listener {listener!r}; the brokers have {', '.join(brokers[0].endpoints)}") from None
-
-
-def _listener_protocol(model: Model, listener: str, default: str) -> str:
-    from kstub.security import parse_listeners
-
-    for each in parse_listeners(model.config, "", 0, default):
-        if each.name == listener.upper():
-            return each.protocol
-    raise KeyError(f"no listener {listener!r}")
-
-
-class _Security:
-    """The listener, TLS and SASL side of an embedded cluster (see docs/security.md)."""
-
-    def __init__(
-        self,
-        model: Model,
-        security_protocol: str,
-        users: Mapping[str, str] | None,
-        tls_dir: str | os.PathLike[str] | None,
-    ) -> None:
-        self.protocol = security_protocol.upper()
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        if users:
-            model.config.set("kstub.sasl.users", ",".join(f"{name}:{password}" for name, password in users.items()))
-        wants_tls = "SSL" in self.protocol or "SSL" in (model.config.raw("listeners") or "").upper()
-        if tls_dir is None and wants_tls:
-            self._tmp = tempfile.TemporaryDirectory(prefix="kstub-tls-")
-            tls_dir = self._tmp.name
-        self.tls_dir = None if tls_dir is None else os.fspath(tls_dir)
-
-    def cleanup(self) -> None:
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-    def client_config(
-        self,
-        bootstrap: str,
-        username: str | None,
-        password: str | None,
-        mechanism: str,
-        protocol: str,
-    ) -> dict[str, str]:
-        config = {"bootstrap.servers": bootstrap, "security.protocol": protocol}
-        if "SSL" in protocol and self.tls_dir is not None:
-            config["ssl.ca.location"] = os.path.join(self.tls_dir, "ca.pem")
-        if protocol.startswith("SASL"):
-            config["sasl.mechanism"] = mechanism
-            if username is not None:
-                config["sasl.username"] = username
-            if password is not None:
-                config["sasl.password"] = password
-        return config
-
-
-def _config_value(value: Any) -> str | None:
-    """A topic config value as Kafka carries it: a string (booleans lower case), or None for the default."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _create_topic(
-    model: Model,
-    name: str,
-    partitions: int | None,
-    replication_factor: int | None,
-    config: Mapping[str, Any] | None,
-) -> None:
-    model.create_topic(
-        name,
-        -1 if partitions is None else partitions,
-        -1 if replication_factor is None else replication_factor,
-        {key: _config_value(value) for key, value in (config or {}).items()},
-    )
 
 
 def _current_token() -> trio.lowlevel.TrioToken | None:
@@ -181,30 +71,57 @@ def _unbox(box: queue.SimpleQueue[tuple[bool, Any]]) -> Any:
     raise value
 
 
-def _new_model(
-    brokers: int,
-    partitions: int | None,
-    config: Mapping[str, Any] | None,
-    test_defaults: bool,
-    data_dir: str | os.PathLike[str] | None,
-) -> Model:
-    """The cluster model; kept on disk under `data_dir` if given (recovered if it exists)."""
-    model = Model(fixture_config(brokers, partitions, config, test_defaults=test_defaults))
-    if data_dir is not None:
-        from kstub.cluster.disk_store import DiskStore
+class _ClusterFront:
+    """What `TrioCluster` and `Cluster` share: the model, the brokers, bootstrap servers, topics, reset.
 
-        model.store = DiskStore(data_dir, fsync_on_ack=model.config["kstub.fsync.on.ack"])
-    return model
+    `_on_trio` runs a function where the model lives: in place for a
+    `TrioCluster`, on the cluster's Trio thread for a `Cluster`.
+    """
+
+    cluster: Model
+    brokers: list[Broker]
+
+    def _on_trio(self, fn: Callable[..., T], *args: Any) -> T:
+        return fn(*args)
+
+    @property
+    def state(self) -> Model:
+        """The cluster model (kstub.cluster.model.ClusterState): topics, partitions, logs, groups, hooks.
+
+        (``cluster`` is the same object, under the name it had before 0.2.)
+        """
+        return self.cluster
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``host:port,host:port``: what Kafka clients take as bootstrap servers."""
+        return _bootstrap(self.brokers)
+
+    def bootstrap(self, listener: str) -> str:
+        """Bootstrap servers of one listener (``listeners=...`` with several): its advertised endpoints."""
+        return _bootstrap(self.brokers, listener)
+
+    def create_topic(
+        self,
+        name: str,
+        partitions: int | None = None,
+        replication_factor: int | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Create a topic as CreateTopics would (partitions and replication factor default to the
+        broker's ``num.partitions`` and ``default.replication.factor``); raises `kstub.ClusterError`
+        with Kafka's error code where Kafka refuses (e.g. TOPIC_ALREADY_EXISTS)."""
+        self._on_trio(_create_topic, self.cluster, name, partitions, replication_factor, config)
+
+    def delete_topic(self, name: str) -> None:
+        self._on_trio(self.cluster.delete_topic, name)
+
+    def reset(self) -> None:
+        """Drop every topic and group and clear injected faults: a clean cluster for the next test."""
+        self._on_trio(self.cluster.reset)
 
 
-def _check_settings(brokers: int, port: int) -> None:
-    if brokers < 1:
-        raise ValueError(f"a cluster needs at least one broker, not {brokers}")
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port must be 0 (ephemeral) or a TCP port, not {port}")
-
-
-class TrioCluster:
+class TrioCluster(_ClusterFront):
     """A cluster served inside the current Trio run; from `open_cluster` or `serve`.
 
     Everything here runs on the caller's (the only) Trio thread, so the model
@@ -220,39 +137,9 @@ class TrioCluster:
         self.tls_dir: str | None = None
 
     @property
-    def state(self) -> Model:
-        """The cluster model (kstub.cluster.model.ClusterState): topics, partitions, logs, groups, hooks.
-
-        (``cluster`` is the same object, under the name it had before 0.2.)
-        """
-        return self.cluster
-
-    @property
-    def bootstrap_servers(self) -> str:
-        """``host:port,host:port``: what Kafka clients take as bootstrap servers."""
-        return _bootstrap(self.brokers)
-
-    @property
     def control(self) -> ControlPlane:
         """The control plane: fault injection and, as it grows, broker failures."""
         return self.cluster.control
-
-    def create_topic(
-        self,
-        name: str,
-        partitions: int | None = None,
-        replication_factor: int | None = None,
-        config: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Create a topic as CreateTopics would; raises `kstub.ClusterError` where Kafka answers an error."""
-        _create_topic(self.cluster, name, partitions, replication_factor, config)
-
-    def delete_topic(self, name: str) -> None:
-        self.cluster.delete_topic(name)
-
-    def reset(self) -> None:
-        """Drop every topic and group and clear injected faults: a clean cluster for the next test."""
-        self.cluster.reset()
 
     def __repr__(self) -> str:
         return f"<TrioCluster {self.bootstrap_servers}>"
@@ -365,7 +252,7 @@ class _OnTrioThread:
         return f"<on kstub's Trio thread: {self._target()!r}>"
 
 
-class Cluster:
+class Cluster(_ClusterFront):
     """A cluster served from a background thread, for synchronous code and tests.
 
     ``with Cluster(brokers=1, partitions=None, config={...}) as cluster:``;
@@ -414,23 +301,6 @@ class Cluster:
         self._nursery: trio.Nursery
         self._ready = threading.Event()
         self._error: BaseException | None = None
-
-    @property
-    def state(self) -> Model:
-        """The cluster model (kstub.cluster.model.ClusterState): topics, partitions, logs, groups, hooks.
-
-        (``cluster`` is the same object, under the name it had before 0.2.)
-        """
-        return self.cluster
-
-    @property
-    def bootstrap_servers(self) -> str:
-        """``host:port,host:port``: what Kafka clients take as bootstrap servers."""
-        return _bootstrap(self.brokers)
-
-    def bootstrap(self, listener: str) -> str:
-        """Bootstrap servers of one listener (``listeners=...`` with several): its advertised endpoints."""
-        return _bootstrap(self.brokers, listener)
 
     @property
     def tls_dir(self) -> str | None:
@@ -550,6 +420,9 @@ class Cluster:
         except trio.RunFinishedError:
             raise RuntimeError("the kstub cluster is not running") from None
 
+    def _on_trio(self, fn: Callable[..., T], *args: Any) -> T:
+        return self.call(fn, *args)
+
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` on the cluster's Trio thread and return its result (or raise its exception)."""
         token = self._running_token()
@@ -590,25 +463,6 @@ class Cluster:
 
         self._submit(token, spawn)
         return _unbox(box)
-
-    def create_topic(
-        self,
-        name: str,
-        partitions: int | None = None,
-        replication_factor: int | None = None,
-        config: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Create a topic as CreateTopics would (partitions and replication factor default to the
-        broker's ``num.partitions`` and ``default.replication.factor``); raises `kstub.ClusterError`
-        with Kafka's error code where Kafka refuses (e.g. TOPIC_ALREADY_EXISTS)."""
-        self.call(_create_topic, self.cluster, name, partitions, replication_factor, config)
-
-    def delete_topic(self, name: str) -> None:
-        self.call(self.cluster.delete_topic, name)
-
-    def reset(self) -> None:
-        """Drop every topic and group and clear injected faults: a clean cluster for the next test."""
-        self.call(self.cluster.reset)
 
     def __repr__(self) -> str:
         return f"<kstub.Cluster {self.bootstrap_servers if self.running else 'not running'}>"

@@ -41,6 +41,7 @@ __all__ = [
     "VarLong",
     "read_uvarint",
     "write_uvarint",
+    "write_varint",
     "zigzag_decode",
     "zigzag_encode",
 ]
@@ -140,6 +141,11 @@ def write_uvarint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+def write_varint(value: int, bits: int = 64) -> bytes:
+    """A signed (zigzag) varint of `bits` bits, as a record's fields are written (a varlong by default)."""
+    return write_uvarint(zigzag_encode(value, bits) & ((1 << bits) - 1))
 
 
 def zigzag_encode(value: int, bits: int) -> int:

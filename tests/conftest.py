@@ -9,30 +9,26 @@ from collections.abc import Iterator
 import pytest
 
 from kstub.compat.realkafka import RealKafka, RealKafkaUnavailable
-from kstub.embedded import EmbeddedCluster
+from kstub.embedded import Cluster
 
 from support.external import require_programs, unavailable
 
-#: broker settings every test cluster starts from (a marker's config wins)
-TEST_BROKER_CONFIG = {"group.initial.rebalance.delay.ms": "0"}
-
 
 @pytest.fixture
-def kstub_cluster(request: pytest.FixtureRequest) -> Iterator[EmbeddedCluster]:
-    """A fresh one-broker cluster; `@pytest.mark.kstub(brokers=3, config={...})` changes it.
+def kstub_cluster(kafka_cluster: Cluster) -> Cluster:
+    """The shipped fixture `kafka_cluster` (kstub/pytest_plugin.py), under the suite's older name.
 
-    Tests get group.initial.rebalance.delay.ms=0 (Kafka's default, 3000, would
-    hold every new group's first assignment for 3 s) unless the marker sets it.
+    `@pytest.mark.kstub(brokers=3, config={...})` is an alias of the plugin's
+    `@pytest.mark.kafka_cluster(...)` (see `pytest_collection_modifyitems`).
+    The suite runs it with ``kstub_scope = function`` (pyproject.toml): each
+    test gets a fresh cluster, with the fixture defaults (e.g.
+    group.initial.rebalance.delay.ms=0) unless its marker overrides them.
     """
-    marker = request.node.get_closest_marker("kstub")
-    kwargs = dict(marker.kwargs) if marker else {}
-    kwargs["config"] = {**TEST_BROKER_CONFIG, **(kwargs.get("config") or {})}
-    with EmbeddedCluster(**kwargs) as cluster:
-        yield cluster
+    return kafka_cluster
 
 
 @pytest.fixture
-def bootstrap(kstub_cluster: EmbeddedCluster) -> str:
+def bootstrap(kstub_cluster: Cluster) -> str:
     return kstub_cluster.bootstrap_servers
 
 
@@ -101,3 +97,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         path = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
         if path.startswith(SLOW_PATHS):
             item.add_marker(pytest.mark.slow)
+        alias = item.get_closest_marker("kstub")
+        if alias is not None and item.get_closest_marker("kafka_cluster") is None:
+            item.add_marker(pytest.mark.kafka_cluster(*alias.args, **alias.kwargs))

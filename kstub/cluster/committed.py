@@ -17,35 +17,21 @@ from typing import TYPE_CHECKING
 from kstub.protocol import ErrorCode
 from kstub.protocol.consumer_protocol import PROTOCOL_TYPE as CONSUMER_PROTOCOL
 
+from .coordinator_part import CoordinatorPart
 from .groups import CommittedOffset, Group, GroupError, GroupState, TopicPartition
 
 if TYPE_CHECKING:
     from .coordinator import GroupCoordinator
-    from .model import ClusterState
 
 log = logging.getLogger("kstub.groups")
 
 
-class CommittedOffsets:
+class CommittedOffsets(CoordinatorPart):
     """Kafka's rules for the offsets the coordinator's groups commit."""
 
     def __init__(self, coordinator: GroupCoordinator) -> None:
-        self._coordinator = coordinator
+        super().__init__(coordinator)
         self._next_cleanup: float | None = None
-
-    @property
-    def cluster(self) -> ClusterState:
-        return self._coordinator.cluster
-
-    @property
-    def groups(self) -> dict[str, Group]:
-        return self._coordinator.groups
-
-    def _now(self) -> float:
-        return self._coordinator.now()
-
-    def _create_group(self, group_id: str, now: float) -> Group:
-        return self._coordinator.create_group(group_id, now)
 
     def _remove_group(self, group: Group, why: str) -> None:
         self._coordinator.remove_group(group, why)

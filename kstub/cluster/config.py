@@ -14,12 +14,17 @@ order: ``retention.ms`` to ``log.retention.ms``, ``log.retention.minutes``,
 ``log.retention.hours``. `describe_topic_config` reports a value with the
 source and synonyms Kafka's DescribeConfigs gives (ConfigHelper). Which of the
 configs kstub actually honours is listed in `HONOURED_TOPIC_CONFIGS`.
+
+Typed reads: a broker setting is typed when it is set (``cluster.config["num.partitions"]``
+is an int); a topic's settings are strings, as DescribeConfigs reports them, and
+`TopicSettings` (``partition.settings``, ``topic.settings(broker_id)``) reads them
+typed by their ConfigDef type: ``get_int``, ``get_bool``, ``get_list``, ``get_str``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +61,7 @@ __all__ = [
     "Synonym",
     "SynonymEntry",
     "TopicSetting",
+    "TopicSettings",
     "broker_synonyms",
     "describe_broker_config",
     "describe_topic_config",
@@ -217,6 +223,62 @@ def topic_config_value(
             value = -1  # KafkaConfig.logRetentionTimeMillis
         return to_config_string(value) or ""
     return setting.default_string or ""
+
+
+_INT_TYPES = (ConfigType.INT, ConfigType.LONG, ConfigType.SHORT)
+
+
+class TopicSettings:
+    """A topic's configs as one broker sees them, read typed as Kafka's ConfigDef types them.
+
+    Built on a lookup giving the string value (`topic_config_value`: override,
+    broker synonyms, Kafka's default); calling the object gives that string.
+    Each ``get_*`` checks that the config is of that type in `TOPIC_CONFIGS`,
+    so asking ``get_int("cleanup.policy")`` is a programming error (TypeError),
+    not a silent misreading. Values were validated when set, so reading them
+    does not validate again.
+    """
+
+    __slots__ = ("_lookup",)
+
+    def __init__(self, lookup: Callable[[str], str] | None = None) -> None:
+        self._lookup = lookup or _default_topic_config
+
+    def __call__(self, name: str) -> str:
+        """The value as a string (as DescribeConfigs reports it)."""
+        return self._lookup(name)
+
+    def _typed(self, name: str, *types: ConfigType) -> str:
+        type_ = TOPIC_CONFIGS[name].type
+        if type_ not in types:
+            raise TypeError(f"topic config {name} is a {type_.name}, not {' or '.join(t.name for t in types)}")
+        return self._lookup(name)
+
+    def get_int(self, name: str) -> int:
+        """An INT, LONG or SHORT config (``retention.ms``, ``segment.bytes``, ``min.insync.replicas``...)."""
+        return int(self._typed(name, *_INT_TYPES))
+
+    def get_bool(self, name: str) -> bool:
+        """A BOOLEAN config (``unclean.leader.election.enable``...)."""
+        return self._typed(name, ConfigType.BOOLEAN).strip().lower() == "true"
+
+    def get_list(self, name: str) -> list[str]:
+        """A LIST config, split and trimmed (``cleanup.policy``...)."""
+        raw = self._typed(name, ConfigType.LIST).strip()
+        return [part.strip() for part in raw.split(",")] if raw else []
+
+    def get_str(self, name: str) -> str:
+        """A STRING config (``message.timestamp.type``, ``compression.type``...)."""
+        return self._typed(name, ConfigType.STRING)
+
+    def get(self, name: str) -> Any:
+        """The value typed by its ConfigDef type (int, bool, float, list of str, or str)."""
+        return parse_typed(name, self._lookup(name), TOPIC_CONFIGS[name].type)
+
+
+def _default_topic_config(name: str) -> str:
+    """Kafka's default of a topic config (no override, no broker setting)."""
+    return TOPIC_CONFIGS[name].default_string or ""
 
 
 @dataclass(frozen=True)

@@ -71,10 +71,6 @@ class ElectionError(Exception):
         self.code = code
 
 
-def _truthy(value: str) -> bool:
-    return value.strip().lower() == "true"
-
-
 class Controller:
     def __init__(self, cluster: ClusterState) -> None:
         self.cluster = cluster
@@ -149,7 +145,7 @@ class Controller:
         self.cluster.hooks.fire("broker_started", broker_id)
 
     def _unclean(self, p: Partition) -> bool:
-        return _truthy(p.config("unclean.leader.election.enable"))
+        return p.settings.get_bool("unclean.leader.election.enable")
 
     def _elect_without(self, p: Partition, gone: int, why: str) -> None:
         remaining = [r for r in p.isr if r != gone]

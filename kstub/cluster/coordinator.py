@@ -285,9 +285,6 @@ class GroupCoordinator:
         """Forget every group (ClusterState.reset); parked requests get COORDINATOR_NOT_AVAILABLE."""
         for group in self.groups.values():
             for member in group.members.values():
-                if member.join_reply is not None:
-                    member.join_reply.set(JoinResult(ErrorCode.COORDINATOR_NOT_AVAILABLE, member.member_id))
-                if member.sync_reply is not None:
-                    member.sync_reply.set(SyncResult(ErrorCode.COORDINATOR_NOT_AVAILABLE))
+                member.answer_parked(ErrorCode.COORDINATOR_NOT_AVAILABLE)
         self.groups.clear()
         self.poke()

@@ -144,6 +144,15 @@ class Member:
             return None  # the pending-sync deadline covers it
         return self.last_heartbeat + self.session_timeout
 
+    def answer_parked(self, error: ErrorCode) -> None:
+        """Answer the member's parked JoinGroup and SyncGroup, if any, with `error`."""
+        if self.join_reply is not None:
+            self.join_reply.set(JoinResult(error, self.member_id))
+            self.join_reply = None
+        if self.sync_reply is not None:
+            self.sync_reply.set(SyncResult(error))
+            self.sync_reply = None
+
 
 @dataclass(slots=True)
 class CommittedOffset:

@@ -22,7 +22,8 @@ from its file.
 
 Data leaves the log only by whole segments, when the log start offset moves
 past them (retention, DeleteRecords: `delete_oldest_segments`,
-`advance_start`) or by truncation on a follower, never because it was read.
+`advance_start`) or by truncation on a follower, never because it was read
+(kstub/cluster/log_removal.py). Syncing to disk is in kstub/cluster/log_durability.py.
 
 Each replica's log also keeps what Kafka keeps beside it: the leader epoch
 cache (`epoch_cache`, kstub/cluster/epochs.py: where each leader epoch began) and the idempotent producers'
@@ -33,8 +34,6 @@ becomes leader deduplicates exactly the batches it holds.
 from __future__ import annotations
 
 import bisect
-import logging
-import os
 import time
 from collections.abc import Callable
 
@@ -42,37 +41,23 @@ import trio
 
 from kstub.protocol.records import ProducedBatch, RecordBatch
 
-from .config import TOPIC_CONFIGS
+from .config import TopicSettings
 from .epochs import LeaderEpochCache
+from .log_durability import LogDurability
+from .log_removal import LogRemoval
 from .producers import PartitionProducers
 from .segments import Chunk, LogStorage, Segment, batch_header
-
-logger = logging.getLogger("kstub.log")
 
 INT64_MAX = 2**63 - 1
 
 INT32_MAX = 2**31 - 1
 
 
-def _default_config(name: str) -> str:
-    return TOPIC_CONFIGS[name].default_string or ""
-
-
 def _wall_clock_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _fsync_all(fds: list[int]) -> None:
-    """fsync then close each descriptor (runs in a worker thread)."""
-    try:
-        for fd in fds:
-            os.fsync(fd)
-    finally:
-        for fd in fds:
-            os.close(fd)
-
-
-class Log:
+class Log(LogRemoval, LogDurability):
     """One replica's log.
 
     `config` looks up the topic's settings (``segment.bytes``, ``segment.ms``;
@@ -86,13 +71,13 @@ class Log:
         self,
         start_offset: int = 0,
         *,
-        config: Callable[[str], str] | None = None,
+        config: TopicSettings | Callable[[str], str] | None = None,
         clock: Callable[[], int] | None = None,
         storage: LogStorage | None = None,
         segments: list[Segment] | None = None,
         epochs: list[tuple[int, int]] | None = None,
     ) -> None:
-        self._config = config or _default_config
+        self._config = config if isinstance(config, TopicSettings) else TopicSettings(config)
         self._clock = clock or _wall_clock_ms
         self.storage = storage or LogStorage()
         self.on_roll: Callable[[int], None] | None = None
@@ -173,8 +158,8 @@ class Log:
         active = self._segments[-1]
         if not len(active):
             return
-        segment_bytes = int(self._config("segment.bytes"))
-        segment_ms = int(self._config("segment.ms"))
+        segment_bytes = self._config.get_int("segment.bytes")
+        segment_ms = self._config.get_int("segment.ms")
         if active.rolling_timestamp >= 0:
             waited = max_timestamp - active.rolling_timestamp
         else:
@@ -247,7 +232,7 @@ class Log:
         return result
 
     def max_record_bytes(self) -> int:
-        return int(self._config("max.decompressed.message.bytes"))
+        return self._config.get_int("max.decompressed.message.bytes")
 
     # --- leader epochs ----------------------------------------------------------------
 
@@ -273,105 +258,6 @@ class Log:
         """OffsetForLeaderEpoch on this log (see `LeaderEpochCache.end_offset_for`)."""
         return self.epoch_cache.end_offset_for(epoch, self.log_end_offset)
 
-    # --- removing data ----------------------------------------------------------------
-
-    def advance_start(self, offset: int) -> None:
-        """Move the log start offset forward (DeleteRecords, a follower following its leader).
-
-        Segments wholly below the new start are deleted at once (Kafka's
-        deleteLogStartOffsetBreachedSegments; never the active one). Past the
-        log end, the log is emptied and restarts at `offset`.
-        """
-        if offset <= self.log_start_offset:
-            return
-        self.log_start_offset = offset
-        if offset > self.log_end_offset:
-            now = self._clock()
-            for seg in self._segments:
-                seg.delete()
-            self._segments = [self.storage.new_segment(offset, now)]
-            self._seg_bases = [offset]
-            self.log_end_offset = offset
-            self.recovery_point = max(self.recovery_point, offset) if self.is_persistent else offset
-            self._dirty_dir = True
-        else:
-            drop = 0
-            while drop < len(self._segments) - 1 and self._segments[drop + 1].base_offset <= offset:
-                drop += 1
-            self._drop_oldest(drop)
-        self.epoch_cache.truncate_from_start(offset)
-        self.storage.save_log_start(offset)
-
-    def _drop_oldest(self, count: int) -> None:
-        for seg in self._segments[:count]:
-            seg.delete()
-        del self._segments[:count]
-        del self._seg_bases[:count]
-
-    def delete_oldest_segments(self, count: int, reason: str) -> int:
-        """Delete the `count` oldest segments (retention), rolling first if that is all of them.
-
-        Kafka never deletes the active segment: when every segment is to go,
-        it rolls a new empty one first. The log start offset moves to the
-        first remaining segment's base offset. Returns the number deleted.
-        """
-        if count <= 0:
-            return 0
-        if count >= len(self._segments):
-            count = len(self._segments)
-            self.roll()
-        doomed = self._segments[:count]
-        self._drop_oldest(count)
-        logger.info(
-            "deleting %d segment(s) with base offsets %s: %s",
-            len(doomed),
-            [s.base_offset for s in doomed],
-            reason,
-        )
-        new_start = self._segments[0].base_offset
-        if new_start > self.log_start_offset:
-            self.log_start_offset = new_start
-            self.epoch_cache.truncate_from_start(new_start)
-            self.storage.save_log_start(new_start)
-        return len(doomed)
-
-    def truncate_to(self, offset: int) -> None:
-        """Drop everything at or above `offset` (a follower removing divergent data).
-
-        Whole batches go: the log ends at the first batch boundary at or below
-        `offset`. The epoch cache and the producer state forget what went. As
-        in Kafka, epochs starting at or after `offset` leave the cache even if
-        no data does (a former leader's epoch in which it wrote nothing).
-        """
-        if offset >= self.log_end_offset:
-            self.epoch_cache.truncate_from_end(offset)
-            return
-        si = self.segment_index(offset)
-        for seg in self._segments[si + 1 :]:
-            seg.delete()
-        del self._segments[si + 1 :]
-        del self._seg_bases[si + 1 :]
-        seg = self._segments[si]
-        seg.truncate(seg.index_of(offset))
-        self.log_end_offset = max(self.log_start_offset, seg.end_offset)
-        self.recovery_point = min(self.recovery_point, self.log_end_offset)
-        self.epoch_cache.truncate_from_end(self.log_end_offset)
-        self.storage.save_epochs(self.epochs)
-        self._rebuild_producers()
-
-    def truncate_fully(self, start_offset: int) -> None:
-        """Drop everything and restart empty at `start_offset` (a follower behind its leader's log start)."""
-        for seg in self._segments:
-            seg.delete()
-        self._segments = [self.storage.new_segment(start_offset, self._clock())]
-        self._seg_bases = [start_offset]
-        self.log_start_offset = self.log_end_offset = start_offset
-        self.recovery_point = start_offset
-        self._dirty_dir = True
-        self.epoch_cache.clear()
-        self.storage.save_log_start(start_offset)
-        self.producers = PartitionProducers()
-
     # --- idempotent producers ----------------------------------------------------------
 
     def _record_producer(self, header: RecordBatch | None, base_offset: int) -> None:
@@ -391,54 +277,3 @@ class Log:
         for seg in self._segments:
             for i in range(len(seg)):
                 self._record_producer(seg.header(i), seg.bases[i])
-
-    # --- durability -------------------------------------------------------------------
-
-    async def sync(self) -> None:
-        """fsync everything appended so far (no-op in memory).
-
-        Concurrent callers share one fsync (group commit): a caller that
-        finds one running waits for it and checks again. The fsync runs in a
-        worker thread (there is no async fsync), on duplicated descriptors so
-        that a segment deleted meanwhile cannot close them under it.
-        """
-        target = self.log_end_offset
-        while self.recovery_point < target:
-            if self._syncing is not None:
-                await self._syncing.wait()
-                continue
-            event = self._syncing = trio.Event()
-            try:
-                end = self.log_end_offset
-                fds: list[int] = []
-                for seg in self._segments:
-                    if seg.end_offset > self.recovery_point:
-                        fd = seg.sync_fd()
-                        if fd is not None:
-                            fds.append(fd)
-                if self._dirty_dir:
-                    self._dirty_dir = False
-                    dir_fd = self.storage.sync_dir_fd()
-                    if dir_fd is not None:
-                        fds.append(dir_fd)
-                await trio.to_thread.run_sync(_fsync_all, fds)
-                self.recovery_point = max(self.recovery_point, end)
-                self.last_flush_ms = self._clock()
-            finally:
-                self._syncing = None
-                event.set()
-
-    @property
-    def unflushed_messages(self) -> int:
-        return self.log_end_offset - self.recovery_point
-
-    def close(self) -> None:
-        for seg in self._segments:
-            seg.close()
-        self.storage.close()
-
-    def delete(self) -> None:
-        """Delete the whole log (its topic was deleted)."""
-        for seg in self._segments:
-            seg.delete()
-        self.storage.delete()

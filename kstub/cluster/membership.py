@@ -12,7 +12,8 @@ The groups, the clock and the timer task belong to the `GroupCoordinator`
 (kstub/cluster/coordinator.py); this unit holds the rules and is called by it.
 Nothing here awaits in the middle of a change, so no locks are needed: a
 JoinGroup or SyncGroup that must wait parks on a `_Reply` that a later request
-or a timer answers. The new consumer protocol (KIP-848) will be a second
+or a timer answers. SyncGroup, Heartbeat and LeaveGroup are in
+kstub/cluster/membership_sync.py. The new consumer protocol (KIP-848) will be a second
 membership unit beside this one.
 """
 
@@ -25,14 +26,16 @@ from typing import TYPE_CHECKING
 
 from kstub.protocol import ErrorCode
 
-from .groups import Group, GroupState, JoinResult, Member, SyncResult, _Reply
+from .groups import Group, GroupState, JoinResult, Member, _Reply
+from .membership_sync import ClassicSyncAndLeave, SyncRequest
 from .rebalance import Rebalance
 
 if TYPE_CHECKING:
     from .coordinator import GroupCoordinator
-    from .model import ClusterState
 
 log = logging.getLogger("kstub.groups")
+
+__all__ = ["ClassicMembership", "JoinRequest", "SyncRequest"]
 
 
 @dataclass(slots=True)
@@ -54,45 +57,13 @@ class JoinRequest:
     supports_skip_assignment: bool = False
 
 
-@dataclass(slots=True)
-class SyncRequest:
-    group_id: str
-    generation_id: int
-    member_id: str
-    instance_id: str | None = None
-    protocol_type: str | None = None
-    protocol_name: str | None = None
-    #: the leader's assignment, by member id (empty from followers)
-    assignments: dict[str, bytes] | None = None
-
-
-class ClassicMembership:
+class ClassicMembership(ClassicSyncAndLeave):
     """The classic protocol's rules over the coordinator's groups."""
 
     def __init__(self, coordinator: GroupCoordinator) -> None:
-        self._coordinator = coordinator
+        super().__init__(coordinator)
         #: the group's generations: rebalances, their deadlines, coordinator moves
         self.rebalance = Rebalance(coordinator)
-
-    @property
-    def cluster(self) -> ClusterState:
-        return self._coordinator.cluster
-
-    @property
-    def groups(self) -> dict[str, Group]:
-        return self._coordinator.groups
-
-    def _now(self) -> float:
-        return self._coordinator.now()
-
-    def _poke(self) -> None:
-        self._coordinator.poke()
-
-    def _config_ms(self, name: str) -> float:
-        return self.cluster.config[name] / 1000
-
-    def _create_group(self, group_id: str, now: float) -> Group:
-        return self._coordinator.create_group(group_id, now)
 
     # --- JoinGroup -----------------------------------------------------------
 
@@ -246,13 +217,7 @@ class ClassicMembership:
         """A static member came back with a new member id (Kafka's updateStaticMemberAndRebalance)."""
         old_leader = group.leader_id
         member = group.members.pop(old_id)
-        # fence whoever still waits under the old id
-        if member.join_reply is not None:
-            member.join_reply.set(JoinResult(ErrorCode.FENCED_INSTANCE_ID, old_id))
-            member.join_reply = None
-        if member.sync_reply is not None:
-            member.sync_reply.set(SyncResult(ErrorCode.FENCED_INSTANCE_ID))
-            member.sync_reply = None
+        member.answer_parked(ErrorCode.FENCED_INSTANCE_ID)  # fence whoever still waits under the old id
         member.member_id = new_id
         group.members[new_id] = member
         if group.leader_id == old_id:
@@ -284,124 +249,3 @@ class ClassicMembership:
         elif group.is_(GroupState.COMPLETING_REBALANCE):
             # the leader may have assigned to the old member id: start over
             self.rebalance.prepare_rebalance(group, now)
-
-    # --- SyncGroup -----------------------------------------------------------
-
-    async def sync(self, req: SyncRequest) -> SyncResult:
-        """Hand out the leader's assignment; followers wait for it (Kafka's doSyncGroup)."""
-        reply = self._sync(req)
-        result = await reply.wait()
-        group = self.groups.get(req.group_id)
-        if result.error == ErrorCode.NONE and group is not None:
-            result.protocol_type, result.protocol_name = group.protocol_type, group.protocol_name
-        return result
-
-    def _sync(self, req: SyncRequest) -> _Reply[SyncResult]:
-        group_id, generation_id, member_id, instance_id = (
-            req.group_id,
-            req.generation_id,
-            req.member_id,
-            req.instance_id,
-        )
-        protocol_type, protocol_name, assignments = req.protocol_type, req.protocol_name, req.assignments
-        now = self._now()
-        group = self.groups.get(group_id)
-        if group is None:
-            return _Reply.ready(SyncResult(ErrorCode.UNKNOWN_MEMBER_ID))
-        if group.is_(GroupState.DEAD):
-            return _Reply.ready(SyncResult(ErrorCode.COORDINATOR_NOT_AVAILABLE))
-        error = group.validate_member(member_id, instance_id)
-        if error is not None:
-            return _Reply.ready(SyncResult(error))
-        if generation_id != group.generation_id:
-            return _Reply.ready(SyncResult(ErrorCode.ILLEGAL_GENERATION))
-        if (protocol_type is not None and protocol_type != group.protocol_type) or (
-            protocol_name is not None and protocol_name != group.protocol_name
-        ):
-            return _Reply.ready(SyncResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL))
-        member = group.members[member_id]
-        if group.is_(GroupState.PREPARING_REBALANCE):
-            return _Reply.ready(SyncResult(ErrorCode.REBALANCE_IN_PROGRESS))
-        if group.is_(GroupState.EMPTY):
-            return _Reply.ready(SyncResult(ErrorCode.UNKNOWN_MEMBER_ID))
-        member.last_heartbeat = now
-        group.pending_sync.discard(member_id)
-        if not group.pending_sync:
-            group.sync_deadline = None
-        if group.is_(GroupState.STABLE):
-            return _Reply.ready(SyncResult(ErrorCode.NONE, member.assignment))
-        # CompletingRebalance
-        reply: _Reply[SyncResult] = _Reply()
-        if member.sync_reply is not None:
-            member.sync_reply.set(SyncResult(ErrorCode.REBALANCE_IN_PROGRESS))
-        member.sync_reply = reply
-        if member_id == group.leader_id:
-            for m in group.members.values():
-                m.assignment = (assignments or {}).get(m.member_id, b"")
-            for m in group.members.values():
-                if m.sync_reply is not None:
-                    m.sync_reply.set(SyncResult(ErrorCode.NONE, m.assignment))
-                    m.sync_reply = None
-                    m.last_heartbeat = now
-            group.transition(GroupState.STABLE, now)
-        return reply
-
-    # --- Heartbeat and LeaveGroup -------------------------------------------
-
-    def heartbeat(self, group_id: str, generation_id: int, member_id: str, instance_id: str | None) -> ErrorCode:
-        group = self.groups.get(group_id)
-        if group is None:
-            return ErrorCode.UNKNOWN_MEMBER_ID
-        if group.is_(GroupState.DEAD):
-            return ErrorCode.COORDINATOR_NOT_AVAILABLE
-        error = group.validate_member(member_id, instance_id)
-        if error is not None:
-            return error
-        if generation_id != group.generation_id:
-            return ErrorCode.ILLEGAL_GENERATION
-        member = group.members[member_id]
-        member.last_heartbeat = self._now()
-        if group.is_(GroupState.PREPARING_REBALANCE):
-            return ErrorCode.REBALANCE_IN_PROGRESS
-        return ErrorCode.NONE
-
-    def leave(
-        self, group_id: str, leaving: list[tuple[str, str | None]]
-    ) -> tuple[ErrorCode, list[tuple[str, str | None, ErrorCode]]]:
-        """Remove members by member id, or (admin) by instance id alone; answer per member."""
-        now = self._now()
-        group = self.groups.get(group_id)
-        if group is None:
-            return ErrorCode.NONE, [(m, i, ErrorCode.UNKNOWN_MEMBER_ID) for m, i in leaving]
-        if group.is_(GroupState.DEAD):
-            return ErrorCode.COORDINATOR_NOT_AVAILABLE, []
-        results = []
-        pending_left = False
-        for member_id, instance_id in leaving:  # each answer names the member as the request did
-            target = member_id
-            if not member_id:
-                target = group.static_members.get(instance_id) if instance_id is not None else None
-                if target is None:
-                    results.append((member_id, instance_id, ErrorCode.UNKNOWN_MEMBER_ID))
-                    continue
-            elif member_id in group.pending_members:
-                del group.pending_members[member_id]
-                pending_left = True
-                results.append((member_id, instance_id, ErrorCode.NONE))
-                continue
-            else:
-                error = group.validate_member(member_id, instance_id)
-                if error is not None:
-                    results.append((member_id, instance_id, error))
-                    continue
-            log.info("group %s: member %s leaves", group.group_id, target)
-            self.rebalance.remove_member_and_update(group, group.members[target], now)
-            results.append((member_id, instance_id, ErrorCode.NONE))
-        if pending_left:
-            # As Kafka 4's coordinator: a member leaving rebalances a Stable or CompletingRebalance
-            # group even when it was still pending (MEMBER_ID_REQUIRED, not joined yet)
-            if group.is_(GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
-                self.rebalance.prepare_rebalance(group, now)
-            self.rebalance.try_complete_join(group, now)
-        self._poke()
-        return ErrorCode.NONE, results

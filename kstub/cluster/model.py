@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from kstub.control import ControlPlane
 from kstub.protocol import ErrorCode
 
-from .config import BrokerConfig, InvalidConfig, topic_config_value, validate_topic_configs
+from .config import BrokerConfig, InvalidConfig, TopicSettings, topic_config_value, validate_topic_configs
 from .controller import ClusterHooks, Controller
 from .coordinator import GroupCoordinator
 from .partition import Partition, ReplicaState
@@ -115,6 +115,10 @@ class Topic:
         settings first), or cluster-wide if None.
         """
         return topic_config_value(name, self.configs, self.cluster.config, broker_id)
+
+    def settings(self, broker_id: int | None = None) -> TopicSettings:
+        """The topic's settings as `broker_id` sees them (cluster-wide if None), read typed (`get_int`...)."""
+        return TopicSettings(lambda name: self.config(name, broker_id))
 
 
 def assign_replicas(

@@ -20,6 +20,7 @@ import trio
 from kstub.protocol import ErrorCode
 from kstub.protocol.records import ProducedBatch
 
+from .config import TopicSettings
 from .log import Log
 from .producers import PartitionProducers
 
@@ -109,7 +110,7 @@ class Partition:
 
     def min_insync_replicas(self) -> int:
         """The effective min.insync.replicas: never more than the replicas there are (Kafka 4, KIP-966)."""
-        return min(int(self.config("min.insync.replicas")), len(self.replicas))
+        return min(self.settings.get_int("min.insync.replicas"), len(self.replicas))
 
     # --- the high watermark and those waiting on it -----------------------------
 
@@ -166,6 +167,11 @@ class Partition:
     def config(self, name: str) -> str:
         """A topic setting as the leader's broker sees it."""
         return self.topic.config(name, self.leader)
+
+    @property
+    def settings(self) -> TopicSettings:
+        """The topic's settings as the leader's broker sees them, read typed (`get_int`, `get_list`...)."""
+        return TopicSettings(self.config)
 
     # --- the leader's side of replication ---------------------------------------
 

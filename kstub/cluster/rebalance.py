@@ -12,35 +12,17 @@ calls `fire`; coordinator moves call `unload` and `load`.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from kstub.protocol import ErrorCode
 
+from .coordinator_part import CoordinatorPart
 from .groups import Group, GroupState, JoinResult, Member, SyncResult
-
-if TYPE_CHECKING:
-    from .coordinator import GroupCoordinator
-    from .model import ClusterState
 
 log = logging.getLogger("kstub.groups")
 
 
-class Rebalance:
-    def __init__(self, coordinator: GroupCoordinator) -> None:
-        self._coordinator = coordinator
-
-    @property
-    def cluster(self) -> ClusterState:
-        return self._coordinator.cluster
-
-    def _now(self) -> float:
-        return self._coordinator.now()
-
-    def _poke(self) -> None:
-        self._coordinator.poke()
-
-    def _config_ms(self, name: str) -> float:
-        return self.cluster.config[name] / 1000
+class Rebalance(CoordinatorPart):
+    """A classic group's generations: rebalances, their deadlines, coordinator moves."""
 
     # --- timers (the coordinator's task calls this for every group it serves) ---------------------
 
@@ -71,12 +53,7 @@ class Rebalance:
     def unload(group: Group) -> None:
         """Kafka's onGroupUnloaded: what the old coordinator holds is answered NOT_COORDINATOR."""
         for member in group.members.values():
-            if member.join_reply is not None:
-                member.join_reply.set(JoinResult(ErrorCode.NOT_COORDINATOR, member.member_id))
-                member.join_reply = None
-            if member.sync_reply is not None:
-                member.sync_reply.set(SyncResult(ErrorCode.NOT_COORDINATOR))
-                member.sync_reply = None
+            member.answer_parked(ErrorCode.NOT_COORDINATOR)
 
     @staticmethod
     def load(group: Group, now: float) -> None:
@@ -190,12 +167,7 @@ class Rebalance:
         self.try_complete_join(group, now)
 
     def remove_member_and_update(self, group: Group, member: Member, now: float) -> None:
-        if member.join_reply is not None:
-            member.join_reply.set(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member.member_id))
-            member.join_reply = None
-        if member.sync_reply is not None:
-            member.sync_reply.set(SyncResult(ErrorCode.UNKNOWN_MEMBER_ID))
-            member.sync_reply = None
+        member.answer_parked(ErrorCode.UNKNOWN_MEMBER_ID)
         group.remove(member.member_id)
         if group.is_(GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
             self.maybe_prepare_rebalance(group, now)

@@ -26,13 +26,13 @@ default: five minutes); `ClusterState.run_retention` runs one now.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import trio
 
+from .config import TopicSettings
 from .log import Log
 from .segments import Segment
 
@@ -59,11 +59,11 @@ def _deletable(lg: Log, high_watermark: int, predicate: Predicate) -> int:
     return count
 
 
-def apply_retention(lg: Log, config: Callable[[str], str], high_watermark: int, now_ms: int) -> int:
+def apply_retention(lg: Log, config: TopicSettings, high_watermark: int, now_ms: int) -> int:
     """One retention pass over one log; returns the number of segments deleted."""
     deleted = 0
-    if "delete" in [p.strip() for p in config("cleanup.policy").split(",")]:
-        retention_ms = int(config("retention.ms"))
+    if "delete" in config.get_list("cleanup.policy"):
+        retention_ms = config.get_int("retention.ms")
         if retention_ms >= 0:
 
             def expired(seg: Segment, _next: Segment | None) -> bool:
@@ -71,7 +71,7 @@ def apply_retention(lg: Log, config: Callable[[str], str], high_watermark: int, 
 
             n = _deletable(lg, high_watermark, expired)
             deleted += lg.delete_oldest_segments(n, f"retention time {retention_ms}ms breach")
-        retention_bytes = int(config("retention.bytes"))
+        retention_bytes = config.get_int("retention.bytes")
         size = lg.size_bytes
         if retention_bytes >= 0 and size >= retention_bytes:
             diff = size - retention_bytes
@@ -100,8 +100,7 @@ def retention_pass(cluster: ClusterState, now_ms: int) -> int:
     deleted = 0
     for partition in list(cluster.iter_partitions()):
         for broker_id, lg in partition.logs.items():
-            config = functools.partial(partition.topic.config, broker_id=broker_id)
-            n = apply_retention(lg, config, partition.high_watermark, now_ms)
+            n = apply_retention(lg, partition.topic.settings(broker_id), partition.high_watermark, now_ms)
             if n:
                 log.info(
                     "%s-%d: retention deleted %d segment(s); log start offset now %d",
@@ -117,5 +116,5 @@ def retention_pass(cluster: ClusterState, now_ms: int) -> int:
 async def retention_loop(cluster: ClusterState) -> None:
     """Run a retention pass every log.retention.check.interval.ms, until cancelled."""
     while True:
-        await trio.sleep(max(1, int(cluster.config["log.retention.check.interval.ms"])) / 1000)
+        await trio.sleep(max(1, cluster.config["log.retention.check.interval.ms"]) / 1000)
         cluster.run_retention()

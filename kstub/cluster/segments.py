@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kstub.protocol.records import RecordBatch
@@ -186,3 +187,16 @@ class LogStorage:
 
     def delete(self) -> None:
         """The log is deleted (its topic was)."""
+
+
+class LogState:
+    """What a `Log` keeps, declared for the parts of it in other modules (log_removal.py, log_durability.py)."""
+
+    _segments: list[Segment]
+    _seg_bases: list[int]
+    _clock: Callable[[], int]
+    storage: LogStorage
+    log_start_offset: int
+    log_end_offset: int
+    recovery_point: int
+    _dirty_dir: bool

@@ -58,10 +58,11 @@ take long, runs in a worker thread (`Log.sync`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .config import TopicSettings
 from .log import Log
 from .spill import MemoryBudget, SpillingLogStorage
 
@@ -76,13 +77,9 @@ GroupOffsets = dict[tuple[str, int], tuple[int, int, str | None]]
 LONG_MAX = 2**63 - 1
 
 
-def replica_config(topic: Topic, broker_id: int) -> Callable[[str], str]:
+def replica_config(topic: Topic, broker_id: int) -> TopicSettings:
     """The settings of `topic` as the broker holding a replica sees them."""
-
-    def config(name: str) -> str:
-        return topic.config(name, broker_id)
-
-    return config
+    return topic.settings(broker_id)
 
 
 class StateStore:
@@ -102,7 +99,7 @@ class StateStore:
         """The store's memory budget (made on first use from the cluster's settings)."""
         if self.memory is None:
             spill_dir = cluster.config["kstub.memory.spill.dir"] or None
-            self.memory = MemoryBudget(int(cluster.config["kstub.memory.budget.bytes"]), spill_dir)
+            self.memory = MemoryBudget(cluster.config["kstub.memory.budget.bytes"], spill_dir)
         return self.memory
 
     def new_log(self, cluster: ClusterState, partition: Partition, broker_id: int) -> Log:

@@ -94,9 +94,10 @@ async def _produce_partition(
             "base_offset": -1,
             "log_start_offset": partition.log_start_offset,
         }
-    compacted = "compact" in [p.strip() for p in partition.config("cleanup.policy").split(",")]
-    max_record = int(partition.config("max.decompressed.message.bytes"))
-    limits = {"max_message_bytes": int(partition.config("max.message.bytes")), "max_record_bytes": max_record}
+    settings = partition.settings
+    compacted = "compact" in settings.get_list("cleanup.policy")
+    max_record = settings.get_int("max.decompressed.message.bytes")
+    limits = {"max_message_bytes": settings.get_int("max.message.bytes"), "max_record_bytes": max_record}
     waited = False
     try:
         if inflates_on_read(data.records):
@@ -115,7 +116,7 @@ async def _produce_partition(
                 keyless += batch.scan(compacted=compacted, max_record_bytes=max_record)
         now = cluster.now_ms()
         bad_times = None
-        if partition.config("message.timestamp.type") == "CreateTime" and _timestamps_need_records(
+        if settings.get_str("message.timestamp.type") == "CreateTime" and _timestamps_need_records(
             batches, partition, now
         ):
             if any(b.inflates or len(b.data) > ON_LOOP_BYTES for b in batches):
@@ -174,10 +175,15 @@ def _keyless_error(errors: list[int], partition_name: str) -> Body:
     }
 
 
+def _timestamp_bounds(partition: Partition) -> tuple[int, int]:
+    """message.timestamp.before.max.ms and message.timestamp.after.max.ms of a partition's topic."""
+    settings = partition.settings
+    return settings.get_int("message.timestamp.before.max.ms"), settings.get_int("message.timestamp.after.max.ms")
+
+
 def _timestamps_need_records(batches: list, partition: Partition, now_ms: int) -> bool:
     """Whether a CreateTime topic's timestamp bounds could reject a record of these batches (the headers say)."""
-    before = int(partition.config("message.timestamp.before.max.ms"))
-    after = int(partition.config("message.timestamp.after.max.ms"))
+    before, after = _timestamp_bounds(partition)
     high = now_ms + after if after < 2**62 else 2**63 - 1
     return before < 2**62 or any(b.magic != 0 and b.max_timestamp > high for b in batches)
 
@@ -190,8 +196,7 @@ def _timestamp_errors(batches: list, partition: Partition, now_ms: int) -> Body 
     The batch headers answer for most batches; records are decoded only when
     the bounds could be crossed.
     """
-    before = int(partition.config("message.timestamp.before.max.ms"))
-    after = int(partition.config("message.timestamp.after.max.ms"))
+    before, after = _timestamp_bounds(partition)
     low = now_ms - before if before < now_ms + 2**62 else -(2**63)
     high = now_ms + after if after < 2**62 else 2**63 - 1
     errors = []

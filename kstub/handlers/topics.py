@@ -290,7 +290,7 @@ def _delete_records(ctx: Context, topic: str, p: Container) -> Body:
         partition: Partition = ctx.cluster.leader_partition(topic, p.partition_index, ctx.node_id)
     except ClusterError as exc:
         return answer(exc.code)
-    if "delete" not in [x.strip() for x in partition.config("cleanup.policy").split(",")]:
+    if "delete" not in partition.settings.get_list("cleanup.policy"):
         return answer(ErrorCode.POLICY_VIOLATION)
     offset = partition.high_watermark if p.offset == -1 else p.offset
     if offset < 0 or offset > partition.high_watermark:

@@ -36,7 +36,7 @@ from .legacy import (
     _scan_entries,
     _set_legacy_timestamp,
 )
-from .stored import iter_records
+from .stored import check_entry, iter_records
 
 # --- produce ---------------------------------------------------------------------
 
@@ -281,14 +281,7 @@ def read_produce_data(
                 ErrorCode.MESSAGE_TOO_LARGE,
                 f"the record batch size is {total} bytes, above the maximum configured value of {max_message_bytes}",
             )
-        if magic == 2:
-            if total < RecordBatch.HEADER_SIZE:
-                raise _corrupt(f"batch size {total} is below the {RecordBatch.HEADER_SIZE}-byte minimum")
-            RecordBatch(mv, pos).validate()
-        else:
-            (stored,) = _U32.unpack_from(mv, pos + 12)
-            if _legacy_crc(mv, pos, total) != stored:
-                raise _corrupt(f"message CRC-32 mismatch (stored {stored:#010x})")
+        check_entry(mv, pos, total, magic)
 
     first_magic = entries[0][2]
     if any(magic != first_magic for _, _, magic in entries):

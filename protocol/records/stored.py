@@ -60,15 +60,21 @@ def verify_stored(data: Buffer) -> None:
     mv = _as_view(data)
     entries, _ = _scan_entries(mv)
     for pos, total, magic in entries:
-        if magic == 2:
-            if total < RecordBatch.HEADER_SIZE:
-                raise _corrupt(f"batch size {total} is below the {RecordBatch.HEADER_SIZE}-byte minimum")
-            RecordBatch(mv, pos).validate()
-        else:
-            (stored,) = _U32.unpack_from(mv, pos + 12)
-            if _legacy_crc(mv, pos, total) != stored:
-                raise _corrupt(f"message CRC-32 mismatch (stored {stored:#010x})")
+        check_entry(mv, pos, total, magic)
+        if magic != 2:
             _parse_legacy(mv, pos, total)
+
+
+def check_entry(mv: memoryview, pos: int, total: int, magic: int) -> None:
+    """Check one entry's checksum and framing: a v2 batch's size and CRC-32C, a legacy message's CRC-32."""
+    if magic == 2:
+        if total < RecordBatch.HEADER_SIZE:
+            raise _corrupt(f"batch size {total} is below the {RecordBatch.HEADER_SIZE}-byte minimum")
+        RecordBatch(mv, pos).validate()
+    else:
+        (stored,) = _U32.unpack_from(mv, pos + 12)
+        if _legacy_crc(mv, pos, total) != stored:
+            raise _corrupt(f"message CRC-32 mismatch (stored {stored:#010x})")
 
 
 def _legacy_records(

@@ -9,8 +9,10 @@ from kstub.cluster.config import (
     ConfigError,
     ConfigSource,
     InvalidConfig,
+    TopicSettings,
     describe_broker_config,
     describe_topic_config,
+    topic_config_value,
     validate_broker_config,
     validate_topic_configs,
 )
@@ -109,3 +111,25 @@ def test_dynamic_broker_settings_are_checked_like_kafka():
         validate_broker_config("log.retention.hours", "1")
     with pytest.raises(ConfigError, match="Value must be at least -1"):
         validate_broker_config("log.retention.ms", "-7")
+
+
+def test_topic_settings_read_values_typed_by_their_configdef_type():
+    broker = BrokerConfig({"log.retention.hours": "2", "log.cleanup.policy": "compact, delete"})
+    explicit = validate_topic_configs({"unclean.leader.election.enable": "TRUE", "segment.bytes": " 4096 "})
+    settings = TopicSettings(lambda name: topic_config_value(name, explicit, broker))
+    assert settings.get_int("retention.ms") == 2 * 3_600_000  # from a broker synonym, scaled
+    assert settings.get_int("segment.bytes") == 4096
+    assert settings.get_bool("unclean.leader.election.enable") is True
+    assert settings.get_list("cleanup.policy") == ["compact", "delete"]
+    assert settings.get_str("message.timestamp.type") == "CreateTime"
+    assert settings.get("min.insync.replicas") == 1
+    assert settings("segment.bytes") == "4096"  # the string DescribeConfigs reports
+
+
+def test_topic_settings_refuse_a_read_of_the_wrong_type():
+    settings = TopicSettings()  # Kafka's defaults
+    assert settings.get_list("cleanup.policy") == ["delete"]
+    with pytest.raises(TypeError, match=r"cleanup\.policy is a LIST, not INT"):
+        settings.get_int("cleanup.policy")
+    with pytest.raises(TypeError, match=r"retention\.ms is a LONG, not BOOLEAN"):
+        settings.get_bool("retention.ms")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from logtools import build_batch
 
-from kstub.cluster.config import BrokerConfig, topic_config_value
+from kstub.cluster.config import BrokerConfig, TopicSettings, topic_config_value
 from kstub.cluster.retention import apply_retention
 
 T0 = 1_700_000_000_000
@@ -13,7 +13,7 @@ HOUR = 3_600_000
 
 def settings(**configs: str):
     values = {k.replace("_", "."): str(v) for k, v in configs.items()}
-    return lambda name: values.get(name) or topic_config_value(name, {}, BrokerConfig())
+    return TopicSettings(lambda name: values.get(name) or topic_config_value(name, {}, BrokerConfig()))
 
 
 def three_segments(make_log, timestamps=(T0, T0 + HOUR, T0 + 2 * HOUR)):

@@ -35,6 +35,7 @@ import pytest
 import zstandard
 
 from kstub.protocol import ErrorCode
+from kstub.protocol.primitives import write_varint as _varint
 
 from support.raw import RawClient
 
@@ -42,16 +43,6 @@ MIB = 1 << 20
 GIB = 1 << 30
 PEAK_RSS_LIMIT = 300 * MIB
 T0 = 1_700_000_000_000  # record timestamps
-
-
-def _varint(n: int) -> bytes:
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _record_head(key: bytes, value_len: int, offset_delta: int = 0) -> bytes:

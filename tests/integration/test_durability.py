@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from support.served import serve_command
 
 TIMEOUT = 60
 
@@ -50,19 +51,7 @@ class Server:
         self.runs += 1
         log = open(self.log_path(self.runs), "w")  # noqa: SIM115 (the child writes to it)
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kstub",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(self.data_dir),
-                *self.args,
-            ],
+            serve_command("--port", str(self.port), "--data-dir", str(self.data_dir), *self.args),
             stdout=log,
             stderr=log,
         )

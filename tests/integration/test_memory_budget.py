@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -26,6 +24,8 @@ from kafka import TopicPartition as KTopicPartition
 
 from kstub.cluster.spill import SpillingSegment
 from kstub.embedded import EmbeddedCluster
+
+from support.served import free_ports, serve_command
 
 TIMEOUT = 30
 BUDGET = 256 * 1024
@@ -227,24 +227,11 @@ def test_stopping_the_server_removes_the_spill_directory(tmp_path: Path):
 
 
 def test_kstub_serve_removes_its_spill_directory_on_sigterm(tmp_path: Path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_ports(1)
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kstub",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "-c",
-            "kstub.memory.budget.bytes=0",
-            "-c",
-            f"kstub.memory.spill.dir={tmp_path}",
-        ],
+        serve_command(
+            "--port", str(port), "-c", "kstub.memory.budget.bytes=0", "-c", f"kstub.memory.spill.dir={tmp_path}"
+        ),
         stderr=subprocess.PIPE,
         text=True,
     )

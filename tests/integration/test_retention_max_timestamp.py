@@ -18,19 +18,10 @@ from confluent_kafka import Producer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from kstub.protocol import ErrorCode
+from kstub.protocol.primitives import write_varint as _varint
 from kstub.protocol.records import RecordBatch, iter_records
 
 from support.raw import RawClient
-
-
-def _varint(n: int) -> bytes:
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def librdkafka_batch_without_timestamps(n: int) -> bytes:

@@ -39,6 +39,7 @@ from kstub.protocol.primitives import (
     VarLong,
     read_uvarint,
     write_uvarint,
+    write_varint,
     zigzag_decode,
     zigzag_encode,
 )
@@ -550,3 +551,21 @@ def test_codec_encode_errors_are_local() -> None:
         codec.encode({"items": [5]})
     with pytest.raises(LocalProtocolError):
         codec.encode({"tail": "not a uuid"})
+
+
+@pytest.mark.parametrize(
+    ("value", "bits", "raw"),
+    [
+        (0, 64, "00"),
+        (-1, 64, "01"),
+        (1, 64, "02"),
+        (-64, 64, "7f"),
+        (64, 64, "8001"),
+        (2**63 - 1, 64, "fe" + "ff" * 8 + "01"),
+        (-(2**63), 64, "ff" * 9 + "01"),
+        (-1, 32, "01"),
+        (-(2**31), 32, "ffffffff0f"),
+    ],
+)
+def test_signed_varint_known_bytes(value: int, bits: int, raw: str) -> None:
+    assert write_varint(value, bits) == bytes.fromhex(raw)

@@ -22,6 +22,7 @@ from kafka.record.memory_records import MemoryRecords
 
 from kstub.protocol import records as rec
 from kstub.protocol.errors import ErrorCode
+from kstub.protocol.primitives import write_varint as _zz
 from kstub.protocol.records import (
     BatchError,
     ProducedBatch,
@@ -810,16 +811,6 @@ def test_produced_batch_is_a_dataclass_with_the_documented_fields() -> None:
 
 
 # --- streaming walks, caps and the real max timestamp ---------------------------------------------
-
-
-def _zz(n: int) -> bytes:
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _raw_v2(payload: bytes, count: int, codec: int = NONE, *, base_ts: int = 0, max_ts: int = 0) -> bytes:

@@ -32,10 +32,15 @@ def free_ports(n: int) -> int:
     raise RuntimeError("no consecutive free ports")
 
 
+def serve_command(*args: str) -> list[str]:
+    """The command line of ``kstub serve`` on the loopback interface with `args`, run by this Python."""
+    return [sys.executable, "-m", "kstub", "serve", "--host", "127.0.0.1", *args]
+
+
 class Served:
     def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kstub", "serve", "--host", "127.0.0.1", *args],
+            serve_command(*args),
             stderr=subprocess.PIPE,
             text=True,
         )
