@@ -24,7 +24,7 @@ from .log import Log
 if TYPE_CHECKING:
     from .model import ClusterState, Partition, Topic
 
-from .log_files import LONG_MAX, DiskLogStorage, FileSegment, _segment_name, _write_all, recover_log, write_atomically
+from .log_files import LONG_MAX, DiskLogStorage, _segment_name, _write_all, recover_log, write_atomically
 from .storage import GroupOffsets, StateStore, replica_config
 
 log = logging.getLogger("kstub.storage")
@@ -100,7 +100,10 @@ class DiskStore(StateStore):
         if not isinstance(storage, DiskLogStorage):
             return
         offset = lg.log_end_offset
-        data = json.dumps({"offset": offset, "producers": partition.producers.snapshot()}).encode()
+        producers = lg.producers
+        data = json.dumps(
+            {"offset": offset, "producers": producers.snapshot(), "transactions": producers.txn_snapshot()}
+        ).encode()
         write_atomically(storage.directory / f"{_segment_name(offset)}.snapshot", data, fsync=False)
         snapshots = sorted(storage.directory.glob("*.snapshot"))
         for old in snapshots[:-2]:
@@ -333,27 +336,14 @@ class DiskStore(StateStore):
                 if offset > lg.log_end_offset:
                     snap.unlink()
                     continue
-                lg.producers.restore(json.loads(snap.read_text())["producers"])
+                doc = json.loads(snap.read_text())
+                lg.producers.restore(doc["producers"], doc.get("transactions"))
                 start = offset
                 break
             except (ValueError, KeyError, OSError):
                 log.warning("%s: unreadable producer snapshot; ignoring it", snap)
-        replayed = 0
-        for seg in lg.segments:
-            if not isinstance(seg, FileSegment) or seg.end_offset <= start:
-                continue
-            for i in range(seg.index_of(start), len(seg)):
-                header = seg.header(i)
-                if header is None or header.producer_id < 0:
-                    continue
-                lg.producers.record(
-                    header.producer_id,
-                    header.producer_epoch,
-                    header.base_sequence,
-                    header.last_offset_delta + 1,
-                    seg.bases[i],
-                )
-                replayed += 1
+        lg.producers.forget_aborted_before(lg.segments[0].base_offset)
+        replayed = lg.replay_producers(start)
         if replayed:
             log.info("%s: producer state rebuilt from %d batch(es)", name, replayed)
 

@@ -40,7 +40,8 @@ from collections.abc import Callable
 
 import trio
 
-from kstub.protocol.records import ProducedBatch, RecordBatch
+from kstub.protocol.records import BatchError, ProducedBatch, RecordBatch
+from kstub.protocol.records.control import read_marker
 
 from .config import TOPIC_CONFIGS
 from .epochs import LeaderEpochCache
@@ -146,9 +147,7 @@ class Log:
         batch.assign_offsets(base, leader_epoch)  # may replace batch.data (legacy magic 0 compressed)
         self._store(Chunk(base, last, batch.max_timestamp, leader_epoch, batch.data), now)
         if batch.producer_id >= 0:  # its producer fields were read when the batch was validated
-            self.producers.record(
-                batch.producer_id, batch.producer_epoch, batch.base_sequence, batch.offset_count, base
-            )
+            self.track_producer(RecordBatch(batch.data), base, batch.data)
         return base
 
     def append_chunk(self, chunk: Chunk) -> None:
@@ -158,7 +157,9 @@ class Log:
         now = self._clock()
         self._maybe_roll(chunk.size, chunk.max_timestamp, chunk.last_offset, now)
         self._store(chunk, now)
-        self._record_producer(batch_header(chunk.data), chunk.base_offset)
+        header = batch_header(chunk.data)
+        if header is not None and header.producer_id >= 0:
+            self.track_producer(header, chunk.base_offset, chunk.data)
 
     def _store(self, chunk: Chunk, now_ms: int) -> None:
         if not self.epochs or self.epochs[-1][0] != chunk.leader_epoch:
@@ -307,6 +308,8 @@ class Log:
             seg.delete()
         del self._segments[:count]
         del self._seg_bases[:count]
+        if count:  # the aborted transactions whose markers were in those segments go with them, as in Kafka
+            self.producers.forget_aborted_before(self._segments[0].base_offset)
 
     def delete_oldest_segments(self, count: int, reason: str) -> int:
         """Delete the `count` oldest segments (retention), rolling first if that is all of them.
@@ -372,25 +375,63 @@ class Log:
         self.storage.save_log_start(start_offset)
         self.producers = PartitionProducers()
 
-    # --- idempotent producers ----------------------------------------------------------
+    # --- idempotent and transactional producers ------------------------------------------
 
-    def _record_producer(self, header: RecordBatch | None, base_offset: int) -> None:
-        """Producer state from a stored batch's header (a follower's copy, a truncated log's rebuild)."""
-        if header is not None and header.producer_id >= 0:
-            self.producers.record(
-                header.producer_id,
-                header.producer_epoch,
-                header.base_sequence,
-                header.last_offset_delta + 1,
-                base_offset,
-            )
+    def track_producer(
+        self, header: RecordBatch, base_offset: int, data: bytes | bytearray | memoryview | None = None
+    ) -> None:
+        """Producer and transaction state from an appended batch of a producer (`data`: the whole batch,
+        needed for a control batch, whose marker is in its record; read from the log if not given)."""
+        if header.is_control:
+            if data is None:
+                data = self._batch_bytes(base_offset)
+            try:
+                marker = read_marker(RecordBatch(data)) if data is not None else None
+            except BatchError:  # not a marker kstub can read: Kafka would not have appended it
+                marker = None
+            if marker is not None:
+                self.producers.record_marker(
+                    marker.producer_id,
+                    marker.producer_epoch,
+                    marker.commit,
+                    marker.coordinator_epoch,
+                    base_offset,
+                    header.max_timestamp,
+                )
+            return
+        self.producers.record(
+            header.producer_id,
+            header.producer_epoch,
+            header.base_sequence,
+            header.last_offset_delta + 1,
+            base_offset,
+            timestamp=header.max_timestamp,
+            transactional=header.is_transactional,
+        )
+
+    def _batch_bytes(self, offset: int) -> bytes | bytearray | memoryview | None:
+        chunks = self.read(offset, 1, INT64_MAX)
+        return chunks[0].data if chunks and chunks[0].base_offset == offset else None
+
+    def replay_producers(self, start: int) -> int:
+        """Bring the producer state up to date from the batches at or after `start` (recovery); the count."""
+        replayed = 0
+        for seg in self._segments:
+            if seg.end_offset <= start:
+                continue
+            for i in range(seg.index_of(start), len(seg)):
+                header = seg.header(i)
+                if header is None or header.producer_id < 0:
+                    continue
+                data = seg.chunks(i, i + 1)[0].data if header.is_control else None
+                self.track_producer(header, seg.bases[i], data)
+                replayed += 1
+        return replayed
 
     def _rebuild_producers(self) -> None:
         """Producer state from the batch headers still in the log (Kafka reloads it after a truncation)."""
         self.producers = PartitionProducers()
-        for seg in self._segments:
-            for i in range(len(seg)):
-                self._record_producer(seg.header(i), seg.bases[i])
+        self.replay_producers(self.log_start_offset)
 
     # --- durability -------------------------------------------------------------------
 
