@@ -117,8 +117,13 @@ def test_marker_checks_producer_and_coordinator_epochs():
     assert p.log_end_offset == 2  # neither was written
     # a data batch of an older epoch is INVALID_PRODUCER_EPOCH (Kafka's answer since 2.7, not PRODUCER_FENCED)
     assert p.append([txn_batch(1, 10, 2, 1)], T0).error == ErrorCode.INVALID_PRODUCER_EPOCH
-    # after a marker, the epoch's next batch must start again at sequence 0
+    # within one epoch the sequence goes on across transactions
+    assert p.append([txn_batch(1, 10, 3, 2)], T0).error == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
     assert p.append([txn_batch(1, 10, 3, 1)], T0).error == ErrorCode.NONE
+    # a marker of a bumped epoch (transactions v2) leaves no sequence: the next batch starts at 0
+    end(p, 10, 4, commit=True, coordinator_epoch=5)
+    assert p.append([txn_batch(1, 10, 4, 2)], T0).error == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert p.append([txn_batch(1, 10, 4, 0)], T0).error == ErrorCode.NONE
 
 
 def test_non_transactional_write_inside_a_transaction_is_invalid_txn_state():
