@@ -25,9 +25,11 @@ past them (retention, DeleteRecords: `delete_oldest_segments`,
 `advance_start`) or by truncation on a follower, never because it was read.
 
 Each replica's log also keeps what Kafka keeps beside it: the leader epoch
-cache (`epoch_cache`, kstub/cluster/epochs.py: where each leader epoch began) and the idempotent producers'
-state, rebuilt from the log's own batch headers, so that a replica that
-becomes leader deduplicates exactly the batches it holds.
+cache (`epoch_cache`, kstub/cluster/epochs.py: where each leader epoch began) and the producers'
+state (kstub/cluster/producers.py: sequences and epochs, open transactions, the aborted
+transactions index), updated by every append and rebuilt from the log's own batches (a
+marker's control record read for its type), so that a replica that becomes leader
+deduplicates exactly the batches it holds and answers read_committed reads the same.
 """
 
 from __future__ import annotations

@@ -197,6 +197,14 @@ def test_an_open_then_aborted_transaction(pair: Pair, kstub_cluster: EmbeddedClu
             ),
         )
         assert produced["responses"][0]["partition_responses"][0]["base_offset"] == 2
+        # the producer's next batch without the transactional flag, inside its transaction
+        refused, _ = pair.compare(
+            0,
+            lambda side: produce_body(
+                topic, batch(1, producer_id=pids[side.name][0], epoch=pids[side.name][1], sequence=3, ts=T0)
+            ),
+        )
+        assert refused["responses"][0]["partition_responses"][0]["error_code"] == ErrorCode.INVALID_TXN_STATE
 
         # open: read_committed stops at the transaction's first offset
         committed = _compare_reads(pair, topic)
@@ -204,6 +212,7 @@ def test_an_open_then_aborted_transaction(pair: Pair, kstub_cluster: EmbeddedClu
         described = _describe(pair, topic)
         assert described[0]["active_producers"][0]["current_txn_start_offset"] == 2
         assert described[1]["error_code"] == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        pair.compare(DESCRIBE_PRODUCERS, {"topics": [{"name": pair.name("missing"), "partition_indexes": [0]}]})
 
         # aborted: the marker at 5, the transaction listed for read_committed fetches
         assert raw.end_txn(txn_id, *pids["kafka"], commit=False) == ErrorCode.NONE
