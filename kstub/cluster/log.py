@@ -249,6 +249,12 @@ class Log:
                 break
         return result
 
+    def batch_start(self, offset: int) -> int:
+        """The first offset of the batch holding `offset` (of the next batch if none does; `offset` past the end)."""
+        seg = self._segments[self.segment_index(offset)]
+        i = seg.index_of(offset)
+        return seg.bases[i] if i < len(seg) else offset
+
     def max_record_bytes(self) -> int:
         return int(self._config("max.decompressed.message.bytes"))
 

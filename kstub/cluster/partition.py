@@ -98,15 +98,20 @@ class Partition:
 
     @property
     def last_stable_offset(self) -> int:
-        """The LSO: the first offset of the earliest transaction not yet decided and replicated (never below
-        the log start), or the high watermark; read_committed consumers see the data below it (Kafka's
-        UnifiedLog.lastStableOffset)."""
+        """The LSO: the first offset of the earliest transaction not yet decided and replicated, or the high
+        watermark; read_committed consumers see the data below it (Kafka's UnifiedLog.lastStableOffset).
+
+        When the log start passed that offset (DeleteRecords, retention), Kafka moves it to the log start
+        as found in the log: the first offset of the batch that holds it, so the LSO may stay below the
+        log start.
+        """
         leader_log = self.leader_log
         hw = self.high_watermark
         first = leader_log.producers.first_unstable_offset(hw)
         if first is None:
             return hw
-        first = max(first, leader_log.log_start_offset)
+        if first < leader_log.log_start_offset:
+            first = leader_log.batch_start(leader_log.log_start_offset)
         return first if first < hw else hw
 
     @property

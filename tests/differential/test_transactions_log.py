@@ -252,3 +252,37 @@ def _coordinator_epoch(pair: Pair, topic: str) -> int:
             return producers[0].coordinator_epoch
         assert time.monotonic() < deadline, producers
         time.sleep(0.1)
+
+
+def test_delete_records_may_pass_an_open_transaction(pair: Pair) -> None:
+    """Kafka bounds DeleteRecords by the high watermark only: the log start may pass an open transaction's
+    first offset, and the last stable offset then stays at the log start until the transaction ends."""
+    topic = create(pair)
+    txn_id = pair.name("tx")
+    ours, theirs = _init(pair, txn_id)
+    pids = {"kstub": (ours.producer_id, ours.producer_epoch), "kafka": (theirs.producer_id, theirs.producer_epoch)}
+    raw = RawKafka(pair.kafka.conn.address)
+    try:
+        assert raw.add_partition(txn_id, *pids["kafka"], topic, 0) == ErrorCode.NONE
+        pair.compare(0, lambda side: produce_body(topic, txn_batch(*pids[side.name]), transactional_id=txn_id))
+        pair.compare(0, produce_body(topic, batch(2, ts=T0)))  # 3-4, plain
+        deleted, _ = pair.compare(
+            21, {"topics": [{"name": topic, "partitions": [{"partition_index": 0, "offset": 1}]}], "timeout_ms": 10000}
+        )
+        assert deleted["topics"][0]["partitions"][0]["low_watermark"] == 1
+        committed, _ = pair.compare(1, fetch_body(topic, 1, isolation_level=1))
+        # Kafka moves the LSO to the log start as found in the log: the first offset of its batch (0-2)
+        assert committed["responses"][0]["partitions"][0]["last_stable_offset"] == 0
+        pair.compare(1, fetch_body(topic, 1, isolation_level=0))
+        for isolation in (0, 1):
+            pair.compare(2, _list_offsets(topic, isolation))
+            pair.compare(2, _list_offsets(topic, isolation, timestamp=-2))
+        pair.compare(
+            21, {"topics": [{"name": topic, "partitions": [{"partition_index": 0, "offset": 4}]}], "timeout_ms": 10000}
+        )
+        committed, _ = pair.compare(1, fetch_body(topic, 4, isolation_level=1))
+        assert committed["responses"][0]["partitions"][0]["last_stable_offset"] == 3  # the plain batch 3-4
+        pair.compare(2, _list_offsets(topic, 1))
+        # the transaction is left open: Kafka aborts it after its timeout, on a topic no other test reads
+    finally:
+        raw.close()
