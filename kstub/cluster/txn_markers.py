@@ -81,7 +81,10 @@ async def write_marker(state: ClusterState, topic: str, partition: int, marker: 
     if result.error:
         raise ClusterError(result.error, f"marker {marker} refused by {p.name}")
     leader_epoch = p.leader_epoch
-    await state.store.after_produce([p], -1)
+    try:
+        await state.store.after_produce([p], -1)  # flush.messages, kstub.fsync.on.ack
+    except OSError as exc:
+        raise ClusterError(ErrorCode.KAFKA_STORAGE_ERROR, f"cannot sync the log of {p.name}: {exc}") from exc
     deadline = trio.current_time() + MARKER_TIMEOUT_MS / 1000
     (status,) = await await_commits([(p, result.end_offset, leader_epoch)], leader, deadline)
     if status != ErrorCode.NONE:

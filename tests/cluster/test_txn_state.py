@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kstub.cluster.config import BrokerConfig
+from kstub.cluster.config import TOPIC_CONFIGS, BrokerConfig
 from kstub.cluster.disk_store import DiskStore
 from kstub.cluster.log import Log
 from kstub.cluster.model import ClusterState
 from kstub.cluster.partition import Partition
+from kstub.cluster.spill import MemoryBudget, SpillingLogStorage
 from kstub.cluster.txn_markers import marker_batch
 from kstub.protocol import ErrorCode
 from kstub.protocol.records import ProducedBatch, read_produce_data
@@ -262,3 +263,22 @@ def test_reload_without_snapshot_replays_markers(tmp_path):
     p2 = c2.partition("t", 0)
     assert {r: _state(p2.logs[r]) for r in p2.replicas} == before
     c2.store.close(c2)
+
+
+def test_a_rebuild_reads_spilled_markers_back(tmp_path):
+    """The in-memory store spills old batches to files; a truncation's rebuild reads the markers back from them."""
+    budget = MemoryBudget(600, tmp_path / "spill")
+    lg = Log(config=lambda key: "1000" if key == "segment.bytes" else TOPIC_CONFIGS[key].default_string or "",
+             storage=SpillingLogStorage(budget, "t-0"))  # fmt: skip
+    for i in range(6):
+        b = txn_batch(2, 100 + i, 0, 0)
+        lg.append(b, 0)
+        marker = Marker(100 + i, 0, i % 2 == 0, 0)
+        lg.append(marker_batch(marker, T0), 0)
+    assert budget.spilled > 0
+    before = aborted(lg)
+    assert [t[0] for t in before] == [101, 103, 105]
+    lg.truncate_to(lg.log_end_offset - 1)  # the last marker goes: its transaction is open again
+    assert aborted(lg) == before[:-1]
+    assert lg.producers.open_transactions() == {105: 15}
+    budget.close()
