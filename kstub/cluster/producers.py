@@ -219,6 +219,12 @@ class PartitionProducers:
             del self._aborted[:n]
             del self._aborted_lasts[:n]
 
+    def has_ongoing_transaction(self, producer_id: int, epoch: int) -> bool:
+        """Whether the producer, at this epoch, has a transaction open here (Kafka's hasOngoingTransaction:
+        such a producer's next transactional batch needs no verification with the coordinator, KIP-890)."""
+        state = self._states.get(producer_id)
+        return state is not None and state.txn_first_offset >= 0 and state.epoch == epoch
+
     def open_transactions(self) -> dict[int, int]:
         """Producer id -> first offset of each open transaction, in offset order."""
         return dict(self._ongoing)

@@ -81,6 +81,9 @@ def test_lso_is_the_first_offset_of_the_earliest_open_transaction():
     append(p, txn_batch(1, 10, 0, 3))  # A goes on
     assert (p.high_watermark, p.last_stable_offset) == (8, first_a)
     assert p.leader_log.producers.open_transactions() == {10: 2, 11: 5}
+    producers = p.leader_log.producers
+    assert producers.has_ongoing_transaction(10, 0) and not producers.has_ongoing_transaction(10, 1)
+    assert not producers.has_ongoing_transaction(0, 0)
     assert end(p, 10, 0, commit=True) == 8
     assert p.last_stable_offset == 5  # B is still open
     end(p, 11, 0, commit=False)
