@@ -233,3 +233,46 @@ async def test_a_marker_waits_for_its_replication(mc):
                 mc.control.resume_replication(r)
         assert done == [2]
         assert (await fetch(c, 0, READ_COMMITTED)).last_stable_offset == 3
+
+
+async def test_a_marker_lost_with_its_leader_is_written_again_on_the_new_one(mc):
+    """The leader dies with a marker its followers never copied: the marker's write fails, the transaction is
+    open on the new leader (read_committed sees none of it) until the marker is written there; the old
+    leader, back, truncates its own copy and follows."""
+    p = mc.model.partition(TOPIC, 0)
+    old = leader_of(mc)
+    async with mc.connect(old) as c:
+        await produce(c, txn(2, 950, 0))  # 0-1
+    await wait_replicated(mc)
+    followers = [r for r in p.replicas if r != old]
+    for r in followers:
+        mc.control.pause_replication(r)
+    failed: list[ErrorCode] = []
+
+    async def end() -> None:
+        with pytest.raises(ClusterError) as info:
+            await write_marker(mc.model, TOPIC, 0, Marker(950, 0, False, 0))
+        failed.append(info.value.code)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(end)
+        while p.logs[old].log_end_offset < 3:
+            await trio.sleep(0.01)
+        await mc.control.kill_broker(old)
+        for r in followers:
+            mc.control.resume_replication(r)
+    assert failed == [ErrorCode.NOT_LEADER_OR_FOLLOWER]
+    while leader_of(mc) in (old, -1):
+        await trio.sleep(0.1)
+    async with mc.connect(leader_of(mc)) as c:
+        answer = await fetch(c, 0, READ_COMMITTED)
+        assert (answer.high_watermark, answer.last_stable_offset, offsets(answer)) == (2, 0, [])
+        assert await write_marker(mc.model, TOPIC, 0, Marker(950, 0, False, 0)) == 2
+        answer = await fetch(c, 0, READ_COMMITTED)
+        assert (answer.last_stable_offset, aborted(answer)) == (3, [(950, 0)])
+    await mc.control.start_broker(old)
+    await wait_replicated(mc)
+    for r in p.replicas:
+        producers = p.logs[r].producers
+        assert [tuple(t) for t in producers.aborted_transactions(0, 10)] == [(950, 0, 2)]
+        assert producers.open_transactions() == {}
