@@ -255,6 +255,11 @@ class Log:
         i = seg.index_of(offset)
         return seg.bases[i] if i < len(seg) else offset
 
+    def segment_end(self, offset: int) -> int:
+        """Where the segment holding `offset` ends: the next segment's base offset, or the log end."""
+        i = self.segment_index(offset) + 1
+        return self._seg_bases[i] if i < len(self._seg_bases) else self.log_end_offset
+
     def max_record_bytes(self) -> int:
         return int(self._config("max.decompressed.message.bytes"))
 

@@ -126,11 +126,7 @@ def _aborted_upper_bound(log: Log, chunks: list[Chunk], upper: int) -> int:
     those that overlap the batches they got.
     """
     end = chunks[-1].last_offset + 1
-    if end < upper:
-        return end
-    segments = log.segments
-    i = log.segment_index(chunks[-1].base_offset)
-    return segments[i + 1].base_offset if i + 1 < len(segments) else log.log_end_offset
+    return end if end < upper else log.segment_end(chunks[-1].base_offset)
 
 
 def max_response_bytes(ctx: Context, req: Container) -> int:
