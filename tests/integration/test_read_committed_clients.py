@@ -3,8 +3,8 @@
 The log is written as a transactional producer and its coordinator would
 write it, on three brokers with RF=3: plain records, two transactions
 interleaved (one aborted, one committed, markers written with `write_marker`)
-and a third left open. librdkafka (confluent-kafka), kafka-python and
-Kafka's Java console consumer then read it: with read_committed, exactly the
+and a third left open. librdkafka (confluent-kafka), kafka-python, aiokafka
+and Kafka's Java console consumer then read it: with read_committed, exactly the
 plain and committed records, in offset order, none of the open transaction's,
 no control record; with read_uncommitted, every data record.
 """
@@ -121,14 +121,44 @@ def _kafka_python(bootstrap: str, topic: str, isolation: str, expected: int) -> 
             for records in consumer.poll(500).values():
                 values += [r.value.decode() for r in records]
             if len(values) >= expected:
-                consumer.poll(500)  # nothing more comes
+                for records in consumer.poll(500).values():  # nothing more may come
+                    values += [r.value.decode() for r in records]
                 break
     finally:
         consumer.close()
     return values
 
 
-@pytest.mark.parametrize("client", [_confluent, _kafka_python], ids=["confluent-kafka", "kafka-python"])
+def _aiokafka(bootstrap: str, topic: str, isolation: str, expected: int) -> list[str]:
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def main() -> list[str]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation, enable_auto_commit=False)
+        await consumer.start()
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        values: list[str] = []
+        try:
+            for _ in range(40):
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    values += [r.value.decode() for r in records]
+                if len(values) >= expected:
+                    for records in (await consumer.getmany(timeout_ms=500)).values():  # nothing more may come
+                        values += [r.value.decode() for r in records]
+                    break
+        finally:
+            await consumer.stop()
+        return values
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    "client", [_confluent, _kafka_python, _aiokafka], ids=["confluent-kafka", "kafka-python", "aiokafka"]
+)
 @pytest.mark.parametrize(
     ("isolation", "expected"), [("read_committed", COMMITTED), ("read_uncommitted", EVERYTHING)]
 )  # fmt: skip
