@@ -285,3 +285,23 @@ def test_a_rebuild_reads_spilled_markers_back(tmp_path):
     assert aborted(lg) == before[:-1]
     assert lg.producers.open_transactions() == {105: 15}
     budget.close()
+
+
+def test_retention_may_pass_an_open_transaction():
+    """Kafka's retention is bounded by the high watermark only: segments holding an open transaction's start
+    may go; the LSO then is the first offset of the batch holding the new log start."""
+    c = ClusterState(BrokerConfig({}))
+    c.add_broker(0, "127.0.0.1", 9092)
+    c.create_topic("t", 1, 1, {"segment.bytes": "300"})
+    p = c.partition("t", 0)
+    lg = p.leader_log
+    first = append(p, txn_batch(2, 10, 0, 0))  # open from 0
+    for i in range(6):
+        append(p, txn_batch(2, 0, 0, 2 * i, transactional=False))
+    assert p.last_stable_offset == first == 0 and len(lg.segments) > 2
+    lg.delete_oldest_segments(2, "test")
+    start = lg.log_start_offset
+    assert start > first and lg.producers.open_transactions() == {10: 0}
+    assert p.last_stable_offset == lg.batch_start(start) == start  # segments start with a batch
+    end(p, 10, 0, commit=True)
+    assert p.last_stable_offset == p.high_watermark
