@@ -87,6 +87,7 @@ SLOW_PATHS = (
     "tests/integration/test_failover.py",
     "tests/integration/test_groups_clients.py",
     "tests/integration/test_memory_budget.py",
+    "tests/integration/test_read_committed_clients.py",
     "tests/integration/test_replication_readme.py",
 )
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .log import Log
-from .log_files import DiskLogStorage, FileSegment, recover_log
+from .log_files import DiskLogStorage, recover_log
 from .storage import replica_config
 
 if TYPE_CHECKING:
@@ -127,26 +127,13 @@ class DiskRecovery:
                 if offset > lg.log_end_offset:
                     snap.unlink()
                     continue
-                lg.producers.restore(json.loads(snap.read_text())["producers"])
+                doc = json.loads(snap.read_text())
+                lg.producers.restore(doc["producers"], doc.get("transactions"))
                 start = offset
                 break
             except (ValueError, KeyError, OSError):
                 log.warning("%s: unreadable producer snapshot; ignoring it", snap)
-        replayed = 0
-        for seg in lg.segments:
-            if not isinstance(seg, FileSegment) or seg.end_offset <= start:
-                continue
-            for i in range(seg.index_of(start), len(seg)):
-                header = seg.header(i)
-                if header is None or header.producer_id < 0:
-                    continue
-                lg.producers.record(
-                    header.producer_id,
-                    header.producer_epoch,
-                    header.base_sequence,
-                    header.last_offset_delta + 1,
-                    seg.bases[i],
-                )
-                replayed += 1
+        lg.producers.forget_aborted_before(lg.segments[0].base_offset)
+        replayed = lg.replay_producers(start)
         if replayed:
             log.info("%s: producer state rebuilt from %d batch(es)", name, replayed)

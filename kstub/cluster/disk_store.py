@@ -97,7 +97,10 @@ class DiskStore(DiskRecovery, DiskGroupOffsets, StateStore):
         if not isinstance(storage, DiskLogStorage):
             return
         offset = lg.log_end_offset
-        data = json.dumps({"offset": offset, "producers": partition.producers.snapshot()}).encode()
+        producers = lg.producers
+        data = json.dumps(
+            {"offset": offset, "producers": producers.snapshot(), "transactions": producers.txn_snapshot()}
+        ).encode()
         write_atomically(storage.directory / f"{_segment_name(offset)}.snapshot", data, fsync=False)
         snapshots = sorted(storage.directory.glob("*.snapshot"))
         for old in snapshots[:-2]:

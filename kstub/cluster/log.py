@@ -26,9 +26,11 @@ past them (retention, DeleteRecords: `delete_oldest_segments`,
 (kstub/cluster/log_removal.py). Syncing to disk is in kstub/cluster/log_durability.py.
 
 Each replica's log also keeps what Kafka keeps beside it: the leader epoch
-cache (`epoch_cache`, kstub/cluster/epochs.py: where each leader epoch began) and the idempotent producers'
-state, rebuilt from the log's own batch headers, so that a replica that
-becomes leader deduplicates exactly the batches it holds.
+cache (`epoch_cache`, kstub/cluster/epochs.py: where each leader epoch began) and the producers'
+state (kstub/cluster/producers.py: sequences and epochs, open transactions, the aborted
+transactions index), updated by every append and rebuilt from the log's own batches (a
+marker's control record read for its type), so that a replica that becomes leader
+deduplicates exactly the batches it holds and answers read_committed reads the same.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from collections.abc import Callable
 
 import trio
 
-from kstub.protocol.records import ProducedBatch, RecordBatch
+from kstub.protocol.records import BatchError, ProducedBatch, RecordBatch
+from kstub.protocol.records.control import read_marker
 
 from .config import TopicSettings
 from .epochs import LeaderEpochCache
@@ -131,9 +134,7 @@ class Log(LogRemoval, LogDurability):
         batch.assign_offsets(base, leader_epoch)  # may replace batch.data (legacy magic 0 compressed)
         self._store(Chunk(base, last, batch.max_timestamp, leader_epoch, batch.data), now)
         if batch.producer_id >= 0:  # its producer fields were read when the batch was validated
-            self.producers.record(
-                batch.producer_id, batch.producer_epoch, batch.base_sequence, batch.offset_count, base
-            )
+            self.track_producer(RecordBatch(batch.data), base, batch.data)
         return base
 
     def append_chunk(self, chunk: Chunk) -> None:
@@ -143,7 +144,9 @@ class Log(LogRemoval, LogDurability):
         now = self._clock()
         self._maybe_roll(chunk.size, chunk.max_timestamp, chunk.last_offset, now)
         self._store(chunk, now)
-        self._record_producer(batch_header(chunk.data), chunk.base_offset)
+        header = batch_header(chunk.data)
+        if header is not None and header.producer_id >= 0:
+            self.track_producer(header, chunk.base_offset, chunk.data)
 
     def _store(self, chunk: Chunk, now_ms: int) -> None:
         if not self.epochs or self.epochs[-1][0] != chunk.leader_epoch:
@@ -231,6 +234,17 @@ class Log(LogRemoval, LogDurability):
                 break
         return result
 
+    def batch_start(self, offset: int) -> int:
+        """The first offset of the batch holding `offset` (of the next batch if none does; `offset` past the end)."""
+        seg = self._segments[self.segment_index(offset)]
+        i = seg.index_of(offset)
+        return seg.bases[i] if i < len(seg) else offset
+
+    def segment_end(self, offset: int) -> int:
+        """Where the segment holding `offset` ends: the next segment's base offset, or the log end."""
+        i = self.segment_index(offset) + 1
+        return self._seg_bases[i] if i < len(self._seg_bases) else self.log_end_offset
+
     def max_record_bytes(self) -> int:
         return self._config.get_int("max.decompressed.message.bytes")
 
@@ -258,22 +272,60 @@ class Log(LogRemoval, LogDurability):
         """OffsetForLeaderEpoch on this log (see `LeaderEpochCache.end_offset_for`)."""
         return self.epoch_cache.end_offset_for(epoch, self.log_end_offset)
 
-    # --- idempotent producers ----------------------------------------------------------
+    # --- idempotent and transactional producers ------------------------------------------
 
-    def _record_producer(self, header: RecordBatch | None, base_offset: int) -> None:
-        """Producer state from a stored batch's header (a follower's copy, a truncated log's rebuild)."""
-        if header is not None and header.producer_id >= 0:
-            self.producers.record(
-                header.producer_id,
-                header.producer_epoch,
-                header.base_sequence,
-                header.last_offset_delta + 1,
-                base_offset,
-            )
+    def track_producer(
+        self, header: RecordBatch, base_offset: int, data: bytes | bytearray | memoryview | None = None
+    ) -> None:
+        """Producer and transaction state from an appended batch of a producer (`data`: the whole batch,
+        needed for a control batch, whose marker is in its record; read from the log if not given)."""
+        if header.is_control:
+            if data is None:
+                data = self._batch_bytes(base_offset)
+            try:
+                marker = read_marker(RecordBatch(data)) if data is not None else None
+            except BatchError:  # not a marker kstub can read: Kafka would not have appended it
+                marker = None
+            if marker is not None:
+                self.producers.record_marker(
+                    marker.producer_id,
+                    marker.producer_epoch,
+                    marker.commit,
+                    marker.coordinator_epoch,
+                    base_offset,
+                    header.max_timestamp,
+                )
+            return
+        self.producers.record(
+            header.producer_id,
+            header.producer_epoch,
+            header.base_sequence,
+            header.last_offset_delta + 1,
+            base_offset,
+            timestamp=header.max_timestamp,
+            transactional=header.is_transactional,
+        )
+
+    def _batch_bytes(self, offset: int) -> bytes | bytearray | memoryview | None:
+        chunks = self.read(offset, 1, INT64_MAX)
+        return chunks[0].data if chunks and chunks[0].base_offset == offset else None
+
+    def replay_producers(self, start: int) -> int:
+        """Bring the producer state up to date from the batches at or after `start` (recovery); the count."""
+        replayed = 0
+        for seg in self._segments:
+            if seg.end_offset <= start:
+                continue
+            for i in range(seg.index_of(start), len(seg)):
+                header = seg.header(i)
+                if header is None or header.producer_id < 0:
+                    continue
+                data = seg.chunks(i, i + 1)[0].data if header.is_control else None
+                self.track_producer(header, seg.bases[i], data)
+                replayed += 1
+        return replayed
 
     def _rebuild_producers(self) -> None:
-        """Producer state from the batch headers still in the log (Kafka reloads it after a truncation)."""
+        """Producer state from the batches still in the log (Kafka reloads it after a truncation)."""
         self.producers = PartitionProducers()
-        for seg in self._segments:
-            for i in range(len(seg)):
-                self._record_producer(seg.header(i), seg.bases[i])
+        self.replay_producers(self.log_start_offset)

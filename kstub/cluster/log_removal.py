@@ -57,6 +57,8 @@ class LogRemoval(LogState):
             seg.delete()
         del self._segments[:count]
         del self._seg_bases[:count]
+        if count:  # the aborted transactions whose markers were in those segments go with them, as in Kafka
+            self.producers.forget_aborted_before(self._segments[0].base_offset)
 
     def delete_oldest_segments(self, count: int, reason: str) -> int:
         """Delete the `count` oldest segments (retention), rolling first if that is all of them.

@@ -12,6 +12,7 @@ Leadership changes are the controller's (kstub/cluster/controller.py).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ import trio
 
 from kstub.protocol import ErrorCode
 from kstub.protocol.records import ProducedBatch
+from kstub.protocol.records.control import Marker
 
 from .config import TopicSettings
 from .log import Log
@@ -94,6 +96,24 @@ class Partition:
     @property
     def log_start_offset(self) -> int:
         return self.leader_log.log_start_offset
+
+    @property
+    def last_stable_offset(self) -> int:
+        """The LSO: the first offset of the earliest transaction not yet decided and replicated, or the high
+        watermark; read_committed consumers see the data below it (Kafka's UnifiedLog.lastStableOffset).
+
+        When the log start passed that offset (DeleteRecords, retention), Kafka moves it to the log start
+        as found in the log: the first offset of the batch that holds it, so the LSO may stay below the
+        log start.
+        """
+        leader_log = self.leader_log
+        hw = self.high_watermark
+        first = leader_log.producers.first_unstable_offset(hw)
+        if first is None:
+            return hw
+        if first < leader_log.log_start_offset:
+            first = leader_log.batch_start(leader_log.log_start_offset)
+        return first if first < hw else hw
 
     @property
     def log_end_offset(self) -> int:
@@ -189,13 +209,32 @@ class Partition:
         for batch in batches:
             if batch.producer_id >= 0:
                 verdict = leader_log.producers.check(
-                    batch.producer_id, batch.producer_epoch, batch.base_sequence, batch.offset_count
+                    batch.producer_id,
+                    batch.producer_epoch,
+                    batch.base_sequence,
+                    batch.offset_count,
+                    batch.is_transactional,
                 )
                 if verdict.error:
                     return AppendResult(verdict.error, -1)
                 if verdict.duplicate_of is not None:
                     end = verdict.duplicate_of + batch.offset_count
                     return AppendResult(ErrorCode.NONE, verdict.duplicate_of, append_time, end)
+        return self._append_checked(batches, now_ms, append_time)
+
+    def append_marker(self, batch: ProducedBatch, marker: Marker, now_ms: int) -> AppendResult:
+        """Append a transaction marker (a control batch) the coordinator wrote, after Kafka's checks of it."""
+        error = self.leader_log.producers.check_marker(
+            marker.producer_id, marker.producer_epoch, marker.coordinator_epoch
+        )
+        if error:
+            return AppendResult(error, -1)
+        log_append_time = self.config("message.timestamp.type") == "LogAppendTime"
+        return self._append_checked([batch], now_ms, now_ms if log_append_time else -1)
+
+    def _append_checked(self, batches: list[ProducedBatch], now_ms: int, append_time: int) -> AppendResult:
+        leader_log = self.leader_log
+        log_append_time = append_time >= 0
         leo_before = leader_log.log_end_offset
         first = -1
         for batch in batches:
@@ -307,3 +346,41 @@ class Partition:
                     st.last_fetch_leader_leo = -1
             self.advance_high_watermark()
         self.notify()
+
+
+async def await_commits(
+    appends: Sequence[tuple[Partition, int, int]], broker_id: int, deadline: float
+) -> list[ErrorCode]:
+    """Wait until each acks=all append (partition, end offset, leader epoch of the append) made on
+    `broker_id` is committed or fails (`Partition.commit_status`), on one event that the partitions'
+    high watermark and leadership changes set, as Kafka's DelayedProduce; each append's final code
+    (REQUEST_TIMED_OUT for those still waiting at `deadline`, in trio time)."""
+    results: list[ErrorCode | None] = [None] * len(appends)
+    waiting = list(range(len(appends)))
+    while True:
+        still = []
+        for i in waiting:
+            partition, end_offset, leader_epoch = appends[i]
+            status = partition.commit_status(end_offset, broker_id, leader_epoch)
+            if status is None:
+                still.append(i)
+            else:
+                results[i] = status
+        waiting = still
+        if not waiting:
+            break
+        if trio.current_time() >= deadline:
+            for i in waiting:
+                results[i] = ErrorCode.REQUEST_TIMED_OUT
+            break
+        event = trio.Event()
+        partitions = [appends[i][0] for i in waiting]
+        for partition in partitions:
+            partition.add_waiter(event)
+        try:
+            with trio.move_on_at(deadline):
+                await event.wait()
+        finally:
+            for partition in partitions:
+                partition.remove_waiter(event)
+    return [r if r is not None else ErrorCode.REQUEST_TIMED_OUT for r in results]

@@ -5,6 +5,7 @@ from . import (  # noqa: F401  (imported to register their handlers)
     cluster_info,
     configs,
     coordinator,
+    describe_producers,
     elections,
     fetch,
     groups,

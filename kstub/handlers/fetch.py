@@ -8,7 +8,12 @@ with data always gets at least one whole batch (Kafka's rule since v3). The
 response's max bytes is the request's, capped by the broker's fetch.max.bytes
 (55 MiB by default), and min_bytes by that; unlike Kafka, which cuts the last
 batch short at the limit, only whole batches are sent. Only offsets below the
-high watermark are visible.
+high watermark are visible; under read_committed (isolation_level 1), only
+those below the last stable offset (LSO: the first offset of the earliest
+transaction still open, see kstub/cluster/producers.py), with the aborted
+transactions that overlap the data read (producer id, first offset) so that the
+client drops their records. Every answer carries the LSO, whatever the
+isolation level, as Kafka's does.
 
 If fewer than min_bytes are ready, the request waits on a Trio event that the
 partitions' high watermark moves (and leadership changes) set, until
@@ -23,7 +28,9 @@ from __future__ import annotations
 import trio
 from construct import Container
 
+from kstub.cluster.log import Log
 from kstub.cluster.model import ClusterError, Partition
+from kstub.cluster.segments import Chunk
 from kstub.protocol import ApiKey, ErrorCode
 
 from .base import Body, Context, handles, unique_partitions
@@ -80,22 +87,46 @@ def _read(p: Partition, fp: Container, budget: int, min_one: bool, read_committe
     if not log.log_start_offset <= fp.fetch_offset <= log.log_end_offset:
         # Kafka answers a read error without watermarks
         return _error_partition(fp.partition, ErrorCode.OFFSET_OUT_OF_RANGE), 0
+    lso = p.last_stable_offset
+    upper = lso if read_committed else hw
     limit = min(fp.partition_max_bytes, budget)
-    chunks = log.read(fp.fetch_offset, limit, hw, min_one=min_one)
+    chunks = log.read(fp.fetch_offset, limit, upper, min_one=min_one)
     size = sum(c.size for c in chunks)
     end = chunks[-1].last_offset + 1 if chunks else fp.fetch_offset
-    if end < hw:  # more data below the high watermark: Kafka's byte range was cut at the limit
+    if end < upper:  # more data below the bound: Kafka's byte range was cut at the limit
         size = max(size, limit)
+    aborted = None
+    if read_committed:
+        aborted = (
+            [
+                {"producer_id": t.producer_id, "first_offset": t.first_offset}
+                for t in log.producers.aborted_transactions(fp.fetch_offset, _aborted_upper_bound(log, chunks, upper))
+            ]
+            if chunks
+            else []
+        )
     return {
         "partition_index": fp.partition,
         "error_code": ErrorCode.NONE,
         "high_watermark": hw,
-        "last_stable_offset": hw,
+        "last_stable_offset": lso,
         "log_start_offset": log.log_start_offset,
-        "aborted_transactions": [] if read_committed else None,
+        "aborted_transactions": aborted,
         "preferred_read_replica": -1,
         "records": [c.data for c in chunks],
     }, size
+
+
+def _aborted_upper_bound(log: Log, chunks: list[Chunk], upper: int) -> int:
+    """Where Kafka stops looking for aborted transactions for a read: past the data read when the byte
+    limit cut it, else the end of the segment read from (the next segment's base, or the log end).
+
+    Kafka finds the bound in the segment's sparse offset index (the first entry past the bytes read, or
+    the segment's end), so it may list aborted transactions beyond the data it returns; clients use only
+    those that overlap the batches they got.
+    """
+    end = chunks[-1].last_offset + 1
+    return end if end < upper else log.segment_end(chunks[-1].base_offset)
 
 
 def max_response_bytes(ctx: Context, req: Container) -> int:

@@ -38,9 +38,10 @@ _T = TypeVar("_T")
 LATEST = -1
 EARLIEST = -2
 MAX_TIMESTAMP = -3
+READ_COMMITTED = 1
 
 
-async def _lookup(ctx: Context, topic: str, lp: Container) -> Body:
+async def _lookup(ctx: Context, topic: str, lp: Container, req_isolation: int) -> Body:
     target = resolve(ctx, topic, lp.partition_index, lp.current_leader_epoch)
     if isinstance(target, ErrorCode):
         return {"partition_index": lp.partition_index, "error_code": target, "old_style_offsets": []}
@@ -54,14 +55,16 @@ async def _lookup(ctx: Context, topic: str, lp: Container) -> Body:
     log = p.leader_log
     ts = lp.timestamp
     timestamp, epoch = -1, p.leader_epoch
+    # the last offset a consumer of this isolation level may fetch (Kafka's lastFetchableOffset)
+    fetchable = p.last_stable_offset if req_isolation == READ_COMMITTED else p.high_watermark
     if ts == LATEST:
-        offset = p.high_watermark
+        offset = fetchable
     elif ts == EARLIEST:
         offset = log.log_start_offset
         epoch = log.epoch_at(offset) if offset < log.log_end_offset else p.leader_epoch
     elif (ts == MAX_TIMESTAMP and ctx.api_version >= 7) or ts >= 0:
         try:
-            found = await (_max_timestamp(log, p.high_watermark) if ts < 0 else _find(log, ts, p.high_watermark))
+            found = await (_max_timestamp(log, fetchable) if ts < 0 else _find(log, ts, fetchable))
         except BatchError as exc:
             return {"partition_index": lp.partition_index, "error_code": exc.code, "old_style_offsets": []}
         offset, timestamp = found if found else (-1, -1)
@@ -116,11 +119,13 @@ def _duplicate(lp: Container) -> Body:
 @handles(ApiKey.LIST_OFFSETS)
 async def list_offsets(ctx: Context, req: Container) -> Body:
     # a partition asked more than once is answered once, with INVALID_REQUEST, as Kafka does
+    isolation = req.isolation_level if ctx.api_version >= 2 else 0
     counts = Counter((t.name, lp.partition_index) for t in req.topics for lp in t.partitions)
     topics = []
     for name, parts in unique_partitions(req.topics, "name", "partitions", "partition_index"):
         answers = [
-            _duplicate(lp) if counts[(name, lp.partition_index)] > 1 else await _lookup(ctx, name, lp) for lp in parts
+            _duplicate(lp) if counts[(name, lp.partition_index)] > 1 else await _lookup(ctx, name, lp, isolation)
+            for lp in parts
         ]
         topics.append({"name": name, "partitions": answers})
     return {"throttle_time_ms": 0, "topics": topics}

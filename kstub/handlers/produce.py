@@ -36,6 +36,7 @@ import trio
 from construct import Container
 
 from kstub.cluster.model import ClusterError, Partition
+from kstub.cluster.partition import await_commits
 from kstub.protocol import ApiKey, ErrorCode
 from kstub.protocol.records import BatchError, inflates_on_read, iter_records, read_produce_data
 
@@ -239,30 +240,10 @@ def _has_transactional_records(data: Container) -> bool:
 async def _await_commit(ctx: Context, pending: list[_Pending], timeout_ms: int) -> None:
     """Wait until each pending append is committed (or fails); bodies get their final error."""
     deadline = trio.current_time() + max(timeout_ms, 0) / 1000
-    while True:
-        waiting = []
-        for entry in pending:
-            status = entry.partition.commit_status(entry.end_offset, ctx.node_id, entry.leader_epoch)
-            if status is None:
-                waiting.append(entry)
-            elif status != ErrorCode.NONE:
-                entry.body.update(error_code=status, base_offset=-1, error_message=None)
-        pending = waiting
-        if not pending:
-            return
-        if trio.current_time() >= deadline:
-            for entry in pending:
-                entry.body.update(error_code=ErrorCode.REQUEST_TIMED_OUT, base_offset=-1, error_message=None)
-            return
-        event = trio.Event()
-        for entry in pending:
-            entry.partition.add_waiter(event)
-        try:
-            with trio.move_on_at(deadline):
-                await event.wait()
-        finally:
-            for entry in pending:
-                entry.partition.remove_waiter(event)
+    appends = [(entry.partition, entry.end_offset, entry.leader_epoch) for entry in pending]
+    for entry, status in zip(pending, await await_commits(appends, ctx.node_id, deadline), strict=True):
+        if status != ErrorCode.NONE:
+            entry.body.update(error_code=status, base_offset=-1, error_message=None)
 
 
 @handles(ApiKey.PRODUCE)

@@ -94,6 +94,7 @@ async def test_api_versions_advertises_exactly_the_implemented_ranges(raw):
         50: (0, 0),
         51: (0, 0),
         60: (0, 1),
+        61: (0, 0),
         75: (0, 0),
     }
 

@@ -277,6 +277,14 @@ def java_tools(bootstrap: str) -> None:
     run_tool("kafka-configs", [*b, "--describe", *user])
 
 
+def java_transactions_tool(bootstrap: str) -> None:
+    """kafka-transactions (the pinned jars): DescribeProducers."""
+    from kstub.compat.realkafka import run_tool
+
+    run_tool("kafka-transactions", ["--bootstrap-server", bootstrap, "describe-producers", "--topic", TOPIC,
+                                    "--partition", "0"])  # fmt: skip
+
+
 def confluent_sasl(bootstrap: str) -> None:
     """SaslHandshake, SaslAuthenticate and DescribeUserScramCredentials from librdkafka (a SASL_PLAINTEXT cluster)."""
     from confluent_kafka.admin import AdminClient
@@ -300,6 +308,7 @@ STEPS: list[tuple[str, Callable[[str], None]]] = [
     ("aiokafka-consumer", aiokafka_consumer),
     ("java-consumer", java_consumer),
     ("java-tools", java_tools),
+    ("java-transactions-tool", java_transactions_tool),
 ]
 
 #: steps run against a second cluster, whose one listener is SASL_PLAINTEXT (user corpus, password corpus-secret)
