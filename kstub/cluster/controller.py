@@ -193,6 +193,7 @@ class Controller:
         partitions, which moves group coordinators back (not in the list returned)."""
         if partitions is None:
             self.cluster.groups.elect_preferred()
+            self.cluster.transactions.elect_preferred()
         moved = []
         for p in list(self.cluster.iter_partitions()) if partitions is None else partitions:
             preferred = p.replicas[0]

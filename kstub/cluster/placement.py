@@ -39,8 +39,10 @@ class OffsetsPartitions:
     as {partition: new leader}.
     """
 
-    def __init__(self, cluster: ClusterState) -> None:
+    def __init__(self, cluster: ClusterState, count_setting: str = "offsets.topic.num.partitions") -> None:
         self.cluster = cluster
+        #: the setting that counts the partitions (``transaction.state.log.num.partitions`` for transactions)
+        self.count_setting = count_setting
         self._leaders: dict[int, int] = {}
         self._brokers: tuple[int, ...] = ()
 
@@ -61,7 +63,7 @@ class OffsetsPartitions:
         ids = tuple(sorted(self.cluster.brokers))
         if ids != self._brokers:
             self._brokers = ids
-            count = self.cluster.config["offsets.topic.num.partitions"]
+            count = self.cluster.config[self.count_setting]
             self._leaders = {k: self._first_live(k, also_alive) for k in range(count)}
         return self._leaders
 
