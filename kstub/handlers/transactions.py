@@ -40,9 +40,9 @@ def _add_one(
     partitions = [(t.name, p) for t in topics for p in t.partitions]
     coordinator = ctx.cluster.transactions
     unknown = [tp for tp in partitions if ctx.cluster.partition(*tp) is None]
-    if unknown:
-        return {tp: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if tp in unknown else ErrorCode.OPERATION_NOT_ATTEMPTED
-                for tp in partitions}  # fmt: skip
+    if unknown:  # Kafka answers the unknown ones first, then the others as not attempted
+        errors = dict.fromkeys(unknown, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        return errors | {tp: ErrorCode.OPERATION_NOT_ATTEMPTED for tp in partitions if tp not in errors}
     error = coordinator.check_coordinator(tid, ctx.node_id) if tid else None
     if error is not None:
         return dict.fromkeys(partitions, error)
