@@ -256,7 +256,7 @@ def test_add_offsets_to_txn(pair: Pair) -> None:
         return {"transactional_id": tid, "producer_id": pid, "producer_epoch": epoch, "group_id": group}
 
     pair.compare(ADD_OFFSETS, body)
-    ours, theirs = _describe(pair, tid)
+    ours, _ = _describe(pair, tid)
     assert ours["transaction_states"][0]["topics"][0]["topic"] == "__consumer_offsets"
     pair.compare(ADD_OFFSETS, lambda side: body(side) | {"producer_epoch": side.state[tid][1] + 1})
     pair.compare(END, _end(tid, False), version=4)
