@@ -80,8 +80,12 @@ async def test_api_versions_advertises_exactly_the_implemented_ranges(raw):
         19: (0, 7),
         20: (0, 6),
         21: (0, 2),
-        22: (0, 4),
+        22: (0, 5),
         23: (0, 4),
+        24: (0, 5),
+        25: (0, 4),
+        26: (0, 5),
+        28: (0, 5),
         32: (0, 4),
         33: (0, 2),
         35: (0, 4),
@@ -94,6 +98,8 @@ async def test_api_versions_advertises_exactly_the_implemented_ranges(raw):
         50: (0, 0),
         51: (0, 0),
         60: (0, 1),
+        65: (0, 0),
+        66: (0, 2),
         75: (0, 0),
     }
 

@@ -525,7 +525,6 @@ class TransactionCoordinator:
         unknown = sorted(s for s in wanted_states if s not in known)
         pids = set(producer_ids)
         regex = re.compile(pattern) if pattern else None
-        now_ms = self._now_ms()
         out = []
         for tid, txn in self.txns.items():
             if txn.state is TxnState.DEAD or self.check_coordinator(tid, node_id) is not None:
@@ -534,12 +533,20 @@ class TransactionCoordinator:
                 continue
             if pids and txn.producer_id not in pids:
                 continue
-            if duration_ms >= 0 and now_ms - txn.start_ms <= duration_ms:
+            if duration_ms >= 0 and self._running_ms(txn) <= duration_ms:
                 continue
             if regex is not None and not regex.fullmatch(tid):
                 continue
             out.append(txn)
         return unknown, out
+
+    def _running_ms(self, txn: TransactionMetadata) -> float:
+        """How long the id's transaction has run (the timers' clock); as in Kafka, without one (start time -1)
+        an id counts as running since the epoch."""
+        timing = self._timing.get(txn.transactional_id)
+        if txn.start_ms < 0 or timing is None:
+            return math.inf
+        return (self.now() - timing.started) * 1000
 
     def abort(self, transactional_id: str) -> ErrorCode:
         """Abort an ongoing transaction from outside (kstub txn abort): fence its producer as a timeout does."""
