@@ -200,3 +200,33 @@ def test_send_offsets_to_transaction_commits_offsets_with_the_transaction(kstub_
     committed = consumer.committed([TopicPartition(source, k) for k in range(3)], 10)
     assert [(tp.partition, tp.offset) for tp in committed] == [(0, 2), (1, 2), (2, 2)]
     consumer.close()
+
+
+@pytest.mark.kstub(brokers=3, config={"replica.lag.time.max.ms": "2000", "broker.session.timeout.ms": "1500"})
+@pytest.mark.parametrize("how", ["stop", "kill"])
+def test_the_coordinators_broker_fails_while_a_transaction_is_open(kstub_cluster, how):
+    """The coordinator's broker stops (or is killed: replaced after its session times out) mid-transaction:
+    the producer finds the new coordinator and commits; every partition gets its marker."""
+    kc = kstub_cluster
+    bootstrap = kc.bootstrap_servers
+    topic = f"txn-{uuid.uuid4().hex[:8]}"
+    create_topic(kc, topic, partitions=3, rf=3)
+    tid = f"tid-{uuid.uuid4().hex[:8]}"
+    p = _producer(bootstrap, tid)
+    p.init_transactions(30)
+    p.begin_transaction()
+    for i in range(6):
+        p.produce(topic, f"v{i}".encode(), partition=i % 3)
+    assert p.flush(30) == 0
+    old = kc.call(lambda: kc.cluster.transactions.coordinator_for(tid).node_id)
+    getattr(kc.control, f"{how}_broker")(old)
+    wait_until(kc, lambda: kc.cluster.transactions.coordinator_for(tid).node_id != old, what="a new coordinator")
+    p.commit_transaction(60)
+    wait_until(kc, lambda: kc.cluster.transactions.get(tid).state.value == "CompleteCommit", what="commit")
+    state = _describe(kc, tid)
+    assert state.transaction_state == "CompleteCommit"
+    for partition, by_broker in _markers(kc, topic).items():
+        live = {b: found for b, found in by_broker.items() if b != old}
+        assert all([m.commit for m in found] == [True] for found in live.values()), (partition, by_broker)
+    got = _consume_all(bootstrap, topic, 6)
+    assert sorted(got) == sorted(f"v{i}".encode() for i in range(6))
