@@ -215,4 +215,5 @@ class Controller:
             if not_led and len(not_led) / len(partitions) > threshold:
                 moved += self.elect_preferred(not_led)
         self.cluster.groups.rebalance_if_imbalanced(threshold)
+        self.cluster.transactions.rebalance_if_imbalanced(threshold)
         return moved

@@ -27,6 +27,12 @@ def java_string_hash(s: str) -> int:
     return h - (1 << 32) if h & 0x80000000 else h
 
 
+def kafka_abs(n: int) -> int:
+    """Kafka's Utils.abs: the absolute value, 0 for Integer.MIN_VALUE (partitionFor of groups and transactional
+    ids: not a mask of the sign bit, which places a negative hash elsewhere)."""
+    return 0 if n == -(2**31) else abs(n)
+
+
 class OffsetsPartitions:
     """The leaders of the __consumer_offsets partitions, elected as the controller elects any leader.
 

@@ -256,8 +256,11 @@ def test_add_offsets_to_txn(pair: Pair) -> None:
         return {"transactional_id": tid, "producer_id": pid, "producer_epoch": epoch, "group_id": group}
 
     pair.compare(ADD_OFFSETS, body)
+    # a group whose id hashes negative: Kafka places it by the hash's absolute value
+    pair.compare(ADD_OFFSETS, lambda side: body(side) | {"group_id": "d081522d2-g1"})
     ours, _ = _describe(pair, tid)
     assert ours["transaction_states"][0]["topics"][0]["topic"] == "__consumer_offsets"
+    assert 39 in ours["transaction_states"][0]["topics"][0]["partitions"]  # -286202439: abs, not masked
     pair.compare(ADD_OFFSETS, lambda side: body(side) | {"producer_epoch": side.state[tid][1] + 1})
     pair.compare(END, _end(tid, False), version=4)
     _wait_complete(pair, tid)

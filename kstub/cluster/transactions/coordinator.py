@@ -55,7 +55,7 @@ import trio
 from kstub.protocol import ErrorCode
 from kstub.protocol.records.control import Marker
 
-from ..placement import OffsetsPartitions, java_string_hash
+from ..placement import OffsetsPartitions, java_string_hash, kafka_abs
 from .state import (
     NO_PRODUCER_EPOCH,
     NO_PRODUCER_ID,
@@ -119,7 +119,7 @@ class TransactionCoordinator:
 
     def partition_for(self, transactional_id: str) -> int:
         count = self.cluster.config["transaction.state.log.num.partitions"]
-        return (java_string_hash(transactional_id) & 0x7FFFFFFF) % count
+        return kafka_abs(java_string_hash(transactional_id)) % count
 
     def coordinator_for(self, transactional_id: str) -> Broker | None:
         leader = self.state_partitions.leader(self.partition_for(transactional_id))
@@ -148,6 +148,12 @@ class TransactionCoordinator:
     def elect_preferred(self) -> int:
         moved = self.state_partitions.elect_preferred()
         self._moved(moved, "preferred leader election")
+        return len(moved)
+
+    def rebalance_if_imbalanced(self, threshold: float) -> int:
+        """The __transaction_state partitions' share of the controller's auto leader rebalance."""
+        moved = self.state_partitions.rebalance_if_imbalanced(threshold)
+        self._moved(moved, "auto leader rebalance")
         return len(moved)
 
     def _moved(self, moved: dict[int, int], why: str) -> None:
@@ -260,8 +266,6 @@ class TransactionCoordinator:
         txn = self.get(transactional_id)
         if txn is None:
             raise TxnError(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
-        if transactional_id in self._completing and not txn.state.completing:
-            raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
         if txn.producer_id != producer_id:
             raise TxnError(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
         if txn.producer_epoch != producer_epoch:
@@ -370,8 +374,6 @@ class TransactionCoordinator:
         txn = self.get(transactional_id)
         if txn is None:
             return EndResult(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
-        if transactional_id in self._completing and not txn.state.completing:
-            return EndResult(ErrorCode.CONCURRENT_TRANSACTIONS)
         s = txn.state
         want = TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT
         done = TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT
