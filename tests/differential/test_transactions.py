@@ -310,3 +310,44 @@ def _wait_complete(pair: Pair, tid: str) -> None:
                 break
             assert time.monotonic() < deadline, f"{side.name}: {tid} still {state.transaction_state}"
             time.sleep(0.05)
+
+
+def _txn_records(producer_id: int, epoch: int, sequence: int = 0) -> bytes:
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=0,
+        is_transactional=True,
+        producer_id=producer_id,
+        producer_epoch=epoch,
+        base_sequence=sequence,
+        batch_size=1 << 30,
+    )
+    builder.append(0, timestamp=1_700_000_000_000, key=b"k", value=b"v", headers=[])
+    return bytes(builder.build())
+
+
+def test_transactional_produce_is_verified(pair: Pair) -> None:
+    """KIP-890 part 1: a transactional Produce to a partition not added to the transaction, or with a fenced
+    epoch, is refused by the partition leader after asking the coordinator."""
+    tid = pair.name("tid")
+    topic = create(pair, partitions=2)
+    _start(pair, tid)
+    pair.compare(ADD_PARTITIONS, _add(tid, topic, [0]), version=3)
+
+    def produce(partition: int, epoch_delta: int = 0, sequence: int = 0):
+        def body(side: Side) -> dict:
+            pid, epoch = side.state[tid]
+            records = _txn_records(pid, epoch + epoch_delta, sequence)
+            data = [{"name": topic, "partition_data": [{"index": partition, "records": records}]}]
+            return {"transactional_id": tid, "acks": -1, "timeout_ms": 10000, "topic_data": data}
+
+        return body
+
+    pair.compare(0, produce(1), version=9, ignore=("log_start_offset",))  # never added: INVALID_TXN_STATE
+    pair.compare(0, produce(0), version=9)  # added: appended
+    pair.compare(END, _end(tid, False), version=4)
+    _wait_complete(pair, tid)
+    _init(pair, tid)  # a new epoch: the old one is fenced
+    pair.compare(0, produce(0, sequence=1), version=9, ignore=("log_start_offset",))
