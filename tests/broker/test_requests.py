@@ -62,7 +62,7 @@ async def test_api_versions_advertises_exactly_the_implemented_ranges(raw):
     body = await raw.request(18, 3, {"client_software_name": "kstub-test", "client_software_version": "1"})
     ranges = {k.api_key: (k.min_version, k.max_version) for k in body.api_keys}
     assert ranges == {
-        0: (0, 9),
+        0: (0, 12),
         1: (0, 12),
         2: (0, 7),
         3: (0, 12),

@@ -2,7 +2,9 @@
 
 tests/integration/java/TxnProducer.java commits across 3 partitions, aborts,
 and is fenced by a second instance with the same transactional.id; the
-coordinator's states and the markers on every replica are asserted here.
+coordinator's states and the markers on every replica are asserted here, with
+transactions v2 in use (the client's choice, from ApiVersions' finalized
+transaction.version).
 Without java (or the jars) the test skips, saying so; under CI it fails.
 """
 
@@ -50,6 +52,9 @@ def test_java_producer_commits_aborts_and_is_fenced(kstub_cluster):
     assert result.returncode == 0, result.stderr[-4000:]
     assert result.stdout.split("\n")[:4] == ["committed", "aborted", "fenced", "second committed"], result.stdout
     wait_until(kc, lambda: kc.cluster.transactions.get(tid).state.value == "CompleteCommit", what="commit")
+    # transactions v2 (KIP-890 part 2): kstub finalizes transaction.version 2 as Kafka 4.4 does, so the client
+    # adds partitions by producing (Produce v12) and ends with EndTxn v5, which bumps the epoch every time
+    assert kc.call(lambda: kc.cluster.transactions.get(tid).client_version) == 2
 
     def marks() -> dict[int, set[tuple[bool, ...]]]:
         out = {}
