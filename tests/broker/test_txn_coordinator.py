@@ -509,3 +509,27 @@ async def test_init_while_ongoing_fences_the_open_transaction(cluster, raw, auto
     answer = await t.init()
     assert (answer.error_code, answer.producer_epoch) == (ErrorCode.NONE, old_epoch + 2)
     assert [(m.producer_epoch, m.commit) for m in markers(cluster.model, "tf", 0)] == [(old_epoch + 1, False)]
+
+
+async def test_an_exhausted_epoch_moves_to_a_new_producer_id(cluster, raw, autojump_clock):
+    """Kafka keeps Short.MAX_VALUE for fencing: from epoch 32766, InitProducerId (and transactions v2's EndTxn)
+    hand out a new producer id at epoch 0."""
+    await create_topic(raw, "tx", 1)
+    t = Txn(raw, "tid-exhausted")
+    await t.init()
+    first_pid = t.pid
+    cluster.model.transactions.get(t.tid).producer_epoch = 32766
+    answer = await t.init()
+    assert (answer.error_code, answer.producer_epoch) == (ErrorCode.NONE, 0) and answer.producer_id != first_pid
+    second_pid = t.pid
+    await t.add("tx", [0])
+    cluster.model.transactions.get(t.tid).producer_epoch = t.epoch = 32766
+    ended = await t.end(True, version=5)
+    assert (ended.error_code, ended.producer_epoch) == (ErrorCode.NONE, 0) and ended.producer_id not in (
+        first_pid,
+        second_pid,
+    )
+    state = await until_state(t, "CompleteCommit")
+    assert (state.producer_id, state.producer_epoch) == (ended.producer_id, 0)
+    # the marker carries the old id at the fencing epoch
+    assert [(m.producer_id, m.producer_epoch) for m in markers(cluster.model, "tx", 0)] == [(second_pid, 32767)]

@@ -186,8 +186,9 @@ class TransactionCoordinator:
         self.poke()
 
     def save(self) -> None:
-        """Write every id's state to the store (--data-dir; memory keeps nothing)."""
-        self.cluster.store.save_transactions([t.to_json() for t in self.txns.values()])
+        """Write every id's state to the store (--data-dir; memory keeps nothing, so nothing is built for it)."""
+        if self.cluster.store.data_dir is not None:
+            self.cluster.store.save_transactions([t.to_json() for t in self.txns.values()])
 
     def restore(self, saved: Iterable[dict]) -> None:
         """Ids a previous run left (--data-dir); prepared transactions complete when `run` starts."""
@@ -436,6 +437,7 @@ class TransactionCoordinator:
         if client_version >= 2:
             if txn.epoch_exhausted:
                 txn.next_producer_id = self.cluster.producer_ids.allocate()
+                self.cluster.store.save_producer_ids(self.cluster)
             txn.last_producer_epoch = txn.producer_epoch
             txn.producer_epoch += 1
         if no_partition_added:
