@@ -2,7 +2,9 @@
 
 confluent-kafka's transactional producer commits and aborts across 3
 partitions, is fenced by a second instance with the same transactional.id,
-and commits consumed offsets with send_offsets_to_transaction. Asserted here:
+commits consumed offsets with send_offsets_to_transaction, and carries on when
+its coordinator's broker stops or is killed; aiokafka's and kafka-python's
+commit and abort too (the Java client: test_transactions_java.py). Asserted here:
 what the coordinator does (DescribeTransactions states, markers written to
 every partition, pending offsets visible only after the commit) and what a
 read_uncommitted consumer sees. What read_committed consumers see needs the
@@ -230,3 +232,68 @@ def test_the_coordinators_broker_fails_while_a_transaction_is_open(kstub_cluster
         assert all([m.commit for m in found] == [True] for found in live.values()), (partition, by_broker)
     got = _consume_all(bootstrap, topic, 6)
     assert sorted(got) == sorted(f"v{i}".encode() for i in range(6))
+
+
+@pytest.mark.kstub(brokers=3, config=THREE)
+def test_aiokafka_transactions(kstub_cluster):
+    """aiokafka's transactional producer: a commit, an abort, send_offsets_to_transaction."""
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.structs import TopicPartition as AioPartition
+
+    kc = kstub_cluster
+    topic = f"txn-{uuid.uuid4().hex[:8]}"
+    create_topic(kc, topic, partitions=3, rf=3)
+    tid = f"aio-{uuid.uuid4().hex[:8]}"
+
+    async def run() -> None:
+        p = AIOKafkaProducer(bootstrap_servers=kc.bootstrap_servers, transactional_id=tid)
+        await p.start()
+        try:
+            async with p.transaction():
+                for i in range(6):
+                    await p.send_and_wait(topic, f"c{i}".encode(), partition=i % 3)
+                await p.send_offsets_to_transaction({AioPartition(topic, 0): 1}, "aio-group")
+            await p.begin_transaction()
+            for i in range(3):
+                await p.send_and_wait(topic, f"a{i}".encode(), partition=i)
+            await p.abort_transaction()
+        finally:
+            await p.stop()
+
+    asyncio.run(run())
+    wait_until(kc, lambda: kc.cluster.transactions.get(tid).state.value == "CompleteAbort", what="abort")
+    for by_broker in _markers(kc, topic).values():
+        assert all([m.commit for m in found] == [True, False] for found in by_broker.values()), by_broker
+    assert {tp: o.offset for tp, o in kc.call(lambda: kc.cluster.groups.committed("aio-group")).items()} == {
+        (topic, 0): 1
+    }
+
+
+@pytest.mark.kstub(brokers=3, config=THREE)
+def test_kafka_python_transactions(kstub_cluster):
+    """kafka-python's transactional producer: a commit and an abort across 3 partitions."""
+    from kafka import KafkaProducer
+
+    kc = kstub_cluster
+    topic = f"txn-{uuid.uuid4().hex[:8]}"
+    create_topic(kc, topic, partitions=3, rf=3)
+    tid = f"kp-{uuid.uuid4().hex[:8]}"
+    p = KafkaProducer(bootstrap_servers=kc.bootstrap_servers, transactional_id=tid)
+    try:
+        p.init_transactions()
+        p.begin_transaction()
+        for i in range(6):
+            p.send(topic, f"c{i}".encode(), partition=i % 3)
+        p.commit_transaction()
+        p.begin_transaction()
+        for i in range(3):
+            p.send(topic, f"a{i}".encode(), partition=i)
+        p.flush()
+        p.abort_transaction()
+    finally:
+        p.close()
+    wait_until(kc, lambda: kc.cluster.transactions.get(tid).state.value == "CompleteAbort", what="abort")
+    for by_broker in _markers(kc, topic).values():
+        assert all([m.commit for m in found] == [True, False] for found in by_broker.values()), by_broker
