@@ -13,6 +13,7 @@ Produce v12 / TxnOffsetCommit v5, are transactions v2 (KIP-890 part 2).
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from construct import Container
 
@@ -112,14 +113,19 @@ def _offsets_write_error(error: ErrorCode, version: int) -> ErrorCode:
 @handles(ApiKey.TXN_OFFSET_COMMIT)
 async def txn_offset_commit(ctx: Context, req: Container) -> Body:
     cluster = ctx.cluster
-    errors: dict[tuple[str, int], ErrorCode] = {}
-    known: list[tuple[str, Container]] = []
+    by_id = ctx.api_version >= 6  # v6 names topics by id
+    errors: dict[tuple[Any, int], ErrorCode] = {}
+    known: list[tuple[Any, str, Container]] = []
     for t in req.topics:
+        key = t.topic_id if by_id else t.name
+        topic = cluster.topic_by_id(t.topic_id) if by_id else cluster.topics.get(t.name)
         for p in t.partitions:
-            if cluster.partition(t.name, p.partition_index) is None:
-                errors[(t.name, p.partition_index)] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            if topic is None and by_id:
+                errors[(key, p.partition_index)] = ErrorCode.UNKNOWN_TOPIC_ID
+            elif topic is None or cluster.partition(topic.name, p.partition_index) is None:
+                errors[(key, p.partition_index)] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             else:
-                known.append((t.name, p))
+                known.append((key, topic.name, p))
     if known:
         error = check_group(ctx, req.group_id)
         group = None
@@ -139,25 +145,27 @@ async def txn_offset_commit(ctx: Context, req: Container) -> Body:
             if verdict != ErrorCode.NONE:
                 error, group = _offsets_write_error(verdict, ctx.api_version), None
         max_metadata = cluster.config["offset.metadata.max.bytes"]
-        for topic, p in known:
+        for key, name, p in known:
             metadata = p.committed_metadata or ""
             if group is None:
-                errors[(topic, p.partition_index)] = error or ErrorCode.UNKNOWN_SERVER_ERROR
+                errors[(key, p.partition_index)] = error or ErrorCode.UNKNOWN_SERVER_ERROR
             elif len(metadata) > max_metadata:
-                errors[(topic, p.partition_index)] = ErrorCode.OFFSET_METADATA_TOO_LARGE
+                errors[(key, p.partition_index)] = ErrorCode.OFFSET_METADATA_TOO_LARGE
             else:
                 cluster.groups.commits.store_pending(
-                    group, req.producer_id, topic, p.partition_index, p.committed_offset,
+                    group, req.producer_id, name, p.partition_index, p.committed_offset,
                     p.committed_leader_epoch, metadata,
                 )  # fmt: skip
-                errors[(topic, p.partition_index)] = ErrorCode.NONE
-    by_topic: dict[str, list[Body]] = {}
+                errors[(key, p.partition_index)] = ErrorCode.NONE
+    by_topic: dict[Any, list[Body]] = {}
     for t in req.topics:
+        key = t.topic_id if by_id else t.name
         for p in t.partitions:
-            by_topic.setdefault(t.name, []).append(
-                {"partition_index": p.partition_index, "error_code": errors[(t.name, p.partition_index)]}
+            by_topic.setdefault(key, []).append(
+                {"partition_index": p.partition_index, "error_code": errors[(key, p.partition_index)]}
             )
-    return {"throttle_time_ms": 0, "topics": [{"name": n, "partitions": ps} for n, ps in by_topic.items()]}
+    field = "topic_id" if by_id else "name"
+    return {"throttle_time_ms": 0, "topics": [{field: k, "partitions": ps} for k, ps in by_topic.items()]}
 
 
 def _describe_one(ctx: Context, tid: str) -> Body:

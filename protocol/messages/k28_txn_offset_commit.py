@@ -1,8 +1,9 @@
-"""TxnOffsetCommit (key 28): versions 0-5, flexible from v3.
+"""TxnOffsetCommit (key 28): versions 0-6, flexible from v3.
 
 v2 adds the leader epoch, v3 the group metadata (KIP-447: generation, member
 id, instance id); v4 may answer TRANSACTION_ABORTABLE, v5 adds the group's
-offsets partition to the transaction implicitly (KIP-890 part 2).
+offsets partition to the transaction implicitly (KIP-890 part 2), v6 names
+topics by id.
 """
 
 from ..schema import Api
@@ -12,7 +13,7 @@ API = Api(
     key=28,
     name="TxnOffsetCommit",
     min_version=0,
-    max_version=5,
+    max_version=6,
     flexible_from=3,
     request=[
         F("transactional_id", "string"),
@@ -25,7 +26,8 @@ API = Api(
         F(
             "topics",
             [
-                F("name", "string"),
+                F("name", "string", "0-5", default=""),
+                F("topic_id", "uuid", "6+"),
                 F(
                     "partitions",
                     [
@@ -43,7 +45,8 @@ API = Api(
         F(
             "topics",
             [
-                F("name", "string"),
+                F("name", "string", "0-5", default=""),
+                F("topic_id", "uuid", "6+"),
                 F("partitions", [F("partition_index", "int32"), F("error_code", "int16")]),
             ],
         ),

@@ -85,7 +85,7 @@ async def test_api_versions_advertises_exactly_the_implemented_ranges(raw):
         24: (0, 5),
         25: (0, 4),
         26: (0, 5),
-        28: (0, 5),
+        28: (0, 6),
         32: (0, 4),
         33: (0, 2),
         35: (0, 4),

@@ -10,6 +10,7 @@ timeout and transactional.id.expiration.ms, and coordinator moves.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -533,3 +534,26 @@ async def test_an_exhausted_epoch_moves_to_a_new_producer_id(cluster, raw, autoj
     assert (state.producer_id, state.producer_epoch) == (ended.producer_id, 0)
     # the marker carries the old id at the fencing epoch
     assert [(m.producer_id, m.producer_epoch) for m in markers(cluster.model, "tx", 0)] == [(second_pid, 32767)]
+
+
+async def test_txn_offset_commit_v6_names_topics_by_id(cluster, raw, autojump_clock):
+    await create_topic(raw, "t6", 1)
+    topic_id = cluster.model.topics["t6"].topic_id
+    t = Txn(raw, "tid-6")
+    await t.init()
+    body = _txn_commit(t, "g6", "t6", 7)
+    body["topics"] = [
+        {"topic_id": topic_id, "partitions": [{"partition_index": 0, "committed_offset": 7, "committed_metadata": ""}]},
+        {
+            "topic_id": uuid.uuid4(),
+            "partitions": [{"partition_index": 0, "committed_offset": 1, "committed_metadata": ""}],
+        },
+    ]
+    answer = await raw.request(TXN_COMMIT, 6, body)
+    assert [(x.topic_id, [p.error_code for p in x.partitions]) for x in answer.topics] == [
+        (topic_id, [ErrorCode.NONE]),
+        (body["topics"][1]["topic_id"], [ErrorCode.UNKNOWN_TOPIC_ID]),
+    ]
+    await t.end(True)
+    await until_state(t, "CompleteCommit")
+    assert await _fetch_offset(raw, "g6", "t6", True) == (ErrorCode.NONE, 7)

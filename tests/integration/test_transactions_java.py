@@ -42,9 +42,10 @@ def test_java_producer_commits_aborts_and_is_fenced(kstub_cluster):
     kc = kstub_cluster
     topic = f"jtxn-{uuid.uuid4().hex[:8]}"
     tid = f"jtid-{uuid.uuid4().hex[:8]}"
+    group = f"jgroup-{uuid.uuid4().hex[:8]}"
     create_topic(kc, topic, partitions=3, rf=3)
     result = subprocess.run(
-        ["java", "-cp", f"{lib}/*", str(PROGRAM), kc.bootstrap_servers, topic, tid],
+        ["java", "-cp", f"{lib}/*", str(PROGRAM), kc.bootstrap_servers, topic, tid, group],
         capture_output=True,
         text=True,
         timeout=180,
@@ -55,6 +56,8 @@ def test_java_producer_commits_aborts_and_is_fenced(kstub_cluster):
     # transactions v2 (KIP-890 part 2): kstub finalizes transaction.version 2 as Kafka 4.4 does, so the client
     # adds partitions by producing (Produce v12) and ends with EndTxn v5, which bumps the epoch every time
     assert kc.call(lambda: kc.cluster.transactions.get(tid).client_version) == 2
+    # sendOffsetsToTransaction (TxnOffsetCommit v6 with transactions v2: no AddOffsetsToTxn) committed with it
+    assert {tp: o.offset for tp, o in kc.call(lambda: kc.cluster.groups.committed(group)).items()} == {(topic, 0): 1}
 
     def marks() -> dict[int, set[tuple[bool, ...]]]:
         out = {}

@@ -1,6 +1,10 @@
+import java.util.Map;
 import java.util.Properties;
+import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.ProducerFencedException;
 import org.apache.kafka.common.errors.InvalidProducerEpochException;
 import org.apache.kafka.common.serialization.StringSerializer;
@@ -8,8 +12,9 @@ import org.apache.kafka.common.serialization.StringSerializer;
 /**
  * Kafka's Java producer in a transaction against a broker (tests/integration/test_transactions_java.py):
  * commits 6 records across 3 partitions, aborts 3, then a second instance with the same transactional.id
- * fences the first. Prints one line per step: "committed", "aborted", "fenced" (or what went wrong).
- * Run as: java -cp 'LIB/*' TxnProducer.java BOOTSTRAP TOPIC TRANSACTIONAL_ID
+ * fences the first and commits offset 1 of partition 0 for GROUP with its record (sendOffsetsToTransaction).
+ * Prints one line per step: "committed", "aborted", "fenced", "second committed" (or what went wrong).
+ * Run as: java -cp 'LIB/*' TxnProducer.java BOOTSTRAP TOPIC TRANSACTIONAL_ID GROUP
  */
 public class TxnProducer {
     static KafkaProducer<String, String> producer(String bootstrap, String tid) {
@@ -24,7 +29,7 @@ public class TxnProducer {
     }
 
     public static void main(String[] args) throws Exception {
-        String bootstrap = args[0], topic = args[1], tid = args[2];
+        String bootstrap = args[0], topic = args[1], tid = args[2], group = args[3];
         KafkaProducer<String, String> first = producer(bootstrap, tid);
         first.initTransactions();
         first.beginTransaction();
@@ -48,6 +53,8 @@ public class TxnProducer {
         first.close();
         second.beginTransaction();
         second.send(new ProducerRecord<>(topic, 1, "k", "second")).get();
+        second.sendOffsetsToTransaction(
+                Map.of(new TopicPartition(topic, 0), new OffsetAndMetadata(1)), new ConsumerGroupMetadata(group));
         second.commitTransaction();
         System.out.println("second committed");
         second.close();
