@@ -465,31 +465,18 @@ class TransactionCoordinator:
         # else: `run` starts it
 
     async def _complete(self, txn: TransactionMetadata) -> None:
-        """Write the markers of a prepared transaction, then complete it."""
-        from kstub.cluster.model import ClusterError
-        from kstub.cluster.txn_markers import write_marker
-
+        """Write the markers of a prepared transaction (to its partitions at once), then complete it."""
         commit = txn.state is TxnState.PREPARE_COMMIT
         marker = Marker(txn.producer_id, txn.producer_epoch, commit, txn.coordinator_epoch)
         try:
-            for tp in sorted(txn.partitions):
-                topic, index = tp
-                if topic == OFFSETS_TOPIC:
-                    self.cluster.groups.commits.complete_transaction(txn.producer_id, index, commit)
-                else:
-                    while True:
-                        partition = self.cluster.partition(topic, index)
-                        if partition is None:
-                            break  # the topic went: nothing to mark
-                        try:
-                            await write_marker(self.cluster, topic, index, marker)
-                            break
-                        except ClusterError as exc:
-                            if exc.code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
-                                break
-                            log.info("marker for %s-%d: %s; retrying", topic, index, exc.code.name)
-                            await self._partition_changed(partition)
-                txn.partitions.discard(tp)
+            async with trio.open_nursery() as nursery:
+                for tp in sorted(txn.partitions):
+                    topic, index = tp
+                    if topic == OFFSETS_TOPIC:
+                        self.cluster.groups.commits.complete_transaction(txn.producer_id, index, commit)
+                        txn.partitions.discard(tp)
+                    else:
+                        nursery.start_soon(self._mark, txn, tp, marker)
             now_ms = self._now_ms()
             if txn.client_version >= 2 and txn.next_producer_id != NO_PRODUCER_ID:
                 txn.prev_producer_id = txn.producer_id
@@ -501,6 +488,24 @@ class TransactionCoordinator:
         finally:
             self._completing.discard(txn.transactional_id)
         self._touch(txn)
+
+    async def _mark(self, txn: TransactionMetadata, tp: TopicPartition, marker: Marker) -> None:
+        """One partition's marker, written on its leader; retried (on the next leadership or high watermark
+        change) until written or the partition is gone."""
+        from kstub.cluster.model import ClusterError
+        from kstub.cluster.txn_markers import write_marker
+
+        topic, index = tp
+        while (partition := self.cluster.partition(topic, index)) is not None:
+            try:
+                await write_marker(self.cluster, topic, index, marker)
+                break
+            except ClusterError as exc:
+                if exc.code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
+                    break
+                log.info("marker for %s-%d: %s; retrying", topic, index, exc.code.name)
+                await self._partition_changed(partition)
+        txn.partitions.discard(tp)
 
     @staticmethod
     async def _partition_changed(partition: object) -> None:
