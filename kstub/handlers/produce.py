@@ -153,7 +153,8 @@ async def _produce_partition(
             transactional_id, batches[0].producer_id, batches[0].producer_epoch, (topic, data.index), ctx.api_version
         )
         if verdict != ErrorCode.NONE:
-            return _partition_error(data.index, verdict, None, partition)
+            message = "Partition was not added to the transaction" if verdict == ErrorCode.INVALID_TXN_STATE else None
+            return _partition_error(data.index, verdict, message, partition)
     try:
         result = partition.append(batches, now)
     except OSError as exc:
