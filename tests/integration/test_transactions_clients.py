@@ -3,8 +3,8 @@
 confluent-kafka's transactional producer commits and aborts across 3
 partitions, is fenced by a second instance with the same transactional.id,
 commits consumed offsets with send_offsets_to_transaction, and carries on when
-its coordinator's broker stops or is killed; aiokafka's and kafka-python's
-commit and abort too (the Java client: test_transactions_java.py). Asserted here:
+its coordinator's broker stops or is killed; aiokafka's, kafka-python's and
+kafkajs's commit and abort too (the Java client: test_transactions_java.py). Asserted here:
 what the coordinator does (DescribeTransactions states, markers written to
 every partition, pending offsets visible only after the commit) and what a
 read_uncommitted consumer sees. What read_committed consumers see needs the
@@ -13,6 +13,7 @@ log side (LSO, aborted transactions): tests/integration/test_transactions_read_c
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -297,3 +298,36 @@ def test_kafka_python_transactions(kstub_cluster):
     wait_until(kc, lambda: kc.cluster.transactions.get(tid).state.value == "CompleteAbort", what="abort")
     for by_broker in _markers(kc, topic).values():
         assert all([m.commit for m in found] == [True, False] for found in by_broker.values()), by_broker
+
+
+@pytest.mark.kstub(brokers=3, config=THREE)
+def test_kafkajs_transactions(kstub_cluster):
+    """kafkajs's transactional producer: a commit with sendOffsets, then an abort (skips without node or
+    kafkajs: `npm ci --prefix compat/js`; fails under CI)."""
+    import subprocess
+    from pathlib import Path
+
+    from kstub.compat.clients.kafkajs import JS_DIR
+
+    from support.external import require_programs, unavailable
+
+    require_programs("node")
+    if not (JS_DIR / "node_modules" / "kafkajs").exists():
+        unavailable(f"kafkajs is not installed (npm ci --prefix {JS_DIR})")
+    kc = kstub_cluster
+    topic = f"txn-{uuid.uuid4().hex[:8]}"
+    create_topic(kc, topic, partitions=3, rf=3)
+    tid, group = f"js-{uuid.uuid4().hex[:8]}", f"jsg-{uuid.uuid4().hex[:8]}"
+    script = Path(__file__).parent / "js" / "txn.js"
+    result = subprocess.run(
+        ["node", str(script), kc.bootstrap_servers, topic, tid, group],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NODE_PATH": str(JS_DIR / "node_modules")},
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "done", result.stderr[-3000:]
+    wait_until(kc, lambda: kc.cluster.transactions.get(tid).state.value == "CompleteAbort", what="abort")
+    for by_broker in _markers(kc, topic).values():
+        assert all([m.commit for m in found] == [True, False] for found in by_broker.values()), by_broker
+    assert {tp: o.offset for tp, o in kc.call(lambda: kc.cluster.groups.committed(group)).items()} == {(topic, 0): 1}
