@@ -212,7 +212,7 @@ async def list_transactions(ctx: Context, req: Container) -> Body:
     except re.error:
         return {
             "throttle_time_ms": 0,
-            "error_code": ErrorCode.INVALID_REQUEST,
+            "error_code": ErrorCode.INVALID_REGULAR_EXPRESSION,
             "unknown_state_filters": [],
             "transaction_states": [],
         }

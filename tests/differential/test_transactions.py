@@ -352,3 +352,9 @@ def test_transactional_produce_is_verified(pair: Pair) -> None:
     _wait_complete(pair, tid)
     _init(pair, tid)  # a new epoch: the old one is fenced
     pair.compare(0, produce(0, sequence=1), version=9, ignore=("log_start_offset",))
+
+
+def test_list_transactions_with_an_invalid_pattern(pair: Pair) -> None:
+    body = {"state_filters": [], "producer_id_filters": [], "duration_filter": -1, "transactional_id_pattern": "(["}
+    ours, _ = pair.compare(LIST, body, version=2)
+    assert ours["error_code"] == ErrorCode.INVALID_REGULAR_EXPRESSION
