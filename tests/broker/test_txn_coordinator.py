@@ -557,3 +557,35 @@ async def test_txn_offset_commit_v6_names_topics_by_id(cluster, raw, autojump_cl
     await t.end(True)
     await until_state(t, "CompleteCommit")
     assert await _fetch_offset(raw, "g6", "t6", True) == (ErrorCode.NONE, 7)
+
+
+@pytest.mark.kstub(brokers=3)
+async def test_a_commit_under_way_completes_after_its_coordinator_fails(cluster, autojump_clock):
+    """The coordinator's broker stops while the commit's marker cannot be written yet: the id moves to the new
+    coordinator still in PrepareCommit, and the commit completes there once the partition has a leader again."""
+    tid = "tid-commit-failover"
+    model = cluster.model
+    coordinator = model.transactions.coordinator_for(tid).node_id
+    elsewhere = next(n for n in sorted(model.brokers) if n != coordinator)
+    async with cluster.connect(coordinator) as c:
+        topic = {
+            "name": "tcf",
+            "num_partitions": -1,
+            "replication_factor": -1,
+            "assignments": [{"partition_index": 0, "broker_ids": [elsewhere]}],
+        }
+        assert (await c.request(19, 7, {"topics": [topic], "timeout_ms": 5000})).topics[0].error_code == 0
+        t = Txn(c, tid)
+        await t.init()
+        await t.add("tcf", [0])
+        await cluster.server.stop_broker(elsewhere)
+        assert (await t.end(True)).error_code == ErrorCode.NONE
+    await cluster.server.stop_broker(coordinator)
+    moved = model.transactions.coordinator_for(tid).node_id
+    assert moved != coordinator
+    await cluster.server.start_broker(elsewhere)
+    async with cluster.connect(model.transactions.coordinator_for(tid).node_id) as c:
+        t.c = c
+        state = await until_state(t, "CompleteCommit")
+        assert state.producer_epoch == t.epoch
+    assert [m.commit for m in markers(model, "tcf", 0)] == [True]
