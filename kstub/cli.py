@@ -1,4 +1,5 @@
-"""The kstub command line: `kstub serve` runs a cluster, `kstub ctl` controls it, `kstub groups` manages groups."""
+"""The kstub command line: `kstub serve` runs a cluster, `kstub ctl` controls it, `kstub groups` manages groups,
+`kstub txn` transactions."""
 
 from __future__ import annotations
 
@@ -96,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     from kstub import groups_tool
 
     groups_tool.add_parser(sub)
+    from kstub import txn_tool
+
+    txn_tool.add_parser(sub)
     sub.add_parser("compat", add_help=False, help="run real Kafka clients' compatibility matrix (kstub compat --help)")
     return parser
 
@@ -123,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
             from kstub import groups_tool
 
             return groups_tool.run(args)
+        if args.command == "txn":
+            from kstub import txn_tool
+
+            return txn_tool.run(args)
     except BrokenPipeError:
         # `kstub groups describe G | head`: the reader left early; not an error of ours. Point stdout
         # at /dev/null so the interpreter's final flush does not complain either (Python's own recipe).

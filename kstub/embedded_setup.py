@@ -34,13 +34,16 @@ def fixture_config(
 
     With fewer brokers than Kafka's ``offsets.topic.replication.factor`` (3)
     the offsets topic could never be created and groups would never form, so a
-    fixture lowers it to the number of brokers. `partitions` sets
+    fixture lowers it to the number of brokers (and the transaction state log's
+    replication factor and min ISR likewise). `partitions` sets
     ``num.partitions`` (partitions of auto-created topics and of `create_topic`).
     """
     values: dict[str, Any] = {}
     if test_defaults:
         values.update(FIXTURE_DEFAULTS)
         values["offsets.topic.replication.factor"] = min(brokers, 3)
+        values["transaction.state.log.replication.factor"] = min(brokers, 3)
+        values["transaction.state.log.min.isr"] = min(brokers, 2)
     if partitions is not None:
         values["num.partitions"] = partitions
     values.update(config or {})

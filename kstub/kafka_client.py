@@ -316,26 +316,27 @@ class AdminClient:
         self.brokers = {b.node_id: (b.host, b.port) for b in body.brokers}
         return body
 
-    def find_coordinator(self, group: str, attempts: int = 10) -> int:
-        """The node id coordinating `group` (retrying while Kafka creates its offsets topic)."""
+    def find_coordinator(self, group: str, attempts: int = 10, *, key_type: int = 0) -> int:
+        """The node id coordinating `group` (key type 1: a transactional id), retrying while Kafka creates its
+        offsets (transaction state) topic."""
         conn = self._bootstrap
         for attempt in range(attempts):
             version = conn.version(ApiKey.FIND_COORDINATOR)
             if version >= 4:
                 body = conn.request(
-                    ApiKey.FIND_COORDINATOR, {"key_type": 0, "coordinator_keys": [group]}, version=version
+                    ApiKey.FIND_COORDINATOR, {"key_type": key_type, "coordinator_keys": [group]}, version=version
                 )
                 answer = body.coordinators[0]
             else:
-                answer = conn.request(ApiKey.FIND_COORDINATOR, {"key": group, "key_type": 0}, version=version)
+                answer = conn.request(ApiKey.FIND_COORDINATOR, {"key": group, "key_type": key_type}, version=version)
             error = ErrorCode(answer.error_code)
             if error == ErrorCode.NONE:
                 self.brokers.setdefault(answer.node_id, (answer.host, answer.port))
                 return answer.node_id
             if error not in (ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.COORDINATOR_LOAD_IN_PROGRESS):
-                raise AdminError(f"FindCoordinator for group '{group}' failed: {error.name}")
+                raise AdminError(f"FindCoordinator for '{group}' failed: {error.name}")
             time.sleep(min(0.1 * 2**attempt, 2.0))
-        raise AdminError(f"no coordinator available for group '{group}'")
+        raise AdminError(f"no coordinator available for '{group}'")
 
     def coordinator(self, group: str) -> BrokerConnection:
         return self.broker(self.find_coordinator(group))

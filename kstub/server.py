@@ -452,6 +452,7 @@ class ClusterServer:
             # What the store kept from a previous run (--data-dir) comes back before anything is served.
             self.cluster.store.recover(self.cluster)
             self.cluster.groups.restore_offsets(self.cluster.store.load_offsets())
+            self.cluster.transactions.restore(self.cluster.store.load_transactions())
             for broker, bound in opened:
                 for listener, each in zip(listeners, bound or [], strict=False):
                     host, port = broker.endpoints[listener.name]
@@ -477,6 +478,7 @@ class ClusterServer:
                     await nursery.start(server.run)
                 nursery.start_soon(self._auto_rebalance)
                 nursery.start_soon(self.cluster.groups.run)  # the group coordinator's timers
+                nursery.start_soon(self.cluster.transactions.run)  # transaction timeouts, markers
                 nursery.start_soon(retention_loop, self.cluster)
                 nursery.start_soon(self.cluster.store.background, self.cluster)
                 if spec.admin_port is not None:

@@ -82,6 +82,27 @@ class CommittedOffsets(CoordinatorPart):
             member.last_heartbeat = now
         return group
 
+    def validate_txn_commit(self, group_id: str, generation_id: int, member_id: str, instance_id: str | None) -> Group:
+        """The group a TxnOffsetCommit may go to, else GroupError (Kafka's checks with isTransactional):
+        as `validate_commit`, but neither an anonymous commit to a group with members nor one during
+        a rebalance is refused."""
+        group = self.groups.get(group_id)
+        if group is None:
+            if generation_id >= 0:
+                raise GroupError(ErrorCode.ILLEGAL_GENERATION)
+            return self._create_group(group_id, self._now())
+        if group.is_(GroupState.DEAD):
+            raise GroupError(ErrorCode.COORDINATOR_NOT_AVAILABLE)
+        if generation_id < 0 and group.is_(GroupState.EMPTY):
+            return group
+        if generation_id >= 0 or member_id or instance_id is not None:
+            error = group.validate_member(member_id, instance_id)
+            if error is not None:
+                raise GroupError(error)
+            if generation_id != group.generation_id:
+                raise GroupError(ErrorCode.ILLEGAL_GENERATION)
+        return group
+
     def store_offset(
         self,
         group: Group,
@@ -102,6 +123,36 @@ class CommittedOffsets(CoordinatorPart):
         expire_at = now + retention_ms / 1000 if retention_ms >= 0 else None
         group.offsets[(topic, partition)] = CommittedOffset(offset, leader_epoch, metadata, committed_at, expire_at)
         self.cluster.store.save_offsets(group.group_id, {(topic, partition): (offset, leader_epoch, metadata)})
+
+    # --- transactional offsets (TxnOffsetCommit) -----------------------------------------------
+
+    def store_pending(
+        self, group: Group, producer_id: int, topic: str, partition: int, offset: int, leader_epoch: int, metadata: str
+    ) -> None:
+        """A TxnOffsetCommit's offset: pending until its transaction's marker (`complete_transaction`)."""
+        pending = group.pending_txn_offsets.setdefault(producer_id, {})
+        pending[(topic, partition)] = CommittedOffset(offset, leader_epoch, metadata, self._now())
+
+    def has_pending(self, group_id: str, tp: TopicPartition) -> bool:
+        """Whether a transaction holds an offset of `tp` not yet committed (OffsetFetch require_stable)."""
+        group = self.groups.get(group_id)
+        return group is not None and any(tp in offsets for offsets in group.pending_txn_offsets.values())
+
+    def complete_transaction(self, producer_id: int, offsets_partition: int, commit: bool) -> None:
+        """The marker of `producer_id`'s transaction reached __consumer_offsets partition `offsets_partition`:
+        its pending offsets of the groups there become committed (commit) or are dropped (abort)."""
+        for group in list(self.groups.values()):
+            if self._coordinator.partition_for(group.group_id) != offsets_partition:
+                continue
+            pending = group.pending_txn_offsets.pop(producer_id, None)
+            if not pending or not commit:
+                continue
+            now = self._now()
+            for tp, o in pending.items():
+                group.offsets[tp] = CommittedOffset(o.offset, o.leader_epoch, o.metadata, now)
+            self.cluster.store.save_offsets(
+                group.group_id, {tp: (o.offset, o.leader_epoch, o.metadata) for tp, o in pending.items()}
+            )
 
     def _forget_offsets(self, group: Group, partitions: list[TopicPartition]) -> None:
         """Drop committed offsets (OffsetDelete, expiry, a deleted topic), in memory and in the store."""
@@ -150,7 +201,8 @@ class CommittedOffsets(CoordinatorPart):
         return ErrorCode.NONE, errors
 
     def _drop_if_unused(self, group: Group) -> None:
-        if group.is_(GroupState.EMPTY) and not group.offsets and not group.pending_members:
+        unused = not group.offsets and not group.pending_members and not group.pending_txn_offsets
+        if group.is_(GroupState.EMPTY) and unused:
             self._remove_group(group, "empty, with no offsets")
 
     def expire_offsets(self, now: float | None = None) -> None:

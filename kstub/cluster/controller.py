@@ -189,6 +189,7 @@ class Controller:
         partitions, which moves group coordinators back (not in the list returned)."""
         if partitions is None:
             self.cluster.groups.elect_preferred()
+            self.cluster.transactions.elect_preferred()
         moved = []
         for p in list(self.cluster.iter_partitions()) if partitions is None else partitions:
             preferred = p.replicas[0]
@@ -210,4 +211,5 @@ class Controller:
             if not_led and len(not_led) / len(partitions) > threshold:
                 moved += self.elect_preferred(not_led)
         self.cluster.groups.rebalance_if_imbalanced(threshold)
+        self.cluster.transactions.rebalance_if_imbalanced(threshold)
         return moved

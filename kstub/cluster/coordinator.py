@@ -60,7 +60,7 @@ from .groups import (
     TopicPartition,
 )
 from .membership import ClassicMembership, JoinRequest, SyncRequest
-from .placement import OffsetsPartitions, java_string_hash
+from .placement import OffsetsPartitions, java_string_hash, kafka_abs
 
 if TYPE_CHECKING:
     from .model import Broker, ClusterState
@@ -107,7 +107,7 @@ class GroupCoordinator:
 
     def partition_for(self, key: str) -> int:
         """The __consumer_offsets partition of a group, as Kafka computes it."""
-        return (java_string_hash(key) & 0x7FFFFFFF) % self.cluster.config["offsets.topic.num.partitions"]
+        return kafka_abs(java_string_hash(key)) % self.cluster.config["offsets.topic.num.partitions"]
 
     def coordinator_for(self, key: str) -> Broker | None:
         """The broker coordinating `key`: the leader of its offsets partition (None: no broker is up)."""

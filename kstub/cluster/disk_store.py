@@ -136,6 +136,15 @@ class DiskStore(DiskRecovery, DiskGroupOffsets, StateStore):
         data = json.dumps(cluster.producer_ids.snapshot()).encode()
         write_atomically(self.meta_dir / "producer-ids.json", data, fsync=self.fsync_on_ack)
 
+    def save_transactions(self, transactions: list[dict]) -> None:
+        self._open()
+        data = json.dumps({"version": 1, "transactions": transactions}, separators=(",", ":")).encode()
+        write_atomically(self.meta_dir / "transactions.json", data, fsync=self.fsync_on_ack)
+
+    def load_transactions(self) -> list[dict]:
+        path = self.meta_dir / "transactions.json"
+        return list(json.loads(path.read_text())["transactions"]) if path.exists() else []
+
     # --- durability ---------------------------------------------------------------------
 
     async def after_produce(self, partitions: list[Partition], acks: int) -> None:

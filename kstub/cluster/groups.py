@@ -193,6 +193,8 @@ class Group:
     sync_deadline: float | None = None
     subscribed_topics: frozenset[str] | None = None
     offsets: dict[TopicPartition, CommittedOffset] = field(default_factory=dict)
+    #: TxnOffsetCommit's offsets by producer id, visible in `offsets` once the transaction commits
+    pending_txn_offsets: dict[int, dict[TopicPartition, CommittedOffset]] = field(default_factory=dict)
 
     # --- members -----------------------------------------------------------
 

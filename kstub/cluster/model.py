@@ -37,6 +37,7 @@ from .producers import ProducerIds
 from .replication import BrokerReplication
 from .stats import BrokerStats
 from .storage import StateStore
+from .transactions import TransactionCoordinator
 
 log = logging.getLogger("kstub.cluster")
 
@@ -163,6 +164,8 @@ class ClusterState:
         self.hooks = ClusterHooks()
         self.controller = Controller(self)
         self.groups = GroupCoordinator(self)
+        #: the transaction coordinator (kstub/cluster/transactions)
+        self.transactions = TransactionCoordinator(self)
         #: SCRAM credentials: mechanism → user → (salt, stored key, server key, iterations) (kstub/security.py)
         self.scram_credentials: dict[str, dict[str, tuple[bytes, bytes, bytes, int]]] = {}
         self._clock = clock
@@ -392,4 +395,5 @@ class ClusterState:
         for name in list(self.topics):
             self.delete_topic(name)
         self.groups.reset()
+        self.transactions.reset()
         self.control.clear()

@@ -27,6 +27,12 @@ def java_string_hash(s: str) -> int:
     return h - (1 << 32) if h & 0x80000000 else h
 
 
+def kafka_abs(n: int) -> int:
+    """Kafka's Utils.abs: the absolute value, 0 for Integer.MIN_VALUE (partitionFor of groups and transactional
+    ids: not a mask of the sign bit, which places a negative hash elsewhere)."""
+    return 0 if n == -(2**31) else abs(n)
+
+
 class OffsetsPartitions:
     """The leaders of the __consumer_offsets partitions, elected as the controller elects any leader.
 
@@ -39,8 +45,10 @@ class OffsetsPartitions:
     as {partition: new leader}.
     """
 
-    def __init__(self, cluster: ClusterState) -> None:
+    def __init__(self, cluster: ClusterState, count_setting: str = "offsets.topic.num.partitions") -> None:
         self.cluster = cluster
+        #: the setting that counts the partitions (``transaction.state.log.num.partitions`` for transactions)
+        self.count_setting = count_setting
         self._leaders: dict[int, int] = {}
         self._brokers: tuple[int, ...] = ()
 
@@ -61,7 +69,7 @@ class OffsetsPartitions:
         ids = tuple(sorted(self.cluster.brokers))
         if ids != self._brokers:
             self._brokers = ids
-            count = self.cluster.config["offsets.topic.num.partitions"]
+            count = self.cluster.config[self.count_setting]
             self._leaders = {k: self._first_live(k, also_alive) for k in range(count)}
         return self._leaders
 

@@ -312,6 +312,10 @@ class ProducerIds:
         self._epochs = {int(k): int(v) for k, v in data["epochs"].items()}
         self._transactional = {str(k): int(v) for k, v in data["transactional"].items()}
 
+    def allocate(self) -> int:
+        """A new producer id at epoch 0 (the transaction coordinator's ids come from here too)."""
+        return self._allocate()
+
     def _allocate(self) -> int:
         pid = self._next_id
         self._next_id += 1

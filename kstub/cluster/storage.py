@@ -16,6 +16,7 @@ Layout of DIR (Kafka's names where Kafka has them)::
     meta/cluster.json                      topics, configs, assignments, leader epochs, dynamic configs
     meta/producer-ids.json                 producer ids handed out, and their epochs
     meta/group-offsets.log                 committed group offsets, one JSON line per commit
+    meta/transactions.json                 the transactional ids' states (transaction coordinator)
     broker-<id>/<topic>-<partition>/       one replica's log
         00000000000000000000.log           a segment: the batches, byte for byte as stored
         00000000000000000000.index         per batch: offset - segment base (int32), file position (int32)
@@ -146,6 +147,13 @@ class StateStore:
 
     async def sync_offsets(self) -> None:
         """Make saved offsets durable (with fsync.on.ack: call before answering OffsetCommit)."""
+
+    def save_transactions(self, transactions: list[dict]) -> None:
+        """Every transactional id's state (kstub/cluster/transactions), replacing what was saved."""
+
+    def load_transactions(self) -> list[dict]:
+        """The transactional ids' states, as saved."""
+        return []
 
     def close(self, cluster: ClusterState) -> None:
         """The server stops: spilled files and their directory go."""

@@ -19,6 +19,7 @@ from . import (  # noqa: F401  (imported to register their handlers)
     scram_credentials,
     topic_partitions,
     topics,
+    transactions,
 )
 from .base import REGISTRY, Context, handles, served_apis
 

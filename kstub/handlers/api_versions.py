@@ -5,7 +5,9 @@ advertising cannot drift from what is served. A too-new ApiVersions request
 never reaches this handler: the codec answers it with Kafka's v0-shaped
 UNSUPPORTED_VERSION body. Kafka validates the v3+ client software name and
 version and answers INVALID_REQUEST (in the request's version, with an empty
-api key list) when they do not match its pattern.
+api key list) when they do not match its pattern. v3 finalizes
+``transaction.version`` 2 (transactions v2) as Kafka 4.4 does once Produce v12 is
+served (it is what tells the broker to add a partition to the transaction).
 """
 
 from __future__ import annotations
@@ -14,9 +16,17 @@ import re
 
 from construct import Container
 
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.cluster.transactions.coordinator import TRANSACTION_VERSION
+from kstub.protocol import APIS, ApiKey, ErrorCode
 
 from .base import Body, Context, handles, served_apis
+
+#: a client with transactions v2 adds partitions by producing (Produce v12+); kstub serves transaction.version 2
+#: only when it serves that Produce version, else the Java client would produce without adding partitions
+TV2_PRODUCE_VERSION = 12
+
+#: the epoch of the finalized features: clients take features only from an epoch >= 0 (Kafka: the metadata offset)
+FEATURES_EPOCH = 1
 
 _SOFTWARE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
 
@@ -36,4 +46,12 @@ async def api_versions(ctx: Context, req: Container) -> Body:
     ):
         # Kafka answers at the request's version, with no api keys.
         return {"error_code": ErrorCode.INVALID_REQUEST, "api_keys": [], "throttle_time_ms": 0}
-    return {"error_code": ErrorCode.NONE, "api_keys": keys, "throttle_time_ms": 0}
+    body: Body = {"error_code": ErrorCode.NONE, "api_keys": keys, "throttle_time_ms": 0}
+    if ctx.api_version >= 3 and APIS[ApiKey.PRODUCE].max_version >= TV2_PRODUCE_VERSION:
+        # transactions v2 (KIP-890 part 2), finalized as Kafka 4.4 finalizes it: the Java client uses it
+        level = TRANSACTION_VERSION
+        body["finalized_features_epoch"] = FEATURES_EPOCH
+        body["finalized_features"] = [
+            {"name": "transaction.version", "max_version_level": level, "min_version_level": level}
+        ]
+    return body

@@ -1,9 +1,9 @@
 """FindCoordinator (10): which broker coordinates a group (or a transactional id).
 
-The answer is the leader of the key's __consumer_offsets partition, which
-moves when brokers fail as the controller moves any leader (see
-kstub/cluster/coordinator.py), for key type 0 (group) and 1 (transaction,
-placed the same way). Unlike a fresh Kafka cluster creating
+The answer is the leader of the key's __consumer_offsets partition for key
+type 0 (group), of its __transaction_state partition for key type 1
+(transaction), which move when brokers fail as the controller moves any
+leader (see kstub/cluster/coordinator.py and kstub/cluster/transactions). Unlike a fresh Kafka cluster creating
 __consumer_offsets, there is always an answer: COORDINATOR_NOT_AVAILABLE only
 when no broker is up. v0-3 carry one key; v4 batches keys and answers per
 key. An unknown key type is INVALID_REQUEST.
@@ -25,7 +25,10 @@ def _lookup(ctx: Context, key: str, key_type: int) -> Body:
     if key_type not in (GROUP, TRANSACTION):
         error, message = ErrorCode.INVALID_REQUEST, f"Unknown coordinator type {key_type}"
         return {"error_code": error, "error_message": message, "node_id": -1, "host": "", "port": -1}
-    broker = ctx.cluster.groups.coordinator_for(key)
+    if key_type == TRANSACTION:
+        broker = ctx.cluster.transactions.coordinator_for(key)
+    else:
+        broker = ctx.cluster.groups.coordinator_for(key)
     if broker is None:
         error, message = ErrorCode.COORDINATOR_NOT_AVAILABLE, "The coordinator is not available."
         return {"error_code": error, "error_message": message, "node_id": -1, "host": "", "port": -1}

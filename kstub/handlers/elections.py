@@ -65,6 +65,7 @@ async def elect_leaders(ctx: Context, req: Container) -> Body:
     if req.topic_partitions is None:
         if election_type == PREFERRED:
             cluster.groups.elect_preferred()  # the group coordinators' partitions, as Kafka's __consumer_offsets
+            cluster.transactions.elect_preferred()  # and the transaction coordinators' (__transaction_state)
         for p in list(cluster.iter_partitions()):
             error = _elect(ctx, p, election_type)
             if error != ErrorCode.ELECTION_NOT_NEEDED:

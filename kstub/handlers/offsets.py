@@ -112,8 +112,11 @@ def _requested(topics: Iterable[Container]) -> list[tuple[str, list[int]]]:
     return [(t.name, list(t.partition_indexes)) for t in topics]
 
 
-def _fetch_group(ctx: Context, group_id: str, topics: list[Container] | None) -> tuple[ErrorCode, list[Body]]:
-    """One group's committed offsets: the requested partitions, or all (`topics` None)."""
+def _fetch_group(
+    ctx: Context, group_id: str, topics: list[Container] | None, require_stable: bool = False
+) -> tuple[ErrorCode, list[Body]]:
+    """One group's committed offsets: the requested partitions, or all (`topics` None). With `require_stable`
+    (v7+), a partition a transaction holds an uncommitted offset for is UNSTABLE_OFFSET_COMMIT."""
     error = check_group(ctx, group_id, allow_empty=True)
     if error is not None:
         return error, []
@@ -125,9 +128,15 @@ def _fetch_group(ctx: Context, group_id: str, topics: list[Container] | None) ->
         wanted = list(by_topic.items())
     else:
         wanted = _requested(topics)
+    commits = ctx.cluster.groups.commits
+
+    def answer(topic: str, p: int) -> Body:
+        if require_stable and commits.has_pending(group_id, (topic, p)):
+            return _partition(p, None, ErrorCode.UNSTABLE_OFFSET_COMMIT)
+        return _partition(p, committed.get((topic, p)))
+
     return ErrorCode.NONE, [
-        {"name": topic, "partitions": [_partition(p, committed.get((topic, p))) for p in partitions]}
-        for topic, partitions in wanted
+        {"name": topic, "partitions": [answer(topic, p) for p in partitions]} for topic, partitions in wanted
     ]
 
 
@@ -137,10 +146,10 @@ async def offset_fetch(ctx: Context, req: Container) -> Body:
     if v >= 8:
         groups = []
         for g in req.groups:
-            error, topics = _fetch_group(ctx, g.group_id, g.topics)
+            error, topics = _fetch_group(ctx, g.group_id, g.topics, req.require_stable)
             groups.append({"group_id": g.group_id, "topics": topics, "error_code": error})
         return {"throttle_time_ms": 0, "groups": groups}
-    error, topics = _fetch_group(ctx, req.group_id, req.topics)
+    error, topics = _fetch_group(ctx, req.group_id, req.topics, v >= 7 and req.require_stable)
     if error != ErrorCode.NONE and v < 2:
         # no top-level error before v2: every requested partition carries it
         topics = [

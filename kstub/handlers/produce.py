@@ -68,7 +68,13 @@ class _Pending:
 
 
 async def _produce_partition(
-    ctx: Context, topic: str, data: Container, acks: int, pending: list[_Pending], appended: list[Partition]
+    ctx: Context,
+    topic: str,
+    data: Container,
+    acks: int,
+    pending: list[_Pending],
+    appended: list[Partition],
+    transactional_id: str | None = None,
 ) -> Body:
     cluster = ctx.cluster
     injected = ctx.injected_error(topic, data.index) if ctx.faults else None
@@ -143,6 +149,14 @@ async def _produce_partition(
             partition = cluster.leader_partition(topic, data.index, ctx.node_id)
         except ClusterError as exc:
             return _partition_error(data.index, exc.code, exc.message)
+    if transactional_id is not None and batches and batches[0].is_transactional:
+        # the transaction coordinator verifies (or, Produce v12+, adds) the partition (KIP-890)
+        verdict = cluster.transactions.produce_verdict(
+            transactional_id, batches[0].producer_id, batches[0].producer_epoch, (topic, data.index), ctx.api_version
+        )
+        if verdict != ErrorCode.NONE:
+            message = "Partition was not added to the transaction" if verdict == ErrorCode.INVALID_TXN_STATE else None
+            return _partition_error(data.index, verdict, message, partition)
     try:
         result = partition.append(batches, now)
     except OSError as exc:
@@ -263,7 +277,10 @@ async def produce(ctx: Context, req: Container) -> Body | None:
         elif acks not in (-1, 0, 1):
             parts = [_partition_error(p.index, ErrorCode.INVALID_REQUIRED_ACKS) for p in partition_data]
         else:
-            parts = [await _produce_partition(ctx, name, p, acks, pending, appended) for p in partition_data]
+            parts = [
+                await _produce_partition(ctx, name, p, acks, pending, appended, req.transactional_id)
+                for p in partition_data
+            ]
         responses.append({"name": name, "partition_responses": parts})
     if appended:
         await ctx.cluster.store.after_produce(appended, acks)  # flush.messages, fsync.on.ack

@@ -4,9 +4,8 @@ kafka-python enables idempotence by default, so every kafka-python producer
 sends this before its first Produce. As in Kafka, a producer without a
 transactional id gets a new id (epoch 0) every time, whatever id and epoch it
 names (a v3+ request naming only one of the two is INVALID_REQUEST); the
-KIP-360 epoch bump is for transactional ids. Transactions are not
-implemented: a transactional id gets an id too (its epoch bumped on each
-call), but the transaction APIs are not advertised.
+KIP-360 epoch bump is for transactional ids, which the transaction
+coordinator answers (kstub/cluster/transactions).
 """
 
 from __future__ import annotations
@@ -27,9 +26,27 @@ async def init_producer_id(ctx: Context, req: Container) -> Body:
     if (pid == NO_PRODUCER_ID) != (epoch == NO_PRODUCER_EPOCH):
         error = ErrorCode.INVALID_REQUEST
         return {"throttle_time_ms": 0, "error_code": error, "producer_id": -1, "producer_epoch": -1}
-    if req.transactional_id is None:
-        pid, epoch = NO_PRODUCER_ID, NO_PRODUCER_EPOCH  # an idempotent producer always gets a new id
-    error, pid, epoch = ctx.cluster.producer_ids.init(req.transactional_id, pid, epoch)
+    if req.transactional_id is not None:
+        return _transactional(ctx, req)
+    # an idempotent producer always gets a new id
+    error, pid, epoch = ctx.cluster.producer_ids.init(None, NO_PRODUCER_ID, NO_PRODUCER_EPOCH)
     if not error:
         ctx.cluster.store.save_producer_ids(ctx.cluster)
+    return {"throttle_time_ms": 0, "error_code": error, "producer_id": pid, "producer_epoch": epoch}
+
+
+def _transactional(ctx: Context, req: Container) -> Body:
+    """A transactional id: the transaction coordinator's (kstub/cluster/transactions); older clients
+    (v0-3) get INVALID_PRODUCER_EPOCH for PRODUCER_FENCED, as Kafka answers them."""
+    coordinator = ctx.cluster.transactions
+    tid = req.transactional_id
+    error = coordinator.check_coordinator(tid, ctx.node_id) if tid else None
+    pid = epoch = -1
+    if error is None:
+        error, pid, epoch = coordinator.init_producer_id(tid, req.transaction_timeout_ms, req.producer_id,
+                                                         req.producer_epoch)  # fmt: skip
+        if not error:
+            ctx.cluster.store.save_producer_ids(ctx.cluster)
+    if error == ErrorCode.PRODUCER_FENCED and ctx.api_version < 4:
+        error = ErrorCode.INVALID_PRODUCER_EPOCH
     return {"throttle_time_ms": 0, "error_code": error, "producer_id": pid, "producer_epoch": epoch}

@@ -1,4 +1,4 @@
-"""InitProducerId (key 22): versions 0-4, flexible from v2."""
+"""InitProducerId (key 22): versions 0-5 (v5 as v4: Kafka 4 answers it), flexible from v2."""
 
 from ..schema import Api
 from ..schema import Field as F
@@ -7,7 +7,7 @@ API = Api(
     key=22,
     name="InitProducerId",
     min_version=0,
-    max_version=4,
+    max_version=5,
     flexible_from=2,
     request=[
         F("transactional_id", "string", nullable="0+"),

@@ -62,7 +62,7 @@ async def test_api_versions_advertises_exactly_the_implemented_ranges(raw):
     body = await raw.request(18, 3, {"client_software_name": "kstub-test", "client_software_version": "1"})
     ranges = {k.api_key: (k.min_version, k.max_version) for k in body.api_keys}
     assert ranges == {
-        0: (0, 9),
+        0: (0, 12),
         1: (0, 12),
         2: (0, 7),
         3: (0, 12),
@@ -80,8 +80,12 @@ async def test_api_versions_advertises_exactly_the_implemented_ranges(raw):
         19: (0, 7),
         20: (0, 6),
         21: (0, 2),
-        22: (0, 4),
+        22: (0, 5),
         23: (0, 4),
+        24: (0, 5),
+        25: (0, 4),
+        26: (0, 5),
+        28: (0, 6),
         32: (0, 4),
         33: (0, 2),
         35: (0, 4),
@@ -95,6 +99,8 @@ async def test_api_versions_advertises_exactly_the_implemented_ranges(raw):
         51: (0, 0),
         60: (0, 1),
         61: (0, 0),
+        65: (0, 0),
+        66: (0, 2),
         75: (0, 0),
     }
 

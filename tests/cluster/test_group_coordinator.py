@@ -275,6 +275,8 @@ def test_groups_are_placed_as_kafka_places_them():
     # Kafka: Utils.abs(groupId.hashCode) % offsets.topic.num.partitions, where Utils.abs(MIN_VALUE) is 0
     assert cluster.groups.partition_for("test") == 3556498 % 50 == 48
     assert cluster.groups.partition_for("polygenelubricants") == 0
+    # a negative hash (-286202439): its absolute value, not the hash with the sign bit masked (which gives 9)
+    assert cluster.groups.partition_for("d081522d2-g1") == 286202439 % 50 == 39
     cluster.add_broker(1, "127.0.0.1", 9093)
     cluster.add_broker(2, "127.0.0.1", 9094)
     assert cluster.groups.coordinator_for("test").node_id == 48 % 3

@@ -16,8 +16,9 @@ AlterConfigs, IncrementalAlterConfigs), CreatePartitions, DeleteRecords,
 DescribeLogDirs, DescribeCluster, and (Kafka's Java consumer, run with
 ``java`` from the kafka-clients jars in /tmp/kprobe/lib or env KAFKA_LIB)
 OffsetForLeaderEpoch; Kafka's CLI tools (DescribeTopicPartitions, ElectLeaders,
-the SCRAM credential APIs); and librdkafka on a SASL_PLAINTEXT cluster
-(SaslHandshake, SaslAuthenticate).
+the SCRAM credential APIs); librdkafka on a SASL_PLAINTEXT cluster
+(SaslHandshake, SaslAuthenticate); and librdkafka's transactional producer
+and kafka-transactions.sh (the transaction APIs).
 
 The first frame of each (client, api, version) is written, without its size
 prefix, to ``tests/fuzz/corpus/<client>_<api>_v<N>.bin``, unless
@@ -285,6 +286,35 @@ def java_transactions_tool(bootstrap: str) -> None:
                                     "--partition", "0"])  # fmt: skip
 
 
+def confluent_transactions(bootstrap: str) -> None:
+    """librdkafka's transactional producer: InitProducerId with a transactional id, AddPartitionsToTxn,
+    AddOffsetsToTxn, TxnOffsetCommit and EndTxn (a commit, then an abort)."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "corpus-txn", "enable.auto.commit": False})
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": "corpus-txn"})
+    producer.init_transactions(TIMEOUT)
+    for commit in (True, False):
+        producer.begin_transaction()
+        producer.produce(TOPIC, b"in a transaction", partition=0)
+        offsets = [TopicPartition(TOPIC, 0, 1)]
+        producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), TIMEOUT)
+        if commit:
+            producer.commit_transaction(TIMEOUT)
+        else:
+            producer.abort_transaction(TIMEOUT)
+    consumer.close()
+
+
+def java_transactions(bootstrap: str) -> None:
+    """kafka-transactions.sh: ListTransactions and DescribeTransactions (after confluent_transactions)."""
+    from kstub.compat.realkafka import run_tool
+
+    b = ["--bootstrap-server", bootstrap]
+    run_tool("kafka-transactions", [*b, "list"])
+    run_tool("kafka-transactions", [*b, "describe", "--transactional-id", "corpus-txn"])
+
+
 def confluent_sasl(bootstrap: str) -> None:
     """SaslHandshake, SaslAuthenticate and DescribeUserScramCredentials from librdkafka (a SASL_PLAINTEXT cluster)."""
     from confluent_kafka.admin import AdminClient
@@ -309,6 +339,8 @@ STEPS: list[tuple[str, Callable[[str], None]]] = [
     ("java-consumer", java_consumer),
     ("java-tools", java_tools),
     ("java-transactions-tool", java_transactions_tool),
+    ("confluent-kafka-transactions", confluent_transactions),
+    ("java-transactions", java_transactions),
 ]
 
 #: steps run against a second cluster, whose one listener is SASL_PLAINTEXT (user corpus, password corpus-secret)

@@ -1,0 +1,28 @@
+"""ListTransactions (key 66): versions 0-2, flexible (KIP-664); v1 adds the duration filter (KIP-994), v2 the
+transactional id pattern (KIP-1152)."""
+
+from ..schema import Api
+from ..schema import Field as F
+
+API = Api(
+    key=66,
+    name="ListTransactions",
+    min_version=0,
+    max_version=2,
+    flexible_from=0,
+    request=[
+        F("state_filters", "[]string"),
+        F("producer_id_filters", "[]int64"),
+        F("duration_filter", "int64", "1+", default=-1),
+        F("transactional_id_pattern", "string", "2+", nullable="2+", default=None),
+    ],
+    response=[
+        F("throttle_time_ms", "int32"),
+        F("error_code", "int16"),
+        F("unknown_state_filters", "[]string"),
+        F(
+            "transaction_states",
+            [F("transactional_id", "string"), F("producer_id", "int64"), F("transaction_state", "string")],
+        ),
+    ],
+)
