@@ -20,6 +20,26 @@ from .base import Body, Context, handles, served_apis
 
 _SOFTWARE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
 
+#: Feature levels (KIP-584) kstub serves: name → (supported min, supported max, finalized level).
+#: group.version 1 is the consumer group protocol (KIP-848), as Kafka 4.4 finalizes it.
+FEATURES: dict[str, tuple[int, int, int]] = {"group.version": (0, 1, 1)}
+
+
+def _features(ctx: Context) -> Body:
+    if ctx.api_version < 3:
+        return {}
+    return {
+        "supported_features": [
+            {"name": name, "min_version": low, "max_version": high} for name, (low, high, _) in FEATURES.items()
+        ],
+        # -1 would say no feature is finalized; kstub's levels never change
+        "finalized_features_epoch": 0,
+        "finalized_features": [
+            {"name": name, "max_version_level": level, "min_version_level": level}
+            for name, (_, _, level) in FEATURES.items()
+        ],
+    }
+
 
 def api_keys() -> list[Body]:
     return [
@@ -36,4 +56,4 @@ async def api_versions(ctx: Context, req: Container) -> Body:
     ):
         # Kafka answers at the request's version, with no api keys.
         return {"error_code": ErrorCode.INVALID_REQUEST, "api_keys": [], "throttle_time_ms": 0}
-    return {"error_code": ErrorCode.NONE, "api_keys": keys, "throttle_time_ms": 0}
+    return {"error_code": ErrorCode.NONE, "api_keys": keys, "throttle_time_ms": 0, **_features(ctx)}
