@@ -20,23 +20,19 @@ from .base import Body, Context, handles, served_apis
 
 _SOFTWARE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
 
-#: Feature levels (KIP-584) kstub serves: name → (supported min, supported max, finalized level).
-#: group.version 1 is the consumer group protocol (KIP-848), as Kafka 4.4 finalizes it.
-FEATURES: dict[str, tuple[int, int, int]] = {"group.version": (0, 1, 1)}
+#: Finalized feature levels (KIP-584) kstub serves, by name. group.version 1 is the consumer group
+#: protocol (KIP-848), as Kafka 4.4 finalizes it (Kafka lists only metadata.version as supported).
+FEATURES: dict[str, int] = {"group.version": 1}
 
 
 def _features(ctx: Context) -> Body:
     if ctx.api_version < 3:
         return {}
     return {
-        "supported_features": [
-            {"name": name, "min_version": low, "max_version": high} for name, (low, high, _) in FEATURES.items()
-        ],
         # -1 would say no feature is finalized; kstub's levels never change
         "finalized_features_epoch": 0,
         "finalized_features": [
-            {"name": name, "max_version_level": level, "min_version_level": level}
-            for name, (_, _, level) in FEATURES.items()
+            {"name": name, "max_version_level": level, "min_version_level": level} for name, level in FEATURES.items()
         ],
     }
 

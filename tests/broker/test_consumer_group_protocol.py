@@ -98,43 +98,56 @@ def assert_disjoint(members: list[Member]) -> None:
 
 async def settle(members: list[Member], rounds: int = 6) -> None:
     for _ in range(rounds):
+        await trio.sleep(1)  # group.consumer.assignment.interval.ms: a new target at most once a second
         for m in members:
             await m.beat()
             assert_disjoint(members)
 
 
-async def test_join_gets_every_partition_then_a_second_member_gets_half_after_revocation(mc) -> None:
+async def test_join_gets_every_partition_then_a_second_member_gets_half_after_revocation(mc, autojump_clock) -> None:
     c = mc.connect()
     tid = await create(c, "t", 6)
     a = Member(c, "g", "member-a", ["t"])
     answer = await a.beat()
-    assert (answer.member_epoch, answer.heartbeat_interval_ms, answer.member_id) == (1, 5000, "member-a")
+    # a new group's first member joins at epoch 2, as in Kafka 4.4
+    assert (answer.member_epoch, answer.heartbeat_interval_ms, answer.member_id) == (2, 5000, "member-a")
     assert a.owned == {tid: set(range(6))}
+
+    async def described() -> Any:
+        answer = await c.request(DESCRIBE, 1, {"group_ids": ["g"], "include_authorized_operations": False})
+        return answer.groups[0]
+
     b = Member(c, "g", "member-b", ["t"])
     answer = await b.beat()
-    # the group moved to epoch 2; b's partitions are still a's: it gets none yet
+    # the group moved to epoch 3, but a new target waits for the assignment interval: b is at epoch 2, with nothing
     assert answer.member_epoch == 2 and b.owned == {}
-    answer = await a.beat()  # a must revoke 3 first, and stays at epoch 1 until it has
-    assert answer.member_epoch == 1 and a.count() == 3
+    g = await described()
+    assert (g.group_state, g.group_epoch, g.assignment_epoch) == ("Assigning", 3, 2)
+    await trio.sleep(1)
+    answer = await b.beat()  # the target is computed; b's partitions are still a's: it gets none yet
+    assert answer.member_epoch == 3 and answer.assignment is None and b.owned == {}
+    answer = await a.beat()  # a must revoke 3 first, and stays at epoch 2 until it has
+    assert answer.member_epoch == 2 and a.owned == {tid: {0, 1, 2}}
     assert_disjoint([a, b])
-    answer = await a.beat()  # it no longer owns them: epoch 2
-    assert answer.member_epoch == 2
+    g = await described()
+    assert (g.group_state, g.group_epoch, g.assignment_epoch) == ("Reconciling", 3, 3)
+    answer = await a.beat()  # it no longer owns them: epoch 3
+    assert answer.member_epoch == 3
     await b.beat()
-    assert b.count() == 3 and a.count() == 3
+    assert b.owned == {tid: {3, 4, 5}}
     assert_disjoint([a, b])
-    described = await c.request(DESCRIBE, 1, {"group_ids": ["g"], "include_authorized_operations": False})
-    g = described.groups[0]
+    g = await described()
     assert (g.error_code, g.group_state, g.group_epoch, g.assignment_epoch, g.assignor_name) == (
-        0, "Stable", 2, 2, "uniform",
+        0, "Stable", 3, 3, "uniform",
     )  # fmt: skip
     assert sorted(m.member_id for m in g.members) == ["member-a", "member-b"]
     for m in g.members:
-        assert m.member_type == 1 and m.member_epoch == 2
+        assert m.member_type == 1 and m.member_epoch == 3
         assert [tp.topic_name for tp in m.assignment.topic_partitions] == ["t"]
         assert m.assignment == m.target_assignment
 
 
-async def test_three_members_six_partitions_then_one_leaves(mc) -> None:
+async def test_three_members_six_partitions_then_one_leaves(mc, autojump_clock) -> None:
     c = mc.connect()
     await create(c, "t", 6)
     members = [Member(c, "g", f"m{i}", ["t"]) for i in range(3)]
@@ -148,7 +161,7 @@ async def test_three_members_six_partitions_then_one_leaves(mc) -> None:
     assert [m.count() for m in members[1:]] == [3, 3]
 
 
-async def test_errors(mc) -> None:
+async def test_errors(mc, autojump_clock) -> None:
     c = mc.connect()
     await create(c, "t", 2)
 
@@ -175,7 +188,7 @@ async def test_errors(mc) -> None:
     assert (await error(hb_body("g", "other", -1)))[0] == ErrorCode.UNKNOWN_MEMBER_ID
 
 
-async def test_static_member_leaves_for_a_while_and_gets_its_partitions_back(mc) -> None:
+async def test_static_member_leaves_for_a_while_and_gets_its_partitions_back(mc, autojump_clock) -> None:
     c = mc.connect()
     await create(c, "t", 4)
     a = Member(c, "g", "a1", ["t"])
@@ -198,7 +211,7 @@ async def test_static_member_leaves_for_a_while_and_gets_its_partitions_back(mc)
     assert answer.error_code == ErrorCode.FENCED_INSTANCE_ID
 
 
-async def test_session_timeout_fences_and_partitions_move(mc) -> None:
+async def test_session_timeout_fences_and_partitions_move(mc, autojump_clock) -> None:
     c = mc.connect()
     await create(c, "t", 4)
     a, b = Member(c, "g", "a", ["t"]), Member(c, "g", "b", ["t"])
@@ -211,7 +224,7 @@ async def test_session_timeout_fences_and_partitions_move(mc) -> None:
     assert answer.error_code == ErrorCode.UNKNOWN_MEMBER_ID
 
 
-async def test_a_member_that_does_not_revoke_is_fenced_after_its_rebalance_timeout(mc) -> None:
+async def test_a_member_that_does_not_revoke_is_fenced_after_its_rebalance_timeout(mc, autojump_clock) -> None:
     c = mc.connect()
     await create(c, "t", 2)
     a = Member(c, "g", "a", ["t"])
@@ -229,7 +242,7 @@ async def test_a_member_that_does_not_revoke_is_fenced_after_its_rebalance_timeo
     assert b.count() == 2
 
 
-async def test_regex_subscription_picks_up_a_topic_created_later(mc) -> None:
+async def test_regex_subscription_picks_up_a_topic_created_later(mc, autojump_clock) -> None:
     c = mc.connect()
     await create(c, "orders-1", 1)
     await create(c, "other", 1)
@@ -238,11 +251,12 @@ async def test_regex_subscription_picks_up_a_topic_created_later(mc) -> None:
     await m.beat(subscribed_topic_regex="orders-.*")
     assert m.count() == 1
     tid = await create(c, "orders-2", 2)
+    await trio.sleep(1)
     await m.beat()
     assert m.count() == 3 and m.owned[tid] == {0, 1}
 
 
-async def test_range_assignor(mc) -> None:
+async def test_range_assignor(mc, autojump_clock) -> None:
     c = mc.connect()
     tid = await create(c, "t", 5)
     members = [Member(c, "g", name, ["t"]) for name in ("b", "a")]
@@ -253,7 +267,7 @@ async def test_range_assignor(mc) -> None:
     assert by_id == {"a": {0, 1, 2}, "b": {3, 4}}
 
 
-async def test_offsets_with_member_epochs(mc) -> None:
+async def test_offsets_with_member_epochs(mc, autojump_clock) -> None:
     c = mc.connect()
     await create(c, "t", 1)
     m = Member(c, "g", "m", ["t"])
@@ -284,7 +298,7 @@ async def test_offsets_with_member_epochs(mc) -> None:
     assert (await c.request(9, 9, fetch(None, -1))).groups[0].error_code == 0  # an admin's fetch
 
 
-async def test_list_groups_by_type_and_classic_apis_on_a_consumer_group(mc) -> None:
+async def test_list_groups_by_type_and_classic_apis_on_a_consumer_group(mc, autojump_clock) -> None:
     c = mc.connect()
     await create(c, "t", 1)
     await Member(c, "cg", "m", ["t"]).beat()

@@ -192,7 +192,8 @@ class ConsumerMembership:
             return group
         if not create or self._coordinator.classic_is_live(group_id):
             return self.group(group_id)
-        group = ConsumerGroup(group_id)
+        # as in Kafka 4.4, a new group's first member joins at epoch 2
+        group = ConsumerGroup(group_id, group_epoch=1)
         self.groups[group_id] = group
         log.info("consumer group %s: created", group_id)
         return group
@@ -349,8 +350,14 @@ class ConsumerMembership:
         if bump:
             group.group_epoch += 1
             log.info("consumer group %s: group epoch %d", group.group_id, group.group_epoch)
-        if group.group_epoch > group.assignment_epoch:
+        interval = self._conf("group.consumer.assignment.interval.ms") / 1000
+        if group.group_epoch > group.assignment_epoch and (
+            group.assigned_at is None or now - group.assigned_at >= interval
+        ):
+            # Kafka 4.4 computes a new target at most once per group.consumer.assignment.interval.ms;
+            # meanwhile members reconcile towards the last one, and the group shows Assigning
             self.assign(group)
+            group.assigned_at = now
         target = group.target.get(updated.member_id, {})
         subscribed = {metadata[t][0] for t in self.member_topics(updated) if t in metadata}
         group.release(updated)
@@ -442,6 +449,8 @@ class ConsumerMembership:
                 and member.member_epoch == member.rebalance_deadline_epoch
             ):
                 self.fence(group, member, "did not revoke its partitions within the rebalance timeout")
+            elif member.rebalance_deadline is not None and now >= member.rebalance_deadline:
+                member.rebalance_deadline = None  # it revoked in time: nothing to fire
 
     def load(self, group: ConsumerGroup, now: float) -> None:
         """The group's coordinator moved: its members' sessions start afresh there."""

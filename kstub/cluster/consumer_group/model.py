@@ -85,6 +85,8 @@ class ConsumerGroup:
     subscription_metadata: dict[str, tuple[uuid.UUID, int]] = field(default_factory=dict)
     #: (topic id, partition) → epoch of the member that holds it (assigned or revoking)
     partition_epochs: dict[tuple[uuid.UUID, int], int] = field(default_factory=dict)
+    #: when the target assignment was last computed (trio clock)
+    assigned_at: float | None = None
 
     @property
     def state(self) -> ConsumerGroupState:
