@@ -100,8 +100,8 @@ def _describe_one(ctx: Context, group_id: str, include_operations: bool) -> Body
                 "client_id": m.client_id,
                 "client_host": m.client_host,
                 "subscribed_topic_names": list(m.subscribed_topic_names),
-                "subscribed_topic_regex": m.subscribed_topic_regex,
-                "assignment": _described(ctx, m.assigned),
+                "subscribed_topic_regex": m.subscribed_topic_regex or "",  # Kafka: "" when none
+                "assignment": _described(ctx, m.owned()),  # with what it has yet to revoke, as Kafka shows it
                 "target_assignment": _described(ctx, group.target.get(m.member_id, {})),
                 "member_type": CONSUMER_MEMBER,
             }

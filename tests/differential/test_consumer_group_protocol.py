@@ -8,6 +8,7 @@ apart (`judge`), where kstub mirrors Kafka's text.
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -61,6 +62,34 @@ def compare_hb(pair: Pair, body: Any, **kwargs: Any) -> tuple[Any, Any]:
     return kstub, kafka
 
 
+def topic_ready(pair: Pair, topic: str, partitions: int) -> None:
+    """Until both group coordinators see `topic` (Kafka's coordinator learns of it from its metadata image a
+    moment after CreateTopics answers): a throwaway group's member is assigned its partitions. Polls (a JVM
+    has no event to wait on)."""
+    group = new_group(pair, "ready")
+    for side in pair.sides:
+        deadline = time.monotonic() + 30
+        while True:
+            member = member_id()
+            answer = side.conn.request(HB, join(group, member, [topic]))
+            side.conn.request(HB, beat(group, member, -1))
+            if answer.assignment and sum(len(t.partitions) for t in answer.assignment.topic_partitions) == partitions:
+                break
+            assert time.monotonic() < deadline, f"{side.name}: the coordinator never saw {topic}"
+            time.sleep(0.2)
+
+
+#: Kafka 4.4's group.consumer.assignment.interval.ms: a new target assignment at most once a second
+ASSIGNMENT_INTERVAL = 1.0
+
+
+def new_topic(pair: Pair, partitions: int) -> str:
+    topic = pair.name("t")
+    create_topic(pair, topic, partitions)
+    topic_ready(pair, topic, partitions)
+    return topic
+
+
 def describe(pair: Pair, *groups: str, version: int | None = None) -> Any:
     body = {"group_ids": list(groups), "include_authorized_operations": True}
     kstub, kafka = pair.send(DESCRIBE, body, version=version)
@@ -74,31 +103,31 @@ def describe(pair: Pair, *groups: str, version: int | None = None) -> Any:
 
 def test_join_heartbeat_and_leave(pair: Pair) -> None:
     group = new_group(pair)
-    topic = pair.name("t")
-    create_topic(pair, topic, 6)
+    topic = new_topic(pair, 6)
     a, b = member_id(), member_id()
     ka, fa = compare_hb(pair, join(group, a, [topic]))
-    assert ka.member_epoch == 1 and sum(len(t.partitions) for t in ka.assignment.topic_partitions) == 6
+    assert ka.member_epoch == 2 and sum(len(t.partitions) for t in ka.assignment.topic_partitions) == 6
     describe(pair, group)
-    compare_hb(pair, join(group, b, [topic]))
-    # a still reports all six: it is asked to revoke three, and stays at epoch 1
+    compare_hb(pair, join(group, b, [topic]))  # the new target waits for the assignment interval
+    assert describe(pair, group)["groups"][0]["group_state"] == "Assigning"
+    time.sleep(ASSIGNMENT_INTERVAL + 0.2)
+    compare_hb(pair, beat(group, b, 2, topic_partitions=[]))  # epoch 3, its partitions not yet released
+    # a still reports all six: it is asked to revoke three, and stays at epoch 2
     owned = {"kstub": owning(ka), "kafka": owning(fa)}
-    ka2, fa2 = compare_hb(pair, lambda side: beat(group, a, 1, topic_partitions=owned[side.name]))
-    describe(pair, group)
-    # it has revoked them: epoch 2
+    ka2, fa2 = compare_hb(pair, lambda side: beat(group, a, 2, topic_partitions=owned[side.name]))
+    assert describe(pair, group)["groups"][0]["group_state"] == "Reconciling"
+    # it has revoked them: epoch 3
     owned = {"kstub": owning(ka2), "kafka": owning(fa2)}
-    compare_hb(pair, lambda side: beat(group, a, 1, topic_partitions=owned[side.name]))
-    kb, _ = compare_hb(pair, beat(group, b, 2, topic_partitions=[]))
+    compare_hb(pair, lambda side: beat(group, a, 2, topic_partitions=owned[side.name]))
+    kb, _ = compare_hb(pair, beat(group, b, 3, topic_partitions=[]))
     assert sum(len(t.partitions) for t in kb.assignment.topic_partitions) == 3
-    answer = describe(pair, group)
-    assert answer["groups"][0]["group_state"] == "Stable"
+    assert describe(pair, group)["groups"][0]["group_state"] == "Stable"
     leave, _ = compare_hb(pair, beat(group, a, -1))
     assert leave.member_epoch == -1
-    answer = describe(pair, group)
-    assert answer["groups"][0]["group_state"] == "Assigning"
-    compare_hb(pair, beat(group, b, 2, topic_partitions=[]))
-    describe(pair, group)
+    assert describe(pair, group)["groups"][0]["group_state"] == "Assigning"
+    time.sleep(ASSIGNMENT_INTERVAL + 0.2)
     compare_hb(pair, beat(group, b, 3, topic_partitions=[]))
+    describe(pair, group)
 
 
 @pytest.mark.parametrize(
@@ -135,8 +164,7 @@ def test_invalid_heartbeats(pair: Pair, case: str) -> None:
 
 def test_fencing_errors(pair: Pair) -> None:
     group = new_group(pair)
-    topic = pair.name("t")
-    create_topic(pair, topic, 2)
+    topic = new_topic(pair, 2)
     a, s = member_id(), member_id()
     compare_hb(pair, join(group, a, [topic]))
     compare_hb(pair, beat(group, member_id(), 1))  # UNKNOWN_MEMBER_ID
@@ -156,8 +184,7 @@ def test_fencing_errors(pair: Pair) -> None:
 
 def test_describe_list_and_describe_groups(pair: Pair) -> None:
     group, classic = new_group(pair), new_group(pair)
-    topic = pair.name("t")
-    create_topic(pair, topic, 1)
+    topic = new_topic(pair, 1)
     compare_hb(pair, join(group, member_id(), [topic]))
     partition = {"partition_index": 0, "committed_offset": 3, "committed_metadata": ""}
     commit = {"group_id": classic, "generation_id_or_member_epoch": -1, "member_id": "",
@@ -177,8 +204,7 @@ def test_describe_list_and_describe_groups(pair: Pair) -> None:
 
 def test_offsets_with_member_epochs(pair: Pair) -> None:
     group = new_group(pair)
-    topic = pair.name("t")
-    create_topic(pair, topic, 1)
+    topic = new_topic(pair, 1)
     m = member_id()
     compare_hb(pair, join(group, m, [topic]))
 
