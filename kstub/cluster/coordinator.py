@@ -250,7 +250,8 @@ class GroupCoordinator:
 
     def describe(self, group_id: str) -> GroupSummary:
         group = self.groups.get(group_id)
-        if group is None or group.is_(GroupState.DEAD):
+        if group is None or group.is_(GroupState.DEAD) or group_id in self.consumer.groups:
+            # a consumer group is not a classic group: DescribeGroups does not know it (as in Kafka)
             return GroupSummary(group_id, GroupState.DEAD, "", "", [])
         protocol = (group.protocol_name or "") if group.is_(GroupState.STABLE) else ""
         return GroupSummary(group_id, group.state, group.protocol_type or "", protocol, list(group.members.values()))

@@ -191,6 +191,9 @@ class ConsumerMembership:
         if group is not None:
             return group
         if not create or self._coordinator.classic_is_live(group_id):
+            if group_id not in self._coordinator.groups:
+                # the heartbeat's own wording (ConsumerGroupDescribe says "Group ... not found.")
+                raise ConsumerGroupError(ErrorCode.GROUP_ID_NOT_FOUND, f"Consumer group {group_id} not found.")
             return self.group(group_id)
         # as in Kafka 4.4, a new group's first member joins at epoch 2
         group = ConsumerGroup(group_id, group_epoch=1)
