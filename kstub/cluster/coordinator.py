@@ -286,6 +286,8 @@ class GroupCoordinator:
                 raise GroupError(exc.code) from None
             # a consumer group's offsets are kept by an empty classic Group of the same id
             return self.groups.get(group_id) or self.create_group(group_id, self.now())
+        if api_version >= 9 and generation_id >= 0 and group_id not in self.groups:
+            raise GroupError(ErrorCode.GROUP_ID_NOT_FOUND)  # v9+ (KIP-848); ILLEGAL_GENERATION before
         return self.commits.validate_commit(group_id, generation_id, member_id, instance_id)
 
     def store_offset(self, group: Group, topic: str, partition: int, offset: int, leader_epoch: int, metadata: str,
