@@ -169,7 +169,7 @@ async def test_errors(mc, autojump_clock) -> None:
         answer = await c.request(HB, version, body)
         return answer.error_code, answer.error_message
 
-    assert await error(hb_body("nope", "m", 1)) == (ErrorCode.GROUP_ID_NOT_FOUND, "Group nope not found.")
+    assert await error(hb_body("nope", "m", 1)) == (ErrorCode.GROUP_ID_NOT_FOUND, "Consumer group nope not found.")
     assert await error(join_body("g", "")) == (ErrorCode.INVALID_REQUEST, "MemberId can't be empty.")
     assert (await error(join_body("g", "m", rebalance_timeout_ms=-1)))[0] == ErrorCode.INVALID_REQUEST
     assert (await error(join_body("g", "m")))[1] == (
@@ -330,3 +330,57 @@ async def test_list_groups_by_type_and_classic_apis_on_a_consumer_group(mc, auto
     deleted = await c.request(42, 2, {"groups_names": ["cg"]})
     assert deleted.results[0].error_code == ErrorCode.NONE
     assert await listed([]) == {("classic", "classic", "Empty")}
+
+
+async def test_partitions_added_are_assigned(mc, autojump_clock) -> None:
+    c = mc.connect()
+    tid = await create(c, "t", 2)
+    a, b = Member(c, "g", "a", ["t"]), Member(c, "g", "b", ["t"])
+    await settle([a, b])
+    assert [a.count(), b.count()] == [1, 1]
+    grown = await c.request(37, 3, {"topics": [{"name": "t", "count": 4, "assignments": None}], "timeout_ms": 5000,
+                                    "validate_only": False})  # fmt: skip
+    assert grown.results[0].error_code == 0
+    await settle([a, b])
+    assert [a.count(), b.count()] == [2, 2]
+    assert a.owned[tid] | b.owned[tid] == {0, 1, 2, 3}
+
+
+async def test_the_group_survives_its_coordinator_s_crash_mid_reconciliation(autojump_clock) -> None:
+    async with memory_cluster(3) as mc3:
+        group = "g"
+        coordinator = mc3.model.groups.coordinator_for(group).node_id
+        other = next(b for b in range(3) if b != coordinator)
+
+        async def find(c: MemoryClient) -> int:
+            answer = await c.request(10, 4, {"key_type": 0, "coordinator_keys": [group]})
+            return answer.coordinators[0].node_id
+
+        c = mc3.connect(other)
+        await c.request(19, 7, {"topics": [{"name": "t", "num_partitions": 4, "replication_factor": 3}],
+                                "timeout_ms": 5000})  # fmt: skip
+        conn = mc3.connect(coordinator)
+        a, b = Member(conn, group, "a", ["t"]), Member(conn, group, "b", ["t"])
+        await settle([a], rounds=1)
+        await b.beat()  # b joins; a must now revoke half
+        partition = ("t", 0)
+        committed = {"group_id": group, "generation_id_or_member_epoch": a.epoch, "member_id": "a",
+                     "topics": [{"name": partition[0], "partitions": [
+                         {"partition_index": 0, "committed_offset": 42, "committed_metadata": ""}]}]}  # fmt: skip
+        assert (await conn.request(8, 9, committed)).topics[0].partitions[0].error_code == 0
+        await mc3.server.kill_broker(coordinator)
+        for _ in range(200):  # until the controller fences the dead broker and the offsets partition moves
+            if await find(c) != coordinator:
+                break
+            await trio.sleep(1)
+        new = await find(c)
+        assert new != coordinator
+        conn = mc3.connect(new)
+        a.c = b.c = conn
+        await settle([a, b])  # the same members and epochs carry on at the new coordinator
+        assert sorted([a.count(), b.count()]) == [2, 2]
+        assert_disjoint([a, b])
+        wanted = {"group_id": group, "member_id": "a", "member_epoch": a.epoch,
+                  "topics": [{"name": "t", "partition_indexes": [0]}]}  # fmt: skip
+        fetched = await conn.request(9, 9, {"groups": [wanted]})
+        assert fetched.groups[0].topics[0].partitions[0].committed_offset == 42
