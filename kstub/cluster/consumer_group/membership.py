@@ -400,7 +400,7 @@ class ConsumerMembership:
         topics = set(member.subscribed_topic_names)
         if member.subscribed_topic_regex:
             pattern = compile_regex(member.subscribed_topic_regex)
-            topics.update(t for t in self.cluster.topics if not t.startswith("__") and pattern.fullmatch(t))
+            topics.update(t for t in self.cluster.topics if pattern.fullmatch(t))  # Java's matches(): all of it
         return topics
 
     def subscription_metadata(self, group: ConsumerGroup) -> dict[str, tuple[uuid.UUID, int]]:
