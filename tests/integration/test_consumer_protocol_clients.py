@@ -11,7 +11,13 @@ timeline: no partition ever has two owners.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -26,6 +32,8 @@ PARTITIONS = 6
 BROKER = {
     "group.consumer.heartbeat.interval.ms": 300,
     "group.consumer.min.heartbeat.interval.ms": 300,
+    "group.consumer.session.timeout.ms": 4000,
+    "group.consumer.min.session.timeout.ms": 1000,
 }
 
 pytestmark = pytest.mark.kstub(config=BROKER)
@@ -161,3 +169,55 @@ def test_java_three_members_share_then_one_leaves(bootstrap: str) -> None:
     finally:
         for m in members[1:]:
             m.close()
+
+
+def test_confluent_member_killed_its_partitions_move_after_the_session_timeout(bootstrap: str) -> None:
+    """kill -9 sends no leave heartbeat: the coordinator fences the member when its session expires."""
+    topic, group, timeline = new_topic(bootstrap), unique_topic("g"), Timeline()
+    survivor = NewProtocolConfluentMember("survivor", bootstrap, group, topic, timeline).start()
+    script = textwrap.dedent(
+        f"""
+        from confluent_kafka import Consumer
+        c = Consumer({{"bootstrap.servers": {bootstrap!r}, "group.id": {group!r}, "group.protocol": "consumer",
+                      "enable.auto.commit": False}})
+        c.subscribe([{topic!r}])
+        while True:
+            c.poll(0.1)
+        """
+    )
+    victim = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        wait_for(lambda: len(survivor.assignment) == PARTITIONS // 2, "the victim to get its share", [survivor])
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait(10)
+        killed = time.monotonic()
+        wait_for(lambda: survivor.assignment == set(range(PARTITIONS)), "the survivor to take over", [survivor])
+        assert time.monotonic() - killed > 2, "not before the victim's session could expire"
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+        survivor.stop()
+    owners_never_overlap(timeline.snapshot())
+
+
+def test_confluent_regex_subscription_picks_up_a_topic_created_later(bootstrap: str) -> None:
+    """librdkafka sends a "^..." subscription as the broker-side regular expression (KIP-848)."""
+    prefix = unique_topic("kip848re")
+    first = f"{prefix}-a"
+    ConfluentClient(bootstrap).create_topic(first, 2)
+    timeline = Timeline()
+    member = NewProtocolConfluentMember("re", bootstrap, unique_topic("g"), f"^{prefix}-.*", timeline).start()
+    try:
+        sent = produce(bootstrap, first, 0, 20)
+        wait_for(lambda: {r.value for r in member.records} >= set(sent), "the first topic's records", [member])
+        with RawClient(bootstrap) as c:
+            g = c.request(69, 1, {"group_ids": [member.group], "include_authorized_operations": False}).groups[0]
+        # librdkafka joins its regexes as "(r1)|(r2)": the broker evaluates them
+        assert [m.subscribed_topic_regex for m in g.members] == [f"(^{prefix}-.*)"]
+        later = f"{prefix}-b"
+        ConfluentClient(bootstrap).create_topic(later, 2)
+        sent += produce(bootstrap, later, 20, 20)
+        wait_for(lambda: {r.value for r in member.records} >= set(sent), "the later topic's records", [member])
+        assert sorted(r.value for r in member.records) == sorted(sent)
+    finally:
+        member.stop()
