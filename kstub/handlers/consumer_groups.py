@@ -31,28 +31,31 @@ def _wire(assignment: Assignment) -> list[Body]:
 @handles(ApiKey.CONSUMER_GROUP_HEARTBEAT)
 async def consumer_group_heartbeat(ctx: Context, req: Container) -> Body:
     coordinator = ctx.cluster.groups
-    if req.group_id and not coordinator.is_coordinator(req.group_id, ctx.node_id):
-        return {"throttle_time_ms": 0, "error_code": ErrorCode.NOT_COORDINATOR, "member_epoch": 0}
     owned = None
     if req.topic_partitions is not None:
         owned = [(t.topic_id, list(t.partitions)) for t in req.topic_partitions]
-    result = coordinator.consumer_heartbeat(
-        HeartbeatRequest(
-            group_id=req.group_id,
-            member_id=req.member_id,
-            member_epoch=req.member_epoch,
-            instance_id=req.instance_id,
-            rack_id=req.rack_id,
-            rebalance_timeout_ms=req.rebalance_timeout_ms,
-            subscribed_topic_names=None if req.subscribed_topic_names is None else list(req.subscribed_topic_names),
-            subscribed_topic_regex=req.subscribed_topic_regex,
-            server_assignor=req.server_assignor,
-            topic_partitions=owned,
-            client_id=ctx.client_id or "",
-            client_host=client_host(ctx),
-            api_version=ctx.api_version,
-        )
+    heartbeat = HeartbeatRequest(
+        group_id=req.group_id,
+        member_id=req.member_id,
+        member_epoch=req.member_epoch,
+        instance_id=req.instance_id,
+        rack_id=req.rack_id,
+        rebalance_timeout_ms=req.rebalance_timeout_ms,
+        subscribed_topic_names=None if req.subscribed_topic_names is None else list(req.subscribed_topic_names),
+        subscribed_topic_regex=req.subscribed_topic_regex,
+        server_assignor=req.server_assignor,
+        topic_partitions=owned,
+        client_id=ctx.client_id or "",
+        client_host=client_host(ctx),
+        api_version=ctx.api_version,
     )
+    try:  # as Kafka: an invalid request is refused before the coordinator is looked at
+        coordinator.consumer.validate(heartbeat)
+    except ConsumerGroupError as exc:
+        return {"throttle_time_ms": 0, "error_code": exc.code, "error_message": exc.message, "member_epoch": 0}
+    if not coordinator.is_coordinator(req.group_id, ctx.node_id):
+        return {"throttle_time_ms": 0, "error_code": ErrorCode.NOT_COORDINATOR, "member_epoch": 0}
+    result = coordinator.consumer_heartbeat(heartbeat)
     return {
         "throttle_time_ms": 0,
         "error_code": result.error,

@@ -160,7 +160,11 @@ def _describe_one(ctx: Context, group_id: str, include_operations: bool) -> Body
         # KIP-1043: from v6 a group that does not exist is an error, not an empty Dead group
         return {
             "error_code": ErrorCode.GROUP_ID_NOT_FOUND,
-            "error_message": f"Group {group_id} not found.",
+            "error_message": (
+                f"Group {group_id} is not a classic group."
+                if group_id in ctx.cluster.groups.consumer.groups
+                else f"Group {group_id} not found."
+            ),
             "group_id": group_id,
             "group_state": GroupState.DEAD.value,
             "protocol_type": "",

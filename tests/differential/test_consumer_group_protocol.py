@@ -205,6 +205,8 @@ def test_describe_list_and_describe_groups(pair: Pair) -> None:
     pair.compare(LIST_GROUPS, {"states_filter": ["stable"], "types_filter": []}, view=ours, unordered=("groups",))
     for version in (5, 6):
         pair.compare(DESCRIBE_GROUPS, {"groups": [group], "include_authorized_operations": False}, version=version)
+    kstub, kafka = pair.send(DESCRIBE_GROUPS, {"groups": [group], "include_authorized_operations": False}, version=6)
+    pair.judge("DescribeGroups v6 error message", kstub.groups[0].error_message, kafka.groups[0].error_message)
 
 
 def test_offsets_with_member_epochs(pair: Pair) -> None:
