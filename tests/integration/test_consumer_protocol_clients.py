@@ -221,3 +221,32 @@ def test_confluent_regex_subscription_picks_up_a_topic_created_later(bootstrap: 
         assert sorted(r.value for r in member.records) == sorted(sent)
     finally:
         member.stop()
+
+
+def test_kstub_groups_describes_a_consumer_group(bootstrap: str) -> None:
+    from test_groups_tool import kstub_groups, tables
+
+    topic, group, timeline = new_topic(bootstrap), unique_topic("g"), Timeline()
+    produce(bootstrap, topic, 0, 60)
+    members = [NewProtocolConfluentMember(f"c{i}", bootstrap, group, topic, timeline).start() for i in range(2)]
+    try:
+        wait_for(lambda: shares([m.assignment for m in members], 3), "three partitions each", members)
+        wait_for(lambda: sum(len(m.records) for m in members) >= 60, "everything read", members)
+        result = kstub_groups(bootstrap, "describe", group)
+        assert result.returncode == 0, result.stderr
+        state, listed, offsets = tables(result.stdout)
+        assert (state[0]["STATE"], state[0]["ASSIGNMENT-STRATEGY"], state[0]["#MEMBERS"]) == ("Stable", "uniform", "2")
+        epochs = next(line for line in result.stdout.splitlines() if line.startswith("GROUP-EPOCH"))
+        group_epoch = epochs.split()[1]
+        by_client = {r["CLIENT-ID"]: r for r in listed}
+        for m in members:
+            row = by_client[m.name]
+            expected = f"{topic}({','.join(map(str, sorted(m.assignment)))})"
+            assert (row["ASSIGNMENT"], row["TARGET-ASSIGNMENT"], row["EPOCH"]) == (expected, expected, group_epoch)
+        assert sorted(int(r["PARTITION"]) for r in offsets) == list(range(PARTITIONS))
+        assert {r["LAG"] for r in offsets} == {"0"}
+        listed_groups = kstub_groups(bootstrap, "list")
+        assert group in listed_groups.stdout.split()
+    finally:
+        for m in members:
+            m.stop()
