@@ -208,6 +208,8 @@ class GroupCoordinator:
     def _next_deadline(self) -> float:
         deadlines = [d for g in self.groups.values() if self._serving(g) for d in g.deadlines()]
         deadlines += [d for g in self.consumer.groups.values() if self._serving(g) for d in g.deadlines()]
+        if self.consumer.next_cleanup is not None:
+            deadlines.append(self.consumer.next_cleanup)
         cleanup = self.commits.next_deadline()
         if cleanup is not None:
             deadlines.append(cleanup)
@@ -222,6 +224,7 @@ class GroupCoordinator:
         for cgroup in list(self.consumer.groups.values()):
             if self._serving(cgroup):
                 self.consumer.fire(cgroup, now)
+        self.consumer.cleanup(now, lambda group_id: bool(self.committed(group_id)))
         self.commits.tick(now)
 
     # --- membership (the classic protocol) -------------------------------------------
@@ -305,6 +308,15 @@ class GroupCoordinator:
     def delete_offsets(
         self, group_id: str, partitions: list[TopicPartition]
     ) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode]]:
+        cgroup = self.consumer.groups.get(group_id)
+        if cgroup is not None and cgroup.members:
+            # a consumer group keeps the offsets of the topics its members subscribe to (Kafka's rule)
+            subscribed = {t for m in cgroup.members.values() for t in self.consumer.member_topics(m)}
+            errors = {tp: ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC for tp in partitions if tp[0] in subscribed}
+            if group_id not in self.groups:
+                return ErrorCode.NONE, {**dict.fromkeys(partitions, ErrorCode.NONE), **errors}
+            error, deleted = self.commits.delete_offsets(group_id, [tp for tp in partitions if tp not in errors])
+            return error, {**deleted, **errors}
         return self.commits.delete_offsets(group_id, partitions)
 
     def expire_offsets(self, now: float | None = None) -> None:

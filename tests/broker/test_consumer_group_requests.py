@@ -384,3 +384,24 @@ async def test_the_group_survives_its_coordinator_s_crash_mid_reconciliation(aut
                   "topics": [{"name": "t", "partition_indexes": [0]}]}  # fmt: skip
         fetched = await conn.request(9, 9, {"groups": [wanted]})
         assert fetched.groups[0].topics[0].partitions[0].committed_offset == 42
+
+
+async def test_an_empty_group_without_offsets_goes_at_the_periodic_cleanup(mc, autojump_clock) -> None:
+    c = mc.connect()
+    await create(c, "t", 1)
+    for group in ("kept", "gone"):
+        await Member(c, group, "m", ["t"]).beat()
+    partition = {"partition_index": 0, "committed_offset": 1, "committed_metadata": ""}
+    commit = {"group_id": "kept", "generation_id_or_member_epoch": 2, "member_id": "m",
+              "topics": [{"name": "t", "partitions": [partition]}]}  # fmt: skip
+    assert (await c.request(8, 9, commit)).topics[0].partitions[0].error_code == 0
+    # a member of a consumer group cannot delete the offsets of a topic it subscribes to
+    deleted = await c.request(47, 0, {"group_id": "kept", "topics": [{"name": "t", "partitions": [
+        {"partition_index": 0}]}]})  # fmt: skip
+    assert deleted.topics[0].partitions[0].error_code == ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC
+    for group in ("kept", "gone"):
+        await c.request(HB, 1, hb_body(group, "m", -1))
+    await trio.sleep(601)  # offsets.retention.check.interval.ms
+    c = mc.connect()  # (the idle one was closed: connections.max.idle.ms)
+    answer = await c.request(16, 5, {"states_filter": [], "types_filter": ["consumer"]})
+    assert [(g.group_id, g.group_state) for g in answer.groups] == [("kept", "Empty")]

@@ -26,6 +26,7 @@ import logging
 import re
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -106,6 +107,8 @@ class ConsumerMembership:
     def __init__(self, coordinator: GroupCoordinator) -> None:
         self._coordinator = coordinator
         self.groups: dict[str, ConsumerGroup] = {}
+        #: the periodic cleanup (offsets.retention.check.interval.ms) that drops empty groups without offsets
+        self.next_cleanup: float | None = None
 
     @property
     def cluster(self) -> ClusterState:
@@ -454,6 +457,18 @@ class ConsumerMembership:
                 self.fence(group, member, "did not revoke its partitions within the rebalance timeout")
             elif member.rebalance_deadline is not None and now >= member.rebalance_deadline:
                 member.rebalance_deadline = None  # it revoked in time: nothing to fire
+
+    def cleanup(self, now: float, has_offsets: Callable[[str], bool]) -> None:
+        """As Kafka's periodic cleanup: an empty consumer group with no committed offsets goes."""
+        interval = self._conf("offsets.retention.check.interval.ms") / 1000
+        if self.next_cleanup is None:
+            self.next_cleanup = now + interval
+        elif now >= self.next_cleanup:
+            self.next_cleanup = now + interval
+            for group_id, group in list(self.groups.items()):
+                if not group.members and not has_offsets(group_id):
+                    del self.groups[group_id]
+                    log.info("consumer group %s: removed (empty, with no offsets)", group_id)
 
     def load(self, group: ConsumerGroup, now: float) -> None:
         """The group's coordinator moved: its members' sessions start afresh there."""
