@@ -250,3 +250,42 @@ def test_kstub_groups_describes_a_consumer_group(bootstrap: str) -> None:
     finally:
         for m in members:
             m.stop()
+
+
+def test_java_static_member_restarts_and_gets_its_partitions_back(bootstrap: str) -> None:
+    require_programs("java", "mvn")
+    from kstub.compat.clients.driven import DrivenMember
+    from kstub.compat.clients.java import Java
+
+    unavailable = Java.unavailable()
+    if unavailable:
+        pytest.skip(unavailable)
+    client = Java(bootstrap, timeout=30.0)
+    topic, group = new_topic(bootstrap), unique_topic("g")
+
+    def member(instance: str) -> DrivenMember:
+        args = client._args({"group": group, "topic": topic, "protocol": "consumer", "instance": instance})
+        return DrivenMember(client.driver(), args, client.timeout)
+
+    def wait(condition, what: str, members: list[DrivenMember], timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            for m in members:
+                assert m.error() is None, m.error()
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.05)
+
+    a, b = member("a"), member("b")
+    try:
+        wait(lambda: shares([a.assignment(), b.assignment()], 3), "three partitions each", [a, b])
+        kept, others = a.assignment(), b.assignment()
+        a.close()  # a static member leaves for a while (epoch -2): its partitions wait for it
+        with RawClient(bootstrap) as c:
+            g = c.request(69, 1, {"group_ids": [group], "include_authorized_operations": False}).groups[0]
+        assert sorted(m.member_epoch for m in g.members)[0] == -2
+        a = member("a")
+        wait(lambda: a.assignment() == kept, "the restarted member to get its partitions back", [a, b])
+        assert b.assignment() == others
+    finally:
+        a.close()
+        b.close()

@@ -221,6 +221,9 @@ public final class Driver {
       // the consumer group protocol (KIP-848): the broker sets the session and heartbeat times
       p.put("group.id", group);
       p.put("group.protocol", "consumer");
+      if (a.hasNonNull("instance")) {
+        p.put("group.instance.id", a.path("instance").asText());
+      }
     } else if (group != null) {
       p.put("group.id", group);
       p.put("group.protocol", "classic");
