@@ -289,3 +289,27 @@ def test_java_static_member_restarts_and_gets_its_partitions_back(bootstrap: str
     finally:
         a.close()
         b.close()
+
+
+def test_kafka_consumer_groups_tool_describes_the_members(bootstrap: str) -> None:
+    """Kafka's own kafka-consumer-groups asks ConsumerGroupDescribe first: members' epochs and assignments."""
+    from support.kafka_tools import require_kafka_tools, table, tool
+
+    require_kafka_tools()
+    topic, group = new_topic(bootstrap), unique_topic("g")
+    produce(bootstrap, topic, 0, 30)
+    members = [NewProtocolConfluentMember(f"c{i}", bootstrap, group, topic, Timeline()).start() for i in range(2)]
+    try:
+        wait_for(lambda: shares([m.assignment for m in members], 3), "three partitions each", members)
+        out = tool("kafka-consumer-groups", "--bootstrap-server", bootstrap, "--describe", "--group", group,
+                   "--members", "--verbose").stdout  # fmt: skip
+        rows = {r["CLIENT-ID"]: r for r in table(out)}
+        assert set(rows) == {"c0", "c1"}
+        for m in members:
+            row = rows[m.name]
+            expected = f"{topic}:{','.join(map(str, sorted(m.assignment)))}"
+            assert (row["CURRENT-ASSIGNMENT"], row["TARGET-ASSIGNMENT"]) == (expected, expected)
+            assert row["CURRENT-EPOCH"] == row["TARGET-EPOCH"]
+    finally:
+        for m in members:
+            m.stop()
