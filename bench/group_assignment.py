@@ -2,6 +2,7 @@
 """How long four consumers take from subscribe() to all four having partitions.
 
     python bench/group_assignment.py [--client confluent-kafka|kafka-python] [--rounds 5] [--heartbeat-ms N]
+                                     [--protocol classic|consumer]
 
 Starts `python -m kstub serve -c group.initial.rebalance.delay.ms=0` on a free
 loopback port in a subprocess, creates a 4-partition topic, and per round
@@ -12,7 +13,11 @@ partitions. Prints each round and the median.
 The figure is dominated by the clients: once the first member has formed the
 group, the others' arrival is announced to members through Heartbeat
 responses, so it scales with heartbeat.interval.ms (3000 ms by default in
-both clients). --heartbeat-ms sets it. A benchmark, not a test.
+both clients). --heartbeat-ms sets it. With --protocol consumer (KIP-848,
+confluent-kafka only) the broker assigns and tells the interval: --heartbeat-ms
+then sets the broker's group.consumer.heartbeat.interval.ms (5000 ms by
+default), and a new target is computed at most once per
+group.consumer.assignment.interval.ms (1 s). A benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -36,10 +41,13 @@ CONSUMERS = 4
 class Poller(threading.Thread):
     """One consumer polling until told to stop; `assignment` follows its rebalance callbacks."""
 
-    def __init__(self, client: str, bootstrap: str, group: str, topic: str, heartbeat_ms: int | None) -> None:
+    def __init__(
+        self, client: str, bootstrap: str, group: str, topic: str, heartbeat_ms: int | None, protocol: str = "classic"
+    ) -> None:
         super().__init__(daemon=True)
         self.client, self.bootstrap, self.group, self.topic = client, bootstrap, group, topic
         self.heartbeat_ms = heartbeat_ms
+        self.protocol = protocol
         self.assignment: frozenset[int] = frozenset()
         self.stop = threading.Event()
 
@@ -53,15 +61,18 @@ class Poller(threading.Thread):
         from confluent_kafka import Consumer
 
         conf = {"bootstrap.servers": self.bootstrap, "group.id": self.group, "enable.auto.commit": False}
-        if self.heartbeat_ms is not None:
+        if self.protocol == "consumer":
+            conf["group.protocol"] = "consumer"  # the heartbeat interval is the broker's
+        elif self.heartbeat_ms is not None:
             conf["heartbeat.interval.ms"] = self.heartbeat_ms
         consumer = Consumer(conf)
 
+        # incremental callbacks (the consumer protocol); the eager ones revoke everything first
         def assigned(_c, parts) -> None:
-            self.assignment = frozenset(p.partition for p in parts)
+            self.assignment = self.assignment | frozenset(p.partition for p in parts)
 
-        def revoked(_c, _parts) -> None:
-            self.assignment = frozenset()
+        def revoked(_c, parts) -> None:
+            self.assignment = self.assignment - frozenset(p.partition for p in parts)
 
         consumer.subscribe([self.topic], on_assign=assigned, on_revoke=revoked)
         while not self.stop.is_set():
@@ -88,9 +99,11 @@ class Poller(threading.Thread):
         consumer.close()
 
 
-def one_round(client: str, bootstrap: str, topic: str, heartbeat_ms: int | None, timeout: float = 60.0) -> float:
+def one_round(
+    client: str, bootstrap: str, topic: str, heartbeat_ms: int | None, protocol: str = "classic", timeout: float = 60.0
+) -> float:
     group = f"bench-{uuid.uuid4().hex[:8]}"
-    pollers = [Poller(client, bootstrap, group, topic, heartbeat_ms) for _ in range(CONSUMERS)]
+    pollers = [Poller(client, bootstrap, group, topic, heartbeat_ms, protocol) for _ in range(CONSUMERS)]
     start = time.perf_counter()
     for p in pollers:
         p.start()
@@ -114,13 +127,20 @@ def main() -> None:
     parser.add_argument("--client", choices=["confluent-kafka", "kafka-python"], default="confluent-kafka")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--heartbeat-ms", type=int, default=None, help="the consumers' heartbeat interval")
+    parser.add_argument("--protocol", choices=["classic", "consumer"], default="classic", help="group.protocol")
     args = parser.parse_args()
+    if args.protocol == "consumer" and args.client != "confluent-kafka":
+        parser.error("--protocol consumer needs --client confluent-kafka")
+    broker = ["-c", "group.initial.rebalance.delay.ms=0"]
+    if args.protocol == "consumer" and args.heartbeat_ms is not None:
+        broker += ["-c", f"group.consumer.heartbeat.interval.ms={args.heartbeat_ms}",
+                   "-c", f"group.consumer.min.heartbeat.interval.ms={args.heartbeat_ms}"]  # fmt: skip
 
     port = free_port()
     bootstrap = f"127.0.0.1:{port}"
     server = subprocess.Popen(
         [sys.executable, "-m", "kstub", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING",
-         "-c", "group.initial.rebalance.delay.ms=0"],
+         *broker],
     )  # fmt: skip
     try:
         wait_ready(bootstrap)
@@ -131,10 +151,13 @@ def main() -> None:
         admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
         admin.close()
         heartbeat = "client default" if args.heartbeat_ms is None else f"{args.heartbeat_ms} ms"
-        print(f"{args.client}, {CONSUMERS} consumers, {PARTITIONS} partitions, heartbeat interval {heartbeat}")
+        print(
+            f"{args.client}, group.protocol={args.protocol}, {CONSUMERS} consumers, {PARTITIONS} partitions, "
+            f"heartbeat interval {heartbeat}"
+        )
         times = []
         for i in range(args.rounds):
-            t = one_round(args.client, bootstrap, topic, args.heartbeat_ms)
+            t = one_round(args.client, bootstrap, topic, args.heartbeat_ms, args.protocol)
             times.append(t)
             print(f"  round {i + 1}: {t * 1000:.0f} ms from subscribe to all {CONSUMERS} assigned")
         ms = [t * 1000 for t in times]

@@ -5,7 +5,10 @@ works against any Kafka-compatible broker: ListGroups to every broker,
 FindCoordinator then DescribeGroups / OffsetFetch / OffsetCommit /
 DeleteGroups at the group's coordinator, Metadata and ListOffsets (at each
 partition's leader) for log-end offsets and resets. Members' assignments are
-decoded with the consumer protocol's declared schema.
+decoded with the consumer protocol's declared schema. A consumer group of the
+KIP-848 protocol, which DescribeGroups does not know, is described with
+ConsumerGroupDescribe: its epochs, and each member's epoch and current and
+target assignments.
 
 Each command returns an exit status; output is written to the given streams.
 """
@@ -69,11 +72,29 @@ def describe_group(client: AdminClient, group: str) -> Container:
     conn = client.coordinator(group)
     body = conn.request(ApiKey.DESCRIBE_GROUPS, {"groups": [group], "include_authorized_operations": False})
     described = body.groups[0]
+    if described.error_code in (ErrorCode.NONE, ErrorCode.GROUP_ID_NOT_FOUND) and described.group_state == "Dead":
+        consumer = describe_consumer_group(client, group)
+        if consumer is not None:
+            return consumer
     if described.error_code == ErrorCode.GROUP_ID_NOT_FOUND:  # v6+: no such group, as a Dead one before
         described.group_state = "Dead"
         return described
     _check(described.error_code, f"DescribeGroups for '{group}'")
     return described
+
+
+def describe_consumer_group(client: AdminClient, group: str) -> Container | None:
+    """A consumer group of the KIP-848 protocol (ConsumerGroupDescribe), or None: no such group (or API)."""
+    conn = client.coordinator(group)
+    if ApiKey.CONSUMER_GROUP_DESCRIBE not in conn.versions:
+        return None
+    body = conn.request(ApiKey.CONSUMER_GROUP_DESCRIBE, {"group_ids": [group], "include_authorized_operations": False})
+    g = body.groups[0]
+    if g.error_code == ErrorCode.GROUP_ID_NOT_FOUND:
+        return None
+    _check(g.error_code, f"ConsumerGroupDescribe for '{group}'")
+    g.protocol_type, g.protocol_data = "consumer", g.assignor_name
+    return g
 
 
 def committed_offsets(client: AdminClient, group: str) -> dict[TopicPartition, int]:
@@ -156,10 +177,24 @@ class MemberView:
     host: str
     client_id: str
     partitions: list[TopicPartition]
+    #: consumer groups (KIP-848) only: the member's epoch and target assignment
+    epoch: int | None = None
+    target: list[TopicPartition] | None = None
+
+
+def _partitions(assignment: Container) -> list[TopicPartition]:
+    return sorted((t.topic_name, p) for t in assignment.topic_partitions for p in t.partitions)
 
 
 def members_of(described: Container) -> list[MemberView]:
     views = []
+    if "group_epoch" in described:  # ConsumerGroupDescribe
+        for m in described.members:
+            views.append(
+                MemberView(m.member_id, m.instance_id, m.client_host, m.client_id, _partitions(m.assignment),
+                           m.member_epoch, _partitions(m.target_assignment))
+            )  # fmt: skip
+        return views
     for m in described.members:
         partitions: list[TopicPartition] = []
         if described.protocol_type == PROTOCOL_TYPE and m.member_assignment:
@@ -218,7 +253,23 @@ def cmd_describe(client: AdminClient, args: argparse.Namespace, out: TextIO, err
             out,
         )  # fmt: skip
         print(file=out)
-        if members:
+        if "group_epoch" in described:
+            print(f"GROUP-EPOCH {described.group_epoch}  ASSIGNMENT-EPOCH {described.assignment_epoch}", file=out)
+            print(file=out)
+        if members and "group_epoch" in described:
+            table(
+                [
+                    ("GROUP", "CONSUMER-ID", "GROUP-INSTANCE-ID", "HOST", "CLIENT-ID", "EPOCH", "#PARTITIONS",
+                     "ASSIGNMENT", "TARGET-ASSIGNMENT"),
+                    *(
+                        (group, m.member_id, m.instance_id, m.host, m.client_id, m.epoch, len(m.partitions),
+                         _assignment_text(m.partitions), _assignment_text(m.target or []))
+                        for m in members
+                    ),
+                ],
+                out,
+            )  # fmt: skip
+        elif members:
             table(
                 [
                     ("GROUP", "CONSUMER-ID", "GROUP-INSTANCE-ID", "HOST", "CLIENT-ID", "#PARTITIONS", "ASSIGNMENT"),

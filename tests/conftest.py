@@ -81,6 +81,7 @@ SLOW_PATHS = (
     "tests/tools/",
     "tests/fuzz/test_fuzz_server.py",
     "tests/integration/test_compression_bombs.py",
+    "tests/integration/test_consumer_protocol_clients.py",
     "tests/integration/test_console.py",
     "tests/integration/test_coordinator_failover.py",
     "tests/integration/test_durability.py",

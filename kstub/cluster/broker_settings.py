@@ -42,6 +42,20 @@ BROKER_SETTINGS: dict[str, Setting] = {
         Setting("group.min.session.timeout.ms", _int, 6000, "smallest session timeout a member may ask for"),
         Setting("group.max.session.timeout.ms", _int, 1800000, "largest session timeout a member may ask for"),
         Setting("group.max.size", _int, 2147483647, "most members a group may have"),
+        Setting("group.consumer.heartbeat.interval.ms", _int, 5000, "consumer protocol: heartbeat interval"),
+        Setting("group.consumer.session.timeout.ms", _int, 45000, "consumer protocol: member session timeout"),
+        Setting("group.consumer.min.session.timeout.ms", _int, 45000),
+        Setting("group.consumer.max.session.timeout.ms", _int, 60000),
+        Setting("group.consumer.min.heartbeat.interval.ms", _int, 5000),
+        Setting("group.consumer.max.heartbeat.interval.ms", _int, 15000),
+        Setting(
+            "group.consumer.assignment.interval.ms", _int, 1000, "consumer protocol: least time between assignments"
+        ),
+        Setting("group.consumer.max.size", _int, 2147483647, "consumer protocol: most members a group may have"),
+        Setting(
+            "group.consumer.assignors", str, "uniform,range", "consumer protocol: server assignors", ConfigType.LIST
+        ),
+        Setting("group.consumer.migration.policy", str, "bidirectional"),
         Setting("offsets.retention.minutes", _int, 10080, "how long offsets outlive an empty group"),
         Setting("offsets.retention.check.interval.ms", _int, 600000, "how often expired offsets are removed"),
         Setting("offsets.topic.num.partitions", _int, 50, "spreads groups over coordinators (by group id hash)"),

@@ -50,9 +50,12 @@ import trio
 from kstub.protocol import ErrorCode
 
 from .committed import CommittedOffsets
+from .consumer_group import ConsumerMembership, HeartbeatRequest, HeartbeatResult
+from .consumer_group.membership import ConsumerGroupError
 from .groups import (
     CommittedOffset,
     Group,
+    GroupError,
     GroupState,
     GroupSummary,
     JoinResult,
@@ -63,6 +66,7 @@ from .membership import ClassicMembership, JoinRequest, SyncRequest
 from .placement import OffsetsPartitions, java_string_hash, kafka_abs
 
 if TYPE_CHECKING:
+    from .consumer_group import ConsumerGroup
     from .model import Broker, ClusterState
 
 __all__ = ["GroupCoordinator", "JoinRequest", "SyncRequest", "java_string_hash"]
@@ -83,6 +87,8 @@ class GroupCoordinator:
         self.offsets = OffsetsPartitions(cluster)
         self.membership = ClassicMembership(self)
         self.commits = CommittedOffsets(self)
+        #: the consumer group protocol (KIP-848): kstub/cluster/consumer_group/
+        self.consumer = ConsumerMembership(self)
         cluster.hooks.broker_stopped.append(self._broker_stopped)
         cluster.hooks.broker_started.append(self._broker_started)
 
@@ -118,7 +124,7 @@ class GroupCoordinator:
         broker = self.coordinator_for(key)
         return broker is not None and broker.node_id == node_id
 
-    def _serving(self, group: Group) -> bool:
+    def _serving(self, group: Group | ConsumerGroup) -> bool:
         """Whether a running broker coordinates `group`: a crashed, not yet fenced one runs no timers."""
         broker = self.coordinator_for(group.group_id)
         return broker is not None and broker.running
@@ -171,6 +177,9 @@ class GroupCoordinator:
                 log.info("group %s: coordinator is now broker %d (%s)", group.group_id, new, why)
                 self.membership.rebalance.unload(group)
                 self.membership.rebalance.load(group, self.now())
+        for cgroup in self.consumer.groups.values():
+            if self.partition_for(cgroup.group_id) in moved:
+                self.consumer.load(cgroup, self.now())
         self.poke()
 
     # --- the timer task ------------------------------------------------------
@@ -198,6 +207,9 @@ class GroupCoordinator:
 
     def _next_deadline(self) -> float:
         deadlines = [d for g in self.groups.values() if self._serving(g) for d in g.deadlines()]
+        deadlines += [d for g in self.consumer.groups.values() if self._serving(g) for d in g.deadlines()]
+        if self.consumer.next_cleanup is not None:
+            deadlines.append(self.consumer.next_cleanup)
         cleanup = self.commits.next_deadline()
         if cleanup is not None:
             deadlines.append(cleanup)
@@ -209,11 +221,21 @@ class GroupCoordinator:
         for group in list(self.groups.values()):
             if self.groups.get(group.group_id) is group and self._serving(group):
                 self.membership.rebalance.fire(group, now)
+        for cgroup in list(self.consumer.groups.values()):
+            if self._serving(cgroup):
+                self.consumer.fire(cgroup, now)
+        self.consumer.cleanup(now, lambda group_id: bool(self.committed(group_id)))
         self.commits.tick(now)
 
     # --- membership (the classic protocol) -------------------------------------------
 
     async def join(self, req: JoinRequest) -> JoinResult:
+        cgroup = self.consumer.groups.get(req.group_id)
+        if cgroup is not None:
+            if cgroup.members:
+                # kstub does not convert a live consumer group for classic members (Kafka's migration policy)
+                return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, req.member_id)
+            del self.consumer.groups[req.group_id]  # an empty consumer group becomes a classic one
         return await self.membership.join(req)
 
     async def sync(self, req: SyncRequest) -> SyncResult:
@@ -231,7 +253,8 @@ class GroupCoordinator:
 
     def describe(self, group_id: str) -> GroupSummary:
         group = self.groups.get(group_id)
-        if group is None or group.is_(GroupState.DEAD):
+        if group is None or group.is_(GroupState.DEAD) or group_id in self.consumer.groups:
+            # a consumer group is not a classic group: DescribeGroups does not know it (as in Kafka)
             return GroupSummary(group_id, GroupState.DEAD, "", "", [])
         protocol = (group.protocol_name or "") if group.is_(GroupState.STABLE) else ""
         return GroupSummary(group_id, group.state, group.protocol_type or "", protocol, list(group.members.values()))
@@ -255,7 +278,19 @@ class GroupCoordinator:
 
     # --- committed offsets ------------------------------------------------------------
 
-    def validate_commit(self, group_id: str, generation_id: int, member_id: str, instance_id: str | None) -> Group:
+    def validate_commit(
+        self, group_id: str, generation_id: int, member_id: str, instance_id: str | None, api_version: int = 9
+    ) -> Group:
+        cgroup = self.consumer.groups.get(group_id)
+        if cgroup is not None:
+            try:
+                self.consumer.validate_commit(cgroup, member_id, generation_id, api_version)
+            except ConsumerGroupError as exc:
+                raise GroupError(exc.code) from None
+            # a consumer group's offsets are kept by an empty classic Group of the same id
+            return self.groups.get(group_id) or self.create_group(group_id, self.now())
+        if api_version >= 9 and generation_id >= 0 and group_id not in self.groups:
+            raise GroupError(ErrorCode.GROUP_ID_NOT_FOUND)  # v9+ (KIP-848); ILLEGAL_GENERATION before
         return self.commits.validate_commit(group_id, generation_id, member_id, instance_id)
 
     def store_offset(self, group: Group, topic: str, partition: int, offset: int, leader_epoch: int, metadata: str,
@@ -273,6 +308,15 @@ class GroupCoordinator:
     def delete_offsets(
         self, group_id: str, partitions: list[TopicPartition]
     ) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode]]:
+        cgroup = self.consumer.groups.get(group_id)
+        if cgroup is not None and cgroup.members:
+            # a consumer group keeps the offsets of the topics its members subscribe to (Kafka's rule)
+            subscribed = {t for m in cgroup.members.values() for t in self.consumer.member_topics(m)}
+            errors = {tp: ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC for tp in partitions if tp[0] in subscribed}
+            if group_id not in self.groups:
+                return ErrorCode.NONE, {**dict.fromkeys(partitions, ErrorCode.NONE), **errors}
+            error, deleted = self.commits.delete_offsets(group_id, [tp for tp in partitions if tp not in errors])
+            return error, {**deleted, **errors}
         return self.commits.delete_offsets(group_id, partitions)
 
     def expire_offsets(self, now: float | None = None) -> None:
@@ -287,4 +331,30 @@ class GroupCoordinator:
             for member in group.members.values():
                 member.answer_parked(ErrorCode.COORDINATOR_NOT_AVAILABLE)
         self.groups.clear()
+        self.consumer.reset()
         self.poke()
+
+    # --- the consumer group protocol (KIP-848) ---------------------------------------
+
+    def classic_is_live(self, group_id: str) -> bool:
+        """Whether a classic group of this id has members (or a rebalance under way)."""
+        group = self.groups.get(group_id)
+        return group is not None and (bool(group.members) or not group.is_(GroupState.EMPTY, GroupState.DEAD))
+
+    def consumer_heartbeat(self, req: HeartbeatRequest) -> HeartbeatResult:
+        return self.consumer.heartbeat(req, self.now())
+
+    def consumer_group(self, group_id: str) -> ConsumerGroup:
+        """A consumer group, else ConsumerGroupError (GROUP_ID_NOT_FOUND)."""
+        return self.consumer.group(group_id)
+
+    def validate_fetch(self, group_id: str, member_id: str | None, member_epoch: int) -> ErrorCode:
+        """OffsetFetch v9's member check (consumer groups only): the error code, NONE if accepted."""
+        cgroup = self.consumer.groups.get(group_id)
+        if cgroup is None:
+            return ErrorCode.NONE
+        try:
+            self.consumer.validate_fetch(cgroup, member_id, member_epoch)
+        except ConsumerGroupError as exc:
+            return exc.code
+        return ErrorCode.NONE

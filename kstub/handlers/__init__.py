@@ -4,6 +4,7 @@ from . import (  # noqa: F401  (imported to register their handlers)
     api_versions,
     cluster_info,
     configs,
+    consumer_groups,
     coordinator,
     describe_producers,
     elections,

@@ -160,7 +160,11 @@ def _describe_one(ctx: Context, group_id: str, include_operations: bool) -> Body
         # KIP-1043: from v6 a group that does not exist is an error, not an empty Dead group
         return {
             "error_code": ErrorCode.GROUP_ID_NOT_FOUND,
-            "error_message": f"Group {group_id} not found.",
+            "error_message": (
+                f"Group {group_id} is not a classic group."
+                if group_id in ctx.cluster.groups.consumer.groups
+                else f"Group {group_id} not found."
+            ),
             "group_id": group_id,
             "group_state": GroupState.DEAD.value,
             "protocol_type": "",
@@ -206,15 +210,25 @@ async def list_groups(ctx: Context, req: Container) -> Body:
     if req.states_filter:
         # unknown names match nothing, as in Kafka
         states = [s for s in (GroupState.parse(name) for name in req.states_filter) if s is not None]
-    groups = ctx.cluster.groups.list_groups(ctx.node_id, states)
-    return {
-        "throttle_time_ms": 0,
-        "error_code": ErrorCode.NONE,
-        "groups": [
-            {"group_id": g.group_id, "protocol_type": g.protocol_type or "", "group_state": g.state.value}
-            for g in groups
-        ],
-    }
+    coordinator = ctx.cluster.groups
+    consumer = coordinator.consumer.groups
+    listed = [
+        {"group_id": g.group_id, "protocol_type": g.protocol_type or "", "group_state": g.state.value,
+         "group_type": "classic"}
+        for g in coordinator.list_groups(ctx.node_id, states)
+        if g.group_id not in consumer  # the offsets of a consumer group (kstub/cluster/coordinator.py)
+    ]  # fmt: skip
+    wanted_states = None if not req.states_filter else {name.lower() for name in req.states_filter}
+    listed += [
+        {"group_id": g.group_id, "protocol_type": "consumer", "group_state": g.state.value, "group_type": "consumer"}
+        for g in consumer.values()
+        if coordinator.is_coordinator(g.group_id, ctx.node_id)
+        and (wanted_states is None or g.state.value.lower() in wanted_states)
+    ]
+    if req.types_filter:  # v5 (KIP-848): classic, consumer; case-insensitive
+        types = {name.lower() for name in req.types_filter}
+        listed = [g for g in listed if g["group_type"] in types]
+    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "groups": listed}
 
 
 @handles(ApiKey.DELETE_GROUPS)
@@ -222,7 +236,11 @@ async def delete_groups(ctx: Context, req: Container) -> Body:
     results = []
     for group_id in dict.fromkeys(req.groups_names):  # a group named twice is answered once, as in Kafka
         error = check_group(ctx, group_id, allow_empty=True)
-        if error is None:
+        if error is None and group_id in ctx.cluster.groups.consumer.groups:
+            error = ctx.cluster.groups.consumer.delete(group_id)
+            if error == ErrorCode.NONE and group_id in ctx.cluster.groups.groups:
+                ctx.cluster.groups.delete_group(group_id)  # its committed offsets
+        elif error is None:
             error = ctx.cluster.groups.delete_group(group_id)
         results.append({"group_id": group_id, "error_code": error})
     return {"throttle_time_ms": 0, "results": results}

@@ -61,7 +61,11 @@ async def offset_commit(ctx: Context, req: Container) -> Body:
         if group_error is None:
             try:
                 group = coordinator.validate_commit(
-                    req.group_id, req.generation_id_or_member_epoch, req.member_id, req.group_instance_id
+                    req.group_id,
+                    req.generation_id_or_member_epoch,
+                    req.member_id,
+                    req.group_instance_id,
+                    api_version=ctx.api_version,
                 )
             except GroupError as exc:
                 group_error = exc.code
@@ -113,11 +117,18 @@ def _requested(topics: Iterable[Container]) -> list[tuple[str, list[int]]]:
 
 
 def _fetch_group(
-    ctx: Context, group_id: str, topics: list[Container] | None, require_stable: bool = False
+    ctx: Context,
+    group_id: str,
+    topics: list[Container] | None,
+    member: tuple[str | None, int] | None = None,
+    require_stable: bool = False,
 ) -> tuple[ErrorCode, list[Body]]:
-    """One group's committed offsets: the requested partitions, or all (`topics` None). With `require_stable`
+    """One group's committed offsets: the requested partitions, or all (`topics` None). From v9, `member`
+    (its id and epoch) is checked against a consumer group's (KIP-848). With `require_stable`
     (v7+), a partition a transaction holds an uncommitted offset for is UNSTABLE_OFFSET_COMMIT."""
     error = check_group(ctx, group_id, allow_empty=True)
+    if error is None and member is not None:
+        error = ctx.cluster.groups.validate_fetch(group_id, *member) or None
     if error is not None:
         return error, []
     committed = ctx.cluster.groups.committed(group_id)
@@ -146,10 +157,12 @@ async def offset_fetch(ctx: Context, req: Container) -> Body:
     if v >= 8:
         groups = []
         for g in req.groups:
-            error, topics = _fetch_group(ctx, g.group_id, g.topics, req.require_stable)
+            error, topics = _fetch_group(
+                ctx, g.group_id, g.topics, (g.member_id, g.member_epoch) if v >= 9 else None, req.require_stable
+            )
             groups.append({"group_id": g.group_id, "topics": topics, "error_code": error})
         return {"throttle_time_ms": 0, "groups": groups}
-    error, topics = _fetch_group(ctx, req.group_id, req.topics, v >= 7 and req.require_stable)
+    error, topics = _fetch_group(ctx, req.group_id, req.topics, require_stable=v >= 7 and req.require_stable)
     if error != ErrorCode.NONE and v < 2:
         # no top-level error before v2: every requested partition carries it
         topics = [

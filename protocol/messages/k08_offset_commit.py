@@ -1,7 +1,8 @@
-"""OffsetCommit (key 8): versions 0-8, flexible from v8.
+"""OffsetCommit (key 8): versions 0-9, flexible from v8.
 
 v1 adds the generation and member id (and a per-partition commit timestamp,
-v1 only), v2-4 a retention time, v6 the leader epoch, v7 the group instance id.
+v1 only), v2-4 a retention time, v6 the leader epoch, v7 the group instance id. v9 is v8 for the new consumer protocol
+(KIP-848): the generation field carries the member epoch (STALE_MEMBER_EPOCH...).
 """
 
 from ..schema import Api
@@ -11,7 +12,7 @@ API = Api(
     key=8,
     name="OffsetCommit",
     min_version=0,
-    max_version=8,
+    max_version=9,
     flexible_from=8,
     request=[
         F("group_id", "string"),

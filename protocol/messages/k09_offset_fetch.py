@@ -1,9 +1,9 @@
-"""OffsetFetch (key 9): versions 0-8, flexible from v6.
+"""OffsetFetch (key 9): versions 0-9, flexible from v6.
 
 v2 allows a null topic list (every committed partition) and adds a top-level
 error code, v5 the leader epoch, v7 require_stable, and v8 fetches several
-groups at once (`groups`, answered per group). v9 (KIP-848 member epochs) is
-not implemented.
+groups at once (`groups`, answered per group), v9 each group's member id and
+epoch (KIP-848: checked for consumer groups).
 """
 
 from ..schema import Api
@@ -21,7 +21,7 @@ API = Api(
     key=9,
     name="OffsetFetch",
     min_version=0,
-    max_version=8,
+    max_version=9,
     flexible_from=6,
     request=[
         F("group_id", "string", "0-7"),
@@ -35,6 +35,8 @@ API = Api(
             "groups",
             [
                 F("group_id", "string", "8+"),
+                F("member_id", "string", "9+", nullable="9+", default=None),
+                F("member_epoch", "int32", "9+", default=-1),
                 F(
                     "topics",
                     [F("name", "string", "8+"), F("partition_indexes", "[]int32", "8+")],

@@ -217,7 +217,14 @@ public final class Driver {
     p.put("value.deserializer", ByteArrayDeserializer.class.getName());
     p.put("enable.auto.commit", "false");
     p.put("fetch.max.wait.ms", "100");
-    if (group != null) {
+    if (group != null && "consumer".equals(a.path("protocol").asText("classic"))) {
+      // the consumer group protocol (KIP-848): the broker sets the session and heartbeat times
+      p.put("group.id", group);
+      p.put("group.protocol", "consumer");
+      if (a.hasNonNull("instance")) {
+        p.put("group.instance.id", a.path("instance").asText());
+      }
+    } else if (group != null) {
       p.put("group.id", group);
       p.put("group.protocol", "classic");
       p.put("session.timeout.ms", "10000");
