@@ -32,6 +32,7 @@ from kstub.protocol import ErrorCode
 from .config import BrokerConfig, InvalidConfig, topic_config_value, validate_topic_configs
 from .controller import ClusterHooks, Controller
 from .coordinator import GroupCoordinator
+from .fetch_sessions import FetchSessionCache
 from .partition import Partition, ReplicaState
 from .producers import ProducerIds
 from .replication import BrokerReplication
@@ -94,6 +95,8 @@ class Broker:
     replication: BrokerReplication = field(default_factory=BrokerReplication, repr=False)
     #: traffic counters (requests, bytes, connections) for metrics
     stats: BrokerStats = field(default_factory=BrokerStats, repr=False)
+    #: incremental fetch sessions (KIP-227), per broker as in Kafka
+    fetch_sessions: FetchSessionCache = field(default_factory=FetchSessionCache, repr=False)
 
 
 @dataclass(eq=False)
