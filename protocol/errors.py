@@ -134,6 +134,7 @@ class ErrorCode(enum.IntEnum):
     TELEMETRY_TOO_LARGE = 118
     INVALID_REGISTRATION = 119
     TRANSACTION_ABORTABLE = 120
+    REBOOTSTRAP_REQUIRED = 129
 
 
 class ProtocolError(Exception):

@@ -5,7 +5,10 @@ advertising cannot drift from what is served. A too-new ApiVersions request
 never reaches this handler: the codec answers it with Kafka's v0-shaped
 UNSUPPORTED_VERSION body. Kafka validates the v3+ client software name and
 version and answers INVALID_REQUEST (in the request's version, with an empty
-api key list) when they do not match its pattern.
+api key list) when they do not match its pattern. From v5 (KIP-1242) a client
+may name the cluster id and node id it means to reach: both or neither
+(INVALID_REQUEST), and REBOOTSTRAP_REQUIRED when they are not this broker's.
+Feature levels come from kstub/cluster/features.py.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import re
 
 from construct import Container
 
+from kstub.cluster import features
 from kstub.protocol import ApiKey, ErrorCode
 
 from .base import Body, Context, handles, served_apis
@@ -36,4 +40,17 @@ async def api_versions(ctx: Context, req: Container) -> Body:
     ):
         # Kafka answers at the request's version, with no api keys.
         return {"error_code": ErrorCode.INVALID_REQUEST, "api_keys": [], "throttle_time_ms": 0}
-    return {"error_code": ErrorCode.NONE, "api_keys": keys, "throttle_time_ms": 0}
+    if ctx.api_version >= 5 and (req.cluster_id is not None or req.node_id != -1):
+        # KIP-1242: a client names the cluster and node it means to reach; both or neither.
+        if req.cluster_id is None or req.node_id == -1:
+            return {"error_code": ErrorCode.INVALID_REQUEST, "api_keys": [], "throttle_time_ms": 0}
+        if req.cluster_id != ctx.cluster.cluster_id or req.node_id != ctx.node_id:
+            return {"error_code": ErrorCode.REBOOTSTRAP_REQUIRED, "api_keys": [], "throttle_time_ms": 0}
+    return {
+        "error_code": ErrorCode.NONE,
+        "api_keys": keys,
+        "throttle_time_ms": 0,
+        "supported_features": features.supported(ctx.api_version),
+        "finalized_features_epoch": features.FINALIZED_EPOCH,
+        "finalized_features": features.finalized(),
+    }

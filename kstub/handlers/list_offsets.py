@@ -1,5 +1,10 @@
 """ListOffsets (2): earliest (-2), latest (-1), max timestamp (-3), or by timestamp.
 
+The tiered-storage timestamps are answered as Kafka without remote storage
+answers them: earliest local (-4, v8+) is the log start, latest tiered (-5,
+v9+) and earliest pending upload (-6, v11+) are offset -1 with no error;
+each before its version is UNSUPPORTED_VERSION.
+
 Latest is the high watermark (the last stable offset under read_committed,
 the same thing while there are no transactions). A timestamp lookup returns
 the first offset whose record timestamp is >= the given time, found from the
@@ -38,6 +43,11 @@ _T = TypeVar("_T")
 LATEST = -1
 EARLIEST = -2
 MAX_TIMESTAMP = -3
+EARLIEST_LOCAL = -4
+LATEST_TIERED = -5
+EARLIEST_PENDING_UPLOAD = -6
+#: the version from which each tiered-storage timestamp is understood
+_TIERED_FROM = {EARLIEST_LOCAL: 8, LATEST_TIERED: 9, EARLIEST_PENDING_UPLOAD: 11}
 
 
 async def _lookup(ctx: Context, topic: str, lp: Container) -> Body:
@@ -56,7 +66,8 @@ async def _lookup(ctx: Context, topic: str, lp: Container) -> Body:
     timestamp, epoch = -1, p.leader_epoch
     if ts == LATEST:
         offset = p.high_watermark
-    elif ts == EARLIEST:
+    elif ts == EARLIEST or (ts == EARLIEST_LOCAL and ctx.api_version >= 8):
+        # without tiered storage, the local log start is the log start
         offset = log.log_start_offset
         epoch = log.epoch_at(offset) if offset < log.log_end_offset else p.leader_epoch
     elif (ts == MAX_TIMESTAMP and ctx.api_version >= 7) or ts >= 0:
@@ -66,6 +77,9 @@ async def _lookup(ctx: Context, topic: str, lp: Container) -> Body:
             return {"partition_index": lp.partition_index, "error_code": exc.code, "old_style_offsets": []}
         offset, timestamp = found if found else (-1, -1)
         epoch = log.epoch_at(offset) if found else -1
+    elif ts in (LATEST_TIERED, EARLIEST_PENDING_UPLOAD) and ctx.api_version >= _TIERED_FROM[ts]:
+        # nothing is tiered: Kafka without remote storage answers no offset, no epoch, and no error
+        offset, epoch = -1, -1
     else:
         # a special timestamp of a later version (-3 before v7, -4 earliest-local and on), or none at all
         return {
