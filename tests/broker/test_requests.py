@@ -63,9 +63,9 @@ async def test_api_versions_advertises_exactly_the_implemented_ranges(raw):
     ranges = {k.api_key: (k.min_version, k.max_version) for k in body.api_keys}
     assert ranges == {
         0: (0, 9),
-        1: (0, 12),
-        2: (0, 7),
-        3: (0, 12),
+        1: (0, 18),
+        2: (0, 11),
+        3: (0, 13),
         8: (0, 8),
         9: (0, 8),
         10: (0, 4),
@@ -76,7 +76,7 @@ async def test_api_versions_advertises_exactly_the_implemented_ranges(raw):
         15: (0, 6),
         16: (0, 4),
         17: (0, 1),
-        18: (0, 3),
+        18: (0, 5),
         19: (0, 7),
         20: (0, 6),
         21: (0, 2),
