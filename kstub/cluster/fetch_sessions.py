@@ -148,9 +148,10 @@ class FetchSessionCache:
     def __init__(self) -> None:
         self.shards = [_Shard(n) for n in range(SHARDS)]
         self._next_shard = 0
-        #: sessions made, and sessions evicted to make room (for tests and metrics)
+        #: sessions made, sessions evicted to make room, incremental fetches served (for tests and metrics)
         self.created = 0
         self.evictions = 0
+        self.incremental_fetches = 0
 
     def __len__(self) -> int:
         return sum(len(s.sessions) for s in self.shards)

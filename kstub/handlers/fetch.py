@@ -257,6 +257,7 @@ async def fetch(ctx: Context, req: Container) -> Body:
             partitions = requested
         else:
             sessions.touch(session, ctx.cluster.now_ms())
+            sessions.incremental_fetches += 1
             session.epoch = next_epoch(session.epoch)
             partitions = [(key, cached.params) for key, cached in session.partitions.items()]
 
