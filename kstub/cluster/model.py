@@ -35,6 +35,7 @@ from .coordinator import GroupCoordinator
 from .fetch_sessions import FetchSessionCache
 from .partition import Partition, ReplicaState
 from .producers import ProducerIds
+from .quotas import ClientQuotas
 from .replication import BrokerReplication
 from .stats import BrokerStats
 from .storage import StateStore
@@ -164,6 +165,8 @@ class ClusterState:
         self.groups = GroupCoordinator(self)
         #: SCRAM credentials: mechanism → user → (salt, stored key, server key, iterations) (kstub/security.py)
         self.scram_credentials: dict[str, dict[str, tuple[bytes, bytes, bytes, int]]] = {}
+        #: client quotas (DescribeClientQuotas / AlterClientQuotas) and the byte rates measured against them
+        self.client_quotas = ClientQuotas()
         self._clock = clock
         self._assignment_counter = itertools.count()
         #: where logs and metadata live: memory unless `kstub serve --data-dir` (kstub/cluster/storage.py)

@@ -14,8 +14,10 @@ from . import (  # noqa: F401  (imported to register their handlers)
     offsets,
     produce,
     producer_ids,
+    quotas,
     sasl,
     scram_credentials,
+    telemetry,
     topic_partitions,
     topics,
 )

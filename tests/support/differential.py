@@ -62,6 +62,8 @@ ALIASED = {
     "leader": "member",
     "producer_id": "producer",
     "session_id": "session",
+    "client_instance_id": "client_instance",
+    "subscription_id": "subscription",
 }
 
 #: the client id both sides send (it shows in answers: DescribeGroups members, generated member ids)
@@ -95,7 +97,9 @@ class Side:
             return value
         if kind == "topic_id" and isinstance(value, uuid.UUID) and value.int == 0:
             return value
-        if kind == "session" and value == 0:  # no fetch session
+        if kind in ("session", "subscription") and value == 0:  # no fetch session, no subscription
+            return value
+        if kind == "client_instance" and isinstance(value, uuid.UUID) and value.int == 0:
             return value
         table = self.aliases.setdefault(kind, {})
         return table.setdefault(value, f"{kind}#{len(table) + 1}")
