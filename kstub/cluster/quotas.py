@@ -10,7 +10,10 @@ request is found in Kafka's order of precedence (user and client id, user
 and default client id, user, default user and client id, ..., client id,
 default client id); the bytes of each request are counted in 11 windows of
 one second; when the measured rate is above the quota, the throttle time is
-``(rate - quota) / quota * measured time``, at most 11 s. Kafka also mutes
+``(rate - quota) / quota * measured time`` (not capped: a burst of 100 kB
+against 1000 B/s is throttled for about 90 s). Kafka counts the whole request
+(Produce) or response (Fetch); kstub counts the record bytes, a little less.
+Kafka also mutes
 the connection that long; kstub only answers the throttle time (clients
 back off by themselves since KIP-219).
 """
@@ -36,7 +39,11 @@ IP_KEYS = {"connection_creation_rate": True}
 #: Kafka's quota.window.num and quota.window.size.seconds
 SAMPLES = 11
 WINDOW_MS = 1000
-MAX_THROTTLE_MS = SAMPLES * WINDOW_MS
+
+
+def quota_user(principal: str) -> str:
+    """The user a quota applies to: the principal's name (``User:alice`` → alice; ANONYMOUS unauthenticated)."""
+    return principal.partition(":")[2] or principal
 
 
 @dataclass
@@ -126,7 +133,7 @@ class ClientQuotas:
         measured = rate.rate(now_ms)
         if measured <= quota:
             return 0
-        return min(int((measured - quota) / quota * rate.elapsed(now_ms)), MAX_THROTTLE_MS)
+        return round((measured - quota) / quota * rate.elapsed(now_ms))
 
     def unrecord(self, key: str, user: str, client_id: str, amount: int, now_ms: int) -> None:
         """Take back bytes counted for a response not sent (a throttled Fetch answers empty)."""

@@ -44,6 +44,7 @@ from kstub.cluster.fetch_sessions import (
     next_epoch,
 )
 from kstub.cluster.model import ClusterError, Partition
+from kstub.cluster.quotas import CONSUMER_BYTE_RATE, quota_user
 from kstub.protocol import ApiKey, ErrorCode
 
 from .base import Body, Context, handles
@@ -124,7 +125,15 @@ def _read(p: Partition, fp: Container, budget: int, min_one: bool, read_committe
 def max_response_bytes(ctx: Context, req: Container) -> int:
     """The response's byte budget: the request's max_bytes (v3+), capped by the broker's fetch.max.bytes."""
     asked = req.max_bytes if ctx.api_version >= 3 else 2**31 - 1
-    return min(asked, ctx.cluster.config["fetch.max.bytes"])
+    limit = min(asked, ctx.cluster.config["fetch.max.bytes"])
+    if not _is_follower(ctx, req):
+        # as Kafka: no more than the consumer quota lets through in its measured time without throttling for sure
+        window = ctx.cluster.client_quotas.window_bytes(
+            CONSUMER_BYTE_RATE, quota_user(ctx.principal), ctx.client_id or ""
+        )
+        if window is not None:
+            limit = min(limit, window)
+    return limit
 
 
 def _requested(req: Container, uses_ids: bool) -> tuple[list[tuple[PartitionKey, Container]], list[PartitionKey]]:
@@ -219,6 +228,37 @@ def _answer(error: ErrorCode, session_id: int, answers: list[tuple[PartitionKey,
     }
 
 
+def _throttle(
+    ctx: Context,
+    req: Container,
+    session: FetchSession | None,
+    answers: list[tuple[PartitionKey, Body]],
+    has_records: set[PartitionKey],
+) -> int:
+    """The consumer byte-rate quota's throttle time for this answer (followers are exempt), as Kafka counts it:
+    the bytes of what would be sent; a throttled answer is not sent, so its bytes are taken back."""
+    if _is_follower(ctx, req):
+        return 0
+    sent = answers
+    if session is not None:
+        sent = [
+            (key, body)
+            for key, body in answers
+            if key in session.partitions and session.must_respond(key, body, key in has_records, update=False)
+        ]
+    size = sum(sum(len(r) for r in body["records"]) if isinstance(body["records"], list) else 0 for _, body in sent)
+    quotas, user, client, now = (
+        ctx.cluster.client_quotas,
+        quota_user(ctx.principal),
+        ctx.client_id or "",
+        ctx.cluster.now_ms(),
+    )
+    throttle = quotas.record(CONSUMER_BYTE_RATE, user, client, size, now)
+    if throttle:
+        quotas.unrecord(CONSUMER_BYTE_RATE, user, client, size, now)
+    return throttle
+
+
 def _is_follower(ctx: Context, req: Container) -> bool:
     replica = req.replica_state.replica_id if ctx.api_version >= 15 and req.replica_state else req.replica_id
     return replica is not None and replica >= 0
@@ -284,9 +324,13 @@ async def fetch(ctx: Context, req: Container) -> Body:
             partitions = [(key, cached.params) for key, cached in session.partitions.items()]
 
     answers = [(key, body) for key, body, _ in found.read] + found.erroneous
+    if session is not None and session.epoch != next_epoch(epoch):  # another fetch of this session came first
+        return _answer(ErrorCode.INVALID_FETCH_SESSION_EPOCH, session.id, [], uses_ids, found.endpoints)
+    throttle = _throttle(ctx, req, session, answers, {key for key, _, records in found.read if records})
+    if throttle:  # Kafka answers a throttled fetch empty (and opens no session)
+        body = _answer(ErrorCode.NONE, session.id if session else INVALID_SESSION_ID, [], uses_ids, found.endpoints)
+        return body | {"throttle_time_ms": throttle}
     if session is not None:
-        if session.epoch != next_epoch(epoch):  # another fetch of this session came first
-            return _answer(ErrorCode.INVALID_FETCH_SESSION_EPOCH, session.id, [], uses_ids, found.endpoints)
         has_records = {key for key, _, records in found.read if records}
         answers = [
             (key, body)

@@ -36,6 +36,7 @@ import trio
 from construct import Container
 
 from kstub.cluster.model import ClusterError, Partition
+from kstub.cluster.quotas import PRODUCER_BYTE_RATE, quota_user
 from kstub.protocol import ApiKey, ErrorCode
 from kstub.protocol.records import BatchError, inflates_on_read, iter_records, read_produce_data
 
@@ -283,6 +284,22 @@ async def produce(ctx: Context, req: Container) -> Body | None:
         await ctx.cluster.store.after_produce(appended, acks)  # flush.messages, fsync.on.ack
     if pending:
         await _await_commit(ctx, pending, req.timeout_ms)
+    # the producer byte-rate quota (kstub/cluster/quotas.py) counts the records sent, as Kafka counts the request
+    throttle = ctx.cluster.client_quotas.record(
+        PRODUCER_BYTE_RATE,
+        quota_user(ctx.principal),
+        ctx.client_id or "",
+        sum(_size(p.records) for t in req.topic_data for p in t.partition_data),
+        ctx.cluster.now_ms(),
+    )
     if acks == 0:
         return None
-    return {"responses": responses, "throttle_time_ms": 0}
+    return {"responses": responses, "throttle_time_ms": throttle}
+
+
+def _size(records: object) -> int:
+    if records is None:
+        return 0
+    if isinstance(records, (bytes, bytearray, memoryview)):
+        return len(records)
+    return sum(len(r) for r in records)  # type: ignore[attr-defined]

@@ -11,6 +11,10 @@ from typing import Any
 
 import pytest
 
+from kstub.kafka_client import BrokerConnection
+
+from support.batches import batch
+from support.diff_requests import create, fetch_body, produce_body
 from support.differential import Pair
 
 Body = dict[str, Any]
@@ -117,3 +121,34 @@ def test_set_describe_and_remove(pair: Pair) -> None:
     assert [v["value"] for e in answer["entries"] for v in e["values"] if v["key"] == "producer_byte_rate"] == [1 << 30]
     for version in (0, 1):
         pair.compare(48, describe_body([("client-id", 0, client)]), version=version, unordered=UNORDERED, view=view)
+
+
+def test_byte_rate_throttling(pair: Pair) -> None:
+    """A burst far above a client's byte-rate quota is throttled on both brokers for about as long (kstub counts
+    the record bytes, Kafka the whole request or response: a little more); a throttled fetch answers empty. Each
+    request goes on a connection of its own with this test's client id (Kafka mutes a throttled connection)."""
+    topic = create(pair)
+    producer, consumer = pair.name("producer"), pair.name("consumer")
+    pair.compare(49, alter_body([("client-id", producer)], [("producer_byte_rate", 1000.0, False)]))
+    pair.compare(49, alter_body([("client-id", consumer)], [("consumer_byte_rate", 1000.0, False)]))
+    seen: dict[str, list[Any]] = {}
+    for side in pair.sides:
+        host, _, port = side.conn.address.rpartition(":")
+        found = seen.setdefault(side.name, [])
+        for client, api_key, body in [
+            (producer, 0, produce_body(topic, batch(50, value_size=2000))),
+            (consumer, 1, fetch_body(topic, 0)),
+            (consumer, 1, fetch_body(topic, 0)),
+        ]:
+            conn = BrokerConnection(host, int(port), client, 30.0)
+            try:
+                v = pair.version(api_key)
+                answer = conn.request(api_key, side.with_topic_ids(api_key, v, body), version=v)
+            finally:
+                conn.close()
+            records = sum(len(p.records or b"") for t in answer.responses for p in t.get("partitions", []))
+            found.append((answer.throttle_time_ms, len(answer.responses), records > 0))
+    ours, theirs = seen["kstub"], seen["kafka"]
+    assert [a[1:] for a in ours] == [a[1:] for a in theirs], seen
+    for (mine, _, _), (kafkas, _, _) in zip(ours, theirs, strict=True):
+        assert 0.97 * kafkas < mine <= kafkas, seen
