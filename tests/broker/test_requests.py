@@ -91,9 +91,12 @@ async def test_api_versions_advertises_exactly_the_implemented_ranges(raw):
         43: (0, 2),
         44: (0, 1),
         47: (0, 0),
+        48: (0, 1),
+        49: (0, 1),
         50: (0, 0),
         51: (0, 0),
         60: (0, 1),
+        74: (0, 1),
         75: (0, 0),
     }
 
