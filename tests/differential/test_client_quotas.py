@@ -7,6 +7,7 @@ descriptions compared are restricted to this test's entities.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -54,6 +55,20 @@ def ours(pair: Pair) -> Any:
 UNORDERED = ("entries", "entity", "values")
 
 
+def settle(pair: Pair, entity: list[tuple[str, str]], key: str, present: bool = True) -> None:
+    """Until both brokers describe `entity` with (or without) `key`: Kafka's brokers learn an alteration
+    from the controller a moment after answering it (polls: there is no event to wait on)."""
+    body = describe_body([(t, 0, n) for t, n in entity], strict=True)
+    deadline = time.monotonic() + 15
+    for side in pair.sides:
+        while True:
+            entries = side.conn.request(48, body).entries or []
+            if any(v.key == key for e in entries for v in e["values"]) == present:
+                break
+            assert time.monotonic() < deadline, (side.name, entity, key, entries)
+            time.sleep(0.05)
+
+
 @pytest.mark.parametrize(
     ("entity", "ops"),
     [
@@ -97,6 +112,9 @@ def test_set_describe_and_remove(pair: Pair) -> None:
     pair.compare(49, alter_body([("client-id", other)], [("consumer_byte_rate", 1 << 30, False)]))
     body = alter_body([("user", user), ("client-id", client)], [("request_percentage", 200.0, False)])
     pair.compare(49, body)
+    settle(pair, [("client-id", client)], "producer_byte_rate")
+    settle(pair, [("client-id", other)], "consumer_byte_rate")
+    settle(pair, [("user", user), ("client-id", client)], "request_percentage")
     for components, strict in [
         ([], False),
         ([("client-id", 0, client)], False),
@@ -116,6 +134,7 @@ def test_set_describe_and_remove(pair: Pair) -> None:
         pair.compare(48, describe_body(components, strict), unordered=UNORDERED, view=view)
     # removing every value removes the entity; validate_only changes nothing
     pair.compare(49, alter_body([("client-id", other)], [("consumer_byte_rate", 0.0, True)]))
+    settle(pair, [("client-id", other)], "consumer_byte_rate", present=False)
     pair.compare(49, alter_body([("client-id", client)], [("producer_byte_rate", 5.0, False)], validate_only=True))
     answer, _ = pair.compare(48, describe_body([("client-id", 2, None)]), unordered=UNORDERED, view=view)
     assert [v["value"] for e in answer["entries"] for v in e["values"] if v["key"] == "producer_byte_rate"] == [1 << 30]
@@ -131,6 +150,8 @@ def test_byte_rate_throttling(pair: Pair) -> None:
     producer, consumer = pair.name("producer"), pair.name("consumer")
     pair.compare(49, alter_body([("client-id", producer)], [("producer_byte_rate", 1000.0, False)]))
     pair.compare(49, alter_body([("client-id", consumer)], [("consumer_byte_rate", 1000.0, False)]))
+    settle(pair, [("client-id", producer)], "producer_byte_rate")
+    settle(pair, [("client-id", consumer)], "consumer_byte_rate")
     seen: dict[str, list[Any]] = {}
     for side in pair.sides:
         host, _, port = side.conn.address.rpartition(":")
