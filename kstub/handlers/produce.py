@@ -124,6 +124,16 @@ async def _produce_partition(
                 waited = True
             else:
                 bad_times = _timestamp_errors(batches, partition, now)
+        target = _TOPIC_CODECS.get(partition.config("compression.type"))
+        if target is not None and not keyless and not bad_times:
+            for batch in batches:
+                if batch.magic != 2 or batch.compression == target:
+                    continue
+                if batch.inflates or target or len(batch.data) > ON_LOOP_BYTES:
+                    await in_thread(batch.recompress, target)
+                    waited = True
+                else:
+                    batch.recompress(target)
     except BatchError as exc:
         log.info("produce to %s-%d rejected: %s", topic, data.index, exc)
         # Kafka reports the log start offset only for errors of its log validation, not for what the request
@@ -160,6 +170,10 @@ async def _produce_partition(
     if acks == -1 and partition.high_watermark < result.end_offset:
         pending.append(_Pending(body, partition, result.end_offset, partition.leader_epoch))
     return body
+
+
+#: compression.type → the codec a topic stores its batches with (None: the producer's, kept as sent)
+_TOPIC_CODECS = {"uncompressed": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 
 
 def _keyless_error(errors: list[int], partition_name: str) -> Body:
