@@ -84,7 +84,7 @@ async def test_api_versions_advertises_exactly_the_implemented_ranges(raw):
         23: (0, 4),
         32: (0, 4),
         33: (0, 2),
-        35: (0, 4),
+        35: (0, 5),
         36: (0, 2),
         37: (0, 3),
         42: (0, 2),
@@ -95,7 +95,7 @@ async def test_api_versions_advertises_exactly_the_implemented_ranges(raw):
         49: (0, 1),
         50: (0, 0),
         51: (0, 0),
-        60: (0, 1),
+        60: (0, 2),
         74: (0, 1),
         75: (0, 0),
     }

@@ -31,3 +31,22 @@ def test_metadata_v13_top_level_error(pair: Pair) -> None:
     answer, _ = pair.compare(3, {"topics": [{"name": name}], "allow_auto_topic_creation": False}, version=13)
     assert answer["error_code"] == 0
     pair.compare(3, {"topics": [{"name": pair.name()}], "allow_auto_topic_creation": False}, version=13)
+
+
+@pytest.mark.parametrize("include_fenced", [False, True])
+def test_describe_cluster_v2(pair: Pair, include_fenced: bool) -> None:
+    body = {
+        "include_cluster_authorized_operations": False,
+        "endpoint_type": 1,
+        "include_fenced_brokers": include_fenced,
+    }
+    answer, _ = pair.compare(60, body, version=2)
+    assert [b["is_fenced"] for b in answer["brokers"]] == [False]
+
+
+def test_describe_log_dirs_v5(pair: Pair) -> None:
+    name = create(pair, partitions=2)
+    produce(pair, name, batch(3), partition=1)
+    body = {"topics": [{"topic": name, "partitions": [0, 1]}]}
+    answer, _ = pair.compare(35, body, version=5, ignore=("log_dir", "total_bytes", "usable_bytes", "partition_size"))
+    assert [r["is_cordoned"] for r in answer["results"]] == [False]
