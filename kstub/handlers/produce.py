@@ -129,11 +129,12 @@ async def _produce_partition(
             for batch in batches:
                 if batch.magic != 2 or batch.compression == target:
                     continue
+                sizes = (limits["max_message_bytes"], max_record)
                 if batch.inflates or target or len(batch.data) > ON_LOOP_BYTES:
-                    await in_thread(batch.recompress, target)
+                    await in_thread(batch.recompress, target, *sizes)
                     waited = True
                 else:
-                    batch.recompress(target)
+                    batch.recompress(target, *sizes)
     except BatchError as exc:
         log.info("produce to %s-%d rejected: %s", topic, data.index, exc)
         # Kafka reports the log start offset only for errors of its log validation, not for what the request

@@ -279,6 +279,19 @@ def decompress(codec_id: int, data: Buffer) -> bytes:
     return b"".join(iter(lambda: read(_CHUNK), b""))
 
 
+def decompress_at_most(codec_id: int, data: Buffer, limit: int) -> bytes | None:
+    """`data` decompressed, or None as soon as it inflates beyond `limit` bytes (memory stays bounded)."""
+    read = _inflate(codec_id, data)
+    parts: list[bytes] = []
+    total = 0
+    while chunk := read(_CHUNK):
+        total += len(chunk)
+        if total > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 def compress(codec_id: int, data: bytes) -> bytes:
     codec = _codec(codec_id)
     if codec.compress is None:

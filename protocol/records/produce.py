@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ErrorCode
 from .batch import RecordBatch
-from .compression import MAX_RECORD_BYTES, _require_compressor, compress, decompress
+from .compression import MAX_RECORD_BYTES, _require_compressor, compress, decompress_at_most
 from .layout import (
     _ATTRIBUTES,
     _BASE_OFFSET,
@@ -177,19 +177,32 @@ class ProducedBatch:
         if self.magic == 1:
             self._rebuild = False  # inner offsets are 0..n-1 now
 
-    def recompress(self, codec_id: int) -> None:
+    def recompress(self, codec_id: int, max_message_bytes: int, max_inflated_bytes: int) -> None:
         """Store the v2 batch's records compressed with `codec_id` (0: none), as Kafka does for a topic whose
         compression.type is not the producer's: the records' bytes are the same under any compression, so only
         the records section, the compression bits, the batch length and the CRC-32C change. Legacy message sets
-        are left as they are."""
+        are left as they are.
+
+        A batch larger than `max_message_bytes` once recompressed is MESSAGE_TOO_LARGE, as in Kafka. Memory
+        stays bounded: records inflating beyond `max_inflated_bytes` (or, stored uncompressed, beyond
+        `max_message_bytes`) are refused as soon as they do, with the same error."""
         if self.magic != 2 or codec_id == self.compression:
             return
         data = self.data
-        body = bytes(data[_RECORDS_START:])
+        body: bytes | None = bytes(data[_RECORDS_START:])
         if self.compression:
-            body = decompress(self.compression, body)
+            limit = max_message_bytes if codec_id == 0 else max_inflated_bytes
+            body = decompress_at_most(self.compression, data[_RECORDS_START:], limit)
+        too_large = BatchError(
+            ErrorCode.MESSAGE_TOO_LARGE,
+            f"the batch is larger than max.message.bytes ({max_message_bytes}) once recompressed",
+        )
+        if body is None:
+            raise too_large
         if codec_id:
             body = compress(codec_id, body)
+        if _RECORDS_START + len(body) > max_message_bytes:
+            raise too_large
         new = bytearray(data[:_RECORDS_START])
         new += body
         new[_ATTRIBUTES + 1] = (new[_ATTRIBUTES + 1] & ~_COMPRESSION_MASK) | codec_id

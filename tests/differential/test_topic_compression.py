@@ -39,3 +39,17 @@ def test_zstd_topic_and_older_produce_versions(pair: Pair, version: int) -> None
     name = create(pair, configs={"compression.type": "zstd"})
     pair.compare(0, produce_body(name, batch(3)), version=version)
     pair.compare(1, fetch_body(name, 0))
+
+
+@pytest.mark.parametrize("topic_codec", ["uncompressed", "lz4"])
+def test_too_large_once_recompressed(pair: Pair, topic_codec: str) -> None:
+    """A gzip batch within max.message.bytes that is larger stored with the topic's codec is refused
+    (uncompressed: 15 kB); lz4 compresses the same records well enough."""
+    name = create(pair, configs={"compression.type": topic_codec, "max.message.bytes": "3000"})
+    small = batch(3, compression=GZIP, value_size=5000)  # compresses to a few hundred bytes
+    assert len(small) < 3000
+    answer, _ = pair.compare(0, produce_body(name, small))
+    refused = answer["responses"][0]["partition_responses"][0]["error_code"] != 0
+    assert refused == (topic_codec == "uncompressed")
+    pair.compare(0, produce_body(name, batch(3, compression=GZIP, value_size=100)))
+    pair.compare(1, fetch_body(name, 0))
