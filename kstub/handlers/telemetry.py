@@ -44,8 +44,10 @@ PUSH_INTERVAL_MS = 300_000
 TELEMETRY_MAX_BYTES = 1_048_576
 #: zstd, lz4, gzip, snappy: the order Kafka prefers them in
 ACCEPTED_COMPRESSION = [4, 3, 1, 2]
-#: instances unseen this long are forgotten (Kafka's cache keeps them for a few push intervals)
+#: instances unseen this long are forgotten (Kafka's cache keeps them for a few push intervals),
+#: and at most this many are kept (the oldest made go first), as Kafka bounds its cache
 EXPIRY_MS = 3 * PUSH_INTERVAL_MS
+MAX_INSTANCES = 16_384
 ZERO = uuid.UUID(int=0)
 
 BROKER, BROKER_LOGGER, TOPIC, GROUP, CLIENT_METRICS = 4, 8, 2, 32, 16
@@ -75,6 +77,8 @@ def _known(ctx: Context) -> dict[uuid.UUID, _Instance]:
     now = ctx.cluster.now_ms()
     for key in [k for k, v in instances.items() if now - v.last_seen_ms > EXPIRY_MS]:
         del instances[key]
+    while len(instances) >= MAX_INSTANCES:
+        del instances[next(iter(instances))]
     return instances
 
 
