@@ -13,9 +13,8 @@ one second; when the measured rate is above the quota, the throttle time is
 ``(rate - quota) / quota * measured time`` (not capped: a burst of 100 kB
 against 1000 B/s is throttled for about 90 s). Kafka counts the whole request
 (Produce) or response (Fetch); kstub counts the record bytes, a little less.
-Kafka also mutes
-the connection that long; kstub only answers the throttle time (clients
-back off by themselves since KIP-219).
+The connection is then
+muted that long, as Kafka does (kstub/connection.py).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import trio
 
 from kstub.protocol import ErrorCode
 
@@ -37,7 +38,7 @@ async def produced(c: MemoryClient, records: bytes) -> Any:
     return await c.request(req.api_key, req.version, req.body)
 
 
-async def test_producer_byte_rate(cluster) -> None:
+async def test_producer_byte_rate(cluster, autojump_clock) -> None:
     conns = (cluster.connect(0, "admin"), cluster.connect(0, "slow"), cluster.connect(0, "free"))
     async with conns[0] as admin, conns[1] as slow, conns[2] as free:
         req = create_req(TOPIC)
@@ -55,7 +56,7 @@ async def test_producer_byte_rate(cluster) -> None:
         assert (await produced(slow, big)).throttle_time_ms == 0
 
 
-async def test_default_client_quota_applies_to_each_client(cluster) -> None:
+async def test_default_client_quota_applies_to_each_client(cluster, autojump_clock) -> None:
     async with cluster.connect(0, "admin") as admin, cluster.connect(0, "anyone") as anyone:
         req = create_req(TOPIC)
         await admin.request(req.api_key, req.version, req.body)
@@ -66,7 +67,7 @@ async def test_default_client_quota_applies_to_each_client(cluster) -> None:
         assert (await produced(anyone, batch(50, value_size=2000))).throttle_time_ms == 0
 
 
-async def test_consumer_byte_rate(cluster) -> None:
+async def test_consumer_byte_rate(cluster, autojump_clock) -> None:
     async with cluster.connect(0, "admin") as admin, cluster.connect(0, "reader") as reader:
         req = create_req(TOPIC)
         await admin.request(req.api_key, req.version, req.body)
@@ -83,3 +84,25 @@ async def test_consumer_byte_rate(cluster) -> None:
         # the same again puts the reader over its quota: an empty answer with the throttle time
         over = await reader.request(fetch.api_key, fetch.version, fetch.body)
         assert over.responses == [] and 0 < over.throttle_time_ms <= (2 * size - 10_000)
+
+
+@pytest.mark.parametrize("version", [5, 9])
+async def test_throttled_connection_is_muted(cluster, autojump_clock, version: int) -> None:
+    """KIP-219: from Produce v6 the answer comes at once and the connection then waits out the throttle time;
+    an older client gets its answer only after it (it would not wait by itself)."""
+    async with cluster.connect(0, "admin") as admin, cluster.connect(0, "muted") as muted:
+        req = create_req(TOPIC)
+        await admin.request(req.api_key, req.version, req.body)
+        await set_quota(admin, "muted", "producer_byte_rate", 1000)
+        req = produce_req(TOPIC, batch(50, value_size=2000), version=version)
+        start = trio.current_time()
+        first = await muted.request(req.api_key, req.version, req.body)
+        answered = trio.current_time() - start
+        throttle = first.throttle_time_ms / 1000
+        assert throttle > 60
+        assert answered == (0 if version >= 6 else pytest.approx(throttle))
+        await set_quota(admin, "muted", "producer_byte_rate", 1e9)
+        second = await muted.request(req.api_key, req.version, req.body)
+        assert second.throttle_time_ms == 0
+        assert trio.current_time() - start == pytest.approx(throttle)  # not read before the throttle time passed
+        assert (await admin.request(49, 1, {"entries": [], "validate_only": False})).entries == []  # others: served
