@@ -175,6 +175,9 @@ async def _request_loop(
                 stats.requests[api, "dropped"] += 1
                 return  # the request took effect; its answer is lost with the connection
             await control.apply_delay(request.api_key, broker.node_id)
+        throttle_s, client_throttles = _quota_throttle(request, response)
+        if throttle_s and not client_throttles:  # KIP-219: an older client is throttled by a late answer
+            await trio.sleep(throttle_s)
         if response is None:
             stats.requests[api, "no_response"] += 1
         else:
@@ -184,6 +187,23 @@ async def _request_loop(
             await stream.send_all(frame)
         if session.closing:
             return
+        if throttle_s and client_throttles:  # KIP-219: answered at once, then the connection is muted as long
+            session.busy = False  # idle meanwhile: a broker stopping closes it at once
+            await trio.sleep(throttle_s)
+
+
+#: the first version of each quota-throttled API whose client waits out the throttle time itself (KIP-219)
+_CLIENT_THROTTLES_FROM = {ApiKey.PRODUCE: 6, ApiKey.FETCH: 8}
+
+
+def _quota_throttle(request: Request, response: object) -> tuple[float, bool]:
+    """How long a byte-rate quota throttles this Produce or Fetch (seconds, 0: not), and whether the client
+    waits it out itself (then Kafka answers at once and mutes the connection; else it answers late)."""
+    since = _CLIENT_THROTTLES_FROM.get(request.api_key)
+    if since is None or not isinstance(response, dict):
+        return 0.0, True
+    throttle_ms = response.get("throttle_time_ms") or 0
+    return (throttle_ms / 1000 if throttle_ms > 0 else 0.0), request.api_version >= since
 
 
 def _receive_deadline(cluster: ClusterState, now: float, begun: float | None) -> tuple[float, bool]:

@@ -52,6 +52,9 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "kstub_broker_bytes_out": ("counter", "Bytes sent to clients", _B),
     "kstub_broker_connections": ("gauge", "Client connections open", _B),
     "kstub_broker_connections_accepted": ("counter", "Client connections accepted since start", _B),
+    "kstub_broker_fetch_sessions": ("gauge", "Incremental fetch sessions the broker holds (KIP-227)", _B),
+    "kstub_broker_fetch_sessions_evicted": ("counter", "Fetch sessions evicted to make room for new ones", _B),
+    "kstub_broker_incremental_fetches": ("counter", "Incremental fetches served", _B),
     "kafka_topic_partitions": ("gauge", "Number of partitions of the topic", ("topic",)),
     "kafka_topic_partition_current_offset": ("gauge", "High watermark: the offset consumers read up to", _TP),
     "kafka_topic_partition_oldest_offset": ("gauge", "The leader's log start offset", _TP),
@@ -97,6 +100,10 @@ def gather(cluster: ClusterState) -> Samples:
         out["kstub_broker_bytes_out"].append((b, stats.bytes_out))
         out["kstub_broker_connections"].append((b, stats.connections))
         out["kstub_broker_connections_accepted"].append((b, stats.connections_total))
+        sessions = broker.fetch_sessions
+        out["kstub_broker_fetch_sessions"].append((b, len(sessions)))
+        out["kstub_broker_fetch_sessions_evicted"].append((b, sessions.evictions))
+        out["kstub_broker_incremental_fetches"].append((b, sessions.incremental_fetches))
 
     for name, topic in sorted(cluster.topics.items()):
         out["kafka_topic_partitions"].append(((name,), len(topic.partitions)))

@@ -18,6 +18,12 @@ BROKER_SETTINGS: dict[str, Setting] = {
         Setting("max.decompressed.message.bytes", _int, 2147483639, "largest decompressed record accepted"),
         Setting("socket.request.max.bytes", _int, 104857600, "largest request frame accepted"),
         Setting("fetch.max.bytes", _int, 57671680, "most record bytes in one Fetch response (one batch at least)"),
+        Setting(
+            "max.incremental.fetch.session.cache.slots",
+            _int,
+            1000,
+            "incremental fetch sessions a broker keeps (KIP-227; spread over 8 shards as in Kafka)",
+        ),
         Setting("connections.max.idle.ms", _int, 600000, "close a connection idle (or mid-request) this long", _L),
         Setting("max.connections", _int, INT_MAX, "most client connections a broker holds at once"),
         Setting("max.connections.per.ip", _int, INT_MAX, "most connections from one address"),

@@ -32,8 +32,10 @@ from kstub.protocol import ErrorCode
 from .config import BrokerConfig, InvalidConfig, TopicSettings, topic_config_value, validate_topic_configs
 from .controller import ClusterHooks, Controller
 from .coordinator import GroupCoordinator
+from .fetch_sessions import FetchSessionCache
 from .partition import Partition, ReplicaState
 from .producers import ProducerIds
+from .quotas import ClientQuotas
 from .replication import BrokerReplication
 from .stats import BrokerStats
 from .storage import StateStore
@@ -95,6 +97,8 @@ class Broker:
     replication: BrokerReplication = field(default_factory=BrokerReplication, repr=False)
     #: traffic counters (requests, bytes, connections) for metrics
     stats: BrokerStats = field(default_factory=BrokerStats, repr=False)
+    #: incremental fetch sessions (KIP-227), per broker as in Kafka
+    fetch_sessions: FetchSessionCache = field(default_factory=FetchSessionCache, repr=False)
 
 
 @dataclass(eq=False)
@@ -168,6 +172,8 @@ class ClusterState:
         self.transactions = TransactionCoordinator(self)
         #: SCRAM credentials: mechanism → user → (salt, stored key, server key, iterations) (kstub/security.py)
         self.scram_credentials: dict[str, dict[str, tuple[bytes, bytes, bytes, int]]] = {}
+        #: client quotas (DescribeClientQuotas / AlterClientQuotas) and the byte rates measured against them
+        self.client_quotas = ClientQuotas()
         self._clock = clock
         self._assignment_counter = itertools.count()
         #: where logs and metadata live: memory unless `kstub serve --data-dir` (kstub/cluster/storage.py)

@@ -61,24 +61,28 @@ class Context:
 Body = dict[str, Any]
 Handler = Callable[[Context, Container], Awaitable[Body | None]]
 
-#: api key → handler; only registered APIs are advertised and served.
+#: api key → handler; only registered APIs are served, and advertised unless in UNADVERTISED.
 REGISTRY: dict[int, Handler] = {}
+#: APIs answered but left out of ApiVersions, as Kafka leaves them out (telemetry without a metrics plugin)
+UNADVERTISED: set[int] = set()
 
 
-def handles(api_key: int) -> Callable[[Handler], Handler]:
+def handles(api_key: int, *, advertised: bool = True) -> Callable[[Handler], Handler]:
     if api_key not in APIS:
         raise ValueError(f"no codec declared for api key {api_key}")
 
     def register(handler: Handler) -> Handler:
         REGISTRY[api_key] = handler
+        if not advertised:
+            UNADVERTISED.add(api_key)
         return handler
 
     return register
 
 
 def served_apis() -> dict[int, Api]:
-    """The APIs kstub implements: a codec and a handler each."""
-    return {key: APIS[key] for key in sorted(REGISTRY)}
+    """The APIs kstub implements and advertises: a codec and a handler each."""
+    return {key: APIS[key] for key in sorted(REGISTRY) if key not in UNADVERTISED}
 
 
 def unique_partitions(

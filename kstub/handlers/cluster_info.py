@@ -54,9 +54,11 @@ async def describe_cluster(ctx: Context, req: Container) -> Body:
         "error_code": ErrorCode.NONE,
         "error_message": None,
         "controller_id": cluster.controller_id,
+        # v2 (KIP-1073): fenced brokers (kstub's stopped ones, out of the controller's view) too, when asked
         "brokers": [
-            {"broker_id": b.node_id, "host": host, "port": port, "rack": b.rack}
-            for b in cluster.live_brokers()
+            {"broker_id": b.node_id, "host": host, "port": port, "rack": b.rack, "is_fenced": not b.alive}
+            for b in sorted(cluster.brokers.values(), key=lambda b: b.node_id)
+            if b.alive or (ctx.api_version >= 2 and req.include_fenced_brokers)
             for host, port in (ctx.endpoint(b),)
         ],
         "cluster_authorized_operations": (

@@ -20,22 +20,44 @@ partitions' high watermark moves (and leadership changes) set, until
 min_bytes or max_wait_ms; partitions are looked up again on each wake-up, so
 a leader change answers NOT_LEADER_OR_FOLLOWER at once, as Kafka's delayed
 fetch does. A partition error answers at once.
-Fetch sessions are declined (session id 0): clients keep sending full fetches.
+
+Fetch sessions (KIP-227, kstub/cluster/fetch_sessions.py) as Kafka's
+FetchManager keeps them: a full fetch (epoch 0) opens one when the broker's
+cache has room, an incremental fetch reads every partition of its session and
+answers only those with news, epoch -1 fetches without one. From v13 topics
+are named by id (an unknown id answers UNKNOWN_TOPIC_ID). Partitions the
+broker does not know (unknown id, topic or index) are answered after the
+others and do not end the long poll, as in Kafka; from v16 a
+NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH answer carries the current
+leader and its endpoint.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import trio
 from construct import Container
 
+from kstub.cluster.fetch_sessions import (
+    FINAL_EPOCH,
+    INITIAL_EPOCH,
+    INVALID_SESSION_ID,
+    CachedPartition,
+    FetchSession,
+    PartitionKey,
+    next_epoch,
+)
 from kstub.cluster.log import Log
 from kstub.cluster.model import ClusterError, Partition
+from kstub.cluster.quotas import CONSUMER_BYTE_RATE, quota_user
 from kstub.cluster.segments import Chunk
 from kstub.protocol import ApiKey, ErrorCode
 
-from .base import Body, Context, handles, unique_partitions
+from .base import Body, Context, handles
 
 READ_COMMITTED = 1
+_UNKNOWN = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.UNKNOWN_TOPIC_ID)
 
 
 def _error_partition(index: int, code: ErrorCode) -> Body:
@@ -47,7 +69,9 @@ def _error_partition(index: int, code: ErrorCode) -> Body:
         "high_watermark": -1,
         "last_stable_offset": -1,
         "log_start_offset": -1,
-        "aborted_transactions": [] if code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION else None,
+        "aborted_transactions": []
+        if code in (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.UNKNOWN_TOPIC_ID)
+        else None,
         "records": b"",
     }
 
@@ -132,36 +156,143 @@ def _aborted_upper_bound(log: Log, chunks: list[Chunk], upper: int) -> int:
 def max_response_bytes(ctx: Context, req: Container) -> int:
     """The response's byte budget: the request's max_bytes (v3+), capped by the broker's fetch.max.bytes."""
     asked = req.max_bytes if ctx.api_version >= 3 else 2**31 - 1
-    return min(asked, ctx.cluster.config["fetch.max.bytes"])
+    limit = min(asked, ctx.cluster.config["fetch.max.bytes"])
+    if not _is_follower(ctx, req):
+        # as Kafka: no more than the consumer quota lets through in its measured time without throttling for sure
+        window = ctx.cluster.client_quotas.window_bytes(
+            CONSUMER_BYTE_RATE, quota_user(ctx.principal), ctx.client_id or ""
+        )
+        if window is not None:
+            limit = min(limit, window)
+    return limit
 
 
-def _build(
-    ctx: Context,
-    req: Container,
-    resolved: list[tuple[str, list[tuple[Container, Partition | ErrorCode]]]],
-) -> tuple[Body, int, bool]:
+def _requested(req: Container, uses_ids: bool) -> tuple[list[tuple[PartitionKey, Container]], list[PartitionKey]]:
+    """The request's partitions, each once (a partition named again replaces the earlier entry's data but keeps
+    its place, as Kafka's linked map), keyed by topic name, or id from v13; and the partitions to forget."""
+    field = "topic_id" if uses_ids else "topic"
+    fetched: dict[PartitionKey, Container] = {}
+    for t in req.topics:
+        for p in t.partitions:
+            fetched[(getattr(t, field), p.partition)] = p
+    forgotten = [(getattr(t, field), index) for t in req.forgotten_topics_data for index in t.partitions]
+    return list(fetched.items()), forgotten
+
+
+def _current_leader(ctx: Context, name: str, index: int) -> tuple[Body, Body | None]:
+    """The partition's leader (v16+, for NOT_LEADER_OR_FOLLOWER / FENCED_LEADER_EPOCH) and its endpoint, if known."""
+    partition = ctx.cluster.partition(name, index)
+    if partition is None or partition.leader < 0:
+        return {"leader_id": -1, "leader_epoch": -1}, None
+    leader = {"leader_id": partition.leader, "leader_epoch": partition.leader_epoch}
+    broker = ctx.cluster.brokers.get(partition.leader)
+    if broker is None or not broker.alive:
+        return leader, None
+    host, port = ctx.endpoint(broker)
+    return leader, {"node_id": broker.node_id, "host": host, "port": port, "rack": broker.rack}
+
+
+class _Round:
+    """One pass over the fetched partitions: their answers, the bytes read and whether to answer now."""
+
+    def __init__(self) -> None:
+        self.read: list[tuple[PartitionKey, Body, bool]] = []  # (key, answer, has records), read order
+        self.erroneous: list[tuple[PartitionKey, Body]] = []
+        self.watched: list[Partition] = []
+        self.size = 0
+        self.read_error = False
+        self.endpoints: dict[int, Body] = {}
+
+
+def _read_all(ctx: Context, req: Container, partitions: list[tuple[PartitionKey, Any]], uses_ids: bool) -> _Round:
     budget = max_response_bytes(ctx, req)
     read_committed = ctx.api_version >= 4 and req.isolation_level == READ_COMMITTED
-    total = 0
-    has_error = False
-    responses = []
-    for topic, parts in resolved:
-        bodies = []
-        for fp, target in parts:
-            if isinstance(target, ErrorCode):
-                bodies.append(_error_partition(fp.partition, target))
-                has_error = True
-                continue
-            body, size = _read(target, fp, budget - total, total == 0, read_committed)
-            has_error = has_error or body["error_code"] != ErrorCode.NONE
-            total += size
-            bodies.append(body)
-        responses.append({"topic": topic, "partitions": bodies})
-    return (
-        {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "session_id": 0, "responses": responses},
-        total,
-        has_error,
+    names = {t.topic_id: name for name, t in ctx.cluster.topics.items()} if uses_ids else None
+    out = _Round()
+    for key, fp in partitions:
+        topic_key, index = key
+        name = names.get(topic_key) if names is not None else topic_key
+        if name is None:
+            out.erroneous.append((key, _error_partition(index, ErrorCode.UNKNOWN_TOPIC_ID)))
+            continue
+        if ctx.cluster.partition(name, index) is None:
+            out.erroneous.append((key, _error_partition(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)))
+            continue
+        target = resolve(ctx, name, index, fp.current_leader_epoch)
+        if isinstance(target, ErrorCode):
+            body = _error_partition(index, target)
+            if ctx.api_version >= 16 and target in (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.FENCED_LEADER_EPOCH):
+                body["current_leader"], endpoint = _current_leader(ctx, name, index)
+                if endpoint is not None:
+                    out.endpoints[endpoint["node_id"]] = endpoint
+            out.read.append((key, body, False))
+            out.read_error = True
+            continue
+        body, size = _read(target, fp, budget - out.size, out.size == 0, read_committed)
+        out.read_error = out.read_error or body["error_code"] != ErrorCode.NONE
+        out.size += size
+        out.read.append((key, body, bool(body["records"])))
+        out.watched.append(target)
+    return out
+
+
+def _topics(answers: list[tuple[PartitionKey, Body]], uses_ids: bool) -> list[Body]:
+    """Partition answers grouped into topics, consecutive partitions of a topic together (Kafka's FetchResponse.of)."""
+    field = "topic_id" if uses_ids else "topic"
+    topics: list[Body] = []
+    for (topic_key, _), body in answers:
+        if topics and topics[-1][field] == topic_key:
+            topics[-1]["partitions"].append(body)
+        else:
+            topics.append({field: topic_key, "partitions": [body]})
+    return topics
+
+
+def _answer(error: ErrorCode, session_id: int, answers: list[tuple[PartitionKey, Body]], uses_ids: bool,
+            endpoints: dict[int, Body] | None = None) -> Body:  # fmt: skip
+    return {
+        "throttle_time_ms": 0,
+        "error_code": error,
+        "session_id": session_id,
+        "responses": _topics(answers, uses_ids),
+        "node_endpoints": list(endpoints.values()) if endpoints else None,
+    }
+
+
+def _throttle(
+    ctx: Context,
+    req: Container,
+    session: FetchSession | None,
+    answers: list[tuple[PartitionKey, Body]],
+    has_records: set[PartitionKey],
+) -> int:
+    """The consumer byte-rate quota's throttle time for this answer (followers are exempt), as Kafka counts it:
+    the bytes of what would be sent; a throttled answer is not sent, so its bytes are taken back."""
+    if _is_follower(ctx, req):
+        return 0
+    sent = answers
+    if session is not None:
+        sent = [
+            (key, body)
+            for key, body in answers
+            if key in session.partitions and session.must_respond(key, body, key in has_records, update=False)
+        ]
+    size = sum(sum(len(r) for r in body["records"]) if isinstance(body["records"], list) else 0 for _, body in sent)
+    quotas, user, client, now = (
+        ctx.cluster.client_quotas,
+        quota_user(ctx.principal),
+        ctx.client_id or "",
+        ctx.cluster.now_ms(),
     )
+    throttle = quotas.record(CONSUMER_BYTE_RATE, user, client, size, now)
+    if throttle:
+        quotas.unrecord(CONSUMER_BYTE_RATE, user, client, size, now)
+    return throttle
+
+
+def _is_follower(ctx: Context, req: Container) -> bool:
+    replica = req.replica_state.replica_id if ctx.api_version >= 15 and req.replica_state else req.replica_id
+    return replica is not None and replica >= 0
 
 
 @handles(ApiKey.FETCH)
@@ -169,22 +300,86 @@ async def fetch(ctx: Context, req: Container) -> Body:
     deadline = trio.current_time() + max(req.max_wait_ms, 0) / 1000
     # As Kafka does: never wait for more bytes than a response may carry.
     min_bytes = max(min(req.min_bytes, max_response_bytes(ctx, req)), 1)
-    requested = unique_partitions(req.topics, "topic", "partitions", "partition")  # each partition once
+    uses_ids = ctx.api_version >= 13
+    requested, forgotten = _requested(req, uses_ids)
+    sessions = ctx.broker.fetch_sessions
+    session_id, epoch = (req.session_id, req.session_epoch) if ctx.api_version >= 7 else (0, FINAL_EPOCH)
+
+    # Kafka's FetchManager.newContext: which partitions this fetch reads, and in which session.
+    session: FetchSession | None = None
+    new_session = False
+    if epoch in (INITIAL_EPOCH, FINAL_EPOCH):  # a full fetch: it closes the session it names
+        if session_id != INVALID_SESSION_ID:
+            sessions.remove(session_id)
+        new_session = epoch == INITIAL_EPOCH
+        partitions: list[tuple[PartitionKey, Any]] = requested
+    else:
+        session = sessions.get(session_id)
+        if session is None:
+            return _answer(ErrorCode.FETCH_SESSION_ID_NOT_FOUND, INVALID_SESSION_ID, [], uses_ids)
+        if session.epoch != epoch:
+            return _answer(ErrorCode.INVALID_FETCH_SESSION_EPOCH, INVALID_SESSION_ID, [], uses_ids)
+        if session.uses_topic_ids != uses_ids:
+            return _answer(ErrorCode.FETCH_SESSION_TOPIC_ID_ERROR, INVALID_SESSION_ID, [], uses_ids)
+        session.update(requested, forgotten)
+        if not session.partitions:  # nothing left: closed, and this fetch is sessionless
+            sessions.remove(session.id)
+            session = None
+            partitions = requested
+        else:
+            sessions.touch(session, ctx.cluster.now_ms())
+            sessions.incremental_fetches += 1
+            session.epoch = next_epoch(session.epoch)
+            partitions = [(key, cached.params) for key, cached in session.partitions.items()]
+
     while True:
-        resolved = [
-            (topic, [(fp, resolve(ctx, topic, fp.partition, fp.current_leader_epoch)) for fp in parts])
-            for topic, parts in requested
-        ]
-        watched = [target for _, parts in resolved for _, target in parts if isinstance(target, Partition)]
-        body, size, has_error = _build(ctx, req, resolved)
-        if has_error or size >= min_bytes or trio.current_time() >= deadline or not watched:
-            return body
+        found = _read_all(ctx, req, partitions, uses_ids)
+        if (
+            not found.read
+            or found.read_error
+            or found.size >= min_bytes
+            or trio.current_time() >= deadline
+            or not found.watched
+        ):
+            break
         event = trio.Event()
-        for p in watched:
+        for p in found.watched:
             p.add_waiter(event)
         try:
             with trio.move_on_at(deadline):
                 await event.wait()
         finally:
-            for p in watched:
+            for p in found.watched:
                 p.remove_waiter(event)
+        if session is not None:  # the session's partitions may have changed meanwhile
+            partitions = [(key, cached.params) for key, cached in session.partitions.items()]
+
+    answers = [(key, body) for key, body, _ in found.read] + found.erroneous
+    if session is not None and session.epoch != next_epoch(epoch):  # another fetch of this session came first
+        return _answer(ErrorCode.INVALID_FETCH_SESSION_EPOCH, session.id, [], uses_ids, found.endpoints)
+    throttle = _throttle(ctx, req, session, answers, {key for key, _, records in found.read if records})
+    if throttle:  # Kafka answers a throttled fetch empty (and opens no session)
+        body = _answer(ErrorCode.NONE, session.id if session else INVALID_SESSION_ID, [], uses_ids, found.endpoints)
+        return body | {"throttle_time_ms": throttle}
+    if session is not None:
+        has_records = {key for key, _, records in found.read if records}
+        answers = [
+            (key, body)
+            for key, body in answers
+            if key in session.partitions and session.must_respond(key, body, key in has_records, update=True)
+        ]
+        return _answer(ErrorCode.NONE, session.id, answers, uses_ids, found.endpoints)
+    answer_session = INVALID_SESSION_ID
+    if new_session:
+        params = dict(partitions)
+        cached = {
+            key: CachedPartition(params[key], body["high_watermark"], body["log_start_offset"]) for key, body in answers
+        }
+        answer_session = sessions.create(
+            ctx.cluster.config["max.incremental.fetch.session.cache.slots"],
+            ctx.cluster.now_ms(),
+            _is_follower(ctx, req),
+            uses_ids,
+            cached,
+        )
+    return _answer(ErrorCode.NONE, answer_session, answers, uses_ids, found.endpoints)

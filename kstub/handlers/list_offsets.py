@@ -1,5 +1,10 @@
 """ListOffsets (2): earliest (-2), latest (-1), max timestamp (-3), or by timestamp.
 
+The tiered-storage timestamps are answered as Kafka without remote storage
+answers them: earliest local (-4, v8+) is the log start, latest tiered (-5,
+v9+) and earliest pending upload (-6, v11+) are offset -1 with no error;
+each before its version is UNSUPPORTED_VERSION.
+
 Latest is the high watermark (the last stable offset under read_committed,
 the same thing while there are no transactions). A timestamp lookup returns
 the first offset whose record timestamp is >= the given time, found from the
@@ -39,6 +44,11 @@ LATEST = -1
 EARLIEST = -2
 MAX_TIMESTAMP = -3
 READ_COMMITTED = 1
+EARLIEST_LOCAL = -4
+LATEST_TIERED = -5
+EARLIEST_PENDING_UPLOAD = -6
+#: the version from which each tiered-storage timestamp is understood
+_TIERED_FROM = {EARLIEST_LOCAL: 8, LATEST_TIERED: 9, EARLIEST_PENDING_UPLOAD: 11}
 
 
 async def _lookup(ctx: Context, topic: str, lp: Container, req_isolation: int) -> Body:
@@ -59,7 +69,8 @@ async def _lookup(ctx: Context, topic: str, lp: Container, req_isolation: int) -
     fetchable = p.last_stable_offset if req_isolation == READ_COMMITTED else p.high_watermark
     if ts == LATEST:
         offset = fetchable
-    elif ts == EARLIEST:
+    elif ts == EARLIEST or (ts == EARLIEST_LOCAL and ctx.api_version >= 8):
+        # without tiered storage, the local log start is the log start
         offset = log.log_start_offset
         epoch = log.epoch_at(offset) if offset < log.log_end_offset else p.leader_epoch
     elif (ts == MAX_TIMESTAMP and ctx.api_version >= 7) or ts >= 0:
@@ -69,6 +80,9 @@ async def _lookup(ctx: Context, topic: str, lp: Container, req_isolation: int) -
             return {"partition_index": lp.partition_index, "error_code": exc.code, "old_style_offsets": []}
         offset, timestamp = found if found else (-1, -1)
         epoch = log.epoch_at(offset) if found else -1
+    elif ts in (LATEST_TIERED, EARLIEST_PENDING_UPLOAD) and ctx.api_version >= _TIERED_FROM[ts]:
+        # nothing is tiered: Kafka without remote storage answers no offset, no epoch, and no error
+        offset, epoch = -1, -1
     else:
         # a special timestamp of a later version (-3 before v7, -4 earliest-local and on), or none at all
         return {

@@ -37,6 +37,7 @@ from construct import Container
 
 from kstub.cluster.model import ClusterError, Partition
 from kstub.cluster.partition import await_commits
+from kstub.cluster.quotas import PRODUCER_BYTE_RATE, quota_user
 from kstub.protocol import ApiKey, ErrorCode
 from kstub.protocol.records import BatchError, inflates_on_read, iter_records, read_produce_data
 
@@ -131,6 +132,17 @@ async def _produce_partition(
                 waited = True
             else:
                 bad_times = _timestamp_errors(batches, partition, now)
+        target = _TOPIC_CODECS.get(partition.config("compression.type"))
+        if target is not None and not keyless and not bad_times:
+            for batch in batches:
+                if batch.magic != 2 or batch.compression == target:
+                    continue
+                sizes = (limits["max_message_bytes"], max_record)
+                if batch.inflates or target or len(batch.data) > ON_LOOP_BYTES:
+                    await in_thread(batch.recompress, target, *sizes)
+                    waited = True
+                else:
+                    batch.recompress(target, *sizes)
     except BatchError as exc:
         log.info("produce to %s-%d rejected: %s", topic, data.index, exc)
         # Kafka reports the log start offset only for errors of its log validation, not for what the request
@@ -175,6 +187,10 @@ async def _produce_partition(
     if acks == -1 and partition.high_watermark < result.end_offset:
         pending.append(_Pending(body, partition, result.end_offset, partition.leader_epoch))
     return body
+
+
+#: compression.type → the codec a topic stores its batches with (None: the producer's, kept as sent)
+_TOPIC_CODECS = {"uncompressed": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 
 
 def _keyless_error(errors: list[int], partition_name: str) -> Body:
@@ -286,6 +302,22 @@ async def produce(ctx: Context, req: Container) -> Body | None:
         await ctx.cluster.store.after_produce(appended, acks)  # flush.messages, fsync.on.ack
     if pending:
         await _await_commit(ctx, pending, req.timeout_ms)
+    # the producer byte-rate quota (kstub/cluster/quotas.py) counts the records sent, as Kafka counts the request
+    throttle = ctx.cluster.client_quotas.record(
+        PRODUCER_BYTE_RATE,
+        quota_user(ctx.principal),
+        ctx.client_id or "",
+        sum(_size(p.records) for t in req.topic_data for p in t.partition_data),
+        ctx.cluster.now_ms(),
+    )
     if acks == 0:
         return None
-    return {"responses": responses, "throttle_time_ms": 0}
+    return {"responses": responses, "throttle_time_ms": throttle}
+
+
+def _size(records: object) -> int:
+    if records is None:
+        return 0
+    if isinstance(records, (bytes, bytearray, memoryview)):
+        return len(records)
+    return sum(len(r) for r in records)  # type: ignore[attr-defined]

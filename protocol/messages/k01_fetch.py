@@ -1,4 +1,4 @@
-"""Fetch (key 1): versions 0-12, flexible from v12."""
+"""Fetch (key 1): versions 0-18, flexible from v12 (topic ids from v13, replica state from v15)."""
 
 from ..schema import Api, Struct
 from ..schema import Field as F
@@ -7,11 +7,23 @@ API = Api(
     key=1,
     name="Fetch",
     min_version=0,
-    max_version=12,
+    max_version=18,
     flexible_from=12,
     request=[
         F("cluster_id", "string", "12+", nullable="12+", tag=0, tagged="12+", default=None),
         F("replica_id", "int32", "0-14", default=-1),
+        F(
+            "replica_state",
+            Struct(
+                [
+                    F("replica_id", "int32", "15+", default=-1),
+                    F("replica_epoch", "int64", "15+", default=-1),
+                ]
+            ),
+            "15+",
+            tag=1,
+            tagged="15+",
+        ),
         F("max_wait_ms", "int32"),
         F("min_bytes", "int32"),
         F("max_bytes", "int32", "3+", default=2147483647),
@@ -22,6 +34,7 @@ API = Api(
             "topics",
             [
                 F("topic", "string", "0-12"),
+                F("topic_id", "uuid", "13+"),
                 F(
                     "partitions",
                     [
@@ -31,6 +44,8 @@ API = Api(
                         F("last_fetched_epoch", "int32", "12+", default=-1),
                         F("log_start_offset", "int64", "5+", default=-1),
                         F("partition_max_bytes", "int32"),
+                        F("replica_directory_id", "uuid", "17+", tag=0, tagged="17+"),
+                        F("high_watermark", "int64", "18+", tag=1, tagged="18+", default=2**63 - 1),
                     ],
                 ),
             ],
@@ -39,6 +54,7 @@ API = Api(
             "forgotten_topics_data",
             [
                 F("topic", "string", "7-12"),
+                F("topic_id", "uuid", "13+"),
                 F("partitions", "[]int32", "7+"),
             ],
             "7+",
@@ -53,6 +69,7 @@ API = Api(
             "responses",
             [
                 F("topic", "string", "0-12"),
+                F("topic_id", "uuid", "13+"),
                 F(
                     "partitions",
                     [
@@ -111,6 +128,18 @@ API = Api(
                     ],
                 ),
             ],
+        ),
+        F(
+            "node_endpoints",
+            [
+                F("node_id", "int32", "16+"),
+                F("host", "string", "16+"),
+                F("port", "int32", "16+"),
+                F("rack", "string", "16+", nullable="16+", default=None),
+            ],
+            "16+",
+            tag=0,
+            tagged="16+",
         ),
     ],
 )

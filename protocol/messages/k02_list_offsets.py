@@ -1,4 +1,4 @@
-"""ListOffsets (key 2): versions 0-7, flexible from v6."""
+"""ListOffsets (key 2): versions 0-11, flexible from v6."""
 
 from ..schema import Api
 from ..schema import Field as F
@@ -7,7 +7,7 @@ API = Api(
     key=2,
     name="ListOffsets",
     min_version=0,
-    max_version=7,
+    max_version=11,
     flexible_from=6,
     request=[
         F("replica_id", "int32"),
@@ -27,6 +27,7 @@ API = Api(
                 ),
             ],
         ),
+        F("timeout_ms", "int32", "10+"),
     ],
     response=[
         F("throttle_time_ms", "int32", "2+"),

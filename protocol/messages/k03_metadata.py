@@ -1,4 +1,4 @@
-"""Metadata (key 3): versions 0-12, flexible from v9."""
+"""Metadata (key 3): versions 0-13, flexible from v9."""
 
 from ..schema import Api
 from ..schema import Field as F
@@ -7,7 +7,7 @@ API = Api(
     key=3,
     name="Metadata",
     min_version=0,
-    max_version=12,
+    max_version=13,
     flexible_from=9,
     request=[
         F(
@@ -58,5 +58,6 @@ API = Api(
             ],
         ),
         F("cluster_authorized_operations", "int32", "8-10", default=-2147483648),
+        F("error_code", "int16", "13+"),
     ],
 )

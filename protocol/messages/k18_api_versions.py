@@ -1,4 +1,4 @@
-"""ApiVersions (key 18): versions 0-3, flexible from v3."""
+"""ApiVersions (key 18): versions 0-5, flexible from v3."""
 
 from ..schema import Api
 from ..schema import Field as F
@@ -7,11 +7,13 @@ API = Api(
     key=18,
     name="ApiVersions",
     min_version=0,
-    max_version=3,
+    max_version=5,
     flexible_from=3,
     request=[
         F("client_software_name", "string", "3+"),
         F("client_software_version", "string", "3+"),
+        F("cluster_id", "string", "5+", nullable="5+", default=None),
+        F("node_id", "int32", "5+", default=-1),
     ],
     response=[
         F("error_code", "int16"),

@@ -1,4 +1,4 @@
-"""DescribeLogDirs (key 35): versions 0-4, flexible from v2."""
+"""DescribeLogDirs (key 35): versions 0-5, flexible from v2."""
 
 from ..schema import Api
 from ..schema import Field as F
@@ -7,7 +7,7 @@ API = Api(
     key=35,
     name="DescribeLogDirs",
     min_version=0,
-    max_version=4,
+    max_version=5,
     flexible_from=2,
     request=[
         F(
@@ -44,6 +44,7 @@ API = Api(
                 ),
                 F("total_bytes", "int64", "4+", default=-1),
                 F("usable_bytes", "int64", "4+", default=-1),
+                F("is_cordoned", "bool", "5+"),
             ],
         ),
     ],

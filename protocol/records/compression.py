@@ -214,12 +214,16 @@ def _load_lz4() -> _Codec | None:
 
 def _load_zstd() -> _Codec | None:
     open_: Callable[[bytes], Reader]
+    compress: Callable[[bytes], bytes]
     try:
         import zstandard
 
         def open_(data: bytes) -> Reader:
             # Frames written by streaming compressors carry no content size; a stream reader needs none.
             return zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True).read
+
+        def compress(data: bytes) -> bytes:  # level 3: Kafka's compression.zstd.level default
+            return zstandard.ZstdCompressor(level=3).compress(data)
 
     except ImportError:
         try:
@@ -230,7 +234,11 @@ def _load_zstd() -> _Codec | None:
         def open_(data: bytes) -> Reader:
             return _whole(bytes(cramjam.zstd.decompress(data)))
 
-    return _Codec(open_, None)  # zstd is magic 2 only, and magic 2 is never recompressed
+        def compress(data: bytes) -> bytes:
+            return bytes(cramjam.zstd.compress(data, level=3))
+
+    # zstd is magic 2 only: written when a topic's compression.type recompresses batches
+    return _Codec(open_, compress)
 
 
 def _codec(codec_id: int) -> _Codec:
@@ -269,6 +277,19 @@ def decompress(codec_id: int, data: Buffer) -> bytes:
     """All of `data` decompressed (unbounded: for tests and small inputs, never the broker's paths)."""
     read = _inflate(codec_id, data)
     return b"".join(iter(lambda: read(_CHUNK), b""))
+
+
+def decompress_at_most(codec_id: int, data: Buffer, limit: int) -> bytes | None:
+    """`data` decompressed, or None as soon as it inflates beyond `limit` bytes (memory stays bounded)."""
+    read = _inflate(codec_id, data)
+    parts: list[bytes] = []
+    total = 0
+    while chunk := read(_CHUNK):
+        total += len(chunk)
+        if total > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def compress(codec_id: int, data: bytes) -> bytes:

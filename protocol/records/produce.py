@@ -6,11 +6,13 @@ from dataclasses import dataclass, field
 
 from ..errors import ErrorCode
 from .batch import RecordBatch
-from .compression import MAX_RECORD_BYTES, _require_compressor, compress
+from .compression import MAX_RECORD_BYTES, _require_compressor, compress, decompress_at_most
 from .layout import (
     _ATTRIBUTES,
     _BASE_OFFSET,
+    _BATCH_LENGTH,
     _COMPRESSION_MASK,
+    _CRC,
     _I32,
     _I64,
     _LEADER_EPOCH,
@@ -37,6 +39,9 @@ from .legacy import (
     _set_legacy_timestamp,
 )
 from .stored import check_entry, iter_records
+
+#: where a v2 batch's records start (after its 61-byte header)
+_RECORDS_START = 61
 
 # --- produce ---------------------------------------------------------------------
 
@@ -171,6 +176,41 @@ class ProducedBatch:
         )
         if self.magic == 1:
             self._rebuild = False  # inner offsets are 0..n-1 now
+
+    def recompress(self, codec_id: int, max_message_bytes: int, max_inflated_bytes: int) -> None:
+        """Store the v2 batch's records compressed with `codec_id` (0: none), as Kafka does for a topic whose
+        compression.type is not the producer's: the records' bytes are the same under any compression, so only
+        the records section, the compression bits, the batch length and the CRC-32C change. Legacy message sets
+        are left as they are.
+
+        A batch larger than `max_message_bytes` once recompressed is MESSAGE_TOO_LARGE, as in Kafka. Memory
+        stays bounded: records inflating beyond `max_inflated_bytes` (or, stored uncompressed, beyond
+        `max_message_bytes`) are refused as soon as they do, with the same error."""
+        if self.magic != 2 or codec_id == self.compression:
+            return
+        data = self.data
+        body: bytes | None = bytes(data[_RECORDS_START:])
+        if self.compression:
+            limit = max_message_bytes if codec_id == 0 else max_inflated_bytes
+            body = decompress_at_most(self.compression, data[_RECORDS_START:], limit)
+        too_large = BatchError(
+            ErrorCode.MESSAGE_TOO_LARGE,
+            f"the batch is larger than max.message.bytes ({max_message_bytes}) once recompressed",
+        )
+        if body is None:
+            raise too_large
+        if codec_id:
+            body = compress(codec_id, body)
+        if _RECORDS_START + len(body) > max_message_bytes:
+            raise too_large
+        new = bytearray(data[:_RECORDS_START])
+        new += body
+        new[_ATTRIBUTES + 1] = (new[_ATTRIBUTES + 1] & ~_COMPRESSION_MASK) | codec_id
+        _I32.pack_into(new, _BATCH_LENGTH, len(new) - LOG_OVERHEAD)
+        batch = RecordBatch(new)
+        _U32.pack_into(new, _CRC, batch.compute_crc())
+        self.data = new
+        self.compression = codec_id
 
     def set_log_append_time(self, ts_ms: int) -> None:
         """Stamp LogAppendTime `ts_ms`, as Kafka does for a topic with message.timestamp.type=LogAppendTime.

@@ -14,7 +14,7 @@ from kstub.protocol import APIS
 
 from support.batches import legacy_message
 from support.diff_requests import create, fetch_body, produce_body
-from support.differential import Pair
+from support.differential import Pair, Side
 
 SOFTWARE = {"client_software_name": "kstub-differential", "client_software_version": "1.0"}
 
@@ -37,15 +37,41 @@ def test_answer_apart_from_the_ranges(pair: Pair, version: int) -> None:
     pair.compare(18, SOFTWARE, version=version, ignore=("api_keys",))
 
 
-def test_v3_feature_levels(pair: Pair) -> None:
-    pair.compare(
-        18, SOFTWARE, version=3, ignore=("api_keys", "finalized_features_epoch"), known="api-versions-features"
-    )
-    kstub, kafka = pair.send(18, SOFTWARE, version=3)
-    # the epoch is the metadata offset where Kafka finalized its features: it moves as topics are made; kstub's
-    # is fixed, and not -1 (a client takes features only from an epoch above the -1 it starts with)
-    assert kstub.finalized_features_epoch >= 0
-    assert kafka.finalized_features_epoch >= 0
+FEATURES = ("supported_features", "finalized_features")
+
+
+@pytest.mark.parametrize("version", [3, 4, 5])
+def test_feature_levels(pair: Pair, version: int) -> None:
+    known = "api-versions-features-v3" if version == 3 else "api-versions-features"
+    ignore = ("api_keys", "finalized_features_epoch")
+    pair.compare(18, SOFTWARE, version=version, ignore=ignore, known=known, unordered=FEATURES)
+    kstub, kafka = pair.send(18, SOFTWARE, version=version)
+    # the epoch is the metadata offset where Kafka finalized its features: it moves as topics are made
+    assert kstub.finalized_features_epoch >= 0 and kafka.finalized_features_epoch >= 0
+
+
+def test_v5_cluster_and_node_checks(pair: Pair) -> None:
+    """KIP-1242: a client names the cluster and node it expects; both or neither, else INVALID_REQUEST."""
+
+    def asking(cluster: str | None, node: str | int) -> object:
+        def body(side: Side) -> dict:
+            md = side.conn.request(3, {"topics": [], "allow_auto_topic_creation": False}, version=12)
+            ids = {"ours": (md.cluster_id, md.controller_id), "other": ("AAAAAAAAAAAAAAAAAAAAAA", 9999)}
+            cluster_id = ids[cluster][0] if cluster else None
+            node_id = node if isinstance(node, int) else ids[node][1]
+            return {**SOFTWARE, "cluster_id": cluster_id, "node_id": node_id}
+
+        return body
+
+    cases = [(None, -1), ("ours", "ours"), ("ours", -1), (None, "ours"), ("ours", "other"), ("other", "ours")]
+    for cluster, node in cases:
+        ignore = ("api_keys", "finalized_features_epoch")
+        answer, _ = pair.compare(
+            18, asking(cluster, node), version=5, ignore=ignore, unordered=FEATURES,
+            known="api-versions-features" if cluster == node == "ours" or (cluster is None and node == -1) else None,
+        )  # fmt: skip
+        expected = {(None, -1): 0, ("ours", "ours"): 0, ("ours", -1): 42, (None, "ours"): 42}.get((cluster, node), 129)
+        assert answer["error_code"] == expected, (cluster, node, answer)
 
 
 @pytest.mark.parametrize(

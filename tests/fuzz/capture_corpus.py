@@ -266,7 +266,8 @@ def java_consumer(bootstrap: str) -> None:
 
 
 def java_tools(bootstrap: str) -> None:
-    """Kafka's own CLI tools (the pinned jars): DescribeTopicPartitions, ElectLeaders and the SCRAM credential APIs."""
+    """Kafka's own CLI tools (the pinned jars): DescribeTopicPartitions, ElectLeaders, the SCRAM credential APIs,
+    the client quota APIs and ListConfigResources."""
     from kstub.compat.realkafka import run_tool
 
     b = ["--bootstrap-server", bootstrap]
@@ -276,6 +277,10 @@ def java_tools(bootstrap: str) -> None:
     user = ["--entity-type", "users", "--entity-name", "corpus"]
     run_tool("kafka-configs", [*b, "--alter", "--add-config", scram, *user])
     run_tool("kafka-configs", [*b, "--describe", *user])
+    clients = ["--entity-type", "clients", "--entity-name", "corpus-client"]
+    run_tool("kafka-configs", [*b, "--alter", "--add-config", "producer_byte_rate=1048576", *clients])
+    run_tool("kafka-configs", [*b, "--describe", *clients])  # DescribeClientQuotas
+    run_tool("kafka-configs", [*b, "--describe", "--entity-type", "client-metrics"])  # ListConfigResources
 
 
 def java_transactions_tool(bootstrap: str) -> None:

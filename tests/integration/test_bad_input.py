@@ -92,7 +92,7 @@ def test_too_new_api_versions_gets_v0_shaped_unsupported_version(bootstrap):
     assert error == ErrorCode.UNSUPPORTED_VERSION
     assert count == 1
     key, lo, hi = struct.unpack_from(">hhh", data, 14)
-    assert (key, lo, hi) == (18, 0, 3)
+    assert (key, lo, hi) == (18, 0, 5)
     assert len(data) == 4 + 4 + 2 + 4 + 6, "v0 body: no throttle time, no tagged fields"
 
 

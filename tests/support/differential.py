@@ -61,6 +61,9 @@ ALIASED = {
     "member_id": "member",
     "leader": "member",
     "producer_id": "producer",
+    "session_id": "session",
+    "client_instance_id": "client_instance",
+    "subscription_id": "subscription",
 }
 
 #: the client id both sides send (it shows in answers: DescribeGroups members, generated member ids)
@@ -94,6 +97,10 @@ class Side:
             return value
         if kind == "topic_id" and isinstance(value, uuid.UUID) and value.int == 0:
             return value
+        if kind in ("session", "subscription") and value == 0:  # no fetch session, no subscription
+            return value
+        if kind == "client_instance" and isinstance(value, uuid.UUID) and value.int == 0:
+            return value
         table = self.aliases.setdefault(kind, {})
         return table.setdefault(value, f"{kind}#{len(table) + 1}")
 
@@ -114,6 +121,31 @@ class Side:
         conn = BrokerConnection(host, int(port), CLIENT_ID, self.admin.timeout)
         self._extra.append(conn)
         return conn
+
+    def topic_id(self, name: str) -> uuid.UUID:
+        """This broker's id of topic `name` (the zero id if it has none)."""
+        md = self.conn.request(3, {"topics": [{"name": name}], "allow_auto_topic_creation": False}, version=12)
+        return md.topics[0].topic_id if md.topics and md.topics[0].error_code == 0 else uuid.UUID(int=0)
+
+    def with_topic_ids(self, api_key: int, version: int, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """`body` with the topic ids a Fetch v13+ needs filled in from its topic names, as this broker knows them.
+
+        A test writes Fetch bodies by topic name; each broker gets its own ids,
+        so the same test compares every Fetch version. An entry that gives its
+        own ``topic_id`` keeps it.
+        """
+        if api_key != 1 or version < 13:
+            return body
+        out = dict(body)
+        for key in ("topics", "forgotten_topics_data"):
+            entries = []
+            for entry in body.get(key) or []:
+                entry = dict(entry)
+                if entry.get("topic_id") is None and entry.get("topic"):
+                    entry["topic_id"] = self.topic_id(entry["topic"])
+                entries.append(entry)
+            out[key] = entries
+        return out
 
     def node(self, value: Any) -> Any:
         if isinstance(value, list):
@@ -253,7 +285,9 @@ class Pair:
     def send(self, api_key: int, body: Mapping[str, Any], *, version: int | None = None) -> tuple[Any, Any]:
         """The raw (decoded, unnormalised) responses of kstub and Kafka to the same request."""
         v = self.version(api_key, version)
-        return self.kstub.conn.request(api_key, body, version=v), self.kafka.conn.request(api_key, body, version=v)
+        return tuple(
+            side.conn.request(api_key, side.with_topic_ids(api_key, v, body), version=v) for side in self.sides
+        )
 
     def each(self, fn: Callable[[Side], Any]) -> tuple[Any, Any]:
         """Run `fn` on both sides (for set-up steps whose answers are compared by the caller, or not at all)."""
@@ -287,7 +321,7 @@ class Pair:
         raw = []
         for side in self.sides:
             request = body(side) if callable(body) else body
-            raw.append(side.conn.request(api_key, request, version=v))
+            raw.append(side.conn.request(api_key, side.with_topic_ids(api_key, v, request), version=v))
         return self._compare_answers(api_key, v, (raw[0], raw[1]), known, ignore, records, unordered, view)
 
     def submit(
@@ -306,7 +340,7 @@ class Pair:
         v = self.version(api_key, version)
         conns = []
         for side in self.sides:
-            request = body(side) if callable(body) else body
+            request = side.with_topic_ids(api_key, v, body(side) if callable(body) else body)
             conn = side.connect()
             conn.link.send(api_key, v, request)
             conns.append(conn)

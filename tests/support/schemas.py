@@ -44,9 +44,21 @@ def snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
+#: APIs Kafka 4.x renamed: their name in Kafka 3.9's schemas
+RENAMED_SINCE_3_9 = {"ListConfigResources": "ListClientMetricsResources"}
+
+
+def name_in_3_9(name: str) -> str:
+    """`name` (an API's, or its Request/Response message's) as Kafka 3.9 spelled it."""
+    for new, old in RENAMED_SINCE_3_9.items():
+        if name.startswith(new):
+            return old + name[len(new) :]
+    return name
+
+
 @cache
 def load(name: str) -> dict[str, Any]:
-    path = MESSAGES / f"{name}.json"
+    path = MESSAGES / f"{name_in_3_9(name)}.json"
     if not MESSAGES.is_dir():
         pytest.skip(f"Kafka's message schemas are not at {MESSAGES} (shared reference data absent)")
     if not path.is_file():
