@@ -674,6 +674,7 @@ def clean_log(
     for group in group_by_size(targets, int(config("segment.bytes")), uncleanable):
         shapes = [(len(s), s.size) for s in group]
         cleaned = lg.storage.new_cleaned_segment(group[0].base_offset, group[0].created_ms)
+        swapping = False
         try:
             for seg in group:
                 retain_legacy = seg.last_modified_ms > legacy_horizon
@@ -683,7 +684,11 @@ def clean_log(
                     if out is not None:
                         cleaned.append(out, seg.last_modified_ms)
                 yield None
-            if [(len(s), s.size) for s in group] != shapes or not lg.replace_segments(group, cleaned):
+            if [(len(s), s.size) for s in group] != shapes:
+                raise _Changed
+            swapping = True  # from here on a failure leaves files that recovery completes (log_files.py)
+            if not lg.replace_segments(group, cleaned):
+                swapping = False
                 raise _Changed
         except _Changed:
             cleaned.delete()
@@ -692,7 +697,10 @@ def clean_log(
             yield result
             return
         except BaseException:
-            cleaned.delete()
+            if not swapping:
+                cleaned.delete()
+            else:
+                log.error("swapping in a cleaned segment at offset %d failed", group[0].base_offset)
             raise
         cleaned.created_ms = group[0].created_ms
         cleaned.last_modified_ms = group[-1].last_modified_ms
@@ -702,6 +710,29 @@ def clean_log(
 
 class _Changed(Exception):
     pass
+
+
+def clean_once(
+    lg: Log,
+    config: Callable[[str], str],
+    *,
+    checkpoint: int | None,
+    stable: int,
+    now_ms: int,
+    force: bool = False,
+) -> CleaningResult | None:
+    """Decide and clean one log at once, synchronously (tests, tools); None if it is not to be cleaned.
+
+    The next cleaning's checkpoint is the result's `end_offset`.
+    """
+    plan = cleanable(lg, config, checkpoint, stable, now_ms)
+    if not (should_clean(plan, config) or (force and plan.cleanable_bytes > 0)):
+        return None
+    result = None
+    for step in clean_log(lg, config, plan.first_dirty, plan.first_uncleanable, now_ms):
+        if step is not None:
+            result = step
+    return result
 
 
 # --- checkpoints ------------------------------------------------------------------------------
