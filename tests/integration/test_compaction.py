@@ -1,0 +1,110 @@
+"""Log compaction over TCP with real clients: 100,000 updates over 1,000 keys and 100 tombstones end,
+after cleaning, with exactly the 900 live keys at their latest values; consumers from offset 0 read
+the compacted log (with its offset gaps) without errors; the three replicas stay identical.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from kafka import KafkaConsumer
+from kafka import TopicPartition as KTopicPartition
+
+from kstub.protocol.records import iter_records
+
+from support.compaction import KEYS, TOMBSTONES, TOPIC_CONFIGS, UPDATES, create_topic, produce_workload, read_all
+
+
+def replica_contents(kstub_cluster, topic: str) -> dict[int, list[tuple[int, int, bytes]]]:
+    """Each replica's log as (base offset, last offset, bytes) of its batches."""
+
+    def grab() -> dict[int, list[tuple[int, int, bytes]]]:
+        p = kstub_cluster.cluster.partition(topic, 0)
+        return {b: [(c.base_offset, c.last_offset, bytes(c.data)) for c in lg.read(0)] for b, lg in p.logs.items()}
+
+    return kstub_cluster.call(grab)
+
+
+@pytest.mark.kstub(brokers=3)
+def test_a_compacted_topic_ends_with_the_latest_value_of_each_live_key(kstub_cluster, bootstrap):
+    topic = f"compacted-{uuid.uuid4().hex[:8]}"
+    create_topic(bootstrap, topic, TOPIC_CONFIGS, replication_factor=3)
+    expected = produce_workload(bootstrap, topic)
+    assert len(expected) == KEYS - TOMBSTONES == 900
+
+    control = kstub_cluster.cluster.control
+    kstub_cluster.call_async(control.clean_logs, topic)  # whatever the background cleaner left
+    partition = kstub_cluster.cluster.partition(topic, 0)
+    leader_log = partition.leader_log
+    active_base = kstub_cluster.call(lambda: leader_log.active_segment.base_offset)
+    assert active_base > 0, "the workload must fill more than one segment"
+
+    state, count, seen = read_all(bootstrap, topic)
+    assert state == expected
+    assert len(state) == 900
+    # cleaned: below the active segment each key appears once, at its latest offset
+    closed = [k for o, k in seen if o < active_base]
+    assert len(closed) == len(set(closed))
+    assert count < UPDATES // 10
+    # the offsets have gaps and keep increasing; the log end did not move
+    offsets = [o for o, _ in seen]
+    assert offsets == sorted(set(offsets)) and offsets[-1] < UPDATES + TOMBSTONES
+    assert offsets[0] > 0
+
+    # every replica holds the same batches, byte for byte
+    replicas = replica_contents(kstub_cluster, topic)
+    assert len(replicas) == 3
+    first, *others = replicas.values()
+    for other in others:
+        assert other == first
+    total = sum(1 for _, _, data in first for _ in iter_records(data))
+    assert total == count
+
+    # kafka-python (another client's fetch path) reads it from 0 too
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        tp = KTopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        end = consumer.end_offsets([tp])[tp]
+        state2: dict[str, str] = {}
+        while consumer.position(tp) < end:
+            for record in consumer.poll(timeout_ms=1000).get(tp, []):
+                key = record.key.decode()
+                if record.value is None:
+                    state2.pop(key, None)
+                else:
+                    state2[key] = record.value.decode()
+        assert state2 == expected
+    finally:
+        consumer.close()
+
+
+def test_the_control_plane_runs_a_pass_now_and_reports_it(kstub_cluster, bootstrap):
+    from confluent_kafka import Producer
+
+    topic = f"compacted-{uuid.uuid4().hex[:8]}"
+    # a dirty ratio never exceeded: the background cleaner leaves the log alone, `force` cleans it
+    configs = {"cleanup.policy": "compact", "segment.bytes": "2000", "min.cleanable.dirty.ratio": "1"}
+    create_topic(bootstrap, topic, configs)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    for i in range(200):
+        producer.produce(topic, key=f"k{i % 5}".encode(), value=b"v" * 50)
+        producer.flush(10)
+    control = kstub_cluster.cluster.control
+    assert kstub_cluster.call_async(control.clean_logs, topic) == []
+    assert read_all(bootstrap, topic)[1] == 200
+    cleaned = kstub_cluster.call_async(lambda: control.clean_logs(topic, force=True))
+    leader = kstub_cluster.cluster.partition(topic, 0).leader
+    assert [(c["topic"], c["partition"], c["broker"]) for c in cleaned] == [(topic, 0, leader)]
+    assert cleaned[0]["records_read"] > cleaned[0]["records_kept"] > 0
+    state, count, seen = read_all(bootstrap, topic)
+    assert state == {f"k{i}": "v" * 50 for i in range(5)}
+    active_base = kstub_cluster.call(
+        lambda: kstub_cluster.cluster.partition(topic, 0).leader_log.active_segment.base_offset
+    )
+    assert cleaned[0]["end_offset"] == active_base
+    closed = [k for o, k in seen if o < active_base]
+    assert sorted(closed) == sorted(set(closed)) and len(closed) <= 5
+    assert count == 200 - cleaned[0]["records_read"] + cleaned[0]["records_kept"]
