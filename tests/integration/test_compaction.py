@@ -142,3 +142,41 @@ def test_committed_offsets_survive_cleaning_passes(kstub_cluster, bootstrap):
         assert records[0].offset >= 42
     finally:
         consumer.close()
+
+
+@pytest.mark.kstub(admin_port=0)
+def test_kstub_ctl_and_the_admin_api_run_a_pass(kstub_cluster, bootstrap):
+    import json
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    from confluent_kafka import Producer
+
+    topic = f"compacted-{uuid.uuid4().hex[:8]}"
+    create_topic(
+        bootstrap, topic, {"cleanup.policy": "compact", "segment.bytes": "2000", "min.cleanable.dirty.ratio": "1"}
+    )
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    for i in range(100):
+        producer.produce(topic, key=f"k{i % 3}".encode(), value=b"v" * 50)
+        producer.flush(10)
+    url = kstub_cluster.admin_url
+    cmd = [sys.executable, "-m", "kstub", "ctl", "--admin-url", url, "logs", "clean", "--topic", topic]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"cleaned": []}  # the ratio is never exceeded
+    out = subprocess.run([*cmd, "--force"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    (entry,) = json.loads(out.stdout)["cleaned"]
+    assert entry["topic"] == topic and entry["records_kept"] < entry["records_read"]
+    request = urllib.request.Request(
+        f"{url}/v1/logs/clean",
+        data=b'{"topic": "nope"}',
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request, timeout=30)
+    assert err.value.code == 404
