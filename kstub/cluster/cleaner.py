@@ -264,32 +264,54 @@ class LogTxnState:
     last_marker_epoch: dict[int, int] = field(default_factory=dict)
 
 
-def scan_transactions(lg: Log, upto: int) -> LogTxnState:
-    """Walk the batch headers of `lg` below `upto`: aborted transactions and each producer's last batch."""
+#: how many bytes of batches the cleaner reads from a segment at once
+READ_WINDOW_BYTES = 4 * 1024 * 1024
+
+
+def iter_chunks(seg: Segment) -> Iterator[Chunk]:
+    """The batches of a segment, read a window of at most READ_WINDOW_BYTES at a time (one big batch alone)."""
+    n = len(seg)
+    i = 0
+    while i < n:
+        j = i + 1
+        size = seg.batch_size(i)
+        while j < n and size + seg.batch_size(j) <= READ_WINDOW_BYTES:
+            size += seg.batch_size(j)
+            j += 1
+        yield from seg.chunks(i, j)
+        i = j
+
+
+def scan_transactions(lg: Log, upto: int) -> Iterator[LogTxnState | None]:
+    """Walk the batches of `lg` below `upto`: aborted transactions and each producer's last batch.
+
+    Yields None between segments, then the state.
+    """
     state = LogTxnState()
     open_txns: dict[int, int] = {}
     for seg in lg.segments:
         if seg.base_offset >= upto:
             break
-        for i in range(len(seg)):
-            if seg.bases[i] >= upto:
+        for chunk in iter_chunks(seg):
+            if chunk.base_offset >= upto:
                 break
-            header = seg.header(i)
+            header = _v2_header(chunk)
             if header is None or header.producer_id < 0:
                 continue
             pid = header.producer_id
             if header.is_control:
-                kind = _control_type(seg.chunks(i, i + 1)[0])
+                kind = _control_type(chunk)
                 first = open_txns.pop(pid, None)
                 if kind == ABORT and first is not None:
                     state.aborted.append(_AbortedTxn(pid, first))
                 state.last_marker_epoch[pid] = header.producer_epoch
             else:
                 if header.is_transactional and pid not in open_txns:
-                    open_txns[pid] = seg.bases[i]
-                state.last_data[pid] = seg.lasts[i]
+                    open_txns[pid] = chunk.base_offset
+                state.last_data[pid] = chunk.last_offset
+        yield None
     state.aborted.sort(key=lambda t: t.first_offset)
-    return state
+    yield state
 
 
 class _TxnTracker:
@@ -445,7 +467,7 @@ def build_offset_map(lg: Log, start: int, end: int, txns: LogTxnState, offset_ma
             break
         if seg.end_offset <= start and len(seg):
             continue
-        for chunk in seg.chunks(0, len(seg)):
+        for chunk in iter_chunks(seg):
             if chunk.base_offset >= end:
                 break
             header = _v2_header(chunk)
@@ -652,7 +674,12 @@ def clean_log(
     then the result. The segments are replaced group by group; a group changed meanwhile (retention,
     truncation) is left as it is and the cleaning stops there (`aborted`)."""
     result = CleaningResult(first_dirty, uncleanable)
-    txns = scan_transactions(lg, lg.log_end_offset)
+    txns = LogTxnState()
+    for step in scan_transactions(lg, lg.log_end_offset):
+        if step is None:
+            yield None
+        else:
+            txns = step
     offset_map = OffsetMap()
     yield from build_offset_map(lg, first_dirty, uncleanable, txns, offset_map)
     end = offset_map.latest_offset + 1
@@ -679,7 +706,7 @@ def clean_log(
             for seg in group:
                 retain_legacy = seg.last_modified_ms > legacy_horizon
                 result.bytes_before += seg.size
-                for chunk in seg.chunks(0, len(seg)):
+                for chunk in iter_chunks(seg):
                     out = filter_chunk(ctx, chunk, retain_legacy)
                     if out is not None:
                         cleaned.append(out, seg.last_modified_ms)
@@ -754,6 +781,8 @@ class LogCleaner:
         self._checkpoints: weakref.WeakKeyDictionary[Log, int] = weakref.WeakKeyDictionary()
         self._event = trio.Event()
         self._lock = trio.Lock()
+        #: partitions whose cleaning failed (Kafka's uncleanable partitions), by topic id and index
+        self._uncleanable: set[tuple[object, int]] = set()
         #: partitions whose high watermark wakes the cleaner (their waiter is `_event`)
         self._registered: list[Partition] = []
         #: cleanings done so far (a count, for status and tests)
@@ -841,7 +870,16 @@ class LogCleaner:
                     continue
                 if not is_compacted(partition.config) or partition.leader < 0:
                     continue
-                d = await self._clean_partition(partition, now, force, results)
+                key = (partition.topic.topic_id, partition.index)
+                if key in self._uncleanable:
+                    continue
+                try:
+                    d = await self._clean_partition(partition, now, force, results)
+                except Exception:
+                    # Kafka marks such a partition uncleanable (until restart) and goes on with the others
+                    log.exception("%s: cleaning failed; the partition is not cleaned again", partition.name)
+                    self._uncleanable.add(key)
+                    continue
                 if d is not None and (deadline is None or d < deadline):
                     deadline = d
             return deadline

@@ -180,3 +180,34 @@ def test_kstub_ctl_and_the_admin_api_run_a_pass(kstub_cluster, bootstrap):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(request, timeout=30)
     assert err.value.code == 404
+
+
+def test_the_background_cleaner_compacts_when_segments_roll(kstub_cluster, bootstrap):
+    import time
+
+    from confluent_kafka import Producer
+
+    topic = f"compacted-{uuid.uuid4().hex[:8]}"
+    configs = {"cleanup.policy": "compact", "segment.bytes": "2000", "min.cleanable.dirty.ratio": "0.01"}
+    create_topic(bootstrap, topic, configs)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    for i in range(300):
+        producer.produce(topic, key=f"k{i % 3}".encode(), value=b"v" * 50)
+        producer.flush(10)
+
+    def closed_keys() -> list[bytes]:
+        lg = kstub_cluster.cluster.partition(topic, 0).leader_log
+        active = lg.active_segment.base_offset
+        return [r.key for c in lg.read(0) if c.last_offset < active for r in iter_records(c.data)]
+
+    # no pass is asked for: the rolls woke the cleaner
+    deadline = time.monotonic() + 30
+    while True:
+        keys = kstub_cluster.call(closed_keys)
+        if len(keys) == len(set(keys)):
+            break
+        assert time.monotonic() < deadline, f"not compacted: {len(keys)} records in closed segments"
+        time.sleep(0.05)
+    assert kstub_cluster.cluster.cleaner.cleanings > 0
+    state, count, _ = read_all(bootstrap, topic)
+    assert state == {f"k{i}": "v" * 50 for i in range(3)} and count < 300
