@@ -81,7 +81,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from kstub.protocol.records import Record, RecordBatch, iter_records
-from kstub.protocol.records.compression import compress
+from kstub.protocol.records.compression import _CHUNK, _inflate, compress
 from kstub.protocol.records.control import ABORT, COMMIT
 
 from .log import Log
@@ -201,6 +201,110 @@ def build_batch(
     data = header + payload
     struct.pack_into(">I", data, _CRC_AT, crc32c(bytes(data[_ATTRIBUTES_AT:])))
     return bytes(data), max_ts
+
+
+# --- decoding records --------------------------------------------------------------------------
+
+#: a compressed batch inflating past this is walked as a stream instead (kstub.protocol.records)
+INFLATE_LIMIT = 64 * 1024 * 1024
+
+
+def _uvarint(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+def _svarint(data: bytes, pos: int) -> tuple[int, int]:
+    v, pos = _uvarint(data, pos)
+    return (v >> 1) ^ -(v & 1), pos
+
+
+def _body(batch: RecordBatch, data: bytes) -> bytes | None:
+    """The records' bytes of a v2 batch, decompressed; None if they inflate past INFLATE_LIMIT."""
+    body = data[RecordBatch.HEADER_SIZE : batch.size]
+    if not batch.compression:
+        return body
+    read = _inflate(batch.compression, body)
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        piece = read(_CHUNK)
+        if not piece:
+            return b"".join(parts)
+        total += len(piece)
+        if total > INFLATE_LIMIT:
+            return None
+        parts.append(piece)
+
+
+def decode_records(batch: RecordBatch, data: bytes) -> list[Record]:
+    """The records of a stored v2 batch (`data`: its bytes), decoded in one go.
+
+    Stored batches passed the produce path's checks; should one not parse here,
+    the careful streaming decoder (`RecordBatch.records`) decodes it or raises.
+    """
+    body = _body(batch, data)
+    if body is None:
+        return list(batch.records())
+    base_offset = batch.base_offset
+    base_ts = batch.base_timestamp
+    lat = batch.max_timestamp if batch.timestamp_type else None
+    out: list[Record] = []
+    sv = _svarint
+    try:
+        pos = 0
+        for _ in range(batch.records_count):
+            # one-byte varints (the usual case) inline: zigzag n is (b >> 1) ^ -(b & 1)
+            b = body[pos]
+            length, pos = ((b >> 1) ^ -(b & 1), pos + 1) if b < 0x80 else sv(body, pos)
+            end = pos + length
+            pos += 1  # attributes
+            b = body[pos]
+            ts_delta, pos = ((b >> 1) ^ -(b & 1), pos + 1) if b < 0x80 else sv(body, pos)
+            b = body[pos]
+            offset_delta, pos = ((b >> 1) ^ -(b & 1), pos + 1) if b < 0x80 else sv(body, pos)
+            b = body[pos]
+            n, pos = ((b >> 1) ^ -(b & 1), pos + 1) if b < 0x80 else sv(body, pos)
+            if n >= 0:
+                key: bytes | None = body[pos : pos + n]
+                pos += n
+            else:
+                key = None
+            b = body[pos]
+            n, pos = ((b >> 1) ^ -(b & 1), pos + 1) if b < 0x80 else sv(body, pos)
+            if n >= 0:
+                value: bytes | None = body[pos : pos + n]
+                pos += n
+            else:
+                value = None
+            b = body[pos]
+            count, pos = ((b >> 1) ^ -(b & 1), pos + 1) if b < 0x80 else sv(body, pos)
+            headers: list[tuple[str, bytes | None]] = []
+            for _ in range(count):
+                n, pos = sv(body, pos)
+                hkey = body[pos : pos + n].decode("utf-8")
+                pos += n
+                n, pos = sv(body, pos)
+                headers.append((hkey, body[pos : pos + n] if n >= 0 else None))
+                pos += max(n, 0)
+            if pos != end or end > len(body):
+                raise ValueError("record size mismatch")
+            out.append(
+                Record(base_offset + offset_delta, lat if lat is not None else base_ts + ts_delta, key, value, headers)
+            )
+        if pos != len(body):
+            raise ValueError("bytes after the records")
+    except (IndexError, ValueError):
+        return list(batch.records())
+    return out
 
 
 def delete_horizon_of(batch: RecordBatch) -> int | None:
@@ -478,7 +582,9 @@ def build_offset_map(lg: Log, start: int, end: int, txns: LogTxnState, offset_ma
                 continue
             if chunk.last_offset < start:
                 continue
-            records = list(iter_records(chunk.data))
+            records = (
+                decode_records(header, bytes(chunk.data)) if header is not None else list(iter_records(chunk.data))
+            )
             if len(offset_map) + len(records) > offset_map.max_entries:
                 return
             for record in records:
@@ -552,7 +658,8 @@ def filter_chunk(ctx: _Context, chunk: Chunk, retain_legacy_deletes: bool) -> Ch
     header = _v2_header(chunk)
     if header is None:
         return _filter_legacy(ctx, chunk, retain_legacy_deletes)
-    batch = RecordBatch(bytes(chunk.data))
+    data = bytes(chunk.data)
+    batch = RecordBatch(data)
     is_control = batch.is_control
     if is_control:
         discard = ctx.txn.on_control(batch, _control_type(chunk))
@@ -575,7 +682,7 @@ def filter_chunk(ctx: _Context, chunk: Chunk, retain_legacy_deletes: bool) -> Ch
     else:
         retention = "delete_empty"
     marker_for_empty_txn = discard and is_control
-    records = list(batch.records())
+    records = decode_records(batch, data)
     ctx.result.records_read += len(records)
     if retention == "delete":
         return None
