@@ -1003,9 +1003,11 @@ class LogCleaner:
         lead = plans[partition.leader]
         if not (should_clean(lead, config) or (force and lead.cleanable_bytes > 0)):
             if stable < leader_log.active_segment.base_offset:
-                # closed segments held back by the high watermark: look again once it moves
-                partition.add_waiter(self._event)
-                self._registered.append(partition)
+                # closed segments held back by the high watermark: look again once it moves, if that would do
+                unblocked = cleanable(leader_log, config, self.checkpoint(leader_log), leader_log.log_end_offset, now)
+                if should_clean(unblocked, config):
+                    partition.add_waiter(self._event)
+                    self._registered.append(partition)
             return next_deadline(leader_log, config, lead.first_dirty, now)
         common = min(plans[r].first_uncleanable for r in partition.isr if r in plans)
         for broker_id, lg in list(partition.logs.items()):

@@ -43,22 +43,25 @@ def produce_workload(bootstrap: str, topic: str) -> dict[str, str]:
         if err is not None:
             errors.append(err)
 
+    def send(key: str, value: str | None) -> None:
+        while True:
+            try:
+                producer.produce(topic, key=key.encode(), value=value and value.encode(), on_delivery=delivered)
+                return
+            except BufferError:  # the local queue is full: let deliveries drain it
+                producer.poll(0.1)
+
     expected: dict[str, str] = {}
     for i in range(UPDATES):
         key = key_of((i * 7919) % KEYS)
         value = f"{key}={i:06d}:" + "x" * 40
         expected[key] = value
-        while True:
-            try:
-                producer.produce(topic, key=key.encode(), value=value.encode(), on_delivery=delivered)
-                break
-            except BufferError:
-                producer.poll(0.1)
+        send(key, value)
         if i % 1000 == 0:
             producer.poll(0)
     for k in range(TOMBSTONES):
         key = key_of(k)
-        producer.produce(topic, key=key.encode(), value=None, on_delivery=delivered)
+        send(key, None)
         expected.pop(key, None)
     assert producer.flush(60) == 0, "messages left undelivered"
     assert not errors, errors[:3]
