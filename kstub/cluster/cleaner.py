@@ -372,8 +372,11 @@ class LogTxnState:
 READ_WINDOW_BYTES = 4 * 1024 * 1024
 
 
-def iter_chunks(seg: Segment) -> Iterator[Chunk]:
-    """The batches of a segment, read a window of at most READ_WINDOW_BYTES at a time (one big batch alone)."""
+def iter_windows(seg: Segment) -> Iterator[list[Chunk]]:
+    """The batches of a segment, a window of at most READ_WINDOW_BYTES at a time (a bigger batch alone).
+
+    The cleaner lets other tasks run between windows.
+    """
     n = len(seg)
     i = 0
     while i < n:
@@ -382,7 +385,7 @@ def iter_chunks(seg: Segment) -> Iterator[Chunk]:
         while j < n and size + seg.batch_size(j) <= READ_WINDOW_BYTES:
             size += seg.batch_size(j)
             j += 1
-        yield from seg.chunks(i, j)
+        yield seg.chunks(i, j)
         i = j
 
 
@@ -396,24 +399,25 @@ def scan_transactions(lg: Log, upto: int) -> Iterator[LogTxnState | None]:
     for seg in lg.segments:
         if seg.base_offset >= upto:
             break
-        for chunk in iter_chunks(seg):
-            if chunk.base_offset >= upto:
-                break
-            header = _v2_header(chunk)
-            if header is None or header.producer_id < 0:
-                continue
-            pid = header.producer_id
-            if header.is_control:
-                kind = _control_type(chunk)
-                first = open_txns.pop(pid, None)
-                if kind == ABORT and first is not None:
-                    state.aborted.append(_AbortedTxn(pid, first))
-                state.last_marker_epoch[pid] = header.producer_epoch
-            else:
-                if header.is_transactional and pid not in open_txns:
-                    open_txns[pid] = chunk.base_offset
-                state.last_data[pid] = chunk.last_offset
-        yield None
+        for window in iter_windows(seg):
+            for chunk in window:
+                if chunk.base_offset >= upto:
+                    break
+                header = _v2_header(chunk)
+                if header is None or header.producer_id < 0:
+                    continue
+                pid = header.producer_id
+                if header.is_control:
+                    kind = _control_type(chunk)
+                    first = open_txns.pop(pid, None)
+                    if kind == ABORT and first is not None:
+                        state.aborted.append(_AbortedTxn(pid, first))
+                    state.last_marker_epoch[pid] = header.producer_epoch
+                else:
+                    if header.is_transactional and pid not in open_txns:
+                        open_txns[pid] = chunk.base_offset
+                    state.last_data[pid] = chunk.last_offset
+            yield None
     state.aborted.sort(key=lambda t: t.first_offset)
     yield state
 
@@ -564,35 +568,35 @@ class CleaningResult:
 
 
 def build_offset_map(lg: Log, start: int, end: int, txns: LogTxnState, offset_map: OffsetMap) -> Iterator[None]:
-    """Fill `offset_map` from the dirty batches in [start, end) (yields between segments)."""
+    """Fill `offset_map` from the dirty batches in [start, end) (yields between read windows)."""
     tracker = _TxnTracker(txns.aborted)
     for seg in lg.segments:
         if seg.base_offset >= end:
             break
         if seg.end_offset <= start and len(seg):
             continue
-        for chunk in iter_chunks(seg):
-            if chunk.base_offset >= end:
-                break
-            header = _v2_header(chunk)
-            if header is not None and header.is_control:
-                tracker.on_control(header, _control_type(chunk))
-                continue
-            if header is not None and tracker.on_data(header):
-                continue
-            if chunk.last_offset < start:
-                continue
-            records = (
-                decode_records(header, bytes(chunk.data)) if header is not None else list(iter_records(chunk.data))
-            )
-            if len(offset_map) + len(records) > offset_map.max_entries:
-                return
-            for record in records:
-                if record.key is not None and record.offset >= start:
-                    offset_map.put(record.key, record.offset)
-            offset_map.latest_offset = max(offset_map.latest_offset, chunk.last_offset)
+        for window in iter_windows(seg):
+            for chunk in window:
+                if chunk.base_offset >= end:
+                    break
+                header = _v2_header(chunk)
+                if header is not None and header.is_control:
+                    tracker.on_control(header, _control_type(chunk))
+                    continue
+                if header is not None and tracker.on_data(header):
+                    continue
+                if chunk.last_offset < start:
+                    continue
+                data = bytes(chunk.data)
+                records = decode_records(header, data) if header is not None else list(iter_records(data))
+                if len(offset_map) + len(records) > offset_map.max_entries:
+                    return  # full: the cleaning ends where the map does
+                for record in records:
+                    if record.key is not None and record.offset >= start:
+                        offset_map.put(record.key, record.offset)
+                offset_map.latest_offset = max(offset_map.latest_offset, chunk.last_offset)
+            yield
         offset_map.latest_offset = max(offset_map.latest_offset, min(end, _next_base(lg, seg)) - 1)
-        yield
 
 
 def _next_base(lg: Log, seg: Segment) -> int:
@@ -813,11 +817,12 @@ def clean_log(
             for seg in group:
                 retain_legacy = seg.last_modified_ms > legacy_horizon
                 result.bytes_before += seg.size
-                for chunk in iter_chunks(seg):
-                    out = filter_chunk(ctx, chunk, retain_legacy)
-                    if out is not None:
-                        cleaned.append(out, seg.last_modified_ms)
-                yield None
+                for window in iter_windows(seg):
+                    for chunk in window:
+                        out = filter_chunk(ctx, chunk, retain_legacy)
+                        if out is not None:
+                            cleaned.append(out, seg.last_modified_ms)
+                    yield None
             if [(len(s), s.size) for s in group] != shapes:
                 raise _Changed
             swapping = True  # from here on a failure leaves files that recovery completes (log_files.py)
@@ -980,9 +985,17 @@ class LogCleaner:
                 key = (partition.topic.topic_id, partition.index)
                 if key in self._uncleanable:
                     continue
+                before = _shapes(partition)
                 try:
                     d = await self._clean_partition(partition, now, force, results)
                 except Exception:
+                    if _shapes(partition) != before:
+                        # retention, truncation or a reassignment changed the logs under the cleaner (or the
+                        # cleaner had swapped segments in): not the partition's fault; the next wake-up retries
+                        log.info(
+                            "%s: logs changed during cleaning; cleaning again later", partition.name, exc_info=True
+                        )
+                        continue
                     # Kafka marks such a partition uncleanable (until restart) and goes on with the others
                     log.exception("%s: cleaning failed; the partition is not cleaned again", partition.name)
                     self._uncleanable.add(key)
@@ -1047,6 +1060,11 @@ class LogCleaner:
                     | result.describe()
                 )
         return next_deadline(leader_log, config, self.checkpoint(leader_log) or 0, self.cluster.now_ms())
+
+
+def _shapes(partition: Partition) -> list[tuple[int, list[tuple[int, int, int]]]]:
+    """What the cleaner reads of a partition's logs: each replica's closed segments (identity, batches, size)."""
+    return [(id(lg), [(id(s), len(s), s.size) for s in lg.segments[:-1]]) for lg in partition.logs.values()]
 
 
 def _replica_config(partition: Partition, broker_id: int) -> Callable[[str], str]:
