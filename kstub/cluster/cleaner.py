@@ -63,7 +63,7 @@ woken: by a segment roll on a compacted partition, a high watermark moving
 past a closed segment, a topic config change, or the time when
 ``max.compaction.lag.ms`` or ``min.compaction.lag.ms`` next makes a segment
 cleanable; it never polls. Each pass cleans the eligible logs one after the
-other, yielding to other tasks between segments. `LogCleaner.clean_now`
+other, yielding to other tasks after each read window (4 MiB). `LogCleaner.clean_now`
 (the control plane's ``clean_logs``) runs one pass at once.
 """
 
@@ -392,7 +392,7 @@ def iter_windows(seg: Segment) -> Iterator[list[Chunk]]:
 def scan_transactions(lg: Log, upto: int) -> Iterator[LogTxnState | None]:
     """Walk the batches of `lg` below `upto`: aborted transactions and each producer's last batch.
 
-    Yields None between segments, then the state.
+    Yields None between read windows, then the state.
     """
     state = LogTxnState()
     open_txns: dict[int, int] = {}
@@ -781,7 +781,7 @@ LEGACY_ATTRIBUTES_AT = 17
 def clean_log(
     lg: Log, config: Callable[[str], str], first_dirty: int, uncleanable: int, now_ms: int
 ) -> Iterator[CleaningResult | None]:
-    """Clean `lg` from its start to `uncleanable` (a segment boundary); yields None between segments,
+    """Clean `lg` from its start to `uncleanable` (a segment boundary); yields None between read windows,
     then the result. The segments are replaced group by group; a group changed meanwhile (retention,
     truncation) is left as it is and the cleaning stops there (`aborted`)."""
     result = CleaningResult(first_dirty, uncleanable)
@@ -1022,7 +1022,7 @@ class LogCleaner:
                     partition.add_waiter(self._event)
                     self._registered.append(partition)
             return next_deadline(leader_log, config, lead.first_dirty, now)
-        common = min(plans[r].first_uncleanable for r in partition.isr if r in plans)
+        common = min((plans[r].first_uncleanable for r in partition.isr if r in plans), default=lead.first_uncleanable)
         for broker_id, lg in list(partition.logs.items()):
             if partition.deleted:
                 break
