@@ -5,7 +5,10 @@ the compacted log (with its offset gaps) without errors; the three replicas stay
 
 from __future__ import annotations
 
+import os
+import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer
@@ -247,3 +250,59 @@ def test_the_java_consumer_reads_a_compacted_log_from_offset_0(kstub_cluster, bo
         else:
             java_state[r.key] = r.value
     assert java_state == expected
+
+
+STREAMS_APP = Path(__file__).parent / "streams_app"
+
+
+def test_a_kafka_streams_ktable_restores_from_a_compacted_topic(kstub_cluster, bootstrap, tmp_path):
+    """Kafka Streams (the pinned release) restores a KTable's in-memory store from its compacted source topic
+    (its changelog, with topology optimization) read from the beginning, across the gaps cleaning left."""
+    from confluent_kafka import Producer
+
+    from support.external import require_programs
+
+    require_programs("java", "javac", "mvn")
+    classpath_file = tmp_path / "classpath.txt"
+    pom = str(STREAMS_APP / "pom.xml")
+    resolve = subprocess.run(
+        ["mvn", "-q", "-f", pom, "dependency:build-classpath", f"-Dmdep.outputFile={classpath_file}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resolve.returncode == 0, resolve.stdout[-2000:] + resolve.stderr[-2000:]
+    classpath = classpath_file.read_text().strip()
+    build = subprocess.run(
+        ["javac", "-d", str(tmp_path), "-cp", classpath, str(STREAMS_APP / "KTableRestore.java")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert build.returncode == 0, build.stderr[-2000:]
+
+    topic = f"table-{uuid.uuid4().hex[:8]}"
+    create_topic(bootstrap, topic, {"cleanup.policy": "compact", "segment.bytes": "20000"})
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "batch.num.messages": 100})
+    expected: dict[str, str] = {}
+    for i in range(5000):
+        key, value = f"k{(i * 7) % 50:02d}", f"v{i}"
+        producer.produce(topic, key=key.encode(), value=value.encode())
+        expected[key] = value
+    for k in range(5):
+        producer.produce(topic, key=f"k{k:02d}".encode(), value=None)
+        del expected[f"k{k:02d}"]
+    assert producer.flush(30) == 0
+    kstub_cluster.call_async(lambda: kstub_cluster.cluster.control.clean_logs(topic, force=True))
+    _, count, seen = read_all(bootstrap, topic)
+    assert count < 5000 and seen[0][0] > 0
+
+    jvm = ["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
+    app = ["-cp", f"{tmp_path}{os.pathsep}{classpath}", "KTableRestore", bootstrap, topic]
+    app += [f"app-{uuid.uuid4().hex[:8]}", str(tmp_path / "state"), str(len(expected))]
+    run = subprocess.run(jvm + app, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.splitlines()
+    assert lines[-1] == "END"
+    restored = dict(line.split("\t", 1) for line in lines[:-1])
+    assert restored == expected
