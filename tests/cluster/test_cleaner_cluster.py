@@ -107,3 +107,26 @@ async def test_a_cleaned_log_and_its_checkpoint_survive_a_crash_with_data_dir(tm
         ]
     finally:
         again.store.close(again)
+
+
+async def test_a_follower_behind_copies_the_cleaned_leader_across_its_gaps():
+    from kstub.cluster.replication import replicate
+
+    cluster = ClusterState(BrokerConfig())
+    for i in range(2):
+        cluster.add_broker(i, "127.0.0.1", 9092 + i)
+    cluster.create_topic("t", 1, 2, {"cleanup.policy": "compact", "segment.bytes": "300"})
+    p = cluster.partition("t", 0)
+    follower = next(r for r in p.replicas if r != p.leader)
+    p.isr = [p.leader]  # the follower is out of sync: the leader cleans alone, up to its own high watermark
+    for i in range(60):
+        assert p.append([kv([(f"k{i % 4}", f"v{i}")], ts=T0 + i)], T0).error == ErrorCode.NONE
+    cleaned = await cluster.cleaner.clean_now("t")
+    assert [c["broker"] for c in cleaned] == [p.leader]
+    leader_rows = records(cluster, "t")
+    assert len(leader_rows) < 60 and leader_rows[0][0] > 0  # gaps, from offset 0 on
+    while replicate(cluster, follower, p):
+        pass
+    assert records(cluster, "t", follower) == leader_rows
+    assert p.logs[follower].log_end_offset == p.leader_log.log_end_offset == 60
+    assert p.logs[follower].log_start_offset == p.leader_log.log_start_offset == 0  # no restart past a gap
