@@ -63,7 +63,7 @@ woken: by a segment roll on a compacted partition, a high watermark moving
 past a closed segment, a topic config change, or the time when
 ``max.compaction.lag.ms`` or ``min.compaction.lag.ms`` next makes a segment
 cleanable; it never polls. Each pass cleans the eligible logs one after the
-other, yielding to other tasks after each read window (4 MiB). `LogCleaner.clean_now`
+other, yielding to other tasks after each read window (1 MiB). `LogCleaner.clean_now`
 (the control plane's ``clean_logs``) runs one pass at once.
 """
 
@@ -369,7 +369,7 @@ class LogTxnState:
 
 
 #: how many bytes of batches the cleaner reads from a segment at once
-READ_WINDOW_BYTES = 4 * 1024 * 1024
+READ_WINDOW_BYTES = 1024 * 1024
 
 
 def iter_windows(seg: Segment) -> Iterator[list[Chunk]]:
