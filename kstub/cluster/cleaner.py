@@ -63,12 +63,14 @@ woken: by a segment roll on a compacted partition, a high watermark moving
 past a closed segment, a topic config change, or the time when
 ``max.compaction.lag.ms`` or ``min.compaction.lag.ms`` next makes a segment
 cleanable; it never polls. Each pass cleans the eligible logs one after the
-other, yielding to other tasks after each read window (1 MiB). `LogCleaner.clean_now`
+other; the decoding and filtering of each read window (1 MiB) runs in a worker
+thread, so the server's other tasks keep running. `LogCleaner.clean_now`
 (the control plane's ``clean_logs``) runs one pass at once.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -368,6 +370,34 @@ class LogTxnState:
     last_marker_epoch: dict[int, int] = field(default_factory=dict)
 
 
+class Work:
+    """A window's worth of the cleaner's CPU work (decoding, filtering), handed to whoever drives the cleaning.
+
+    The cleaning steps (`clean_log`) yield one per read window; the driver calls `run`, inline
+    (`clean_once`) or in a worker thread (the cleaner task: the server's other tasks keep running), and
+    the step goes on with `result` (which re-raises what the work raised). The work touches only the
+    cleaner's own state and batches already read.
+    """
+
+    __slots__ = ("error", "fn", "value")
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+        self.value: Any = None
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        try:
+            self.value = self.fn()
+        except Exception as exc:
+            self.error = exc
+
+    def result(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
 #: how many bytes of batches the cleaner reads from a segment at once
 READ_WINDOW_BYTES = 1024 * 1024
 
@@ -389,37 +419,37 @@ def iter_windows(seg: Segment) -> Iterator[list[Chunk]]:
         i = j
 
 
-def scan_transactions(lg: Log, upto: int) -> Iterator[LogTxnState | None]:
-    """Walk the batches of `lg` below `upto`: aborted transactions and each producer's last batch.
-
-    Yields None between read windows, then the state.
-    """
-    state = LogTxnState()
+def scan_transactions(lg: Log, upto: int, state: LogTxnState) -> Iterator[Work]:
+    """Walk the batches of `lg` below `upto` into `state`: aborted transactions, each producer's last batch."""
     open_txns: dict[int, int] = {}
+
+    def scan(window: list[Chunk]) -> None:
+        for chunk in window:
+            if chunk.base_offset >= upto:
+                return
+            header = _v2_header(chunk)
+            if header is None or header.producer_id < 0:
+                continue
+            pid = header.producer_id
+            if header.is_control:
+                kind = _control_type(chunk)
+                first = open_txns.pop(pid, None)
+                if kind == ABORT and first is not None:
+                    state.aborted.append(_AbortedTxn(pid, first))
+                state.last_marker_epoch[pid] = header.producer_epoch
+            else:
+                if header.is_transactional and pid not in open_txns:
+                    open_txns[pid] = chunk.base_offset
+                state.last_data[pid] = chunk.last_offset
+
     for seg in lg.segments:
         if seg.base_offset >= upto:
             break
         for window in iter_windows(seg):
-            for chunk in window:
-                if chunk.base_offset >= upto:
-                    break
-                header = _v2_header(chunk)
-                if header is None or header.producer_id < 0:
-                    continue
-                pid = header.producer_id
-                if header.is_control:
-                    kind = _control_type(chunk)
-                    first = open_txns.pop(pid, None)
-                    if kind == ABORT and first is not None:
-                        state.aborted.append(_AbortedTxn(pid, first))
-                    state.last_marker_epoch[pid] = header.producer_epoch
-                else:
-                    if header.is_transactional and pid not in open_txns:
-                        open_txns[pid] = chunk.base_offset
-                    state.last_data[pid] = chunk.last_offset
-            yield None
+            work = Work(functools.partial(scan, window))
+            yield work
+            work.result()
     state.aborted.sort(key=lambda t: t.first_offset)
-    yield state
 
 
 class _TxnTracker:
@@ -567,35 +597,43 @@ class CleaningResult:
         }
 
 
-def build_offset_map(lg: Log, start: int, end: int, txns: LogTxnState, offset_map: OffsetMap) -> Iterator[None]:
-    """Fill `offset_map` from the dirty batches in [start, end) (yields between read windows)."""
+def build_offset_map(lg: Log, start: int, end: int, txns: LogTxnState, offset_map: OffsetMap) -> Iterator[Work]:
+    """Fill `offset_map` from the dirty batches in [start, end)."""
     tracker = _TxnTracker(txns.aborted)
+
+    def index(window: list[Chunk]) -> bool:
+        """Map the window's keys; False once the map is full."""
+        for chunk in window:
+            if chunk.base_offset >= end:
+                return True
+            header = _v2_header(chunk)
+            if header is not None and header.is_control:
+                tracker.on_control(header, _control_type(chunk))
+                continue
+            if header is not None and tracker.on_data(header):
+                continue
+            if chunk.last_offset < start:
+                continue
+            data = bytes(chunk.data)
+            records = decode_records(header, data) if header is not None else list(iter_records(data))
+            if len(offset_map) + len(records) > offset_map.max_entries:
+                return False  # full: the cleaning ends where the map does
+            for record in records:
+                if record.key is not None and record.offset >= start:
+                    offset_map.put(record.key, record.offset)
+            offset_map.latest_offset = max(offset_map.latest_offset, chunk.last_offset)
+        return True
+
     for seg in lg.segments:
         if seg.base_offset >= end:
             break
         if seg.end_offset <= start and len(seg):
             continue
         for window in iter_windows(seg):
-            for chunk in window:
-                if chunk.base_offset >= end:
-                    break
-                header = _v2_header(chunk)
-                if header is not None and header.is_control:
-                    tracker.on_control(header, _control_type(chunk))
-                    continue
-                if header is not None and tracker.on_data(header):
-                    continue
-                if chunk.last_offset < start:
-                    continue
-                data = bytes(chunk.data)
-                records = decode_records(header, data) if header is not None else list(iter_records(data))
-                if len(offset_map) + len(records) > offset_map.max_entries:
-                    return  # full: the cleaning ends where the map does
-                for record in records:
-                    if record.key is not None and record.offset >= start:
-                        offset_map.put(record.key, record.offset)
-                offset_map.latest_offset = max(offset_map.latest_offset, chunk.last_offset)
-            yield
+            work = Work(functools.partial(index, window))
+            yield work
+            if not work.result():
+                return
         offset_map.latest_offset = max(offset_map.latest_offset, min(end, _next_base(lg, seg)) - 1)
 
 
@@ -780,17 +818,16 @@ LEGACY_ATTRIBUTES_AT = 17
 
 def clean_log(
     lg: Log, config: Callable[[str], str], first_dirty: int, uncleanable: int, now_ms: int
-) -> Iterator[CleaningResult | None]:
-    """Clean `lg` from its start to `uncleanable` (a segment boundary); yields None between read windows,
-    then the result. The segments are replaced group by group; a group changed meanwhile (retention,
-    truncation) is left as it is and the cleaning stops there (`aborted`)."""
+) -> Iterator[Work | CleaningResult]:
+    """Clean `lg` from its start to `uncleanable` (a segment boundary).
+
+    Yields a `Work` per read window (to be run before the next step), then the result. The segments
+    are replaced group by group; a group changed meanwhile (retention, truncation) is left as it is
+    and the cleaning stops there (`aborted`).
+    """
     result = CleaningResult(first_dirty, uncleanable)
     txns = LogTxnState()
-    for step in scan_transactions(lg, lg.log_end_offset):
-        if step is None:
-            yield None
-        else:
-            txns = step
+    yield from scan_transactions(lg, lg.log_end_offset, txns)
     offset_map = OffsetMap()
     yield from build_offset_map(lg, first_dirty, uncleanable, txns, offset_map)
     end = offset_map.latest_offset + 1
@@ -818,11 +855,10 @@ def clean_log(
                 retain_legacy = seg.last_modified_ms > legacy_horizon
                 result.bytes_before += seg.size
                 for window in iter_windows(seg):
-                    for chunk in window:
-                        out = filter_chunk(ctx, chunk, retain_legacy)
-                        if out is not None:
-                            cleaned.append(out, seg.last_modified_ms)
-                    yield None
+                    work = Work(functools.partial(_filter_window, ctx, window, retain_legacy))
+                    yield work
+                    for out in work.result():
+                        cleaned.append(out, seg.last_modified_ms)
             if [(len(s), s.size) for s in group] != shapes:
                 raise _Changed
             swapping = True  # from here on a failure leaves files that recovery completes (log_files.py)
@@ -851,6 +887,10 @@ class _Changed(Exception):
     pass
 
 
+def _filter_window(ctx: _Context, window: list[Chunk], retain_legacy: bool) -> list[Chunk]:
+    return [out for chunk in window if (out := filter_chunk(ctx, chunk, retain_legacy)) is not None]
+
+
 def clean_once(
     lg: Log,
     config: Callable[[str], str],
@@ -869,7 +909,9 @@ def clean_once(
         return None
     result = None
     for step in clean_log(lg, config, plan.first_dirty, plan.first_uncleanable, now_ms):
-        if step is not None:
+        if isinstance(step, Work):
+            step.run()
+        else:
             result = step
     return result
 
@@ -1033,8 +1075,8 @@ class LogCleaner:
             bconfig = _replica_config(partition, broker_id)
             result: CleaningResult | None = None
             for step in clean_log(lg, bconfig, plan.first_dirty, upto, now):
-                if step is None:
-                    await trio.lowlevel.checkpoint()
+                if isinstance(step, Work):
+                    await trio.to_thread.run_sync(step.run)  # CPU work off the server's Trio thread
                 else:
                     result = step
             if result is None or partition.logs.get(broker_id) is not lg:
