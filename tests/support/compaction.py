@@ -2,7 +2,7 @@
 consumer that reads the whole partition from offset 0 into a key → value map.
 
 Run the same way against kstub (tests/integration/test_compaction.py) and real Kafka
-(tests/differential/test_compaction.py).
+(tests/differential/test_log_compaction.py).
 """
 
 from __future__ import annotations
