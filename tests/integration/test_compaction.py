@@ -306,3 +306,35 @@ def test_a_kafka_streams_ktable_restores_from_a_compacted_topic(kstub_cluster, b
     assert lines[-1] == "END"
     restored = dict(line.split("\t", 1) for line in lines[:-1])
     assert restored == expected
+
+
+def test_a_config_change_wakes_the_cleaner(kstub_cluster, bootstrap):
+    import time
+
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+
+    topic = f"compacted-{uuid.uuid4().hex[:8]}"
+    create_topic(
+        bootstrap, topic, {"cleanup.policy": "compact", "segment.bytes": "2000", "min.cleanable.dirty.ratio": "1"}
+    )
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    for i in range(100):
+        producer.produce(topic, key=f"k{i % 3}".encode(), value=b"v" * 50)
+        producer.flush(10)
+    assert read_all(bootstrap, topic)[1] == 100  # the rolls woke the cleaner; the ratio kept it idle
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    resource = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        topic,
+        incremental_configs=[
+            ConfigEntry("min.cleanable.dirty.ratio", "0.01", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    admin.incremental_alter_configs([resource])[resource].result(30)
+    deadline = time.monotonic() + 30
+    while (count := read_all(bootstrap, topic)[1]) == 100:
+        assert time.monotonic() < deadline, "the cleaner did not run after the config change"
+        time.sleep(0.1)
+    assert count < 100
