@@ -338,3 +338,33 @@ def test_a_config_change_wakes_the_cleaner(kstub_cluster, bootstrap):
         assert time.monotonic() < deadline, "the cleaner did not run after the config change"
         time.sleep(0.1)
     assert count < 100
+
+
+def test_segments_become_cleanable_when_min_compaction_lag_passes(kstub_cluster, bootstrap):
+    """No produce, no pass asked for: the cleaner wakes itself when the lag makes the segments old enough."""
+    import time
+
+    from confluent_kafka import Producer
+
+    topic = f"compacted-{uuid.uuid4().hex[:8]}"
+    lag_ms = 1500
+    configs = {
+        "cleanup.policy": "compact",
+        "segment.bytes": "2000",
+        "min.cleanable.dirty.ratio": "0.01",
+        "min.compaction.lag.ms": str(lag_ms),
+    }
+    create_topic(bootstrap, topic, configs)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    started = time.time()
+    for i in range(100):
+        producer.produce(topic, key=f"k{i % 3}".encode(), value=b"v" * 50)
+        producer.flush(10)
+    count = read_all(bootstrap, topic)[1]
+    if time.time() - started < lag_ms / 1000:
+        assert count == 100  # every record is younger than the lag: nothing cleanable yet
+    deadline = time.monotonic() + 30
+    while (count := read_all(bootstrap, topic)[1]) == 100:
+        assert time.monotonic() < deadline, "the cleaner did not wake when the lag passed"
+        time.sleep(0.2)
+    assert count < 100
