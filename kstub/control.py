@@ -20,6 +20,8 @@ takes that long).
 
 Leadership: `move_leader(topic, partition, broker)`, `elect_preferred_leaders()`.
 
+Log compaction: `clean_logs(topic=None, force=False)` runs a cleaning pass now (async).
+
 Faults on requests, each firing for the next `count` matching requests (None:
 until removed) and then retiring:
 - `inject_error(api, code, topic=, partition=, broker_id=)`: answer the
@@ -396,6 +398,17 @@ class ControlPlane:
         moved = [p.name for p in self.cluster.controller.elect_preferred()]
         self._record("elect-preferred-leaders", moved=moved)
         return moved
+
+    async def clean_logs(self, topic: str | None = None, *, force: bool = False) -> list[dict[str, Any]]:
+        """Run a log-cleaning pass now (compacted topics, or `topic`); `force` ignores min.cleanable.dirty.ratio.
+
+        Returns one entry per replica log cleaned (kstub/cluster/cleaner.py).
+        """
+        if topic is not None and topic not in self.cluster.topics:
+            raise ControlError(f"no topic {topic!r}", 404)
+        cleaned = await self.cluster.cleaner.clean_now(topic, force=force)
+        self._record("clean-logs", topic=topic, force=force, cleaned=len(cleaned))
+        return cleaned
 
     # --- views ----------------------------------------------------------------
 

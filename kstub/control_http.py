@@ -452,6 +452,16 @@ async def _elect_preferred(control: ControlPlane, m: re.Match[str], req: HttpReq
     return 200, {"moved": control.elect_preferred_leaders()}
 
 
+@route("POST", r"/v1/logs/clean")
+async def _clean_logs(control: ControlPlane, m: re.Match[str], req: HttpRequest) -> tuple[int, Any]:
+    body = req.json()
+    topic = body.get("topic")
+    force = body.get("force", False) is True
+    if topic is not None and not isinstance(topic, str):
+        raise ControlError("topic must be a string")
+    return 200, {"cleaned": await control.clean_logs(topic, force=force)}
+
+
 @route("POST", r"/v1/clear")
 async def _clear(control: ControlPlane, m: re.Match[str], req: HttpRequest) -> tuple[int, Any]:
     control.clear()

@@ -88,6 +88,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     leaders = what.add_parser("leaders", help="preferred leader election")
     leaders.add_subparsers(dest="action", required=True).add_parser("elect-preferred")
+    logs = what.add_parser("logs", help="log compaction")
+    clean = logs.add_subparsers(dest="action", required=True).add_parser("clean", help="run a cleaning pass now")
+    clean.add_argument("--topic", help="only this topic")
+    clean.add_argument("--force", action="store_true", help="ignore min.cleanable.dirty.ratio")
 
 
 def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None]:
@@ -127,6 +131,8 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | No
         return "POST", f"/v1/topics/{args.topic}/partitions/{args.partition}/move-leader", {"broker": args.broker}
     if what == "leaders":
         return "POST", "/v1/leaders/elect-preferred", {}
+    if what == "logs":
+        return "POST", "/v1/logs/clean", {"topic": args.topic, "force": args.force}
     raise AssertionError(what)
 
 

@@ -480,6 +480,7 @@ class ClusterServer:
                 nursery.start_soon(self.cluster.groups.run)  # the group coordinator's timers
                 nursery.start_soon(self.cluster.transactions.run)  # transaction timeouts, markers
                 nursery.start_soon(retention_loop, self.cluster)
+                nursery.start_soon(self.cluster.cleaner.run)  # log compaction (kstub/cluster/cleaner.py)
                 nursery.start_soon(self.cluster.store.background, self.cluster)
                 if spec.admin_port is not None:
                     from kstub.control_http import Access, serve_admin

@@ -80,6 +80,7 @@ SLOW_PATHS = (
     "tests/packaging/",
     "tests/tools/",
     "tests/fuzz/test_fuzz_server.py",
+    "tests/integration/test_compaction.py",
     "tests/integration/test_compression_bombs.py",
     "tests/integration/test_consumer_protocol_clients.py",
     "tests/integration/test_console.py",

@@ -138,8 +138,8 @@ class Log(LogRemoval, LogDurability):
         return base
 
     def append_chunk(self, chunk: Chunk) -> None:
-        """Append an already-numbered chunk (a follower copying its leader)."""
-        if chunk.base_offset != self.log_end_offset:
+        """Append an already-numbered chunk (a follower copying its leader; after compaction, past a gap)."""
+        if chunk.base_offset < self.log_end_offset:
             raise ValueError(f"chunk at {chunk.base_offset}, log ends at {self.log_end_offset}")
         now = self._clock()
         self._maybe_roll(chunk.size, chunk.max_timestamp, chunk.last_offset, now)
@@ -329,3 +329,23 @@ class Log(LogRemoval, LogDurability):
         """Producer state from the batches still in the log (Kafka reloads it after a truncation)."""
         self.producers = PartitionProducers()
         self.replay_producers(self.log_start_offset)
+
+    # --- compaction (kstub/cluster/cleaner.py) -----------------------------------------
+
+    def replace_segments(self, old: list[Segment], cleaned: Segment) -> bool:
+        """Put `cleaned` in place of the consecutive closed segments `old` (the cleaner's output).
+
+        False (nothing changed) if `old` are no longer consecutive closed segments of this log.
+        """
+        try:
+            start = next(i for i, s in enumerate(self._segments) if s is old[0])
+        except StopIteration:
+            return False
+        stop = start + len(old)
+        if stop >= len(self._segments) or any(a is not b for a, b in zip(self._segments[start:stop], old, strict=True)):
+            return False
+        self.storage.swap_segments(cleaned, old)
+        self._segments[start:stop] = [cleaned]
+        self._seg_bases[start:stop] = [cleaned.base_offset]
+        self._dirty_dir = True
+        return True

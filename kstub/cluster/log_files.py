@@ -29,6 +29,11 @@ log = logging.getLogger("kstub.storage")
 
 LONG_MAX = 2**63 - 1
 
+#: the log cleaner's files (kstub/cluster/cleaner.py): being written, complete and replacing others
+CLEANED_SUFFIX = ".cleaned"
+SWAP_SUFFIX = ".swap"
+REPLACES_SUFFIX = ".replaces"
+
 
 # --- files -------------------------------------------------------------------------------------
 
@@ -75,13 +80,12 @@ def _segment_name(base_offset: int) -> str:
 class FileSegment(Segment):
     """A segment whose bytes are in ``<base>.log``; positions and numbers in memory, indexes on disk."""
 
-    def __init__(self, directory: Path, base_offset: int, created_ms: int, *, create: bool = True) -> None:
+    def __init__(
+        self, directory: Path, base_offset: int, created_ms: int, *, create: bool = True, suffix: str = ""
+    ) -> None:
         super().__init__(base_offset, created_ms)
         self.directory = directory
-        name = _segment_name(base_offset)
-        self.path = directory / f"{name}.log"
-        self.index_path = directory / f"{name}.index"
-        self.time_path = directory / f"{name}.timeindex"
+        self._set_paths(suffix)
         flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT | os.O_TRUNC if create else 0)
         self.fd = os.open(self.path, flags, 0o644)
         self.positions = array("q")
@@ -91,6 +95,20 @@ class FileSegment(Segment):
         if create:
             for p in (self.index_path, self.time_path):
                 p.write_bytes(b"")
+
+    def _set_paths(self, suffix: str) -> None:
+        """The file names: ``<base>.log`` etc., with `suffix` (``.cleaned``, ``.swap``) while the cleaner writes it."""
+        name = _segment_name(self.base_offset)
+        self.path = self.directory / f"{name}.log{suffix}"
+        self.index_path = self.directory / f"{name}.index{suffix}"
+        self.time_path = self.directory / f"{name}.timeindex{suffix}"
+
+    def rename(self, suffix: str) -> None:
+        """Give the segment's files the names with `suffix` (the cleaner's swap)."""
+        old = (self.path, self.index_path, self.time_path)
+        self._set_paths(suffix)
+        for src, dst in zip(old, (self.path, self.index_path, self.time_path), strict=True):
+            os.replace(src, dst)
 
     def append(self, chunk: Chunk, now_ms: int) -> None:
         try:
@@ -201,6 +219,29 @@ class DiskLogStorage(LogStorage):
     def new_segment(self, base_offset: int, now_ms: int) -> Segment:
         return FileSegment(self.directory, base_offset, now_ms)
 
+    def new_cleaned_segment(self, base_offset: int, created_ms: int) -> Segment:
+        return FileSegment(self.directory, base_offset, created_ms, suffix=CLEANED_SUFFIX)
+
+    def swap_segments(self, cleaned: Segment, old: list[Segment]) -> None:
+        """Kafka's replaceSegments: ``.cleaned`` → ``.swap`` (+ the list of what it replaces), old ones go, final name.
+
+        A crash anywhere in between is completed or undone by `recover_log`:
+        ``.cleaned`` files are deleted, a ``.swap`` file replaces the segments
+        its ``.replaces`` file lists.
+        """
+        assert isinstance(cleaned, FileSegment)
+        cleaned.seal()
+        os.fsync(cleaned.fd)
+        replaces = self.directory / f"{_segment_name(cleaned.base_offset)}{REPLACES_SUFFIX}"
+        write_atomically(replaces, "".join(f"{s.base_offset}\n" for s in old).encode(), fsync=True)
+        cleaned.rename(SWAP_SUFFIX)
+        _fsync_dir(self.directory)
+        for seg in old:
+            seg.delete()
+        cleaned.rename("")
+        _fsync_dir(self.directory)
+        replaces.unlink(missing_ok=True)
+
     def save_epochs(self, epochs: list[tuple[int, int]]) -> None:
         text = "0\n" + f"{len(epochs)}\n" + "".join(f"{e} {s}\n" for e, s in epochs)
         write_atomically(self.directory / "leader-epoch-checkpoint", text.encode(), fsync=self.fsync_checkpoints)
@@ -296,8 +337,18 @@ def _read_entry(seg: FileSegment, pos: int, file_size: int, *, verify: bool) -> 
     return data, total
 
 
+def _last_offset_at(seg: FileSegment, pos: int, fallback: int) -> int:
+    """The last offset of the v2 batch at `pos` (from its header), else `fallback`."""
+    head = os.pread(seg.fd, RecordBatch.HEADER_SIZE, pos)
+    if len(head) < RecordBatch.HEADER_SIZE or head[16] != 2:
+        return fallback
+    (base,) = struct.unpack_from(">q", head, 0)
+    (delta,) = struct.unpack_from(">i", head, 23)
+    return base + delta
+
+
 def _recover_segment(
-    seg: FileSegment, epoch_of: Callable[[int], int], *, check_all: bool, name: str
+    seg: FileSegment, epoch_of: Callable[[int], int], *, check_all: bool, name: str, gaps: bool = False
 ) -> tuple[bool, list[tuple[int, int]]]:
     """Load a segment's batches (index first, then the log past it); cut a torn tail.
 
@@ -323,6 +374,8 @@ def _recover_segment(
         base = seg.base_offset + rel
         if k + 1 < len(entries):
             last = seg.base_offset + entries[k + 1][0] - 1
+            if gaps:  # a compacted log: batches need not be contiguous
+                last = _last_offset_at(seg, pos, last)
             size = entries[k + 1][1] - pos
         else:
             data, size = _read_entry(seg, pos, file_size, verify=False)
@@ -335,8 +388,8 @@ def _recover_segment(
         try:
             data, total = _read_entry(seg, pos, file_size, verify=True)
             first, last, ts = next(iter_stored(data))
-            if len(seg) and first != seg.end_offset:
-                raise _Torn(f"entry at position {pos} starts at offset {first}, not {seg.end_offset}")
+            if len(seg) and first < seg.end_offset:  # (gaps are a compaction's)
+                raise _Torn(f"entry at position {pos} starts at offset {first}, before {seg.end_offset}")
         except (_Torn, BatchError) as exc:
             log.warning("%s: %s; truncating segment %s at %d", name, exc, seg.path.name, pos)
             os.ftruncate(seg.fd, pos)
@@ -374,11 +427,45 @@ def _rewrite_index(seg: FileSegment) -> None:
     seg._indexed = len(seg)
 
 
+def _finish_cleaning(directory: Path, name: str) -> None:
+    """Undo or complete what a crash left of a cleaning (see `DiskLogStorage.swap_segments`)."""
+    for p in directory.glob(f"*{CLEANED_SUFFIX}"):
+        log.info("%s: deleting %s, left by an interrupted cleaning", name, p.name)
+        p.unlink(missing_ok=True)
+    for swap in sorted(directory.glob(f"*.log{SWAP_SUFFIX}")):
+        stem = swap.name.split(".")[0]
+        replaces = directory / f"{stem}{REPLACES_SUFFIX}"
+        try:
+            old = [int(line) for line in replaces.read_text().split()]
+        except (OSError, ValueError):
+            old = None
+        suffixes = (".log", ".index", ".timeindex")
+        if old is None:
+            log.warning("%s: %s without a list of what it replaces; deleting it", name, swap.name)
+            for suffix in suffixes:
+                (directory / f"{stem}{suffix}{SWAP_SUFFIX}").unlink(missing_ok=True)
+            continue
+        log.info("%s: completing the swap of cleaned segment %s", name, stem)
+        for base in old:
+            for suffix in suffixes:
+                (directory / f"{_segment_name(base)}{suffix}").unlink(missing_ok=True)
+        for suffix in suffixes:
+            src = directory / f"{stem}{suffix}{SWAP_SUFFIX}"
+            if src.exists():
+                os.replace(src, directory / f"{stem}{suffix}")
+        _fsync_dir(directory)
+        replaces.unlink(missing_ok=True)
+    for stray in directory.glob(f"*{REPLACES_SUFFIX}"):
+        stray.unlink(missing_ok=True)
+
+
 def recover_log(
     directory: Path, *, config: Callable[[str], str], clock: Callable[[], int], fsync_checkpoints: bool, name: str
 ) -> Log:
     """Open a replica log from its folder, repairing what a crash left (see the module docstring)."""
     storage = DiskLogStorage(directory, fsync_checkpoints=fsync_checkpoints)
+    _finish_cleaning(directory, name)
+    gaps = "compact" in config("cleanup.policy")
     bases = sorted(int(p.stem) for p in directory.glob("*.log") if p.stem.isdigit())
     checkpoint = _read_epochs(directory / "leader-epoch-checkpoint")
     epochs = list(checkpoint or [])
@@ -388,7 +475,7 @@ def recover_log(
     for i, base in enumerate(bases):
         seg = FileSegment(directory, base, clock(), create=False)
         is_last = i == len(bases) - 1
-        cut, seen = _recover_segment(seg, epoch_of, check_all=is_last or rebuilt_epochs, name=name)
+        cut, seen = _recover_segment(seg, epoch_of, check_all=is_last or rebuilt_epochs, name=name, gaps=gaps)
         for epoch, start in seen:
             if not epochs or epochs[-1][0] < epoch:
                 epochs.append((epoch, start))

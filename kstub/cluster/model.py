@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from kstub.control import ControlPlane
 from kstub.protocol import ErrorCode
 
+from .cleaner import LogCleaner
 from .config import BrokerConfig, InvalidConfig, TopicSettings, topic_config_value, validate_topic_configs
 from .controller import ClusterHooks, Controller
 from .coordinator import GroupCoordinator
@@ -178,6 +179,8 @@ class ClusterState:
         self._assignment_counter = itertools.count()
         #: where logs and metadata live: memory unless `kstub serve --data-dir` (kstub/cluster/storage.py)
         self.store: StateStore = StateStore()
+        #: log compaction (kstub/cluster/cleaner.py): its task runs on the served cluster's nursery
+        self.cleaner = LogCleaner(self)
 
     # --- time ---------------------------------------------------------------
 

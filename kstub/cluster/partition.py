@@ -236,6 +236,7 @@ class Partition:
         leader_log = self.leader_log
         log_append_time = append_time >= 0
         leo_before = leader_log.log_end_offset
+        active_before = leader_log.active_segment
         first = -1
         for batch in batches:
             if log_append_time:
@@ -243,6 +244,8 @@ class Partition:
             base = leader_log.append(batch, self.leader_epoch)
             if first < 0:
                 first = base
+        if leader_log.active_segment is not active_before:
+            self.cluster.cleaner.rolled(self)  # a closed segment may be cleanable (compacted topics)
         if len(self.replicas) > 1:
             self._leader_appended(leo_before, now_ms)
         self.advance_high_watermark()

@@ -152,8 +152,9 @@ def replicate(cluster: ClusterState, follower_id: int, p: Partition) -> bool:
     fetch_offset = flog.log_end_offset
     max_bytes = cluster.config["replica.fetch.max.bytes"]
     for chunk in llog.read(fetch_offset, max_bytes, llog.log_end_offset):
-        if chunk.base_offset != flog.log_end_offset:
+        if chunk.base_offset < flog.log_end_offset:
             # the leader's log starts inside this chunk (DeleteRecords): start over at the chunk
+            # (a chunk past the log end follows a gap a compaction left: appended as it is)
             flog.truncate_fully(chunk.base_offset)
         flog.append_chunk(dataclasses.replace(chunk))
     if llog.log_start_offset > flog.log_start_offset:

@@ -172,6 +172,16 @@ class LogStorage:
     def new_segment(self, base_offset: int, now_ms: int) -> Segment:
         return MemorySegment(base_offset, now_ms)
 
+    def new_cleaned_segment(self, base_offset: int, created_ms: int) -> Segment:
+        """A segment the cleaner writes before it replaces others (`swap_segments`)."""
+        return self.new_segment(base_offset, created_ms)
+
+    def swap_segments(self, cleaned: Segment, old: list[Segment]) -> None:
+        """`cleaned` replaces `old` (which go): the files' business on disk."""
+        cleaned.seal()
+        for seg in old:
+            seg.delete()
+
     def save_epochs(self, epochs: list[tuple[int, int]]) -> None:
         """The leader epoch cache changed (Kafka's leader-epoch-checkpoint)."""
 

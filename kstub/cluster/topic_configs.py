@@ -117,7 +117,7 @@ TOPIC_CONFIGS: dict[str, TopicSetting] = {
             ["delete"],
             one_of("compact", "delete"),
             (_S("log.cleanup.policy"),),
-            "delete (retention applies) and/or compact (accepted, not performed)",
+            "delete (retention applies) and/or compact (the log cleaner keeps the latest record per key)",
         ),
         TopicSetting(
             "unclean.leader.election.enable", ConfigType.BOOLEAN, False, None, (_S("unclean.leader.election.enable"),)

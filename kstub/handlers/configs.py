@@ -258,6 +258,7 @@ def _alter_topic(ctx: Context, name: str, change: Change, validate_only: bool) -
         return
     topic.configs = explicit
     ctx.cluster.store.save_metadata(ctx.cluster)
+    ctx.cluster.cleaner.wake()  # cleanup.policy, dirty ratio or lags may have changed
     log.info("topic %s configs now %s", name, explicit or "{}")
 
 
@@ -294,6 +295,7 @@ def _alter_broker(ctx: Context, name: str, change: Change, validate_only: bool) 
     else:
         config.dynamic_broker[broker_id] = new
     ctx.cluster.store.save_metadata(ctx.cluster)
+    ctx.cluster.cleaner.wake()  # log.cleaner.* settings may have changed
     log.info("broker %s dynamic configs now %s", name or "<default>", new or "{}")
 
 
