@@ -128,6 +128,7 @@ class DiskStore(StateStore):
                 }
                 for t in cluster.topics.values()
             ],
+            "acls": cluster.acls.snapshot(),
         }
         write_atomically(self.meta_dir / "cluster.json", json.dumps(doc, indent=1).encode())
 
@@ -254,6 +255,7 @@ class DiskStore(StateStore):
             cluster.cluster_id = doc["cluster_id"]
         cluster.config.dynamic_default = dict(doc.get("dynamic_default", {}))
         cluster.config.dynamic_broker = {int(k): dict(v) for k, v in doc.get("dynamic_broker", {}).items()}
+        cluster.acls.restore(doc.get("acls", []))
         ids_path = self.meta_dir / "producer-ids.json"
         if ids_path.exists():
             cluster.producer_ids.restore(json.loads(ids_path.read_text()))

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from kstub.control import ControlPlane
 from kstub.protocol import ErrorCode
 
+from .acls import Authorizer
 from .config import BrokerConfig, InvalidConfig, topic_config_value, validate_topic_configs
 from .controller import ClusterHooks, Controller
 from .coordinator import GroupCoordinator
@@ -161,6 +162,8 @@ class ClusterState:
         self.groups = GroupCoordinator(self)
         #: SCRAM credentials: mechanism → user → (salt, stored key, server key, iterations) (kstub/security.py)
         self.scram_credentials: dict[str, dict[str, tuple[bytes, bytes, bytes, int]]] = {}
+        #: ACL bindings and the authorizer (kstub/cluster/acls.py); disabled without authorizer.class.name
+        self.acls = Authorizer.from_config(self.config)
         self._clock = clock
         self._assignment_counter = itertools.count()
         #: where logs and metadata live: memory unless `kstub serve --data-dir` (kstub/cluster/storage.py)

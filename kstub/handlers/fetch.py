@@ -26,7 +26,7 @@ from construct import Container
 from kstub.cluster.model import ClusterError, Partition
 from kstub.protocol import ApiKey, ErrorCode
 
-from .base import Body, Context, handles, unique_partitions
+from .base import Body, Context, Op, Res, handles, unique_partitions
 
 READ_COMMITTED = 1
 
@@ -133,16 +133,22 @@ def _build(
     )
 
 
+def _resolve_allowed(ctx: Context, topic: str, fp: Container, denied: set[str]) -> Partition | ErrorCode:
+    if topic in denied:
+        return ErrorCode.TOPIC_AUTHORIZATION_FAILED
+    return resolve(ctx, topic, fp.partition, fp.current_leader_epoch)
+
+
 @handles(ApiKey.FETCH)
 async def fetch(ctx: Context, req: Container) -> Body:
     deadline = trio.current_time() + max(req.max_wait_ms, 0) / 1000
     # As Kafka does: never wait for more bytes than a response may carry.
     min_bytes = max(min(req.min_bytes, max_response_bytes(ctx, req)), 1)
     requested = unique_partitions(req.topics, "topic", "partitions", "partition")  # each partition once
+    denied = {topic for topic, _ in requested if not ctx.authorize(Op.READ, Res.TOPIC, topic)}
     while True:
         resolved = [
-            (topic, [(fp, resolve(ctx, topic, fp.partition, fp.current_leader_epoch)) for fp in parts])
-            for topic, parts in requested
+            (topic, [(fp, _resolve_allowed(ctx, topic, fp, denied)) for fp in parts]) for topic, parts in requested
         ]
         watched = [target for _, parts in resolved for _, target in parts if isinstance(target, Partition)]
         body, size, has_error = _build(ctx, req, resolved)

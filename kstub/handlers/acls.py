@@ -1,0 +1,166 @@
+"""DescribeAcls (29), CreateAcls (30), DeleteAcls (31): the ACL bindings (kstub/cluster/acls.py).
+
+As Kafka 4 answers them: without an authorizer, SECURITY_DISABLED; a
+principal without DESCRIBE (DescribeAcls) or ALTER (Create/DeleteAcls) on the
+cluster gets CLUSTER_AUTHORIZATION_FAILED for the whole request. A binding
+Kafka refuses to create gets INVALID_REQUEST with Kafka's message; creating a
+binding that exists succeeds and changes nothing. A request carrying a code
+Kafka does not know (UNKNOWN resource type, pattern, operation or
+permission), or a non-literal pattern in v0, fails to parse in Kafka, which
+closes the connection: kstub closes it too.
+"""
+
+from __future__ import annotations
+
+from construct import Container
+
+from kstub.cluster.acls import (
+    Acl,
+    AclError,
+    AclFilter,
+    AclOperation,
+    PatternType,
+    Permission,
+    ResourceType,
+    from_code,
+    validate_new,
+)
+from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol.errors import RemoteProtocolError
+
+from .base import Body, Context, handles
+
+_NO_AUTHORIZER = "No Authorizer is configured."
+
+
+def _filter(ctx: Context, f: Container) -> AclFilter:
+    flt = AclFilter(
+        from_code(ResourceType, f.resource_type_filter),
+        f.resource_name_filter,
+        from_code(PatternType, f.pattern_type_filter) if ctx.api_version >= 1 else PatternType.LITERAL,
+        f.principal_filter,
+        f.host_filter,
+        from_code(AclOperation, f.operation),
+        from_code(Permission, f.permission_type),
+    )
+    if flt.is_unknown():
+        raise RemoteProtocolError(f"ACL filter with UNKNOWN elements: {flt}")
+    return flt
+
+
+def _cluster_denied(ctx: Context, op: AclOperation) -> str | None:
+    if ctx.authorize_cluster(op):
+        return None
+    return f"Request needs {op.name} permission."
+
+
+@handles(ApiKey.DESCRIBE_ACLS)
+async def describe_acls(ctx: Context, req: Container) -> Body:
+    flt = _filter(ctx, req)
+    if ctx.api_version == 0 and flt.pattern_type != PatternType.LITERAL:
+        raise RemoteProtocolError("DescribeAcls v0 only supports literal resource pattern types")
+    answer: Body = {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "error_message": None, "resources": []}
+    denied = _cluster_denied(ctx, AclOperation.DESCRIBE)
+    if denied:
+        return answer | {"error_code": ErrorCode.CLUSTER_AUTHORIZATION_FAILED, "error_message": denied}
+    if not ctx.cluster.acls.enabled:
+        return answer | {
+            "error_code": ErrorCode.SECURITY_DISABLED,
+            "error_message": "No Authorizer is configured on the broker",
+        }
+    grouped: dict[tuple[ResourceType, str, PatternType], list[Acl]] = {}
+    for acl in ctx.cluster.acls.describe(flt):
+        grouped.setdefault((acl.resource_type, acl.name, acl.pattern_type), []).append(acl)
+    answer["resources"] = [
+        {
+            "resource_type": rtype,
+            "resource_name": name,
+            "pattern_type": pattern,
+            "acls": [
+                {"principal": a.principal, "host": a.host, "operation": a.operation, "permission_type": a.permission}
+                for a in acls
+            ],
+        }
+        for (rtype, name, pattern), acls in grouped.items()
+    ]
+    return answer
+
+
+@handles(ApiKey.CREATE_ACLS)
+async def create_acls(ctx: Context, req: Container) -> Body:
+    acls = [
+        Acl(
+            from_code(ResourceType, c.resource_type),
+            c.resource_name,
+            from_code(PatternType, c.resource_pattern_type) if ctx.api_version >= 1 else PatternType.LITERAL,
+            c.principal,
+            c.host,
+            from_code(AclOperation, c.operation),
+            from_code(Permission, c.permission_type),
+        )
+        for c in req.creations
+    ]
+    for acl in acls:
+        if 0 in (acl.resource_type, acl.pattern_type, acl.operation, acl.permission):
+            raise RemoteProtocolError(f"CreateAcls with UNKNOWN elements: {acl}")
+    denied = _cluster_denied(ctx, AclOperation.ALTER)
+    if denied or not ctx.cluster.acls.enabled:
+        error = ErrorCode.CLUSTER_AUTHORIZATION_FAILED if denied else ErrorCode.SECURITY_DISABLED
+        result = {"error_code": error, "error_message": denied or _NO_AUTHORIZER}
+        return {"throttle_time_ms": 0, "results": [result for _ in acls]}
+    results: list[Body] = []
+    valid: list[Acl] = []
+    for acl in acls:
+        try:
+            validate_new(acl)
+        except AclError as exc:
+            results.append({"error_code": ErrorCode.INVALID_REQUEST, "error_message": str(exc)})
+            continue
+        valid.append(acl)
+        results.append({"error_code": ErrorCode.NONE, "error_message": None})
+    if valid:
+        ctx.cluster.acls.add(valid)
+        ctx.cluster.store.save_metadata(ctx.cluster)
+    return {"throttle_time_ms": 0, "results": results}
+
+
+@handles(ApiKey.DELETE_ACLS)
+async def delete_acls(ctx: Context, req: Container) -> Body:
+    filters = [_filter(ctx, f) for f in req.filters]
+    if ctx.api_version == 0:
+        for flt in filters:
+            if flt.pattern_type not in (PatternType.LITERAL, PatternType.ANY):
+                raise RemoteProtocolError(f"DeleteAcls v0 does not support pattern type {flt.pattern_type.name}")
+    denied = _cluster_denied(ctx, AclOperation.ALTER)
+    if denied or not ctx.cluster.acls.enabled:
+        error = ErrorCode.CLUSTER_AUTHORIZATION_FAILED if denied else ErrorCode.SECURITY_DISABLED
+        result = {"error_code": error, "error_message": denied or _NO_AUTHORIZER, "matching_acls": []}
+        return {"throttle_time_ms": 0, "filter_results": [result for _ in filters]}
+    results: list[Body] = []
+    changed = False
+    for flt in filters:
+        gone = ctx.cluster.acls.delete(flt)
+        changed = changed or bool(gone)
+        results.append(
+            {
+                "error_code": ErrorCode.NONE,
+                "error_message": None,
+                "matching_acls": [
+                    {
+                        "error_code": ErrorCode.NONE,
+                        "error_message": None,
+                        "resource_type": a.resource_type,
+                        "resource_name": a.name,
+                        "pattern_type": a.pattern_type,
+                        "principal": a.principal,
+                        "host": a.host,
+                        "operation": a.operation,
+                        "permission_type": a.permission,
+                    }
+                    for a in gone
+                ],
+            }
+        )
+    if changed:
+        ctx.cluster.store.save_metadata(ctx.cluster)
+    return {"throttle_time_ms": 0, "filter_results": results}
