@@ -6,8 +6,8 @@ cluster gets CLUSTER_AUTHORIZATION_FAILED for the whole request. A binding
 Kafka refuses to create gets INVALID_REQUEST with Kafka's message; creating a
 binding that exists succeeds and changes nothing. A request carrying a code
 Kafka does not know (UNKNOWN resource type, pattern, operation or
-permission), or a non-literal pattern in v0, fails to parse in Kafka, which
-closes the connection: kstub closes it too.
+permission) fails to parse in Kafka, which closes the connection: kstub
+closes it too. Versions 1-3, as Kafka 4 serves them.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from .base import Body, Context, handles
 _NO_AUTHORIZER = "No Authorizer is configured."
 
 
-def _filter(ctx: Context, f: Container) -> AclFilter:
+def _filter(f: Container) -> AclFilter:
     flt = AclFilter(
         from_code(ResourceType, f.resource_type_filter),
         f.resource_name_filter,
-        from_code(PatternType, f.pattern_type_filter) if ctx.api_version >= 1 else PatternType.LITERAL,
+        from_code(PatternType, f.pattern_type_filter),
         f.principal_filter,
         f.host_filter,
         from_code(AclOperation, f.operation),
@@ -56,9 +56,7 @@ def _cluster_denied(ctx: Context, op: AclOperation) -> str | None:
 
 @handles(ApiKey.DESCRIBE_ACLS)
 async def describe_acls(ctx: Context, req: Container) -> Body:
-    flt = _filter(ctx, req)
-    if ctx.api_version == 0 and flt.pattern_type != PatternType.LITERAL:
-        raise RemoteProtocolError("DescribeAcls v0 only supports literal resource pattern types")
+    flt = _filter(req)
     answer: Body = {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "error_message": None, "resources": []}
     denied = _cluster_denied(ctx, AclOperation.DESCRIBE)
     if denied:
@@ -92,7 +90,7 @@ async def create_acls(ctx: Context, req: Container) -> Body:
         Acl(
             from_code(ResourceType, c.resource_type),
             c.resource_name,
-            from_code(PatternType, c.resource_pattern_type) if ctx.api_version >= 1 else PatternType.LITERAL,
+            from_code(PatternType, c.resource_pattern_type),
             c.principal,
             c.host,
             from_code(AclOperation, c.operation),
@@ -126,11 +124,7 @@ async def create_acls(ctx: Context, req: Container) -> Body:
 
 @handles(ApiKey.DELETE_ACLS)
 async def delete_acls(ctx: Context, req: Container) -> Body:
-    filters = [_filter(ctx, f) for f in req.filters]
-    if ctx.api_version == 0:
-        for flt in filters:
-            if flt.pattern_type not in (PatternType.LITERAL, PatternType.ANY):
-                raise RemoteProtocolError(f"DeleteAcls v0 does not support pattern type {flt.pattern_type.name}")
+    filters = [_filter(f) for f in req.filters]
     denied = _cluster_denied(ctx, AclOperation.ALTER)
     if denied or not ctx.cluster.acls.enabled:
         error = ErrorCode.CLUSTER_AUTHORIZATION_FAILED if denied else ErrorCode.SECURITY_DISABLED

@@ -1,4 +1,4 @@
-"""DescribeAcls (key 29): versions 0-3 (Kafka 4.x serves 1-3), flexible from v2."""
+"""DescribeAcls (key 29): versions 1-3 (Kafka 4 removed v0), flexible from v2."""
 
 from ..schema import Api
 from ..schema import Field as F
@@ -6,7 +6,7 @@ from ..schema import Field as F
 API = Api(
     key=29,
     name="DescribeAcls",
-    min_version=0,
+    min_version=1,
     max_version=3,
     flexible_from=2,
     request=[
