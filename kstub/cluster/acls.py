@@ -180,9 +180,6 @@ class AclFilter:
     operation: AclOperation
     permission: Permission
 
-    def is_unknown(self) -> bool:
-        return 0 in (self.resource_type, self.pattern_type, self.operation, self.permission)
-
     def matches(self, acl: Acl) -> bool:
         if self.resource_type not in (ResourceType.ANY, acl.resource_type):
             return False

@@ -34,7 +34,8 @@ _NO_AUTHORIZER = "No Authorizer is configured."
 
 
 def _filter(f: Container) -> AclFilter:
-    flt = AclFilter(
+    _refuse_unknown(f.resource_type_filter, f.pattern_type_filter, f.operation, f.permission_type)
+    return AclFilter(
         from_code(ResourceType, f.resource_type_filter),
         f.resource_name_filter,
         from_code(PatternType, f.pattern_type_filter),
@@ -43,9 +44,16 @@ def _filter(f: Container) -> AclFilter:
         from_code(AclOperation, f.operation),
         from_code(Permission, f.permission_type),
     )
-    if flt.is_unknown():
-        raise RemoteProtocolError(f"ACL filter with UNKNOWN elements: {flt}")
-    return flt
+
+
+def _refuse_unknown(*codes: int) -> None:
+    """Kafka's request classes refuse the UNKNOWN code itself (0) as they parse: the connection is closed.
+
+    A code Kafka does not know at all becomes UNKNOWN after that check, and is
+    answered (no binding matches it; creating or deleting with it is INVALID_REQUEST).
+    """
+    if 0 in codes:
+        raise RemoteProtocolError(f"ACL request with UNKNOWN elements: {codes}")
 
 
 def _cluster_denied(ctx: Context, op: AclOperation) -> str | None:
@@ -84,8 +92,19 @@ async def describe_acls(ctx: Context, req: Container) -> Body:
     return answer
 
 
+def _not_a_binding(acl: Acl) -> bool:
+    return (
+        acl.resource_type == ResourceType.ANY
+        or acl.pattern_type in (PatternType.ANY, PatternType.MATCH)
+        or acl.operation == AclOperation.ANY
+        or acl.permission == Permission.ANY
+    )
+
+
 @handles(ApiKey.CREATE_ACLS)
 async def create_acls(ctx: Context, req: Container) -> Body:
+    for c in req.creations:
+        _refuse_unknown(c.resource_type, c.resource_pattern_type, c.operation, c.permission_type)
     acls = [
         Acl(
             from_code(ResourceType, c.resource_type),
@@ -98,13 +117,14 @@ async def create_acls(ctx: Context, req: Container) -> Body:
         )
         for c in req.creations
     ]
-    for acl in acls:
-        if 0 in (acl.resource_type, acl.pattern_type, acl.operation, acl.permission):
-            raise RemoteProtocolError(f"CreateAcls with UNKNOWN elements: {acl}")
     denied = _cluster_denied(ctx, AclOperation.ALTER)
     if denied or not ctx.cluster.acls.enabled:
         error = ErrorCode.CLUSTER_AUTHORIZATION_FAILED if denied else ErrorCode.SECURITY_DISABLED
         result = {"error_code": error, "error_message": denied or _NO_AUTHORIZER}
+        return {"throttle_time_ms": 0, "results": [result for _ in acls]}
+    if any(_not_a_binding(acl) for acl in acls):
+        # Kafka cannot even make bindings of these (ANY and MATCH are for filters): the whole request fails
+        result = {"error_code": ErrorCode.UNKNOWN_SERVER_ERROR, "error_message": None}
         return {"throttle_time_ms": 0, "results": [result for _ in acls]}
     results: list[Body] = []
     valid: list[Acl] = []
@@ -122,6 +142,15 @@ async def create_acls(ctx: Context, req: Container) -> Body:
     return {"throttle_time_ms": 0, "results": results}
 
 
+def _unknown_filter(flt: AclFilter) -> str | None:
+    """Kafka's controller refuses a deletion filter with a code it does not know."""
+    if flt.resource_type == ResourceType.UNKNOWN or flt.pattern_type == PatternType.UNKNOWN:
+        return "Unknown patternFilter."
+    if flt.operation == AclOperation.UNKNOWN or flt.permission == Permission.UNKNOWN:
+        return "Unknown entryFilter."
+    return None
+
+
 @handles(ApiKey.DELETE_ACLS)
 async def delete_acls(ctx: Context, req: Container) -> Body:
     filters = [_filter(f) for f in req.filters]
@@ -133,6 +162,10 @@ async def delete_acls(ctx: Context, req: Container) -> Body:
     results: list[Body] = []
     changed = False
     for flt in filters:
+        unknown = _unknown_filter(flt)
+        if unknown:
+            results.append({"error_code": ErrorCode.INVALID_REQUEST, "error_message": unknown, "matching_acls": []})
+            continue
         gone = ctx.cluster.acls.delete(flt)
         changed = changed or bool(gone)
         results.append(

@@ -29,6 +29,8 @@ from kstub.protocol import ApiKey, ErrorCode
 from .base import Body, Context, Op, Res, handles, unique_partitions
 
 READ_COMMITTED = 1
+#: errors found before any read (an empty list of aborted transactions, not null)
+_BEFORE_READ = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.TOPIC_AUTHORIZATION_FAILED)
 
 
 def _error_partition(index: int, code: ErrorCode) -> Body:
@@ -40,7 +42,7 @@ def _error_partition(index: int, code: ErrorCode) -> Body:
         "high_watermark": -1,
         "last_stable_offset": -1,
         "log_start_offset": -1,
-        "aborted_transactions": [] if code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION else None,
+        "aborted_transactions": [] if code in _BEFORE_READ else None,
         "records": b"",
     }
 

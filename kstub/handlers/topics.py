@@ -49,6 +49,17 @@ def config_entries(ctx: Context, explicit: dict[str, str]) -> list[Body]:
 
 
 def _created(ctx: Context, name: str, partitions: int, rf: int, explicit: dict[str, str], topic: Topic | None) -> Body:
+    if not ctx.authorize(Op.DESCRIBE_CONFIGS, Res.TOPIC, name):  # created, but its shape and configs are not shown
+        return {
+            "name": name,
+            "topic_id": topic.topic_id if topic else ZERO_UUID,
+            "error_code": ErrorCode.NONE,
+            "error_message": None,
+            "num_partitions": -1,
+            "replication_factor": -1,
+            "configs": [],
+            "topic_config_error_code": ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+        }
     return {
         "name": name,
         "topic_id": topic.topic_id if topic else ZERO_UUID,

@@ -129,10 +129,10 @@ async def test_create_describe_delete(admin: MemoryClient, version: int) -> None
     [
         (creation(rtype=4, name="other"), "The only valid name for the CLUSTER resource is kafka-cluster"),
         (creation(name=""), "Invalid empty resource name"),
-        (creation(rtype=1), "Invalid resourceType ANY"),
-        (creation(pattern=2), "Invalid patternType MATCH"),
-        (creation(operation=1), "Invalid operation ANY"),
-        (creation(permission_type=1), "Invalid permissionType ANY"),
+        (creation(rtype=42), "Invalid resourceType UNKNOWN"),  # codes Kafka does not know become UNKNOWN
+        (creation(pattern=42), "Invalid patternType UNKNOWN"),
+        (creation(operation=42), "Invalid operation UNKNOWN"),
+        (creation(permission_type=42), "Invalid permissionType UNKNOWN"),
         (creation(principal="alice"), "Could not parse principal from `alice`"),
     ],
 )
@@ -148,13 +148,35 @@ async def test_create_refuses_what_kafka_refuses(admin: MemoryClient, bad: dict,
     ("api", "body"),
     [
         (ApiKey.DESCRIBE_ACLS, any_filter(operation=0)),
-        (ApiKey.CREATE_ACLS, {"creations": [creation(rtype=42)]}),
+        (ApiKey.CREATE_ACLS, {"creations": [creation(rtype=0)]}),
         (ApiKey.DELETE_ACLS, {"filters": [any_filter(pattern_type_filter=0)]}),
     ],
 )
 async def test_unknown_codes_close_the_connection(admin: MemoryClient, api: int, body: dict) -> None:
     await admin.send(api, 3, body)
     assert await admin.closed_by_broker()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [creation(rtype=1), creation(pattern=2), creation(pattern=1), creation(operation=1), creation(permission_type=1)],
+)
+async def test_any_or_match_in_a_binding_fails_the_whole_request(admin: MemoryClient, bad: dict) -> None:
+    created = await admin.request(ApiKey.CREATE_ACLS, 3, {"creations": [creation(name="kept"), bad]})
+    assert [r.error_code for r in created.results] == [ErrorCode.UNKNOWN_SERVER_ERROR] * 2
+    assert (await admin.request(ApiKey.DESCRIBE_ACLS, 3, any_filter())).resources == []
+
+
+async def test_delete_filters_with_codes_kafka_does_not_know(admin: MemoryClient) -> None:
+    await admin.request(ApiKey.CREATE_ACLS, 3, {"creations": [creation()]})
+    filters = [any_filter(pattern_type_filter=42), any_filter(operation=42), any_filter(resource_type_filter=42)]
+    deleted = await admin.request(ApiKey.DELETE_ACLS, 3, {"filters": filters})
+    assert [(r.error_code, r.error_message) for r in deleted.filter_results] == [
+        (ErrorCode.INVALID_REQUEST, "Unknown patternFilter."),
+        (ErrorCode.INVALID_REQUEST, "Unknown entryFilter."),
+        (ErrorCode.INVALID_REQUEST, "Unknown patternFilter."),
+    ]
+    assert len((await admin.request(ApiKey.DESCRIBE_ACLS, 3, any_filter())).resources) == 1
 
 
 async def test_acl_apis_need_cluster_describe_and_alter(secured) -> None:
