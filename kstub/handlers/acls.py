@@ -135,7 +135,7 @@ async def create_acls(ctx: Context, req: Container) -> Body:
             results.append({"error_code": ErrorCode.INVALID_REQUEST, "error_message": str(exc)})
             continue
         valid.append(acl)
-        results.append({"error_code": ErrorCode.NONE, "error_message": None})
+        results.append({"error_code": ErrorCode.NONE, "error_message": ""})  # Kafka's answer: empty, not null
     if valid:
         ctx.cluster.acls.add(valid)
         ctx.cluster.store.save_metadata(ctx.cluster)

@@ -11,7 +11,7 @@ each test naming its own resources (the clusters live for the module).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -22,16 +22,17 @@ from kstub.kafka_client import BrokerConnection, ClientSecurity
 from kstub.protocol import ApiKey
 
 from support.diff_requests import create, fetch_body, list_offsets_body, produce_body
-from support.differential import Pair
+from support.differential import Pair, Side
 from support.external import unavailable
 from support.raw_requests import batch
 from support.served import free_ports
 
 JAAS = (
-    'org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="alice-secret" user_bob="bob-secret";'
+    "org.apache.kafka.common.security.plain.PlainLoginModule required"
+    ' user_alice="alice-secret" user_bob="bob-secret" user_dave="dave-secret";'
 )
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
-PASSWORDS = {"alice": "alice-secret", "bob": "bob-secret"}
+PASSWORDS = {"alice": "alice-secret", "bob": "bob-secret", "dave": "dave-secret"}
 TOPIC, GROUP, CLUSTER, TRANSACTIONAL_ID = 2, 3, 4, 5
 LITERAL, PREFIXED, MATCH, ANY = 3, 4, 2, 1
 ALLOW, DENY = 3, 2
@@ -75,7 +76,7 @@ class Secured:
     def as_alice(
         self,
         api_key: int,
-        body: dict,
+        body: dict | Callable[[Side], dict],
         *,
         version: int | None = None,
         ignore: tuple[str, ...] = (),
@@ -87,7 +88,8 @@ class Secured:
         ours, theirs = self.connect(user)
         try:
             v = version if version is not None else min(ours.version(api_key), theirs.version(api_key))
-            raw = (ours.request(api_key, body, version=v), theirs.request(api_key, body, version=v))
+            kstub_body, kafka_body = (body(side) if callable(body) else body for side in self.pair.sides)
+            raw = (ours.request(api_key, kstub_body, version=v), theirs.request(api_key, kafka_body, version=v))
             return self.pair._compare_answers(api_key, v, raw, None, ignore, True, unordered, view)
         finally:
             ours.close()
@@ -107,16 +109,41 @@ class Secured:
             }
             for rtype, name, pattern, op in bindings
         ]
-        for answer in self.pair.send(ApiKey.CREATE_ACLS, {"creations": creations}):
-            assert [r.error_code for r in answer.results] == [0] * len(creations)
-        # Kafka's broker learns of new ACLs from the metadata log a moment after the controller answers:
-        # wait until its DescribeAcls (answered from the broker's authorizer) shows them. Polls: no event to wait on.
-        deadline = time.monotonic() + 30
-        for rtype, name, pattern, _ in bindings:
-            flt = describe_filter(rtype=rtype, name=name, pattern=pattern, principal=principal)
-            while not self.pair.kafka.conn.request(ApiKey.DESCRIBE_ACLS, flt).resources:
-                assert time.monotonic() < deadline, f"Kafka did not apply {name}"
-                time.sleep(0.1)
+        create_acls(self.pair, creations)
+
+
+def _exact(c: dict) -> dict:
+    """A filter matching the one binding `c` describes."""
+    return {
+        "resource_type_filter": c["resource_type"],
+        "resource_name_filter": c["resource_name"],
+        "pattern_type_filter": c["resource_pattern_type"],
+        "principal_filter": c["principal"],
+        "host_filter": c["host"],
+        "operation": c["operation"],
+        "permission_type": c["permission_type"],
+    }
+
+
+def applied(pair: Pair, creations: list[dict], *, present: bool = True) -> None:
+    """Wait until Kafka's broker shows (or no longer shows) each binding.
+
+    Kafka's broker learns of ACL changes from the metadata log a moment after
+    the controller answers; its DescribeAcls is answered from the broker's
+    authorizer, so once that shows the change, requests are authorized by it.
+    Polls: a JVM has no event to wait on. kstub applies changes before answering.
+    """
+    deadline = time.monotonic() + 30
+    for c in creations:
+        while bool(pair.kafka.conn.request(ApiKey.DESCRIBE_ACLS, _exact(c)).resources) != present:
+            assert time.monotonic() < deadline, f"Kafka did not apply {c}"
+            time.sleep(0.1)
+
+
+def create_acls(pair: Pair, creations: list[dict]) -> None:
+    for answer in pair.send(ApiKey.CREATE_ACLS, {"creations": creations}):
+        assert [r.error_code for r in answer.results] == [0] * len(creations)
+    applied(pair, creations)
 
 
 def describe_filter(
@@ -161,7 +188,7 @@ def clusters() -> Iterator[tuple[str, str, str, str]]:
     try:
         base = free_ports(2)
         ours = _settings(base, base + 1)
-        ours["kstub.sasl.users"] = "alice:alice-secret,bob:bob-secret"
+        ours["kstub.sasl.users"] = ",".join(f"{user}:{password}" for user, password in PASSWORDS.items())
         with Cluster(config=ours) as cluster:
             yield (
                 cluster.bootstrap("PLAINTEXT"),
@@ -204,6 +231,7 @@ def test_create_acls_valid_and_refused(secured: Secured) -> None:
         creation(TRANSACTIONAL_ID, name, host="10.1.2.3", operation=WRITE),
     ]
     ours, theirs = pair.send(ApiKey.CREATE_ACLS, {"creations": creations})
+    applied(pair, [c for c, r in zip(creations, theirs.results, strict=True) if r.error_code == 0])
     # the error messages too (the comparison drops them): Kafka's exact words
     pair.judge(
         "CreateAcls messages",
@@ -252,8 +280,7 @@ def test_describe_and_delete_filters(secured: Secured, flt: dict) -> None:
         creation(TOPIC, f"{name}x", PREFIXED),
         creation(GROUP, name),
     ]
-    for answer in pair.send(ApiKey.CREATE_ACLS, {"creations": creations}):
-        assert [r.error_code for r in answer.results] == [0] * len(creations)
+    create_acls(pair, creations)
     body = describe_filter(
         rtype=flt.get("rtype", ANY),
         name=name[:-1] if flt.get("prefix") else name,
@@ -263,6 +290,12 @@ def test_describe_and_delete_filters(secured: Secured, flt: dict) -> None:
     )
     pair.compare(ApiKey.DESCRIBE_ACLS, body, unordered=("resources", "acls"))
     pair.compare(ApiKey.DELETE_ACLS, {"filters": [body]}, unordered=("matching_acls",))
+    # what kstub deleted (at once) must be gone from Kafka's broker too before comparing again
+    applied(
+        pair,
+        [c for c in creations if not pair.kstub.conn.request(ApiKey.DESCRIBE_ACLS, _exact(c)).resources],
+        present=False,
+    )
     pair.compare(ApiKey.DESCRIBE_ACLS, describe_filter(name=name, pattern=MATCH), unordered=("resources", "acls"))
 
 
@@ -270,7 +303,7 @@ def test_describe_and_delete_filters(secured: Secured, flt: dict) -> None:
     ("api", "body"),
     [
         (ApiKey.DESCRIBE_ACLS, describe_filter() | {"operation": 0}),
-        (ApiKey.CREATE_ACLS, {"creations": [creation(42, "x")]}),
+        (ApiKey.CREATE_ACLS, {"creations": [creation(0, "x")]}),
         (ApiKey.DELETE_ACLS, {"filters": [describe_filter(pattern=0)]}),
     ],
 )
@@ -371,12 +404,16 @@ def test_admin_topic_apis(secured: Secured) -> None:
         "timeout_ms": 10000,
     }
     secured.as_alice(ApiKey.DELETE_TOPICS, delete, unordered=("responses",))
-    configs = {
-        "resources": [
-            {"resource_type": 2, "resource_name": existing, "configuration_keys": ["retention.ms"]},
-            {"resource_type": 4, "resource_name": "1", "configuration_keys": ["log.retention.ms"]},
-        ]
-    }
+
+    def configs(side: Side) -> dict:
+        broker = str(min(side.nodes))  # the side's own broker id
+        return {
+            "resources": [
+                {"resource_type": 2, "resource_name": existing, "configuration_keys": ["retention.ms"]},
+                {"resource_type": 4, "resource_name": broker, "configuration_keys": ["log.retention.ms"]},
+            ]
+        }
+
     secured.as_alice(ApiKey.DESCRIBE_CONFIGS, configs)
     alter = {
         "resources": [
@@ -426,10 +463,10 @@ def test_producer_ids_and_cluster(secured: Secured) -> None:
     pair = secured.pair
     tx = pair.name("tx")
     idempotent = {"transactional_id": None, "transaction_timeout_ms": 60000, "producer_id": -1, "producer_epoch": -1}
-    # bob has no ACLs at all (alice may WRITE some topics by now, which lets her be idempotent)
-    secured.as_alice(ApiKey.INIT_PRODUCER_ID, idempotent, user="bob")
-    secured.as_alice(ApiKey.INIT_PRODUCER_ID, idempotent | {"transactional_id": tx}, user="bob")
-    secured.as_alice(ApiKey.FIND_COORDINATOR, {"key_type": 1, "coordinator_keys": [tx]}, user="bob")
+    # dave has no ACLs at all (alice may WRITE some topics by now, which lets her be idempotent)
+    secured.as_alice(ApiKey.INIT_PRODUCER_ID, idempotent, user="dave")
+    secured.as_alice(ApiKey.INIT_PRODUCER_ID, idempotent | {"transactional_id": tx}, user="dave")
+    secured.as_alice(ApiKey.FIND_COORDINATOR, {"key_type": 1, "coordinator_keys": [tx]}, user="dave")
     secured.as_alice(
         ApiKey.DESCRIBE_CLUSTER,
         {"include_cluster_authorized_operations": True},
