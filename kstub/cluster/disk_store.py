@@ -7,6 +7,7 @@ kstub/cluster/storage.py for the layout and the durability rules.
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
 import logging
@@ -129,6 +130,7 @@ class DiskStore(StateStore):
                 for t in cluster.topics.values()
             ],
             "acls": cluster.acls.snapshot(),
+            "scram": _scram_snapshot(cluster.scram_credentials),
         }
         write_atomically(self.meta_dir / "cluster.json", json.dumps(doc, indent=1).encode())
 
@@ -256,6 +258,7 @@ class DiskStore(StateStore):
         cluster.config.dynamic_default = dict(doc.get("dynamic_default", {}))
         cluster.config.dynamic_broker = {int(k): dict(v) for k, v in doc.get("dynamic_broker", {}).items()}
         cluster.acls.restore(doc.get("acls", []))
+        _scram_restore(cluster.scram_credentials, doc.get("scram", {}))
         ids_path = self.meta_dir / "producer-ids.json"
         if ids_path.exists():
             cluster.producer_ids.restore(json.loads(ids_path.read_text()))
@@ -381,3 +384,25 @@ def _fsync_close(fd: int) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _scram_snapshot(store: dict[str, dict[str, tuple[bytes, bytes, bytes, int]]]) -> dict[str, Any]:
+    """SCRAM credentials as JSON: mechanism → user → [salt, stored key, server key (base64), iterations]."""
+    b64 = base64.b64encode
+    return {
+        mechanism: {
+            user: [b64(salt).decode(), b64(stored).decode(), b64(server).decode(), n]
+            for user, (salt, stored, server, n) in users.items()
+        }
+        for mechanism, users in store.items()
+    }
+
+
+def _scram_restore(store: dict[str, dict[str, tuple[bytes, bytes, bytes, int]]], doc: dict[str, Any]) -> None:
+    """Credentials kept from the last run, for the users the settings (``kstub.sasl.users``) do not name:
+    those got their configured password at start, which wins."""
+    unb64 = base64.b64decode
+    for mechanism, users in doc.items():
+        known = store.setdefault(mechanism, {})
+        for user, (salt, stored, server, n) in users.items():
+            known.setdefault(user, (unb64(salt), unb64(stored), unb64(server), int(n)))

@@ -115,6 +115,8 @@ async def alter_user_scram_credentials(ctx: Context, req: Container) -> Body:
         else:
             stored_key, server_key = scram_keys(mechanism, bytes(change.salted_password))
             users[change.name] = (bytes(change.salt), stored_key, server_key, change.iterations)
+    if any(change.name not in errors for _, change in changes):
+        ctx.cluster.store.save_metadata(ctx.cluster)  # kept with --data-dir, as Kafka keeps them in its metadata
     results = []
     for name in dict.fromkeys(change.name for _, change in changes):
         error, message = errors.get(name, (ErrorCode.NONE, None))

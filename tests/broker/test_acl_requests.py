@@ -104,7 +104,7 @@ async def test_create_describe_delete(admin: MemoryClient, version: int) -> None
             ]
         },
     )
-    assert [(r.error_code, r.error_message) for r in created.results] == [(0, None)] * 3
+    assert [(r.error_code, r.error_message) for r in created.results] == [(0, "")] * 3  # Kafka: empty, not null
     everything = await admin.request(ApiKey.DESCRIBE_ACLS, version, any_filter())
     assert everything.error_code == ErrorCode.NONE
     assert described(everything) == {(2, "t", 3, "User:alice", "*", 3, 3), (2, "orders-", 4, "User:alice", "*", 4, 2)}

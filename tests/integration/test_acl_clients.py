@@ -18,6 +18,7 @@ import kafka.errors
 import pytest
 from confluent_kafka.admin import (
     AclBinding,
+    AclBindingFilter,
     AclOperation,
     AclPermissionType,
     AdminClient,
@@ -213,3 +214,32 @@ def test_mutual_tls_principal() -> None:
         producer.produce(topic, b"x", on_delivery=lambda err, msg: reports.append(err and err.code()))
         producer.flush(30)
         assert reports == [ck.KafkaError.TOPIC_AUTHORIZATION_FAILED]
+
+
+def test_acls_and_scram_users_survive_a_restart(tmp_path) -> None:
+    """With --data-dir, ACL bindings and SCRAM users made through the admin API are kept across restarts."""
+    from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+
+    def start() -> Cluster:
+        return Cluster(
+            security_protocol="SASL_PLAINTEXT", users={"admin": USERS["admin"]}, config=AUTHORIZER, data_dir=tmp_path
+        )
+
+    binding = AclBinding(
+        ResourceType.TOPIC, "kept", LITERAL, "User:dave", "*", AclOperation.READ, AclPermissionType.ALLOW
+    )
+    with start() as c:
+        admin = AdminClient(_config(c, "admin"))
+        upsert = UserScramCredentialUpsertion(
+            "dave", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), b"dave-pw"
+        )
+        admin.alter_user_scram_credentials([upsert])["dave"].result(30)
+        admin.create_acls([binding], request_timeout=30)[binding].result(30)
+    with start() as c:
+        admin = AdminClient(_config(c, "admin"))
+        everything = AclBindingFilter(
+            ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
+        )
+        assert admin.describe_acls(everything, request_timeout=30).result(30) == [binding]
+        dave = AdminClient(c.client_config("dave", "dave-pw", mechanism=SCRAM))
+        assert dave.list_topics(timeout=30).topics == {}  # authenticated; may describe no topic
