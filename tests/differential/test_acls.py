@@ -95,17 +95,23 @@ class Secured:
             ours.close()
             theirs.close()
 
-    def grant(self, *bindings: tuple[int, str, int, int], principal: str = "User:alice") -> None:
-        """Create ALLOW bindings (type, name, pattern, operation) on both; wait until Kafka's broker applies them."""
+    def grant(
+        self,
+        *bindings: tuple[int, str, int, int],
+        principal: str = "User:alice",
+        permission: int = ALLOW,
+        host: str = "*",
+    ) -> None:
+        """Create bindings (type, name, pattern, operation) on both; wait until Kafka's broker applies them."""
         creations = [
             {
                 "resource_type": rtype,
                 "resource_name": name,
                 "resource_pattern_type": pattern,
                 "principal": principal,
-                "host": "*",
+                "host": host,
                 "operation": op,
-                "permission_type": ALLOW,
+                "permission_type": permission,
             }
             for rtype, name, pattern, op in bindings
         ]
@@ -474,3 +480,60 @@ def test_producer_ids_and_cluster(secured: Secured) -> None:
     )
     cluster_ops = {"topics": [], "include_cluster_authorized_operations": True}
     secured.as_alice(ApiKey.METADATA, cluster_ops, version=10, ignore=("brokers", "cluster_id", "controller_id"))
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_versions(secured: Secured, version: int) -> None:
+    pair = secured.pair
+    name = pair.name("old")
+    creations = [creation(TOPIC, name), creation(GROUP, f"{name}-", PREFIXED, permission=DENY)]
+    pair.compare(ApiKey.CREATE_ACLS, {"creations": creations}, version=version)
+    applied(pair, creations)
+    pair.compare(ApiKey.DESCRIBE_ACLS, describe_filter(name=name, pattern=MATCH), version=version)
+    pair.compare(ApiKey.DELETE_ACLS, {"filters": [describe_filter(name=name)]}, version=version)
+
+
+def test_prefixed_allow_literal_deny(secured: Secured) -> None:
+    """A prefixed ALLOW WRITE with a literal DENY WRITE: writes refused on the denied topic only; WRITE implies
+    DESCRIBE, and the DENY of WRITE does not take DESCRIBE away."""
+    pair = secured.pair
+    prefix = pair.name("pre") + "-"
+    open_topic, secret = create(pair, f"{prefix}open"), create(pair, f"{prefix}secret")
+    secured.grant((TOPIC, prefix, PREFIXED, WRITE))
+    secured.grant((TOPIC, secret, LITERAL, WRITE), permission=DENY)
+    errors = []
+    for topic in (open_topic, secret):
+        ours, _ = secured.as_alice(
+            ApiKey.PRODUCE, produce_body(topic, batch(1), acks=1), ignore=("log_start_offset", "base_offset")
+        )
+        errors.append(ours["responses"][0]["partition_responses"][0]["error_code"])
+    assert errors == [0, 29]
+    metadata = {"topics": [{"name": open_topic}, {"name": secret}], "include_topic_authorized_operations": True}
+    secured.as_alice(ApiKey.METADATA, metadata, unordered=("topics",))
+
+
+def test_hosts(secured: Secured) -> None:
+    """A binding for another host does not apply; one for the client's address (127.0.0.1) does."""
+    pair = secured.pair
+    topic = create(pair)
+    body = list_offsets_body(topic, -1)
+    secured.grant((TOPIC, topic, LITERAL, DESCRIBE), host="10.9.9.9")
+    assert _first_error(secured.as_alice(ApiKey.LIST_OFFSETS, body, ignore=("offset",))) == 29
+    secured.grant((TOPIC, topic, LITERAL, DESCRIBE), host="127.0.0.1")
+    assert _first_error(secured.as_alice(ApiKey.LIST_OFFSETS, body, ignore=("offset",))) == 0
+
+
+def _first_error(answers: tuple[Any, Any]) -> int:
+    """ListOffsets: the (agreed) error of the first partition."""
+    return answers[0]["topics"][0]["partitions"][0]["error_code"]
+
+
+def test_allow_everyone_does_not_cover_named_resources(secured: Secured) -> None:
+    """A binding for someone else still names the resource: alice is refused (no allow.everyone here either)."""
+    pair = secured.pair
+    topic = create(pair)
+    body = list_offsets_body(topic, -1)
+    secured.grant((TOPIC, topic, LITERAL, READ), principal="User:bob")
+    assert _first_error(secured.as_alice(ApiKey.LIST_OFFSETS, body, ignore=("offset",))) == 29
+    secured.grant((TOPIC, topic, LITERAL, READ), principal="User:*")
+    assert _first_error(secured.as_alice(ApiKey.LIST_OFFSETS, body, ignore=("offset",))) == 0
