@@ -9,6 +9,7 @@ response" (Produce with acks=0).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -55,16 +56,22 @@ class Context:
 
     @property
     def client_host(self) -> str:
-        """The client's address as ACL host entries name it."""
-        host = self.peer.rsplit(":", 1)[0] if ":" in self.peer else self.peer
-        return host.strip("[]")
+        """The client's address as ACL host entries name it: as Java writes it (IPv6 in full, 0:0:0:0:0:0:0:1)."""
+        host = (self.peer.rsplit(":", 1)[0] if ":" in self.peer else self.peer).strip("[]")
+        if ":" in host:
+            try:
+                host = ":".join(f"{int(group, 16):x}" for group in ipaddress.IPv6Address(host).exploded.split(":"))
+            except ValueError:
+                pass
+        return host
 
     def authorize(self, op: AclOperation, resource_type: ResourceType, name: str) -> bool:
         """May this request's principal do `op` on the resource? Always, without an authorizer."""
-        return self.cluster.acls.authorize(self.principal, self.client_host, op, resource_type, name)
+        acls = self.cluster.acls
+        return not acls.enabled or acls.authorize(self.principal, self.client_host, op, resource_type, name)
 
     def authorize_cluster(self, op: AclOperation) -> bool:
-        return self.cluster.acls.authorize(self.principal, self.client_host, op, ResourceType.CLUSTER, "kafka-cluster")
+        return self.authorize(op, ResourceType.CLUSTER, "kafka-cluster")
 
     def authorized_operations(self, resource_type: ResourceType, name: str = "kafka-cluster") -> int:
         """An authorized_operations field: the operations the principal may do on the resource."""
