@@ -537,3 +537,31 @@ def test_allow_everyone_does_not_cover_named_resources(secured: Secured) -> None
     assert _first_error(secured.as_alice(ApiKey.LIST_OFFSETS, body, ignore=("offset",))) == 29
     secured.grant((TOPIC, topic, LITERAL, READ), principal="User:*")
     assert _first_error(secured.as_alice(ApiKey.LIST_OFFSETS, body, ignore=("offset",))) == 0
+
+
+def test_more_apis(secured: Secured) -> None:
+    """The other APIs' checks, for alice without any ACL on what she asks about."""
+    pair = secured.pair
+    topic = create(pair)
+    group = pair.name("g")
+    secured.as_alice(ApiKey.DESCRIBE_LOG_DIRS, {"topics": None})
+    elect = {"election_type": 0, "topic_partitions": [{"topic": topic, "partitions": [0]}], "timeout_ms": 10000}
+    secured.as_alice(ApiKey.ELECT_LEADERS, elect)
+    secured.as_alice(ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS, {"users": [{"name": "alice"}]})
+    upsert = {"name": "eve", "mechanism": 1, "iterations": 4096, "salt": b"salt", "salted_password": b"x" * 32}
+    secured.as_alice(ApiKey.ALTER_USER_SCRAM_CREDENTIALS, {"deletions": [], "upsertions": [upsert]})
+    records = {"topics": [{"name": topic, "partitions": [{"partition_index": 0, "offset": 0}]}], "timeout_ms": 10000}
+    secured.as_alice(ApiKey.DELETE_RECORDS, records)
+    offsets = {"group_id": group, "topics": [{"name": topic, "partitions": [{"partition_index": 0}]}]}
+    secured.as_alice(ApiKey.OFFSET_DELETE, offsets)
+    epochs = {"topics": [{"topic": topic, "partitions": [{"partition": 0, "leader_epoch": 0}]}]}
+    secured.as_alice(ApiKey.OFFSET_FOR_LEADER_EPOCH, epochs)
+    partitions = {"topics": [{"name": topic}], "response_partition_limit": 100, "cursor": None}
+    secured.as_alice(ApiKey.DESCRIBE_TOPIC_PARTITIONS, partitions)
+    mine = {topic}
+    secured.as_alice(
+        ApiKey.DESCRIBE_TOPIC_PARTITIONS,
+        partitions | {"topics": []},
+        view=lambda a: [t for t in a["topics"] if t["name"] in mine],
+    )
+    secured.as_alice(ApiKey.LIST_GROUPS, {}, view=lambda a: a["error_code"])
