@@ -421,3 +421,16 @@ async def test_super_users_and_allow_everyone(autojump_clock) -> None:
         }
         errors = [r.partition_responses[0].error_code for r in (await c.request(ApiKey.PRODUCE, 9, body)).responses]
         assert errors == [0, 29]
+
+
+@pytest.mark.parametrize(
+    ("peer", "host"),
+    [("127.0.0.1:5000", "127.0.0.1"), ("::1:5000", "0:0:0:0:0:0:0:1"), ("fe80::a:22", "fe80:0:0:0:0:0:0:a")],
+)
+def test_client_hosts_are_written_as_kafka_writes_them(peer: str, host: str) -> None:
+    """ACL host entries are compared with the client's address as Java writes it (IPv6 in full)."""
+    from kstub.handlers.base import Context
+
+    ctx = Context.__new__(Context)
+    ctx.peer = peer
+    assert ctx.client_host == host
