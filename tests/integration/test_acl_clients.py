@@ -1,7 +1,7 @@
 """ACLs with real clients over SASL/SCRAM and mutual TLS (docs/security.md, "ACLs").
 
 A user without READ on a topic gets TOPIC_AUTHORIZATION_FAILED from
-confluent-kafka and kafka-python; once an admin (a super user) grants READ on
+confluent-kafka, kafka-python and aiokafka (the Java client: tests/tools/test_kafka_acls.py); once an admin (a super user) grants READ on
 the topic and the group with the admin API, the same user consumes. A prefixed
 ALLOW with a literal DENY behave as in Kafka. With mutual TLS the principal is
 the certificate's, as ssl.principal.mapping.rules makes it.
@@ -243,3 +243,42 @@ def test_acls_and_scram_users_survive_a_restart(tmp_path) -> None:
         assert admin.describe_acls(everything, request_timeout=30).result(30) == [binding]
         dave = AdminClient(c.client_config("dave", "dave-pw", mechanism=SCRAM))
         assert dave.list_topics(timeout=30).topics == {}  # authenticated; may describe no topic
+
+
+def test_aiokafka_consumer_needs_read(cluster: Cluster) -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.errors import TopicAuthorizationFailedError
+
+    topic = _topic_with_records(cluster)
+    group = f"g-{topic}"
+    _allow(
+        cluster,
+        (ResourceType.GROUP, group, AclOperation.READ, LITERAL),
+        (ResourceType.TOPIC, topic, AclOperation.DESCRIBE, LITERAL),
+    )
+    settings = {
+        "bootstrap_servers": _config(cluster, "alice")["bootstrap.servers"],
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": SCRAM,
+        "sasl_plain_username": "alice",
+        "sasl_plain_password": USERS["alice"],
+    }
+
+    async def consume() -> list[bytes]:
+        consumer = AIOKafkaConsumer(topic, auto_offset_reset="earliest", group_id=group, **settings)
+        await consumer.start()
+        try:
+            got: list[bytes] = []
+            while len(got) < 3:
+                message = await asyncio.wait_for(consumer.getone(), 30)
+                got.append(message.value)
+            return got
+        finally:
+            await consumer.stop()
+
+    with pytest.raises(TopicAuthorizationFailedError):
+        asyncio.run(consume())
+    _allow(cluster, (ResourceType.TOPIC, topic, AclOperation.READ, LITERAL))
+    assert asyncio.run(consume()) == [b"v0", b"v1", b"v2"]
