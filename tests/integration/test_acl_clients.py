@@ -1,10 +1,12 @@
 """ACLs with real clients over SASL/SCRAM and mutual TLS (docs/security.md, "ACLs").
 
 A user without READ on a topic gets TOPIC_AUTHORIZATION_FAILED from
-confluent-kafka, kafka-python and aiokafka (the Java client: tests/tools/test_kafka_acls.py); once an admin (a super user) grants READ on
+confluent-kafka, kafka-python and aiokafka (the Java client:
+tests/tools/test_kafka_acls.py); once an admin (a super user) grants READ on
 the topic and the group with the admin API, the same user consumes. A prefixed
 ALLOW with a literal DENY behave as in Kafka. With mutual TLS the principal is
-the certificate's, as ssl.principal.mapping.rules makes it.
+the certificate's, as ssl.principal.mapping.rules makes it. With --data-dir,
+ACLs and SCRAM users survive a restart.
 """
 
 from __future__ import annotations
