@@ -173,10 +173,12 @@ async def offset_delete(ctx: Context, req: Container) -> Body:
     if error is not None:
         return {"error_code": error, "throttle_time_ms": 0, "topics": []}
     requested = [(t.name, p.partition_index) for t in req.topics for p in t.partitions]
-    known = [tp for tp in requested if _exists(ctx, *tp)]
+    denied = {tp for tp in requested if not ctx.authorize(Op.READ, Res.TOPIC, tp[0])}  # READ on each topic too
+    known = [tp for tp in requested if tp not in denied and _exists(ctx, *tp)]
     error, errors = ctx.cluster.groups.delete_offsets(req.group_id, known)
     if error != ErrorCode.NONE:
         return {"error_code": error, "throttle_time_ms": 0, "topics": []}
     unknown = set(requested) - set(known)
-    errors.update(dict.fromkeys(unknown, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+    errors.update(dict.fromkeys(unknown - denied, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+    errors.update(dict.fromkeys(denied, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
     return {"error_code": ErrorCode.NONE, "throttle_time_ms": 0, "topics": _answer_topics(req.topics, errors, unknown)}

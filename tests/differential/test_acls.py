@@ -554,6 +554,19 @@ def test_more_apis(secured: Secured) -> None:
     secured.as_alice(ApiKey.DELETE_RECORDS, records)
     offsets = {"group_id": group, "topics": [{"name": topic, "partitions": [{"partition_index": 0}]}]}
     secured.as_alice(ApiKey.OFFSET_DELETE, offsets)
+    # DELETE on the group is not enough: READ on each topic too
+    pair.wait_for_coordinator(group)
+    commit = {
+        "group_id": group,
+        "generation_id_or_member_epoch": -1,
+        "member_id": "",
+        "topics": [{"name": topic, "partitions": [{"partition_index": 0, "committed_offset": 0}]}],
+    }
+    for answer in pair.send(ApiKey.OFFSET_COMMIT, commit):
+        assert answer.topics[0].partitions[0].error_code == 0
+    secured.grant((GROUP, group, LITERAL, DELETE))
+    ours, _ = secured.as_alice(ApiKey.OFFSET_DELETE, offsets)
+    assert ours["topics"][0]["partitions"][0]["error_code"] == 29
     epochs = {"topics": [{"topic": topic, "partitions": [{"partition": 0, "leader_epoch": 0}]}]}
     secured.as_alice(ApiKey.OFFSET_FOR_LEADER_EPOCH, epochs)
     partitions = {"topics": [{"name": topic}], "response_partition_limit": 100, "cursor": None}
