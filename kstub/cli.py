@@ -160,10 +160,10 @@ def _serve(args: argparse.Namespace) -> int:
         users = [u for u in [args.sasl_users, *args.user] if u]
         if users:
             config.set("kstub.sasl.users", ",".join(users))
+        cluster = ClusterState(config)  # (a setting it cannot serve: authorizer.class.name)
     except ValueError as exc:
         print(f"kstub: {exc}", file=sys.stderr)
         return 2
-    cluster = ClusterState(config)
     if args.data_dir:
         from kstub.cluster.disk_store import DiskStore
 

@@ -157,4 +157,7 @@ SECURITY_SETTINGS = (
     "inter.broker.listener.name",
     "connection.failed.authentication.delay.ms",
     "connections.max.reauth.ms",
+    "authorizer.class.name",
+    "super.users",
+    "allow.everyone.if.no.acl.found",
 )

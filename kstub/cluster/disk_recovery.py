@@ -6,6 +6,7 @@ for the layout and the durability rules.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import shutil
@@ -48,6 +49,8 @@ class DiskRecovery:
             cluster.cluster_id = doc["cluster_id"]
         cluster.config.dynamic_default = dict(doc.get("dynamic_default", {}))
         cluster.config.dynamic_broker = {int(k): dict(v) for k, v in doc.get("dynamic_broker", {}).items()}
+        cluster.acls.restore(doc.get("acls", []))
+        scram_restore(cluster.scram_credentials, doc.get("scram", {}))
         ids_path = self.meta_dir / "producer-ids.json"
         if ids_path.exists():
             cluster.producer_ids.restore(json.loads(ids_path.read_text()))
@@ -137,3 +140,25 @@ class DiskRecovery:
         replayed = lg.replay_producers(start)
         if replayed:
             log.info("%s: producer state rebuilt from %d batch(es)", name, replayed)
+
+
+def scram_snapshot(store: dict[str, dict[str, tuple[bytes, bytes, bytes, int]]]) -> dict[str, Any]:
+    """SCRAM credentials as JSON: mechanism → user → [salt, stored key, server key (base64), iterations]."""
+    b64 = base64.b64encode
+    return {
+        mechanism: {
+            user: [b64(salt).decode(), b64(stored).decode(), b64(server).decode(), n]
+            for user, (salt, stored, server, n) in users.items()
+        }
+        for mechanism, users in store.items()
+    }
+
+
+def scram_restore(store: dict[str, dict[str, tuple[bytes, bytes, bytes, int]]], doc: dict[str, Any]) -> None:
+    """Credentials kept from the last run, for the users the settings (``kstub.sasl.users``) do not name:
+    those got their configured password at start, which wins."""
+    unb64 = base64.b64decode
+    for mechanism, users in doc.items():
+        known = store.setdefault(mechanism, {})
+        for user, (salt, stored, server, n) in users.items():
+            known.setdefault(user, (unb64(salt), unb64(stored), unb64(server), int(n)))

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .model import ClusterState, Partition, Topic
 
 from .disk_offsets import DiskGroupOffsets
-from .disk_recovery import DiskRecovery, RecoveryError
+from .disk_recovery import DiskRecovery, RecoveryError, scram_snapshot
 from .log_files import LONG_MAX, DiskLogStorage, _segment_name, write_atomically
 from .storage import StateStore, replica_config
 
@@ -128,6 +128,8 @@ class DiskStore(DiskRecovery, DiskGroupOffsets, StateStore):
                 }
                 for t in cluster.topics.values()
             ],
+            "acls": cluster.acls.snapshot(),
+            "scram": scram_snapshot(cluster.scram_credentials),
         }
         write_atomically(self.meta_dir / "cluster.json", json.dumps(doc, indent=1).encode())
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from kstub.control import ControlPlane
 from kstub.protocol import ErrorCode
 
+from .acls import Authorizer
 from .cleaner import LogCleaner
 from .config import BrokerConfig, InvalidConfig, TopicSettings, topic_config_value, validate_topic_configs
 from .controller import ClusterHooks, Controller
@@ -175,6 +176,8 @@ class ClusterState:
         self.scram_credentials: dict[str, dict[str, tuple[bytes, bytes, bytes, int]]] = {}
         #: client quotas (DescribeClientQuotas / AlterClientQuotas) and the byte rates measured against them
         self.client_quotas = ClientQuotas()
+        #: ACL bindings and the authorizer (kstub/cluster/acls.py); disabled without authorizer.class.name
+        self.acls = Authorizer.from_config(self.config)
         self._clock = clock
         self._assignment_counter = itertools.count()
         #: where logs and metadata live: memory unless `kstub serve --data-dir` (kstub/cluster/storage.py)

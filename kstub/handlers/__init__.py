@@ -1,6 +1,7 @@
 """Request handlers, one module per API family. Importing this registers them all."""
 
 from . import (  # noqa: F401  (imported to register their handlers)
+    acls,
     api_versions,
     cluster_info,
     configs,

@@ -9,14 +9,20 @@ response" (Produce with acks=0).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from construct import Container
 
+from kstub.cluster.acls import AclOperation, ResourceType
 from kstub.cluster.model import Broker, ClusterState
 from kstub.protocol import APIS, Api, ErrorCode
+
+#: short names for handlers' checks: ``ctx.authorize(Op.READ, Res.TOPIC, name)``
+Op = AclOperation
+Res = ResourceType
 
 
 @dataclass(slots=True)
@@ -45,6 +51,35 @@ class Context:
             if endpoint is not None:
                 return endpoint
         return broker.advertised_host, broker.port
+
+    # --- authorization (kstub/cluster/acls.py): one call per check, as Kafka's AuthHelper ---
+
+    @property
+    def client_host(self) -> str:
+        """The client's address as ACL host entries name it: as Java writes it (IPv6 in full, 0:0:0:0:0:0:0:1)."""
+        host = (self.peer.rsplit(":", 1)[0] if ":" in self.peer else self.peer).strip("[]")
+        if ":" in host:
+            try:
+                host = ":".join(f"{int(group, 16):x}" for group in ipaddress.IPv6Address(host).exploded.split(":"))
+            except ValueError:
+                pass
+        return host
+
+    def authorize(self, op: AclOperation, resource_type: ResourceType, name: str) -> bool:
+        """May this request's principal do `op` on the resource? Always, without an authorizer."""
+        acls = self.cluster.acls
+        return not acls.enabled or acls.authorize(self.principal, self.client_host, op, resource_type, name)
+
+    def authorize_cluster(self, op: AclOperation) -> bool:
+        return self.authorize(op, ResourceType.CLUSTER, "kafka-cluster")
+
+    def authorized_operations(self, resource_type: ResourceType, name: str = "kafka-cluster") -> int:
+        """An authorized_operations field: the operations the principal may do on the resource."""
+        return self.cluster.acls.authorized_operations(self.principal, self.client_host, resource_type, name)
+
+    def authorize_by_resource_type(self, op: AclOperation, resource_type: ResourceType) -> bool:
+        """May the principal do `op` on some resource of this type (Kafka's authorizeByResourceType)?"""
+        return self.cluster.acls.authorize_by_resource_type(self.principal, self.client_host, op, resource_type)
 
     def injected_error(self, topic: str | None, partition: int | None = None) -> ErrorCode | None:
         """The error the control plane injects for this topic (partition), if any: answer it instead."""

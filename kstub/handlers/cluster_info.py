@@ -21,7 +21,7 @@ from construct import Container
 
 from kstub.protocol import ApiKey, ErrorCode
 
-from .base import Body, Context, handles
+from .base import Body, Context, Op, Res, handles
 
 BROKER_ENDPOINT = 1
 _ENDPOINT_NAMES = {1: "BROKER", 2: "CONTROLLER"}
@@ -61,15 +61,22 @@ async def describe_cluster(ctx: Context, req: Container) -> Body:
             if b.alive or (ctx.api_version >= 2 and req.include_fenced_brokers)
             for host, port in (ctx.endpoint(b),)
         ],
-        "cluster_authorized_operations": (
-            CLUSTER_OPERATIONS if req.include_cluster_authorized_operations else NO_OPERATIONS
-        ),
+        "cluster_authorized_operations": cluster_operations(ctx)
+        if req.include_cluster_authorized_operations
+        else NO_OPERATIONS,
     }
+
+
+def cluster_operations(ctx: Context) -> int:
+    """The cluster's authorized operations field: none without DESCRIBE on it, as Kafka answers."""
+    return ctx.authorized_operations(Res.CLUSTER) if ctx.authorize_cluster(Op.DESCRIBE) else 0
 
 
 @handles(ApiKey.DESCRIBE_LOG_DIRS)
 async def describe_log_dirs(ctx: Context, req: Container) -> Body:
     cluster = ctx.cluster
+    if not ctx.authorize_cluster(Op.DESCRIBE):
+        return {"throttle_time_ms": 0, "error_code": ErrorCode.CLUSTER_AUTHORIZATION_FAILED, "results": []}
     wanted = None if req.topics is None else {(t.topic, p) for t in req.topics for p in t.partitions}
     topics = []
     for topic in cluster.topics.values():

@@ -39,7 +39,7 @@ from kstub.cluster.model import Topic, topic_name_error
 from kstub.protocol import ApiKey, ErrorCode
 from kstub.security import is_secret_setting
 
-from .base import Body, Context, handles
+from .base import Body, Context, Op, Res, handles
 
 log = logging.getLogger("kstub.configs")
 
@@ -158,17 +158,34 @@ def _describe_one(ctx: Context, r: Container, include_synonyms: bool, include_do
     }
 
 
+def config_denied(ctx: Context, resource_type: int, name: str, op: Op) -> ErrorCode | None:
+    """DESCRIBE_CONFIGS / ALTER_CONFIGS on the topic, or on the cluster for broker (logger) resources."""
+    if resource_type == TOPIC:
+        return None if ctx.authorize(op, Res.TOPIC, name) else ErrorCode.TOPIC_AUTHORIZATION_FAILED
+    if resource_type in (BROKER, BROKER_LOGGER):
+        return None if ctx.authorize_cluster(op) else ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+    return None
+
+
 @handles(ApiKey.DESCRIBE_CONFIGS)
 async def describe_configs(ctx: Context, req: Container) -> Body:
-    results = []
+    results, refused = [], []
     for r in req.resources:
+        denied = config_denied(ctx, r.resource_type, r.resource_name, Op.DESCRIBE_CONFIGS)
+        if denied is not None:  # answered after the others, as Kafka does
+            refused.append({"error_code": denied, "error_message": None, "configs": []} | _resource(r))
+            continue
         try:
             body = _describe_one(ctx, r, req.include_synonyms, req.include_documentation)
         except _Refusal as exc:
             body = {"error_code": exc.code, "error_message": exc.message, "configs": []}
         body.update(resource_type=r.resource_type, resource_name=r.resource_name)
         results.append(body)
-    return {"throttle_time_ms": 0, "results": results}
+    return {"throttle_time_ms": 0, "results": results + refused}
+
+
+def _resource(r: Container) -> Body:
+    return {"resource_type": r.resource_type, "resource_name": r.resource_name}
 
 
 # --- AlterConfigs and IncrementalAlterConfigs ------------------------------------------------
@@ -307,6 +324,9 @@ def _alter(ctx: Context, req: Container, incremental: bool) -> Body:
             if seen[(r.resource_type, r.resource_name)] > 1:
                 raise _Refusal(ErrorCode.INVALID_REQUEST, "Each resource must appear at most once.")
             _check_common(r, incremental)
+            denied = config_denied(ctx, r.resource_type, r.resource_name, Op.ALTER_CONFIGS)
+            if denied is not None:
+                raise _Refusal(denied, None)
             change = _incremental(r.configs) if incremental else _replace(r.configs)
             if r.resource_type == TOPIC:
                 _alter_topic(ctx, r.resource_name, change, req.validate_only)

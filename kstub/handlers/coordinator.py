@@ -15,7 +15,7 @@ from construct import Container
 
 from kstub.protocol import ApiKey, ErrorCode
 
-from .base import Body, Context, handles
+from .base import Body, Context, Op, Res, handles
 
 GROUP = 0
 TRANSACTION = 1
@@ -25,6 +25,9 @@ def _lookup(ctx: Context, key: str, key_type: int) -> Body:
     if key_type not in (GROUP, TRANSACTION):
         error, message = ErrorCode.INVALID_REQUEST, f"Unknown coordinator type {key_type}"
         return {"error_code": error, "error_message": message, "node_id": -1, "host": "", "port": -1}
+    denied = _denied(ctx, key, key_type)
+    if denied is not None:
+        return {"error_code": denied, "error_message": None, "node_id": -1, "host": "", "port": -1}
     if key_type == TRANSACTION:
         broker = ctx.cluster.transactions.coordinator_for(key)
     else:
@@ -39,6 +42,15 @@ def _lookup(ctx: Context, key: str, key_type: int) -> Body:
         "host": ctx.endpoint(broker)[0],
         "port": ctx.endpoint(broker)[1],
     }
+
+
+def _denied(ctx: Context, key: str, key_type: int) -> ErrorCode | None:
+    """DESCRIBE on the group or transactional id, as Kafka asks before looking."""
+    if key_type == GROUP and not ctx.authorize(Op.DESCRIBE, Res.GROUP, key):
+        return ErrorCode.GROUP_AUTHORIZATION_FAILED
+    if key_type == TRANSACTION and not ctx.authorize(Op.DESCRIBE, Res.TRANSACTIONAL_ID, key):
+        return ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    return None
 
 
 @handles(ApiKey.FIND_COORDINATOR)

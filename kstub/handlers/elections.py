@@ -20,7 +20,7 @@ from construct import Container
 from kstub.cluster.model import Partition
 from kstub.protocol import ApiKey, ErrorCode
 
-from .base import Body, Context, handles
+from .base import Body, Context, Op, handles
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,18 @@ def _elect(ctx: Context, p: Partition, election_type: int) -> ErrorCode:
     return ErrorCode.NONE
 
 
+def _refused(req: Container, error: ErrorCode) -> Body:
+    results = [
+        {"topic": t.topic, "partition_result": [{"partition_id": i, "error_code": error} for i in t.partitions]}
+        for t in req.topic_partitions or []
+    ]
+    return {"throttle_time_ms": 0, "error_code": error, "replica_election_results": results}
+
+
 @handles(ApiKey.ELECT_LEADERS)
 async def elect_leaders(ctx: Context, req: Container) -> Body:
+    if not ctx.authorize_cluster(Op.ALTER):  # every partition asked gets the error, as Kafka answers
+        return _refused(req, ErrorCode.CLUSTER_AUTHORIZATION_FAILED)
     election_type = req.election_type if ctx.api_version >= 1 else PREFERRED
     if election_type not in (PREFERRED, UNCLEAN):
         return {"throttle_time_ms": 0, "error_code": ErrorCode.INVALID_REQUEST, "replica_election_results": []}

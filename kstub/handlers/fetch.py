@@ -54,10 +54,11 @@ from kstub.cluster.quotas import CONSUMER_BYTE_RATE, quota_user
 from kstub.cluster.segments import Chunk
 from kstub.protocol import ApiKey, ErrorCode
 
-from .base import Body, Context, handles
+from .base import Body, Context, Op, Res, handles
 
 READ_COMMITTED = 1
-_UNKNOWN = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.UNKNOWN_TOPIC_ID)
+#: errors found before any read: answered with an empty list of aborted transactions, not null
+_BEFORE_READ = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.UNKNOWN_TOPIC_ID, ErrorCode.TOPIC_AUTHORIZATION_FAILED)
 
 
 def _error_partition(index: int, code: ErrorCode) -> Body:
@@ -69,9 +70,7 @@ def _error_partition(index: int, code: ErrorCode) -> Body:
         "high_watermark": -1,
         "last_stable_offset": -1,
         "log_start_offset": -1,
-        "aborted_transactions": []
-        if code in (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.UNKNOWN_TOPIC_ID)
-        else None,
+        "aborted_transactions": [] if code in _BEFORE_READ else None,
         "records": b"",
     }
 
@@ -204,7 +203,20 @@ class _Round:
         self.endpoints: dict[int, Body] = {}
 
 
-def _read_all(ctx: Context, req: Container, partitions: list[tuple[PartitionKey, Any]], uses_ids: bool) -> _Round:
+def _may_read(ctx: Context, topic: str, allowed: dict[str, bool]) -> bool:
+    """READ on the topic (a consumer's fetch; kstub's followers replicate in process), asked once a fetch."""
+    if topic not in allowed:
+        allowed[topic] = ctx.authorize(Op.READ, Res.TOPIC, topic)
+    return allowed[topic]
+
+
+def _read_all(
+    ctx: Context,
+    req: Container,
+    partitions: list[tuple[PartitionKey, Any]],
+    uses_ids: bool,
+    allowed: dict[str, bool],
+) -> _Round:
     budget = max_response_bytes(ctx, req)
     read_committed = ctx.api_version >= 4 and req.isolation_level == READ_COMMITTED
     names = {t.topic_id: name for name, t in ctx.cluster.topics.items()} if uses_ids else None
@@ -214,6 +226,9 @@ def _read_all(ctx: Context, req: Container, partitions: list[tuple[PartitionKey,
         name = names.get(topic_key) if names is not None else topic_key
         if name is None:
             out.erroneous.append((key, _error_partition(index, ErrorCode.UNKNOWN_TOPIC_ID)))
+            continue
+        if not _may_read(ctx, name, allowed):  # checked before the topic's existence, as Kafka does
+            out.erroneous.append((key, _error_partition(index, ErrorCode.TOPIC_AUTHORIZATION_FAILED)))
             continue
         if ctx.cluster.partition(name, index) is None:
             out.erroneous.append((key, _error_partition(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)))
@@ -302,6 +317,7 @@ async def fetch(ctx: Context, req: Container) -> Body:
     min_bytes = max(min(req.min_bytes, max_response_bytes(ctx, req)), 1)
     uses_ids = ctx.api_version >= 13
     requested, forgotten = _requested(req, uses_ids)
+    allowed: dict[str, bool] = {}  # READ on each topic
     sessions = ctx.broker.fetch_sessions
     session_id, epoch = (req.session_id, req.session_epoch) if ctx.api_version >= 7 else (0, FINAL_EPOCH)
 
@@ -333,7 +349,7 @@ async def fetch(ctx: Context, req: Container) -> Body:
             partitions = [(key, cached.params) for key, cached in session.partitions.items()]
 
     while True:
-        found = _read_all(ctx, req, partitions, uses_ids)
+        found = _read_all(ctx, req, partitions, uses_ids, allowed)
         if (
             not found.read
             or found.read_error

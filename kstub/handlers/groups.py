@@ -16,7 +16,7 @@ from kstub.cluster.groups import GroupState, JoinResult, SyncResult
 from kstub.cluster.membership import JoinRequest, SyncRequest
 from kstub.protocol import ApiKey, ErrorCode
 
-from .base import Body, Context, handles
+from .base import Body, Context, Op, Res, handles
 
 #: DescribeGroups authorized operations without an authorizer: Kafka 4's group operations
 #: READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS and ALTER_CONFIGS (groups have configs since KIP-848)
@@ -62,6 +62,8 @@ def _join_body(ctx: Context, r: JoinResult) -> Body:
 
 @handles(ApiKey.JOIN_GROUP)
 async def join_group(ctx: Context, req: Container) -> Body:
+    if not ctx.authorize(Op.READ, Res.GROUP, req.group_id):
+        return _join_body(ctx, JoinResult(ErrorCode.GROUP_AUTHORIZATION_FAILED))
     error = check_group(ctx, req.group_id)
     if error is not None:
         return _join_body(ctx, JoinResult(error, req.member_id))
@@ -99,6 +101,8 @@ async def sync_group(ctx: Context, req: Container) -> Body:
     if ctx.api_version >= 5 and (req.protocol_type is None or req.protocol_name is None):
         # v5 made both mandatory: Kafka refuses a request without them before anything else
         return _sync_body(SyncResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL))
+    if not ctx.authorize(Op.READ, Res.GROUP, req.group_id):
+        return _sync_body(SyncResult(ErrorCode.GROUP_AUTHORIZATION_FAILED))
     error = check_group(ctx, req.group_id)
     if error is not None:
         return _sync_body(SyncResult(error))
@@ -118,6 +122,8 @@ async def sync_group(ctx: Context, req: Container) -> Body:
 
 @handles(ApiKey.HEARTBEAT)
 async def heartbeat(ctx: Context, req: Container) -> Body:
+    if not ctx.authorize(Op.READ, Res.GROUP, req.group_id):
+        return {"throttle_time_ms": 0, "error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED}
     error = check_group(ctx, req.group_id)
     if error is None:
         error = ctx.cluster.groups.heartbeat(req.group_id, req.generation_id, req.member_id, req.group_instance_id)
@@ -128,6 +134,8 @@ async def heartbeat(ctx: Context, req: Container) -> Body:
 async def leave_group(ctx: Context, req: Container) -> Body:
     v = ctx.api_version
     error = check_group(ctx, req.group_id)
+    if not ctx.authorize(Op.READ, Res.GROUP, req.group_id):
+        error = ErrorCode.GROUP_AUTHORIZATION_FAILED
     if error is not None:
         return {"throttle_time_ms": 0, "error_code": error, "members": []}
     leaving = [(m.member_id, m.group_instance_id) for m in req.members] if v >= 3 else [(req.member_id, None)]
@@ -143,7 +151,7 @@ async def leave_group(ctx: Context, req: Container) -> Body:
 
 
 def _describe_one(ctx: Context, group_id: str, include_operations: bool) -> Body:
-    operations = GROUP_OPERATIONS if include_operations else NOT_REQUESTED
+    operations = ctx.authorized_operations(Res.GROUP, group_id) if include_operations else NOT_REQUESTED
     error = check_group(ctx, group_id, allow_empty=True)
     if error is not None:
         return {
@@ -198,9 +206,24 @@ def _describe_one(ctx: Context, group_id: str, include_operations: bool) -> Body
 
 @handles(ApiKey.DESCRIBE_GROUPS)
 async def describe_groups(ctx: Context, req: Container) -> Body:
+    # groups the principal may not describe are answered first, as Kafka does
+    denied = [g for g in req.groups if not ctx.authorize(Op.DESCRIBE, Res.GROUP, g)]
     return {
         "throttle_time_ms": 0,
-        "groups": [_describe_one(ctx, g, req.include_authorized_operations) for g in req.groups],
+        "groups": [_denied_group(g) for g in denied]
+        + [_describe_one(ctx, g, req.include_authorized_operations) for g in req.groups if g not in denied],
+    }
+
+
+def _denied_group(group_id: str) -> Body:
+    return {
+        "error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED,
+        "group_id": group_id,
+        "group_state": "",
+        "protocol_type": "",
+        "protocol_data": "",
+        "members": [],
+        "authorized_operations": NOT_REQUESTED,
     }
 
 
@@ -225,6 +248,8 @@ async def list_groups(ctx: Context, req: Container) -> Body:
         if coordinator.is_coordinator(g.group_id, ctx.node_id)
         and (wanted_states is None or g.state.value.lower() in wanted_states)
     ]
+    if not ctx.authorize_cluster(Op.DESCRIBE):  # without DESCRIBE on the cluster: the groups it may describe
+        listed = [g for g in listed if ctx.authorize(Op.DESCRIBE, Res.GROUP, g["group_id"])]
     if req.types_filter:  # v5 (KIP-848): classic, consumer; case-insensitive
         types = {name.lower() for name in req.types_filter}
         listed = [g for g in listed if g["group_type"] in types]
@@ -233,8 +258,11 @@ async def list_groups(ctx: Context, req: Container) -> Body:
 
 @handles(ApiKey.DELETE_GROUPS)
 async def delete_groups(ctx: Context, req: Container) -> Body:
-    results = []
+    results, denied = [], []
     for group_id in dict.fromkeys(req.groups_names):  # a group named twice is answered once, as in Kafka
+        if not ctx.authorize(Op.DELETE, Res.GROUP, group_id):  # answered after the others, as Kafka does
+            denied.append({"group_id": group_id, "error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED})
+            continue
         error = check_group(ctx, group_id, allow_empty=True)
         if error is None and group_id in ctx.cluster.groups.consumer.groups:
             error = ctx.cluster.groups.consumer.delete(group_id)
@@ -243,4 +271,4 @@ async def delete_groups(ctx: Context, req: Container) -> Body:
         elif error is None:
             error = ctx.cluster.groups.delete_group(group_id)
         results.append({"group_id": group_id, "error_code": error})
-    return {"throttle_time_ms": 0, "results": results}
+    return {"throttle_time_ms": 0, "results": results + denied}

@@ -15,11 +15,18 @@ from construct import Container
 
 from kstub.protocol import ApiKey, ErrorCode
 
-from .base import Body, Context, handles
+from .base import Body, Context, Op, Res, handles
 from .fetch import resolve
 
 
 def _lookup(ctx: Context, topic: str, op: Container) -> Body:
+    if not (ctx.authorize_cluster(Op.CLUSTER_ACTION) or ctx.authorize(Op.DESCRIBE, Res.TOPIC, topic)):
+        return {
+            "error_code": ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+            "partition": op.partition,
+            "leader_epoch": -1,
+            "end_offset": -1,
+        }
     target = resolve(ctx, topic, op.partition, op.current_leader_epoch)
     if isinstance(target, ErrorCode):
         return {"error_code": target, "partition": op.partition, "leader_epoch": -1, "end_offset": -1}

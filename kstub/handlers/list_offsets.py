@@ -34,7 +34,7 @@ from kstub.cluster.segments import Chunk
 from kstub.protocol import ApiKey, ErrorCode
 from kstub.protocol.records import BatchError
 
-from .base import Body, Context, handles, unique_partitions
+from .base import Body, Context, Op, Res, handles, unique_partitions
 from .fetch import resolve
 from .offload import in_thread, is_heavy
 
@@ -130,16 +130,23 @@ def _duplicate(lp: Container) -> Body:
     }
 
 
+def _denied(lp: Container) -> Body:
+    return _duplicate(lp) | {"error_code": ErrorCode.TOPIC_AUTHORIZATION_FAILED, "leader_epoch": -1}
+
+
 @handles(ApiKey.LIST_OFFSETS)
 async def list_offsets(ctx: Context, req: Container) -> Body:
     # a partition asked more than once is answered once, with INVALID_REQUEST, as Kafka does
     isolation = req.isolation_level if ctx.api_version >= 2 else 0
     counts = Counter((t.name, lp.partition_index) for t in req.topics for lp in t.partitions)
-    topics = []
+    topics, denied = [], []
     for name, parts in unique_partitions(req.topics, "name", "partitions", "partition_index"):
+        if not ctx.authorize(Op.DESCRIBE, Res.TOPIC, name):  # answered after the others, as Kafka does
+            denied.append({"name": name, "partitions": [_denied(lp) for lp in parts]})
+            continue
         answers = [
             _duplicate(lp) if counts[(name, lp.partition_index)] > 1 else await _lookup(ctx, name, lp, isolation)
             for lp in parts
         ]
         topics.append({"name": name, "partitions": answers})
-    return {"throttle_time_ms": 0, "topics": topics}
+    return {"throttle_time_ms": 0, "topics": topics + denied}

@@ -27,8 +27,8 @@ from kstub.cluster.model import ClusterError, Partition, Topic, topic_name_error
 from kstub.protocol import ApiKey, ErrorCode
 from kstub.protocol.primitives import ZERO_UUID
 
-from .base import Body, Context, handles
-from .cluster_info import CLUSTER_OPERATIONS, NO_OPERATIONS
+from .base import Body, Context, Op, Res, handles
+from .cluster_info import NO_OPERATIONS, cluster_operations
 
 # AclOperation codes a topic resource supports: READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE,
 # DESCRIBE_CONFIGS, ALTER_CONFIGS (Kafka's AclEntry.supportedOperations).
@@ -104,7 +104,8 @@ async def metadata(ctx: Context, req: Container) -> Body:
             # Neither a name nor an id: Kafka 4.x fails the whole request (UNKNOWN_SERVER_ERROR).
             return _error_response(requested, ErrorCode.UNKNOWN_SERVER_ERROR)
     if requested is None or (ctx.api_version == 0 and not requested):
-        topics = [topic_body(t) for t in cluster.topics.values()]
+        # every topic the principal may describe; the others are left out, as Kafka does
+        topics = [topic_body(t) for t in cluster.topics.values() if ctx.authorize(Op.DESCRIBE, Res.TOPIC, t.name)]
         if ctx.faults:
             topics = [_injected(ctx, t["name"]) or t for t in topics]
     else:
@@ -112,6 +113,8 @@ async def metadata(ctx: Context, req: Container) -> Body:
         unknown_ids: list[Body] = []
         found: list[Body] = []
         missing: list[Body] = []
+        no_create: list[Body] = []  # TOPIC_AUTHORIZATION_FAILED: no CREATE for auto-creation,
+        denied: list[Body] = []  # then no DESCRIBE
         seen: set[str] = set()
         seen_ids: set = set()
         by_id = any(e.topic_id is not None and e.topic_id != ZERO_UUID for e in requested)
@@ -128,11 +131,19 @@ async def metadata(ctx: Context, req: Container) -> Body:
                     unknown_ids.append(_error_topic(None, ErrorCode.UNKNOWN_TOPIC_ID) | {"topic_id": entry.topic_id})
                 elif topic.name not in seen:
                     seen.add(topic.name)
-                    found.append(topic_body(topic))
+                    if ctx.authorize(Op.DESCRIBE, Res.TOPIC, topic.name):
+                        found.append(topic_body(topic))
+                    else:  # topic ids are not secret: Kafka answers the id
+                        denied.append(
+                            _error_topic(None, ErrorCode.TOPIC_AUTHORIZATION_FAILED) | {"topic_id": entry.topic_id}
+                        )
                 continue
             if name in seen:
                 continue
             seen.add(name)
+            if not ctx.authorize(Op.DESCRIBE, Res.TOPIC, name):
+                denied.append(_error_topic(name, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
+                continue
             injected = _injected(ctx, name) if ctx.faults else None
             if injected is not None:
                 found.append(injected)
@@ -143,6 +154,9 @@ async def metadata(ctx: Context, req: Container) -> Body:
             elif topic_name_error(name):
                 missing.append(_error_topic(name, ErrorCode.INVALID_TOPIC_EXCEPTION))
             elif allow_create and cluster.config["auto.create.topics.enable"]:
+                if not (ctx.authorize_cluster(Op.CREATE) or ctx.authorize(Op.CREATE, Res.TOPIC, name)):
+                    no_create.append(_error_topic(name, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
+                    continue
                 try:
                     cluster.create_topic(name)
                 except ClusterError as exc:
@@ -151,11 +165,11 @@ async def metadata(ctx: Context, req: Container) -> Body:
                     missing.append(_error_topic(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
             else:
                 missing.append(_error_topic(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
-        topics = unknown_ids + found + missing
+        topics = unknown_ids + found + missing + no_create + denied
     if req.include_topic_authorized_operations:
         for t in topics:
             if t["error_code"] == ErrorCode.NONE:
-                t["topic_authorized_operations"] = TOPIC_OPERATIONS
+                t["topic_authorized_operations"] = ctx.authorized_operations(Res.TOPIC, t["name"])
     return {
         "throttle_time_ms": 0,
         "brokers": broker_list(ctx),
@@ -163,6 +177,8 @@ async def metadata(ctx: Context, req: Container) -> Body:
         "controller_id": cluster.controller_id,
         "topics": topics,
         "cluster_authorized_operations": (
-            CLUSTER_OPERATIONS if ctx.api_version <= 10 and req.include_cluster_authorized_operations else NO_OPERATIONS
+            cluster_operations(ctx)
+            if ctx.api_version <= 10 and req.include_cluster_authorized_operations
+            else NO_OPERATIONS
         ),
     }

@@ -19,7 +19,7 @@ from construct import Container
 from kstub.cluster.groups import CommittedOffset, GroupError, TopicPartition
 from kstub.protocol import ApiKey, ErrorCode
 
-from .base import Body, Context, handles
+from .base import Body, Context, Op, Res, handles
 from .groups import check_group
 
 
@@ -48,9 +48,17 @@ async def offset_commit(ctx: Context, req: Container) -> Body:
     errors: dict[TopicPartition, ErrorCode] = {}
     known: list[tuple[str, Container]] = []
     unknown: set[TopicPartition] = set()
+    if not ctx.authorize(Op.READ, Res.GROUP, req.group_id):
+        errors = {
+            (t.name, p.partition_index): ErrorCode.GROUP_AUTHORIZATION_FAILED for t in req.topics for p in t.partitions
+        }
+        return {"throttle_time_ms": 0, "topics": _answer_topics(req.topics, errors, set())}
     for t in req.topics:
         for p in t.partitions:
-            if _exists(ctx, t.name, p.partition_index):
+            if not ctx.authorize(Op.READ, Res.TOPIC, t.name):
+                errors[(t.name, p.partition_index)] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                unknown.add((t.name, p.partition_index))
+            elif _exists(ctx, t.name, p.partition_index):
                 known.append((t.name, p))
             else:
                 errors[(t.name, p.partition_index)] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
@@ -126,19 +134,24 @@ def _fetch_group(
     """One group's committed offsets: the requested partitions, or all (`topics` None). From v9, `member`
     (its id and epoch) is checked against a consumer group's (KIP-848). With `require_stable`
     (v7+), a partition a transaction holds an uncommitted offset for is UNSTABLE_OFFSET_COMMIT."""
+    if not ctx.authorize(Op.DESCRIBE, Res.GROUP, group_id):
+        return ErrorCode.GROUP_AUTHORIZATION_FAILED, []
     error = check_group(ctx, group_id, allow_empty=True)
     if error is None and member is not None:
         error = ctx.cluster.groups.validate_fetch(group_id, *member) or None
     if error is not None:
         return error, []
     committed = ctx.cluster.groups.committed(group_id)
-    if topics is None:
+    denied: list[tuple[str, list[int]]] = []
+    if topics is None:  # offsets of topics the principal may not describe are left out
         by_topic: dict[str, list[int]] = {}
         for topic, partition in sorted(committed):
             by_topic.setdefault(topic, []).append(partition)
-        wanted = list(by_topic.items())
+        wanted = [(t, ps) for t, ps in by_topic.items() if ctx.authorize(Op.DESCRIBE, Res.TOPIC, t)]
     else:
-        wanted = _requested(topics)
+        wanted = []
+        for topic, partitions in _requested(topics):
+            (wanted if ctx.authorize(Op.DESCRIBE, Res.TOPIC, topic) else denied).append((topic, partitions))
     commits = ctx.cluster.groups.commits
 
     def answer(topic: str, p: int) -> Body:
@@ -148,6 +161,9 @@ def _fetch_group(
 
     return ErrorCode.NONE, [
         {"name": topic, "partitions": [answer(topic, p) for p in partitions]} for topic, partitions in wanted
+    ] + [
+        {"name": topic, "partitions": [_partition(p, None, ErrorCode.TOPIC_AUTHORIZATION_FAILED) for p in partitions]}
+        for topic, partitions in denied
     ]
 
 
@@ -174,14 +190,17 @@ async def offset_fetch(ctx: Context, req: Container) -> Body:
 
 @handles(ApiKey.OFFSET_DELETE)
 async def offset_delete(ctx: Context, req: Container) -> Body:
-    error = check_group(ctx, req.group_id)
+    error = None if ctx.authorize(Op.DELETE, Res.GROUP, req.group_id) else ErrorCode.GROUP_AUTHORIZATION_FAILED
+    error = error or check_group(ctx, req.group_id)
     if error is not None:
         return {"error_code": error, "throttle_time_ms": 0, "topics": []}
     requested = [(t.name, p.partition_index) for t in req.topics for p in t.partitions]
-    known = [tp for tp in requested if _exists(ctx, *tp)]
+    denied = {tp for tp in requested if not ctx.authorize(Op.READ, Res.TOPIC, tp[0])}  # READ on each topic too
+    known = [tp for tp in requested if tp not in denied and _exists(ctx, *tp)]
     error, errors = ctx.cluster.groups.delete_offsets(req.group_id, known)
     if error != ErrorCode.NONE:
         return {"error_code": error, "throttle_time_ms": 0, "topics": []}
     unknown = set(requested) - set(known)
-    errors.update(dict.fromkeys(unknown, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+    errors.update(dict.fromkeys(unknown - denied, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+    errors.update(dict.fromkeys(denied, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
     return {"error_code": ErrorCode.NONE, "throttle_time_ms": 0, "topics": _answer_topics(req.topics, errors, unknown)}

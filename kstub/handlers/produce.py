@@ -41,7 +41,7 @@ from kstub.cluster.quotas import PRODUCER_BYTE_RATE, quota_user
 from kstub.protocol import ApiKey, ErrorCode
 from kstub.protocol.records import BatchError, inflates_on_read, iter_records, read_produce_data
 
-from .base import Body, Context, handles, unique_partitions
+from .base import Body, Context, Op, Res, handles, unique_partitions
 from .offload import ON_LOOP_BYTES, in_thread
 
 log = logging.getLogger("kstub.produce")
@@ -282,14 +282,16 @@ async def produce(ctx: Context, req: Container) -> Body | None:
     responses = []
     pending: list[_Pending] = []
     appended: list[Partition] = []
-    # Kafka refuses transactional records without a transactional id for the whole request
-    unauthorized = req.transactional_id is None and any(
-        _has_transactional_records(p) for t in req.topic_data for p in t.partition_data
+    # Kafka refuses transactional records without a transactional id (or WRITE on it) for the whole request
+    unauthorized = any(_has_transactional_records(p) for t in req.topic_data for p in t.partition_data) and (
+        req.transactional_id is None or not ctx.authorize(Op.WRITE, Res.TRANSACTIONAL_ID, req.transactional_id)
     )
     # each partition once: one named again replaces the earlier data, as in Kafka's map of them
     for name, partition_data in unique_partitions(req.topic_data, "name", "partition_data", "index"):
         if unauthorized:
             parts = [_partition_error(p.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for p in partition_data]
+        elif not ctx.authorize(Op.WRITE, Res.TOPIC, name):
+            parts = [_partition_error(p.index, ErrorCode.TOPIC_AUTHORIZATION_FAILED) for p in partition_data]
         elif acks not in (-1, 0, 1):
             parts = [_partition_error(p.index, ErrorCode.INVALID_REQUIRED_ACKS) for p in partition_data]
         else:

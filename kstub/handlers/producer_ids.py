@@ -14,15 +14,28 @@ from construct import Container
 
 from kstub.protocol import ApiKey, ErrorCode
 
-from .base import Body, Context, handles
+from .base import Body, Context, Op, Res, handles
 
 NO_PRODUCER_ID = -1
 NO_PRODUCER_EPOCH = -1
 
 
+def init_producer_id_denied(ctx: Context, transactional_id: str | None) -> ErrorCode | None:
+    """Kafka's check: WRITE on the transactional id, else IDEMPOTENT_WRITE on the cluster or WRITE on some topic."""
+    if transactional_id is not None:
+        if not ctx.authorize(Op.WRITE, Res.TRANSACTIONAL_ID, transactional_id):
+            return ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    elif not ctx.authorize_cluster(Op.IDEMPOTENT_WRITE) and not ctx.authorize_by_resource_type(Op.WRITE, Res.TOPIC):
+        return ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+    return None
+
+
 @handles(ApiKey.INIT_PRODUCER_ID)
 async def init_producer_id(ctx: Context, req: Container) -> Body:
     pid, epoch = req.producer_id, req.producer_epoch
+    denied = init_producer_id_denied(ctx, req.transactional_id)
+    if denied is not None:
+        return {"throttle_time_ms": 0, "error_code": denied, "producer_id": -1, "producer_epoch": -1}
     if (pid == NO_PRODUCER_ID) != (epoch == NO_PRODUCER_EPOCH):
         error = ErrorCode.INVALID_REQUEST
         return {"throttle_time_ms": 0, "error_code": error, "producer_id": -1, "producer_epoch": -1}

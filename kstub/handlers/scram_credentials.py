@@ -17,7 +17,7 @@ from construct import Container
 from kstub.protocol import ApiKey, ErrorCode
 from kstub.security import SCRAM_MECHANISMS, scram_keys
 
-from .base import Body, Context, handles
+from .base import Body, Context, Op, handles
 
 _BY_NUMBER = {number: name for name, number in SCRAM_MECHANISMS.items()}
 MIN_ITERATIONS, MAX_ITERATIONS = 4096, 16384
@@ -35,6 +35,10 @@ def _credentials_of(ctx: Context, user: str) -> list[Body]:
 @handles(ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS)
 async def describe_user_scram_credentials(ctx: Context, req: Container) -> Body:
     store = ctx.cluster.scram_credentials
+    if not ctx.authorize_cluster(Op.DESCRIBE):
+        error = {"error_code": ErrorCode.CLUSTER_AUTHORIZATION_FAILED, "error_message": None}
+        results = [{"user": "", "credential_infos": [], **error} for _ in req.users or []]
+        return {"throttle_time_ms": 0, **error, "results": results}
     if req.users is None or not req.users:
         users = sorted({user for users in store.values() for user in users})
         results = [
@@ -67,6 +71,13 @@ async def describe_user_scram_credentials(ctx: Context, req: Container) -> Body:
 async def alter_user_scram_credentials(ctx: Context, req: Container) -> Body:
     store = ctx.cluster.scram_credentials
     changes = [("delete", d) for d in req.deletions] + [("upsert", u) for u in req.upsertions]
+    if not ctx.authorize_cluster(Op.ALTER):
+        error = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+        users = sorted({c.name for _, c in changes})
+        return {
+            "throttle_time_ms": 0,
+            "results": [{"user": u, "error_code": error, "error_message": None} for u in users],
+        }
     seen: dict[str, int] = {}  # Kafka allows one change per user and request, whatever the mechanism
     for _, change in changes:
         seen[change.name] = seen.get(change.name, 0) + 1
@@ -104,6 +115,8 @@ async def alter_user_scram_credentials(ctx: Context, req: Container) -> Body:
         else:
             stored_key, server_key = scram_keys(mechanism, bytes(change.salted_password))
             users[change.name] = (bytes(change.salt), stored_key, server_key, change.iterations)
+    if any(change.name not in errors for _, change in changes):
+        ctx.cluster.store.save_metadata(ctx.cluster)  # kept with --data-dir, as Kafka keeps them in its metadata
     results = []
     for name in dict.fromkeys(change.name for _, change in changes):
         error, message = errors.get(name, (ErrorCode.NONE, None))

@@ -30,7 +30,7 @@ from kstub.cluster.model import ClusterError, Partition, Topic
 from kstub.protocol import ApiKey, ErrorCode
 from kstub.protocol.primitives import ZERO_UUID
 
-from .base import Body, Context, handles, unique_partitions
+from .base import Body, Context, Op, Res, handles, unique_partitions
 from .configs import topic_config_entries
 
 #: Kafka's controller refuses a CreateTopics or CreatePartitions request that would create more
@@ -49,6 +49,17 @@ def config_entries(ctx: Context, explicit: dict[str, str]) -> list[Body]:
 
 
 def _created(ctx: Context, name: str, partitions: int, rf: int, explicit: dict[str, str], topic: Topic | None) -> Body:
+    if not ctx.authorize(Op.DESCRIBE_CONFIGS, Res.TOPIC, name):  # created, but its shape and configs are not shown
+        return {
+            "name": name,
+            "topic_id": topic.topic_id if topic else ZERO_UUID,
+            "error_code": ErrorCode.NONE,
+            "error_message": None,
+            "num_partitions": -1,
+            "replication_factor": -1,
+            "configs": [],
+            "topic_config_error_code": ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+        }
     return {
         "name": name,
         "topic_id": topic.topic_id if topic else ZERO_UUID,
@@ -126,8 +137,17 @@ async def create_topics(ctx: Context, req: Container) -> Body:
         if n > 1
     ]
     seen: set[str] = set()
-    created = [_create_one(ctx, t, req.validate_only, seen) for t in req.topics if counts[t.name] == 1]
-    return {"throttle_time_ms": 0, "topics": created + duplicates}
+    may_create = ctx.authorize_cluster(Op.CREATE)  # else CREATE on each topic; refusals answered last
+    unique = [t for t in req.topics if counts[t.name] == 1]
+    allowed = [t for t in unique if may_create or ctx.authorize(Op.CREATE, Res.TOPIC, t.name)]
+    denied = [
+        {"name": t.name, "error_code": ErrorCode.TOPIC_AUTHORIZATION_FAILED, "error_message": "Authorization failed."}
+        | {"configs": []}
+        for t in unique
+        if t not in allowed
+    ]
+    created = [_create_one(ctx, t, req.validate_only, seen) for t in allowed]
+    return {"throttle_time_ms": 0, "topics": created + duplicates + denied}
 
 
 def _delete_one(ctx: Context, name: str | None, topic_id) -> Body:
@@ -151,6 +171,11 @@ def _delete_one(ctx: Context, name: str | None, topic_id) -> Body:
             "error_code": ErrorCode.TOPIC_DELETION_DISABLED,
             "error_message": "Topic deletion is disabled.",
         }
+    if not (ctx.authorize_cluster(Op.DELETE) or ctx.authorize(Op.DELETE, Res.TOPIC, name)):
+        # the name is shown only to who may describe the topic, or asked it by name
+        shown = name if topic_id in (None, ZERO_UUID) or ctx.authorize(Op.DESCRIBE, Res.TOPIC, name) else None
+        error = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+        return {"name": shown, "topic_id": topic_id or ZERO_UUID, "error_code": error, "error_message": None}
     try:
         topic = cluster.delete_topic(name)
     except ClusterError as exc:
@@ -227,6 +252,8 @@ def _check_assignments(ctx: Context, topic: Topic, count: int, assignments: list
 
 def _grow(ctx: Context, t: Container, validate_only: bool) -> Body:
     cluster = ctx.cluster
+    if not ctx.authorize(Op.ALTER, Res.TOPIC, t.name):
+        return {"name": t.name, "error_code": ErrorCode.TOPIC_AUTHORIZATION_FAILED, "error_message": None}
     try:
         topic = cluster.topics.get(t.name)
         if topic is None:
@@ -286,6 +313,8 @@ def _delete_records(ctx: Context, topic: str, p: Container) -> Body:
     def answer(code: ErrorCode, low: int = -1) -> Body:
         return {"partition_index": p.partition_index, "low_watermark": low, "error_code": code}
 
+    if not ctx.authorize(Op.DELETE, Res.TOPIC, topic):
+        return answer(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
     try:
         partition: Partition = ctx.cluster.leader_partition(topic, p.partition_index, ctx.node_id)
     except ClusterError as exc:
