@@ -86,6 +86,7 @@ SLOW_PATHS = (
     "tests/fuzz/test_fuzz_server.py",
     "tests/integration/test_compression_bombs.py",
     "tests/integration/test_console.py",
+    "tests/integration/test_console_browser.py",
     "tests/integration/test_coordinator_failover.py",
     "tests/integration/test_durability.py",
     "tests/integration/test_failover.py",
