@@ -36,6 +36,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -69,6 +70,16 @@ def _now() -> float:
     return round(time.time(), 3)
 
 
+@dataclass
+class PageStats:
+    """What one open page was sent: pictures, and changes folded into later pictures (coalesced)."""
+
+    pictures: int = 0
+    skipped: int = 0
+    #: its task is waiting for the page's socket to take a picture
+    sending: bool = False
+
+
 class ConsoleHub:
     """What every open console page of one cluster shares: the events log, the rates, the newest picture."""
 
@@ -80,6 +91,7 @@ class ConsoleHub:
         self.events: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
         self.samples: deque[dict[str, Any]] = deque(maxlen=HISTORY + 1)
         self.streams = 0
+        self.pages: list[PageStats] = []
         self.min_interval = MIN_INTERVAL
         self._payload: tuple[int, bytes] | None = None
         self._building: trio.Event | None = None
@@ -315,7 +327,11 @@ class ConsoleHub:
                     p.remove_waiter(event)
             if event.is_set():
                 self.changed()
-                await trio.sleep(self.min_interval)  # pictures are not built faster than that anyway
+                # Pictures are not built faster than that anyway; what moves meanwhile is caught below.
+                marks = [p.high_watermark for p in parts]
+                await trio.sleep(self.min_interval)
+                if any(p.high_watermark != mark for p, mark in zip(parts, marks, strict=True)):
+                    self.changed()
 
     async def _watch_model(self) -> None:
         last_sample = 0.0
@@ -345,6 +361,8 @@ async def stream_events(hub: ConsoleHub, send: Callable[[bytes], Awaitable[None]
     Returns when the page is too slow (SEND_TIMEOUT); the caller cancels it when the page goes away.
     """
     hub.streams += 1
+    page = PageStats()
+    hub.pages.append(page)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(hub.watch)
@@ -356,9 +374,15 @@ async def stream_events(hub: ConsoleHub, send: Callable[[bytes], Awaitable[None]
                 if idle.cancelled_caught:
                     message = b": keep-alive\n\n"
                 else:
-                    seen, message = await hub.payload()
+                    generation, message = await hub.payload()
+                    if seen >= 0:
+                        page.skipped += generation - seen - 1
+                    seen = generation
+                    page.pictures += 1
                 with trio.move_on_after(SEND_TIMEOUT) as sending:
+                    page.sending = True
                     await send(message)
+                page.sending = False
                 if sending.cancelled_caught:
                     log.info("console: a page took more than %.0f s to read; dropped", SEND_TIMEOUT)
                     break
@@ -366,3 +390,4 @@ async def stream_events(hub: ConsoleHub, send: Callable[[bytes], Awaitable[None]
             nursery.cancel_scope.cancel()
     finally:
         hub.streams -= 1
+        hub.pages.remove(page)

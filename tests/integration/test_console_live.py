@@ -135,7 +135,13 @@ def test_a_page_that_stops_reading_slows_neither_the_brokers_nor_other_pages():
             status, state = get_json(cluster.admin_url + "/v1/state")
             assert status == 200 and hw(state, "busy") == 300
             hub = cluster.call(lambda: hub_for(cluster.cluster))
-            assert cluster.call(lambda: hub.streams) == 2
+            pages = cluster.call(lambda: [(p.pictures, p.skipped) for p in hub.pages])
+            assert len(pages) == 2
+            # 300 high-watermark moves, folded into the pictures each page could take (at most 10 a second)
+            generation = cluster.call(lambda: hub.generation)
+            assert all(0 < pictures < 300 and pictures + skipped <= generation + 1 for pictures, skipped in pages), (
+                pages
+            )
         finally:
             stuck.close()
             reading.close()
