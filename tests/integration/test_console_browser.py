@@ -7,7 +7,8 @@ two members and its lag), its kill button must kill the broker (Metadata
 then leaves it out, the page shows it down, the new leaders and the shrunken
 ISRs), a produce must show up (high watermarks, the lag), and the record
 browser must show the records. Screenshots of each step are saved with the
-test's temporary files (their paths are printed).
+test's temporary files, or in the folder $KSTUB_ARTIFACTS names (their paths
+are printed).
 
 Needs the ``playwright`` Python package and a Chromium (``chromium`` on the
 PATH, Debian's package): skipped when absent, failed under CI.
@@ -15,6 +16,7 @@ PATH, Debian's package): skipped when absent, failed under CI.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import threading
@@ -88,7 +90,10 @@ class Member(threading.Thread):
 
 
 def shot(page: Any, tmp_path: Path, name: str) -> None:
-    path = tmp_path / f"console-{name}.png"
+    """A screenshot of the whole page, kept with the test's files or in $KSTUB_ARTIFACTS if set (CI uploads)."""
+    folder = Path(os.environ.get("KSTUB_ARTIFACTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"console-{name}.png"
     page.screenshot(path=str(path), full_page=True)
     print(f"screenshot: {path}")
 
