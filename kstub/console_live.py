@@ -276,10 +276,10 @@ class ConsoleHub:
                 generation = self.generation
                 started = time.perf_counter()
                 picture = self.picture()
-                took = time.perf_counter() - started
-                # never more than ~1/8 of the Trio thread on pictures, however large the cluster
-                self.min_interval = max(MIN_INTERVAL, 8 * took)
                 body = await trio.to_thread.run_sync(json.dumps, picture)
+                # Never more than ~1/8 of the process on pictures, however large the cluster (the JSON is
+                # written in a worker thread, but under the GIL).
+                self.min_interval = max(MIN_INTERVAL, 8 * (time.perf_counter() - started))
                 self._payload = (generation, f"event: state\ndata: {body}\n\n".encode())
                 return self._payload
             finally:

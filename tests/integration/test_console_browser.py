@@ -192,6 +192,16 @@ def test_the_console_draws_the_cluster_and_drives_it(kstub_cluster, page, tmp_pa
         expect(page.locator("tr[data-fault]")).to_have_count(1, timeout=SHOWN)
         faults = kc.call(kc.cluster.control.describe_faults)
         assert [(f["type"], f["api"], f["ms"]) for f in faults] == [("delay", "CreateTopics", 50)]
+
+        # 6. A network partition from the page, and its end.
+        other = next(b for b in range(3) if b != victim)
+        card = page.locator(f'div.broker[data-broker="{other}"]')
+        card.locator('button[data-action="isolate"]').click()
+        expect(card).to_contain_text("isolated", timeout=SHOWN)
+        assert kc.call(lambda: kc.cluster.brokers[other].replication.isolated)
+        card.locator('button[data-action="heal"]').click()
+        expect(card).not_to_contain_text("isolated", timeout=SHOWN)
+        assert not kc.call(lambda: kc.cluster.brokers[other].replication.isolated)
     finally:
         for m in members:
             m.running = False
