@@ -141,13 +141,11 @@ class ConsoleHub:
 
     def fingerprint(self) -> Any:
         cluster = self.cluster
-        runtime = cluster.control._runtime
         brokers = tuple(
             (
                 b.node_id,
                 b.alive,
                 b.running,
-                runtime.state(b.node_id) if runtime is not None and b.node_id in runtime.brokers else None,
                 b.replication.paused,
                 b.replication.isolated,
                 b.replication.delay_ms,

@@ -235,3 +235,32 @@ def test_records_are_browsed_a_page_at_a_time():
         assert get_json(url + "?limit=0")[0] == 400
         assert get_json(url + "?limit=100000")[0] == 400
         assert get_json(url + "?max_bytes=-1")[0] == 400
+
+
+def test_an_open_page_does_not_keep_the_cluster_from_stopping():
+    cluster = Cluster(admin_port=0)
+    with cluster:
+        stream = EventStream(cluster.admin_url)
+        stream.next_picture()
+        status, _ = get_json(cluster.admin_url + "/v1/state")
+        assert status == 200
+    try:  # the stream ends with the server: the page sees the end and reconnects later
+        with pytest.raises((EOFError, ConnectionError)):
+            while True:
+                stream.next_picture()
+    finally:
+        stream.close()
+
+
+def test_head_and_other_methods_on_the_stream():
+    with Cluster(admin_port=0) as cluster:
+        req = urllib.request.Request(cluster.admin_url + "/v1/events", method="HEAD")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/event-stream")
+            assert resp.read() == b""
+        req = urllib.request.Request(
+            cluster.admin_url + "/v1/events", data=b"{}", method="POST", headers={"Content-Type": "application/json"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(req, timeout=30)
+        assert refused.value.code == 405
