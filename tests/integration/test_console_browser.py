@@ -208,3 +208,16 @@ def test_the_console_draws_the_cluster_and_drives_it(kstub_cluster, page, tmp_pa
         for m in members:
             m.join(30)
         producer.close()
+
+
+def test_with_a_token_the_page_streams_with_it(page):
+    from playwright.sync_api import expect
+
+    from kstub import Cluster
+
+    with Cluster(admin_port=0, admin_token="t0ken") as cluster:
+        page.goto(cluster.admin_url + "/?token=t0ken")
+        expect(page.locator("#status")).to_contain_text("live", timeout=SHOWN)
+        expect(page.locator('div.broker[data-broker="0"]')).to_have_attribute("data-state", "running")
+        page.goto(cluster.admin_url + "/?token=wrong")
+        expect(page.locator("body")).to_contain_text("needs its token")
