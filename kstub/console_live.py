@@ -23,7 +23,7 @@ thread on snapshots), and the brokers never wait for a page: only the page's
 own task blocks on its socket, and gives up after `SEND_TIMEOUT`.
 
 The rates (messages and bytes in per topic, bytes in and out per broker,
-offsets committed per group) are sampled once a second while a page is open
+offsets committed per group) and each group's total lag are sampled once a second while a page is open
 and sent as the last `HISTORY` samples, for the sparklines.
 """
 
@@ -218,14 +218,21 @@ class ConsoleHub:
             counts[0] += p.high_watermark
             counts[1] += leader_log.size_bytes if leader_log is not None else 0
         brokers = {b.node_id: (b.stats.bytes_in, b.stats.bytes_out) for b in cluster.brokers.values()}
-        groups = {gid: sum(c.offset for c in g.offsets.values()) for gid, g in cluster.groups.groups.items()}
+        groups: dict[str, tuple[int, int]] = {}
+        for gid, g in cluster.groups.groups.items():
+            committed = lag = 0
+            for (topic, index), c in g.offsets.items():
+                committed += c.offset
+                p = cluster.partition(topic, index)
+                lag += 0 if p is None else max(0, p.high_watermark - c.offset)
+            groups[gid] = (committed, lag)
         self.samples.append({"t": now, "topics": topics, "brokers": brokers, "groups": groups})
 
     def rates(self) -> dict[str, Any]:
         """Per-second rates between successive samples, oldest first (never negative: retention, truncation)."""
         topics: dict[str, dict[str, list[float]]] = {}
         brokers: dict[str, dict[str, list[float]]] = {}
-        groups: dict[str, list[float]] = {}
+        groups: dict[str, dict[str, list[float]]] = {}
         samples = list(self.samples)
         for a, b in itertools.pairwise(samples):
             dt = max(b["t"] - a["t"], 1e-3)
@@ -243,9 +250,11 @@ class ConsoleHub:
                 series = brokers.setdefault(str(node), {"bytes_in": [], "bytes_out": []})
                 series["bytes_in"].append(round(max(0, bytes_in - before_b[0]) / dt, 1))
                 series["bytes_out"].append(round(max(0, bytes_out - before_b[1]) / dt, 1))
-            for gid, committed in b["groups"].items():
+            for gid, (committed, lag) in b["groups"].items():
                 if gid in a["groups"]:
-                    groups.setdefault(gid, []).append(round(max(0, committed - a["groups"][gid]) / dt, 1))
+                    series = groups.setdefault(gid, {"committed": [], "lag": []})
+                    series["committed"].append(round(max(0, committed - a["groups"][gid][0]) / dt, 1))
+                    series["lag"].append(lag)
         return {"interval": SAMPLE_INTERVAL, "topics": topics, "brokers": brokers, "groups": groups}
 
     # --- the picture --------------------------------------------------------------------
