@@ -10,7 +10,9 @@ values) alone, then with --pages console pages open (each a thread reading
 GET /v1/events as a browser does: every picture pushed, parsed as JSON),
 turn about, --rounds rounds. While the pages are open it counts the pictures
 each received and their size, and the round-trip time of ApiVersions
-requests (how long the brokers' Trio thread is kept from serving).
+requests (how long the brokers' Trio thread is kept from serving). First, in
+this process, the CPU time of one picture and of one fingerprint check for
+models of that size and of 1,000 partitions.
 
 Prints figures; a benchmark, not a test.
 """
@@ -126,6 +128,43 @@ def describe(times: list[float]) -> str:
     )
 
 
+def picture_cost(topics: int, partitions: int) -> str:
+    """CPU time of one picture (built on the brokers' thread, then its JSON), in this process, for a model
+    of `topics` x `partitions` (RF 3): a figure that the machine's other work does not blur as much."""
+    import trio
+
+    from kstub.cluster.model import ClusterState
+    from kstub.console_live import ConsoleHub
+
+    async def measure() -> str:
+        cluster = ClusterState()
+        for node in range(3):
+            cluster.add_broker(node, "127.0.0.1", 9092 + node)
+        for t in range(topics):
+            cluster.create_topic(f"t{t}", partitions, 3)
+        hub = ConsoleHub(cluster)
+        build, write, size = [], [], 0
+        for _ in range(20):
+            t0 = time.process_time()
+            picture = hub.picture()
+            t1 = time.process_time()
+            body = json.dumps(picture)
+            build.append(t1 - t0)
+            write.append(time.process_time() - t1)
+            size = len(body)
+        fingerprint = time.process_time()
+        for _ in range(20):
+            hub.fingerprint()
+        each = (time.process_time() - fingerprint) / 20
+        return (
+            f"{topics * partitions} partitions: a picture is {size / 1024:.0f} KiB, built in "
+            f"{statistics.median(build) * 1000:.1f} ms, written in {statistics.median(write) * 1000:.1f} ms; "
+            f"a fingerprint {each * 1000:.2f} ms"
+        )
+
+    return trio.run(measure)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--topics", type=int, default=20)
@@ -135,6 +174,9 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--probe", type=float, default=3.0)
     args = ap.parse_args()
+
+    for topics, partitions in ((args.topics, args.partitions), (100, 10)):
+        print("CPU per picture, " + picture_cost(topics, partitions))
 
     port = free_port()
     proc, bootstrap = start(port)
