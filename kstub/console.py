@@ -1,9 +1,11 @@
 """The live console: one self-contained page (kstub/console.html) and the snapshot it draws.
 
-``GET /`` on the admin HTTP API serves the page; the page fetches
-``GET /v1/state`` (`snapshot`) every second and draws brokers, their partition
-replicas, groups and lag; its buttons call the admin API's broker routes.
-docs/console.md describes it.
+``GET /`` on the admin HTTP API serves the page; the page reads
+``GET /v1/events`` (Server-Sent Events, kstub/console_live.py: this snapshot,
+the events log and the rates, pushed on every change) and draws brokers, their
+partition replicas, topics, groups and lag; its buttons call the admin API's
+routes; its record browser ``GET /v1/topics/T/partitions/P/records``
+(kstub/console_records.py). docs/console.md describes it.
 """
 
 from __future__ import annotations
@@ -92,6 +94,12 @@ def snapshot(cluster: ClusterState) -> dict[str, Any]:
             "partitions": len(t.partitions),
             "replication_factor": t.replication_factor,
             "internal": name.startswith("__"),
+            # the topic's own settings (CreateTopics / AlterConfigs): what differs from the broker's defaults
+            "configs": dict(sorted(t.configs.items())),
+            "log_start_offsets": [
+                p.logs[p.leader].log_start_offset if p.leader in p.logs else None for p in t.partitions
+            ],
+            "high_watermarks": [p.high_watermark for p in t.partitions],
         }
         for name, t in sorted(cluster.topics.items())
     ]

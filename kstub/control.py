@@ -43,6 +43,7 @@ import logging
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -168,6 +169,8 @@ class ControlPlane:
         #: every action taken, oldest first (the last 1000)
         self.actions: deque[dict[str, Any]] = deque(maxlen=1000)
         self._ids = itertools.count(1)
+        #: called with each action as it is recorded (the console's live feed listens here)
+        self.listeners: list[Callable[[dict[str, Any]], Any]] = []
 
     def attach(self, runtime: ClusterServer) -> None:
         """Called by the server: lets broker actions reach the brokers' tasks."""
@@ -192,7 +195,13 @@ class ControlPlane:
     def _record(self, action: str, **params: Any) -> None:
         shown = ", ".join(f"{k}={v}" for k, v in params.items() if v is not None)
         log.info("control: %s%s", action, f" ({shown})" if shown else "")
-        self.actions.append({"time": round(time.time(), 3), "action": action, **params})
+        entry = {"time": round(time.time(), 3), "action": action, **params}
+        self.actions.append(entry)
+        for listener in list(self.listeners):
+            try:
+                listener(entry)
+            except Exception:
+                log.exception("control: action listener %r failed", listener)
 
     # --- request faults -----------------------------------------------------
 

@@ -202,6 +202,20 @@ class Reply:
     headers: list[tuple[str, str]] = field(default_factory=list)
 
 
+@dataclass
+class StreamReply:
+    """An answer sent as it is made (Server-Sent Events): `produce` calls its `send` until it returns.
+
+    The connection is the stream's from then on: it is closed when `produce`
+    returns, or as soon as the client closes its side.
+    """
+
+    content_type: str
+    produce: Callable[[Callable[[bytes], Awaitable[None]]], Awaitable[None]]
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    status: int = 200
+
+
 def json_reply(status: int, obj: Any, headers: list[tuple[str, str]] | None = None) -> Reply:
     return Reply(status, (json.dumps(obj, indent=2) + "\n").encode(), "application/json", headers or [])
 
@@ -323,7 +337,7 @@ class Access:
 
 # --- routes -------------------------------------------------------------------------
 
-Handler = Callable[["ControlPlane", re.Match[str], HttpRequest], Awaitable[tuple[int, Any] | Reply]]
+Handler = Callable[["ControlPlane", re.Match[str], HttpRequest], Awaitable[tuple[int, Any] | Reply | StreamReply]]
 ROUTES: list[tuple[str, re.Pattern[str], Handler]] = []
 
 
@@ -477,11 +491,49 @@ async def _console(control: ControlPlane, m: re.Match[str], req: HttpRequest) ->
 
 @route("GET", r"/v1/state")
 async def _state(control: ControlPlane, m: re.Match[str], req: HttpRequest) -> tuple[int, Any] | Reply:
-    from kstub.console import snapshot
+    from kstub.console_live import hub_for
 
     # A fresh structure of plain values: written as JSON in a worker thread while the brokers serve.
-    body = await trio.to_thread.run_sync(json.dumps, snapshot(control.cluster))
+    body = await trio.to_thread.run_sync(json.dumps, hub_for(control.cluster).picture())
     return Reply(200, body.encode(), "application/json")
+
+
+@route("GET", r"/v1/events")
+async def _events(control: ControlPlane, m: re.Match[str], req: HttpRequest) -> tuple[int, Any] | StreamReply:
+    from kstub.console_live import MAX_STREAMS, hub_for, stream_events
+
+    hub = hub_for(control.cluster)
+    if hub.streams >= MAX_STREAMS:
+        raise HttpError(503, f"too many console pages open (at most {MAX_STREAMS})")
+
+    async def produce(send: Callable[[bytes], Awaitable[None]]) -> None:
+        await stream_events(hub, send)
+
+    return StreamReply("text/event-stream; charset=utf-8", produce)
+
+
+def _query_int(req: HttpRequest, name: str, default: int | None) -> int | None:
+    values = parse_qs(req.query).get(name)
+    if not values or values[-1] == "":
+        return default
+    try:
+        value = int(values[-1])
+    except ValueError:
+        raise HttpError(400, f"{name!r} must be an integer") from None
+    if not LONG_MIN <= value <= LONG_MAX:
+        raise HttpError(400, f"{name!r} is out of range (a 64-bit integer)")
+    return value
+
+
+@route("GET", r"/v1/topics/(?P<topic>[^/]+)/partitions/(?P<partition>\d+)/records")
+async def _records(control: ControlPlane, m: re.Match[str], req: HttpRequest) -> tuple[int, Any]:
+    from kstub.console_records import DEFAULT_LIMIT, DEFAULT_MAX_BYTES, browse
+
+    limit = _query_int(req, "limit", DEFAULT_LIMIT)
+    max_bytes = _query_int(req, "max_bytes", DEFAULT_MAX_BYTES)
+    assert limit is not None and max_bytes is not None
+    offset = _query_int(req, "offset", None)
+    return 200, await browse(control.cluster, m["topic"], int(m["partition"]), offset, limit, max_bytes)
 
 
 @route("GET", r"/metrics")
@@ -497,7 +549,7 @@ async def _actions(control: ControlPlane, m: re.Match[str], req: HttpRequest) ->
     return 200, list(control.actions)
 
 
-async def dispatch(control: ControlPlane, req: HttpRequest) -> tuple[int, Any] | Reply:
+async def dispatch(control: ControlPlane, req: HttpRequest) -> tuple[int, Any] | Reply | StreamReply:
     allowed = []
     for method, pattern, handler in ROUTES:
         m = pattern.fullmatch(req.path)
@@ -507,9 +559,14 @@ async def dispatch(control: ControlPlane, req: HttpRequest) -> tuple[int, Any] |
             allowed.append(method)
             continue
         try:
-            return await handler(control, m, req)
+            result = await handler(control, m, req)
         except ControlError as exc:
             return exc.status, {"error": str(exc)}
+        if req.method not in SAFE_METHODS:  # the console's pages see what it did at once
+            from kstub.console_live import hub_for
+
+            hub_for(control.cluster).changed()
+        return result
     if allowed:
         return 405, {"error": f"{req.method} not allowed here (allowed: {', '.join(allowed)})"}
     return 404, {"error": f"no route {req.path}"}
@@ -518,14 +575,14 @@ async def dispatch(control: ControlPlane, req: HttpRequest) -> tuple[int, Any] |
 # --- the server -------------------------------------------------------------------
 
 
-async def _answer(control: ControlPlane, access: Access, request: HttpRequest) -> Reply:
+async def _answer(control: ControlPlane, access: Access, request: HttpRequest) -> Reply | StreamReply:
     try:
         access.check(request)
         result = await dispatch(control, request)
     except HttpError as exc:
         log.info("admin: refused %s %s: %d %s", request.method, request.path, exc.status, exc.message)
         return json_reply(exc.status, {"error": exc.message}, exc.headers)
-    reply = result if isinstance(result, Reply) else json_reply(*result)
+    reply = result if isinstance(result, (Reply, StreamReply)) else json_reply(*result)
     log.info("admin: %s %s -> %d", request.method, request.path, reply.status)
     return reply
 
@@ -553,10 +610,48 @@ async def _serve_connection(control: ControlPlane, access: Access, stream: trio.
             reply, close = json_reply(500, {"error": "internal error (see the kstub log)"}), True
         if reader.conn.our_state is not h11.SEND_RESPONSE and reader.conn.our_state is not h11.IDLE:
             return
+        if isinstance(reply, StreamReply):
+            await _stream(reader, reply, stream)
+            return
         await stream.send_all(render(reader, reply, close=close))
         if close or reader.conn.our_state is not h11.DONE or reader.conn.their_state is not h11.DONE:
             return
         reader.next_cycle()
+
+
+async def _stream(reader: RequestReader, reply: StreamReply, stream: trio.abc.Stream) -> None:
+    """Send `reply` as it is produced (chunked, or until the close for HTTP/1.0), until it ends or the client leaves."""
+    conn = reader.conn
+    headers = [
+        ("Content-Type", reply.content_type),
+        ("Cache-Control", "no-store"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Accel-Buffering", "no"),
+        ("Connection", "close"),
+        *reply.headers,
+    ]
+    reason = HTTPStatus(reply.status).phrase.encode()
+    await stream.send_all(conn.send(h11.Response(status_code=reply.status, headers=headers, reason=reason)) or b"")
+    if reader.method == b"HEAD":
+        await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
+        return
+
+    async def send(data: bytes) -> None:
+        await stream.send_all(conn.send(h11.Data(data=data)) or b"")
+
+    async def until_closed(cancel_scope: trio.CancelScope) -> None:
+        # Whatever the client sends now is ignored; its end of the connection ends the stream.
+        while await stream.receive_some(65536):
+            pass
+        cancel_scope.cancel()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(until_closed, nursery.cancel_scope)
+        await reply.produce(send)
+        nursery.cancel_scope.cancel()
+    if conn.our_state is h11.SEND_BODY:
+        with trio.move_on_after(1):
+            await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
 
 
 async def _receive(reader: RequestReader, stream: trio.abc.Stream) -> HttpRequest | object:
@@ -592,6 +687,9 @@ async def serve_admin(
         listeners = listeners[:1]
     bound = listeners[0].socket.getsockname()[1]
     log.info("admin API on http://%s:%d", host, bound)
+    from kstub.console_live import hub_for
+
+    hub_for(cluster)  # the console's events log starts now, before any page is open
     task_status.started(bound)
 
     async def handle(stream: trio.SocketStream) -> None:

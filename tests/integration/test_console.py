@@ -48,7 +48,7 @@ def test_the_page_is_self_contained_and_framed_by_no_one():
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"] and headers["X-Frame-Options"] == "DENY"
     assert "connect-src 'self'" in headers["Content-Security-Policy"]
     page = body.decode()
-    assert "/v1/state" in page and "/v1/brokers/" in page
+    assert "/v1/events" in page and "/v1/brokers/" in page and "/records" in page
     for outside in ("http://", "https://", "<link", "src="):  # nothing loaded from anywhere
         assert outside not in page.replace('"http://www.w3.org/2000/svg"', ""), outside
 
@@ -90,7 +90,15 @@ def test_the_snapshot_shows_brokers_partitions_and_a_group(kstub_cluster):
             model = kc.cluster.partition("shown", p["partition"])
             assert (p["leader"], p["isr"], p["high_watermark"]) == (model.leader, model.isr, model.high_watermark)
         assert [t for t in snap["topics"] if t["name"] == "shown"] == [
-            {"name": "shown", "partitions": 2, "replication_factor": 3, "internal": False}
+            {
+                "name": "shown",
+                "partitions": 2,
+                "replication_factor": 3,
+                "internal": False,
+                "configs": {},
+                "log_start_offsets": [0, 0],
+                "high_watermarks": [9, 5],
+            }
         ]
         (group,) = snap["groups"]
         assert (group["id"], group["state"], group["protocol_type"], len(group["members"])) == (

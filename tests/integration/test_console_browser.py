@@ -1,0 +1,223 @@
+"""The console in a real browser: Playwright driving Debian's Chromium (headless) against a live cluster.
+
+Three brokers, a topic with three partitions replicated three times, a
+two-member kafka-python group: the page must draw what the cluster holds
+(three brokers, each partition's leader where the cluster says, the group's
+two members and its lag), its kill button must kill the broker (Metadata
+then leaves it out, the page shows it down, the new leaders and the shrunken
+ISRs), a produce must show up (high watermarks, the lag), and the record
+browser must show the records. Screenshots of each step are saved with the
+test's temporary files, or in the folder $KSTUB_ARTIFACTS names (their paths
+are printed).
+
+Needs the ``playwright`` Python package and a Chromium (``chromium`` on the
+PATH, Debian's package): skipped when absent, failed under CI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka.admin import AdminClient
+from kafka import KafkaConsumer, KafkaProducer
+
+from multibroker import create_topic, wait_until
+from support.external import require_programs, unavailable
+
+#: how long the page may take to show a change (a deadline for the assertion, not a measurement)
+SHOWN = 10_000
+
+
+def _chromium() -> str:
+    require_programs("chromium")
+    path = shutil.which("chromium")
+    assert path is not None
+    return path
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Any]:
+    executable = _chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("the playwright Python package is not installed (pip install playwright)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            context = browser.new_context(viewport={"width": 1500, "height": 1000})
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+class Member(threading.Thread):
+    """A consumer polling in its own thread (heartbeats with it), committing what it read while asked to."""
+
+    def __init__(self, bootstrap: str, client_id: str) -> None:
+        super().__init__(daemon=True)
+        self.consumer = KafkaConsumer(
+            "orders",
+            bootstrap_servers=bootstrap,
+            group_id="watchers",
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=30000,
+            heartbeat_interval_ms=300,
+        )
+        self.commit = True
+        self.running = True
+        self.read = 0
+
+    def run(self) -> None:
+        while self.running:
+            got = self.consumer.poll(timeout_ms=100)
+            self.read += sum(len(records) for records in got.values())
+            if self.commit and got:
+                try:
+                    self.consumer.commit()
+                except Exception:  # a rebalance in progress: the next poll commits
+                    pass
+        self.consumer.close()
+
+
+def shot(page: Any, tmp_path: Path, name: str) -> None:
+    """A screenshot of the whole page, kept with the test's files or in $KSTUB_ARTIFACTS if set (CI uploads)."""
+    folder = Path(os.environ.get("KSTUB_ARTIFACTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"console-{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+
+
+@pytest.mark.kstub(brokers=3, admin_port=0, config={"broker.session.timeout.ms": "1500"})
+def test_the_console_draws_the_cluster_and_drives_it(kstub_cluster, page, tmp_path):
+    from playwright.sync_api import expect
+
+    kc = kstub_cluster
+    create_topic(kc, "orders", 3, 3)
+    producer = KafkaProducer(bootstrap_servers=kc.bootstrap_servers, acks="all", retries=10)
+    for i in range(30):
+        producer.send("orders", key=b"k%d" % i, value=b"order %d" % i, partition=i % 3)
+    producer.flush()
+    members = [Member(kc.bootstrap_servers, f"member-{i}") for i in (1, 2)]
+    for m in members:
+        m.start()
+    try:
+
+        def settled() -> bool:
+            group = kc.cluster.groups.groups.get("watchers")
+            return (
+                group is not None
+                and group.state.value == "Stable"
+                and len(group.members) == 2
+                and sum(o.offset for o in group.offsets.values()) == 30
+            )
+
+        wait_until(kc, settled, 60, "a stable two-member group that committed all 30 records")
+
+        # 1. What is drawn is what the cluster holds.
+        page.goto(kc.admin_url + "/")
+        expect(page.locator("#status")).to_contain_text("live", timeout=SHOWN)
+        expect(page.locator("div.broker")).to_have_count(3)
+        for index in range(3):
+            leader = kc.call(lambda i=index: kc.cluster.partition("orders", i).leader)
+            drawn = page.locator(f'div.broker[data-broker="{leader}"] g[data-replica="orders-{index}"]')
+            expect(drawn).to_have_attribute("data-role", "leader")
+            expect(page.locator(f'g[data-replica="orders-{index}"][data-role="follower"]')).to_have_count(2)
+            expect(page.locator(f'tr[data-partition="orders-{index}"]')).to_have_attribute("data-leader", str(leader))
+        group = page.locator('div.group[data-group="watchers"]')
+        expect(group).to_have_attribute("data-state", "Stable", timeout=SHOWN)
+        expect(group.locator("tr[data-member]")).to_have_count(2)
+        expect(group.locator('tr[data-member="member-1"]')).to_contain_text("orders-")
+        expect(group).to_have_attribute("data-lag", "0", timeout=SHOWN)
+        shot(page, tmp_path, "1-cluster")
+
+        # 2. The kill button kills the broker: down on the page, gone from Metadata, leaders moved, ISRs shrunk.
+        victim = kc.call(lambda: kc.cluster.partition("orders", 0).leader)
+        page.locator(f'div.broker[data-broker="{victim}"] button[data-action="kill"]').click()
+        card = page.locator(f'div.broker[data-broker="{victim}"]')
+        expect(card).to_have_attribute("data-state", "killed", timeout=SHOWN)
+        for index in range(3):
+            row = page.locator(f'tr[data-partition="orders-{index}"]')
+            expect(row).not_to_have_attribute("data-leader", str(victim), timeout=SHOWN)
+            expect(row).not_to_have_attribute("data-isr", re.compile(rf"(^|,){victim}(,|$)"), timeout=SHOWN)
+            isr = row.get_attribute("data-isr")
+            assert isr is not None and str(victim) not in isr.split(",") and len(isr.split(",")) == 2
+        # Metadata (librdkafka's, as any client asks) no longer lists it
+        metadata = AdminClient({"bootstrap.servers": kc.bootstrap_servers}).list_topics(timeout=30)
+        brokers = set(metadata.brokers)
+        assert brokers == {0, 1, 2} - {victim}
+        expect(page.locator("#events")).to_contain_text(f"kill-broker broker={victim}")
+        expect(page.locator("#events")).to_contain_text(f"(was {victim})")
+        shot(page, tmp_path, "2-killed")
+
+        # 3. A produce shows up: the high watermark, and the group's lag (the members stop committing).
+        for m in members:
+            m.commit = False
+        hw_before = int(page.locator('tr[data-partition="orders-1"] td').nth(6).inner_text())
+        for i in range(5):
+            producer.send("orders", key=b"late", value=b"late order %d" % i, partition=1)
+        producer.flush()
+        expect(page.locator('tr[data-partition="orders-1"] td').nth(6)).to_have_text(str(hw_before + 5), timeout=SHOWN)
+        expect(group).to_have_attribute("data-lag", "5", timeout=SHOWN)
+        expect(group.locator('tr[data-offset="orders-1"] td.lag')).to_have_text("5")
+        shot(page, tmp_path, "3-lag")
+
+        # 4. The records of a partition, from an offset.
+        page.select_option("#rec-topic", "orders")
+        page.fill("#rec-partition", "1")
+        page.fill("#rec-offset", str(hw_before))
+        page.click("#rec-read")
+        records = page.locator('table[data-records="orders-1"] tr[data-record]')
+        expect(records).to_have_count(5, timeout=SHOWN)
+        expect(records.first).to_contain_text("late order 0")
+        expect(records.first).to_contain_text(str(hw_before))
+        shot(page, tmp_path, "4-records")
+
+        # 5. A fault from the page: the control plane has it.
+        page.select_option("#fault-type", "delay")
+        page.fill("#fault-api", "CreateTopics")
+        page.fill("#fault-ms", "50")
+        page.fill("#fault-count", "3")
+        page.click("#fault-add")
+        expect(page.locator("tr[data-fault]")).to_have_count(1, timeout=SHOWN)
+        faults = kc.call(kc.cluster.control.describe_faults)
+        assert [(f["type"], f["api"], f["ms"]) for f in faults] == [("delay", "CreateTopics", 50)]
+
+        # 6. A network partition from the page, and its end.
+        other = next(b for b in range(3) if b != victim)
+        card = page.locator(f'div.broker[data-broker="{other}"]')
+        card.locator('button[data-action="isolate"]').click()
+        expect(card).to_contain_text("isolated", timeout=SHOWN)
+        assert kc.call(lambda: kc.cluster.brokers[other].replication.isolated)
+        card.locator('button[data-action="heal"]').click()
+        expect(card).not_to_contain_text("isolated", timeout=SHOWN)
+        assert not kc.call(lambda: kc.cluster.brokers[other].replication.isolated)
+    finally:
+        for m in members:
+            m.running = False
+        for m in members:
+            m.join(30)
+        producer.close()
+
+
+def test_with_a_token_the_page_streams_with_it(page):
+    from playwright.sync_api import expect
+
+    from kstub import Cluster
+
+    with Cluster(admin_port=0, admin_token="t0ken") as cluster:
+        page.goto(cluster.admin_url + "/?token=t0ken")
+        expect(page.locator("#status")).to_contain_text("live", timeout=SHOWN)
+        expect(page.locator('div.broker[data-broker="0"]')).to_have_attribute("data-state", "running")
+        page.goto(cluster.admin_url + "/?token=wrong")
+        expect(page.locator("body")).to_contain_text("needs its token")
