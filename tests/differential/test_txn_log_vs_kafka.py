@@ -233,7 +233,7 @@ def _wait_stable(pair: Pair, topic: str) -> None:
     """Until Kafka has written its marker (EndTxn answers before the markers are written)."""
     deadline = time.monotonic() + 30
     while True:
-        answer = pair.kafka.conn.request(1, fetch_body(topic, 0, isolation_level=1))
+        answer = pair.kafka.conn.request(1, fetch_body(topic, 0, isolation_level=1), version=12)  # by topic name
         p = answer.responses[0].partitions[0]
         if p.last_stable_offset == p.high_watermark == 6:
             return

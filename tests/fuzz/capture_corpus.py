@@ -18,7 +18,9 @@ DescribeLogDirs, DescribeCluster, and (Kafka's Java consumer, run with
 OffsetForLeaderEpoch; Kafka's CLI tools (DescribeTopicPartitions, ElectLeaders,
 the SCRAM credential APIs); librdkafka on a SASL_PLAINTEXT cluster
 (SaslHandshake, SaslAuthenticate); and librdkafka's transactional producer
-and kafka-transactions.sh (the transaction APIs).
+and kafka-transactions.sh (the transaction APIs); a librdkafka member of the
+consumer group protocol and kafka-consumer-groups.sh (KIP-848's APIs); kafka-acls.sh
+(the ACL APIs).
 
 The first frame of each (client, api, version) is written, without its size
 prefix, to ``tests/fuzz/corpus/<client>_<api>_v<N>.bin``, unless
@@ -320,6 +322,52 @@ def java_transactions(bootstrap: str) -> None:
     run_tool("kafka-transactions", [*b, "describe", "--transactional-id", "corpus-txn"])
 
 
+def confluent_consumer_protocol(bootstrap: str) -> None:
+    """A member of the consumer group protocol (KIP-848): ConsumerGroupHeartbeat, and OffsetCommit/OffsetFetch
+    at the versions with member epochs."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "corpus-consumer-protocol",
+            "group.protocol": "consumer",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        consumer.subscribe([GROUP_TOPIC])
+        for _ in _deadline_loop("confluent-kafka consumer protocol member"):
+            msg = consumer.poll(0.2)
+            if msg is not None and msg.error() is None:
+                consumer.commit(msg, asynchronous=False)
+                break
+    finally:
+        consumer.close()
+
+
+def java_consumer_groups(bootstrap: str) -> None:
+    """kafka-consumer-groups.sh on a group of the consumer protocol: ConsumerGroupDescribe."""
+    from kstub.compat.realkafka import run_tool
+
+    b = ["--bootstrap-server", bootstrap]
+    run_tool("kafka-consumer-groups", [*b, "--describe", "--group", "corpus-consumer-protocol"])
+    run_tool("kafka-consumer-groups", [*b, "--describe", "--group", "corpus-consumer-protocol", "--members"])
+
+
+def java_acls(bootstrap: str) -> None:
+    """kafka-acls.sh: CreateAcls, DescribeAcls and DeleteAcls (a cluster with an authorizer: without one the tool
+    stops at DescribeAcls's SECURITY_DISABLED)."""
+    from kstub.compat.realkafka import run_tool
+
+    b = ["--bootstrap-server", bootstrap]
+    acl = ["--allow-principal", "User:corpus", "--operation", "Read", "--topic", TOPIC]
+    run_tool("kafka-acls", [*b, "--add", *acl])
+    run_tool("kafka-acls", [*b, "--list"])
+    run_tool("kafka-acls", [*b, "--remove", "--force", *acl])
+
+
 def confluent_sasl(bootstrap: str) -> None:
     """SaslHandshake, SaslAuthenticate and DescribeUserScramCredentials from librdkafka (a SASL_PLAINTEXT cluster)."""
     from confluent_kafka.admin import AdminClient
@@ -346,7 +394,18 @@ STEPS: list[tuple[str, Callable[[str], None]]] = [
     ("java-transactions-tool", java_transactions_tool),
     ("confluent-kafka-transactions", confluent_transactions),
     ("java-transactions", java_transactions),
+    ("confluent-kafka-consumer-protocol", confluent_consumer_protocol),
+    ("java-consumer-groups", java_consumer_groups),
 ]
+
+#: steps run against a cluster with Kafka's StandardAuthorizer (the anonymous plaintext user is a super user)
+ACL_STEPS: list[tuple[str, Callable[[str], None]]] = [
+    ("java-acls", java_acls),
+]
+ACL_CONFIG = {
+    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "super.users": "User:ANONYMOUS",
+}
 
 #: steps run against a second cluster, whose one listener is SASL_PLAINTEXT (user corpus, password corpus-secret)
 SASL_STEPS: list[tuple[str, Callable[[str], None]]] = [
@@ -382,6 +441,11 @@ def main(argv: list[str]) -> int:
             with EmbeddedCluster(brokers=1, config={"group.initial.rebalance.delay.ms": "0"}) as cluster:
                 if not any(name == "setup" for name, _ in steps):
                     setup(cluster.bootstrap_servers)  # the topics the other steps use
+                run(steps, cluster.bootstrap_servers)
+        steps = chosen(ACL_STEPS)
+        if steps:
+            with EmbeddedCluster(brokers=1, config=ACL_CONFIG) as cluster:
+                setup(cluster.bootstrap_servers)
                 run(steps, cluster.bootstrap_servers)
         steps = chosen(SASL_STEPS)
         if steps:
