@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AdminClient
 from kafka import KafkaConsumer, KafkaProducer
+from modern_group import BROKER_CONFIG, ModernMember, stop
 
 from multibroker import create_topic, wait_until
 from support.external import require_programs, unavailable
@@ -221,3 +222,97 @@ def test_with_a_token_the_page_streams_with_it(page):
         expect(page.locator('div.broker[data-broker="0"]')).to_have_attribute("data-state", "running")
         page.goto(cluster.admin_url + "/?token=wrong")
         expect(page.locator("body")).to_contain_text("needs its token")
+
+
+@pytest.mark.kstub(admin_port=0, config=BROKER_CONFIG)
+def test_the_console_draws_consumer_groups_beside_classic_ones_and_transactions(kstub_cluster, page, tmp_path):
+    """A classic group (kafka-python) and a consumer group of the new protocol (KIP-848: confluent-kafka with
+    group.protocol=consumer) side by side, each as the model holds it; a member leaving hands its partitions
+    over (a new group epoch, drawn); a transaction under way is listed until it commits."""
+    from confluent_kafka import Producer
+    from playwright.sync_api import expect
+
+    kc = kstub_cluster
+    create_topic(kc, "flows", 4, 1)
+    producer = Producer({"bootstrap.servers": kc.bootstrap_servers, "acks": "all"})
+    for i in range(8):
+        producer.produce("flows", b"flow %d" % i, partition=i % 4)
+    producer.flush(30)
+    classic = KafkaConsumer(
+        "flows",
+        bootstrap_servers=kc.bootstrap_servers,
+        group_id="old-school",
+        client_id="old-1",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    modern = [ModernMember(kc.bootstrap_servers, "modern", "flows", f"modern-{i}") for i in (1, 2)]
+    for m in modern:
+        m.start()
+    try:
+        read = 0
+        for _ in range(60):
+            read += sum(len(r) for r in classic.poll(timeout_ms=200).values())
+            if read >= 8:
+                break
+        classic.commit()
+
+        def held() -> dict[str, tuple[int, str]] | None:
+            cgroup = kc.cluster.groups.consumer.groups.get("modern")
+            if cgroup is None or cgroup.state.value != "Stable" or len(cgroup.members) != len(modern):
+                return None
+            names = {t.topic_id: n for n, t in kc.cluster.topics.items()}
+            return {
+                m.client_id: (
+                    m.member_epoch,
+                    ",".join(f"{names[t]}-{p}" for t, ps in sorted(m.owned().items()) for p in sorted(ps)),
+                )
+                for m in cgroup.members.values()
+            }
+
+        wait_until(kc, held, 60, "a stable two-member consumer group")
+        page.goto(kc.admin_url + "/")
+        expect(page.locator("#status")).to_contain_text("live", timeout=SHOWN)
+        old = page.locator('div.group[data-group="old-school"]')
+        expect(old).to_have_attribute("data-type", "classic", timeout=SHOWN)
+        expect(old).to_contain_text("classic")
+        expect(old.locator('tr[data-member="old-1"]')).to_contain_text("flows-0, flows-1, flows-2, flows-3")
+        new = page.locator('div.group[data-group="modern"]')
+        expect(new).to_have_attribute("data-type", "consumer", timeout=SHOWN)
+        expect(new).to_have_attribute("data-state", "Stable")
+        epoch = kc.call(lambda: kc.cluster.groups.consumer.groups["modern"].group_epoch)
+        expect(new).to_have_attribute("data-epoch", str(epoch))
+        expect(new).to_contain_text(f"group epoch {epoch}")
+        for client, (member_epoch, partitions) in kc.call(held).items():
+            row = new.locator(f'tr[data-member="{client}"]')
+            expect(row).to_have_attribute("data-epoch", str(member_epoch))
+            expect(row).to_have_attribute("data-partitions", partitions)
+
+        # A transaction under way, then committed.
+        txn = Producer({"bootstrap.servers": kc.bootstrap_servers, "transactional.id": "drawn-txn"})
+        txn.init_transactions(30)
+        txn.begin_transaction()
+        txn.produce("flows", b"in a transaction", partition=2)
+        txn.flush(30)
+        drawn = page.locator('tr[data-txn="drawn-txn"]')
+        expect(drawn).to_have_attribute("data-state", "Ongoing", timeout=SHOWN)
+        expect(drawn).to_contain_text("flows-2")
+        shot(page, tmp_path, "5-groups-and-transaction")
+        txn.commit_transaction(30)
+        expect(drawn).to_have_count(0, timeout=SHOWN)
+
+        # A member leaves: the other one takes its partitions over, in a new group epoch.
+        leaving = modern.pop()
+        stop([leaving])
+        wait_until(kc, held, 60, "the remaining member holding every partition")
+        (member_epoch, partitions) = kc.call(held)["modern-1"]
+        assert partitions == "flows-0,flows-1,flows-2,flows-3"
+        expect(new.locator("tr[data-member]")).to_have_count(1, timeout=SHOWN)
+        remaining = new.locator('tr[data-member="modern-1"]')
+        expect(remaining).to_have_attribute("data-partitions", partitions, timeout=SHOWN)
+        expect(remaining).to_have_attribute("data-epoch", str(member_epoch))
+        expect(page.locator("#events")).to_contain_text("consumer group modern: Stable, epoch")
+        shot(page, tmp_path, "6-handed-over")
+    finally:
+        stop(modern)
+        classic.close()
