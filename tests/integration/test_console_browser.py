@@ -6,9 +6,11 @@ two-member kafka-python group: the page must draw what the cluster holds
 two members and its lag), its kill button must kill the broker (Metadata
 then leaves it out, the page shows it down, the new leaders and the shrunken
 ISRs), a produce must show up (high watermarks, the lag), and the record
-browser must show the records. Screenshots of each step are saved with the
-test's temporary files, or in the folder $KSTUB_ARTIFACTS names (their paths
-are printed).
+browser must show the records. A second test draws a classic group beside a
+consumer group of the new protocol (KIP-848) and a transaction under way.
+Screenshots of each step are saved as test artifacts in test-results/console/
+at the top of the checkout, or in the folder $KSTUB_ARTIFACTS names (their
+paths are printed).
 
 Needs the ``playwright`` Python package and a Chromium (``chromium`` on the
 PATH, Debian's package): skipped when absent, failed under CI.
@@ -90,10 +92,17 @@ class Member(threading.Thread):
         self.consumer.close()
 
 
+#: where each step's screenshot goes unless $KSTUB_ARTIFACTS names a folder (ignored by git; CI uploads either)
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-results" / "console"
+
+
 def shot(page: Any, tmp_path: Path, name: str) -> None:
-    """A screenshot of the whole page, kept with the test's files or in $KSTUB_ARTIFACTS if set (CI uploads)."""
-    folder = Path(os.environ.get("KSTUB_ARTIFACTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
+    """A screenshot of the whole page, as a test artifact: test-results/console/ (or $KSTUB_ARTIFACTS)."""
+    folder = Path(os.environ.get("KSTUB_ARTIFACTS") or ARTIFACTS)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only checkout: with the test's temporary files
+        folder = tmp_path
     path = folder / f"console-{name}.png"
     page.screenshot(path=str(path), full_page=True)
     print(f"screenshot: {path}")
