@@ -144,7 +144,9 @@ def push_latency(port: int, bootstrap: str, topic: str, times: int) -> str:
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
     for _ in range(times):
         for action, want in (("stop", "stopped"), ("start", "running")):
-            request = urllib.request.Request(f"{url}/{action}", data=b"{}", method="POST")
+            request = urllib.request.Request(
+                f"{url}/{action}", data=b"{}", method="POST", headers={"Content-Type": "application/json"}
+            )
             t = time.perf_counter()
             urllib.request.urlopen(request, timeout=30).read()
             actions.append(watcher.shown(t, lambda p, w=want: p["brokers"][2]["state"] == w))
@@ -199,6 +201,13 @@ def probe(bootstrap: str, seconds: float) -> list[float]:
             c.request(18, 0, {})
             times.append(time.perf_counter() - t)
     return times
+
+
+def cpu_seconds(pid: int) -> float:
+    """The process's user + system CPU time so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def describe(times: list[float]) -> str:
@@ -271,20 +280,26 @@ def main() -> int:
         print(f"kstub: 3 brokers, {args.topics} topics x {args.partitions} partitions (RF 3); {args.pages} pages")
         print(f"ApiVersions round trips, no page open: {describe(probe(bootstrap, args.probe))}")
         without, with_pages = [], []
+        cpu_without, cpu_with = [], []  # kstub's CPU seconds per message: less blurred by the machine's other work
         for r in range(args.rounds):
+            cpu = cpu_seconds(proc.pid)
             without.append(produce(bootstrap, names, args.partitions, args.messages))
+            cpu_without.append((cpu_seconds(proc.pid) - cpu) / args.messages)
             pages = [Page(port) for _ in range(args.pages)]
             for page in pages:
                 page.start()
             t = time.perf_counter()
+            cpu = cpu_seconds(proc.pid)
             with_pages.append(produce(bootstrap, names, args.partitions, args.messages))
+            cpu_with.append((cpu_seconds(proc.pid) - cpu) / args.messages)
             took = time.perf_counter() - t
             got = [p.pictures for p in pages]
             size = sum(p.bytes for p in pages) / max(1, sum(got))
             print(
                 f"round {r + 1}: {without[-1]:,.0f} msg/s without pages, {with_pages[-1]:,.0f} msg/s with "
                 f"{args.pages} pages ({min(got) / took:.1f}-{max(got) / took:.1f} pictures/s per page, "
-                f"{size / 1024:.1f} KiB each)"
+                f"{size / 1024:.1f} KiB each); kstub CPU per message {cpu_without[-1] * 1e6:.0f} vs "
+                f"{cpu_with[-1] * 1e6:.0f} us"
             )
             if r == args.rounds - 1:
                 print(f"ApiVersions round trips, {args.pages} pages open: {describe(probe(bootstrap, args.probe))}")
@@ -292,6 +307,11 @@ def main() -> int:
                 page.stop()
         a, b = statistics.median(without), statistics.median(with_pages)
         print(f"median: {a:,.0f} msg/s without, {b:,.0f} msg/s with pages open ({(b - a) / a * 100:+.1f}%)")
+        c, d = statistics.median(cpu_without), statistics.median(cpu_with)
+        print(
+            f"median kstub CPU per message: {c * 1e6:.0f} us without, {d * 1e6:.0f} us with pages open "
+            f"({(d - c) / c * 100:+.1f}%)"
+        )
         print(push_latency(port, bootstrap, names[0], args.latency))
     finally:
         proc.terminate()

@@ -34,6 +34,8 @@ from modern_group import BROKER_CONFIG, ModernMember, stop
 from multibroker import create_topic, wait_until
 from support.external import require_programs, unavailable
 
+#: how the page marks a replica behind its leader (a minus sign, U+2212)
+BEHIND = "\u2212"
 #: how long the page may take to show a change (a deadline for the assertion, not a measurement)
 SHOWN = 10_000
 
@@ -67,7 +69,6 @@ class Member(threading.Thread):
     def __init__(self, bootstrap: str, client_id: str) -> None:
         super().__init__(daemon=True)
         self.consumer = KafkaConsumer(
-            "orders",
             bootstrap_servers=bootstrap,
             group_id="watchers",
             client_id=client_id,
@@ -76,18 +77,25 @@ class Member(threading.Thread):
             session_timeout_ms=30000,
             heartbeat_interval_ms=300,
         )
+        # The topic's metadata before joining: a group leader that assigns without it (kafka-python's range
+        # assignor: "No partition metadata") leaves every partition unassigned, and need not rejoin.
+        assert self.consumer.partitions_for_topic("orders") == {0, 1, 2}
+        self.consumer.subscribe(["orders"])
         self.commit = True
         self.running = True
         self.read = 0
 
     def run(self) -> None:
+        uncommitted = False
         while self.running:
             got = self.consumer.poll(timeout_ms=100)
             self.read += sum(len(records) for records in got.values())
-            if self.commit and got:
+            uncommitted = uncommitted or bool(got)
+            if self.commit and uncommitted:
                 try:
                     self.consumer.commit()
-                except Exception:  # a rebalance in progress: the next poll commits
+                    uncommitted = False
+                except Exception:  # a rebalance in progress: tried again after the next poll
                     pass
         self.consumer.close()
 
@@ -166,6 +174,8 @@ def test_the_console_draws_the_cluster_and_drives_it(kstub_cluster, page, tmp_pa
         metadata = AdminClient({"bootstrap.servers": kc.bootstrap_servers}).list_topics(timeout=30)
         brokers = set(metadata.brokers)
         assert brokers == {0, 1, 2} - {victim}
+        # the dead broker's replicas are drawn out of sync (grey: it is down)
+        expect(card.locator('g[data-role="out-of-sync"]')).to_have_count(3, timeout=SHOWN)
         expect(page.locator("#events")).to_contain_text(f"kill-broker broker={victim}")
         expect(page.locator("#events")).to_contain_text(f"(was {victim})")
         shot(page, tmp_path, "2-killed")
@@ -180,6 +190,8 @@ def test_the_console_draws_the_cluster_and_drives_it(kstub_cluster, page, tmp_pa
         expect(page.locator('tr[data-partition="orders-1"] td').nth(6)).to_have_text(str(hw_before + 5), timeout=SHOWN)
         expect(group).to_have_attribute("data-lag", "5", timeout=SHOWN)
         expect(group.locator('tr[data-offset="orders-1"] td.lag')).to_have_text("5")
+        # the dead broker's replica is 5 behind its leader now
+        expect(page.locator('tr[data-partition="orders-1"] td').nth(7)).to_have_text(f"{victim}: {BEHIND}5")
         shot(page, tmp_path, "3-lag")
 
         # 4. The records of a partition, from an offset.
@@ -212,6 +224,44 @@ def test_the_console_draws_the_cluster_and_drives_it(kstub_cluster, page, tmp_pa
         card.locator('button[data-action="heal"]').click()
         expect(card).not_to_contain_text("isolated", timeout=SHOWN)
         assert not kc.call(lambda: kc.cluster.brokers[other].replication.isolated)
+
+        # 7. Replication lag as it grows: a follower's replication paused from the page, records produced
+        # (acks=1: the leader answers alone), the follower drawn behind; resumed, it catches up.
+        leader0 = kc.call(lambda: kc.cluster.partition("orders", 0).leader)
+        follower = next(b for b in range(3) if b not in (victim, leader0))
+        card = page.locator(f'div.broker[data-broker="{follower}"]')
+        card.locator('button[data-action="pause-replication"]').click()
+        expect(card).to_contain_text("replication paused", timeout=SHOWN)
+        fast = KafkaProducer(bootstrap_servers=kc.bootstrap_servers, acks=1)
+        for i in range(4):
+            fast.send("orders", value=b"unreplicated %d" % i, partition=0)
+        fast.flush()
+        fast.close()
+        replica = card.locator('g[data-replica="orders-0"]')
+        expect(replica).to_contain_text(f"{BEHIND}4", timeout=SHOWN)
+        shot(page, tmp_path, "7-replication-lag")
+        card.locator('button[data-action="resume-replication"]').click()
+        expect(card).not_to_contain_text("replication paused", timeout=SHOWN)
+        expect(replica).not_to_contain_text(BEHIND, timeout=SHOWN)
+
+        # 8. A replication delay typed on the page, then the leader of a partition moved from the page.
+        card.locator(f'input[data-delay="{follower}"]').fill("40")
+        card.locator('button[data-action="replication-delay"]').click()
+        expect(card).to_contain_text("replication +40 ms", timeout=SHOWN)
+        assert kc.call(lambda: kc.cluster.brokers[follower].replication.delay_ms) == 40
+        wait_until(kc, lambda: len(kc.cluster.partition("orders", 2).isr) == 2, 30, "both live brokers in the ISR")
+        leader2, isr2 = kc.call(
+            lambda: (kc.cluster.partition("orders", 2).leader, kc.cluster.partition("orders", 2).isr)
+        )
+        target = next(b for b in isr2 if b != leader2)
+        page.select_option('select[data-move="orders-2"]', str(target))
+        page.locator('tr[data-partition="orders-2"] button').click()
+        expect(page.locator('tr[data-partition="orders-2"]')).to_have_attribute(
+            "data-leader", str(target), timeout=SHOWN
+        )
+        assert kc.call(lambda: kc.cluster.partition("orders", 2).leader) == target
+        expect(page.locator("#events")).to_contain_text(f"orders-2: leader {target} (was {leader2})")
+        shot(page, tmp_path, "8-leader-moved")
     finally:
         for m in members:
             m.running = False
