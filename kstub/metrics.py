@@ -123,7 +123,7 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "kafka_consumergroup_lag_sum": ("gauge", "Lag over all partitions", _G),
 }
 
-#: a summary's sample: (count, sum, the latest observations)
+#: a summary's sample: (count, sum, the latest observations), in seconds (written in ms: Kafka's TotalTimeMs)
 Summary = tuple[int, float, list[float]]
 Samples = dict[str, list[tuple[tuple[str, ...], Any]]]
 QUANTILES = (0.5, 0.75, 0.95, 0.98, 0.99, 0.999)
@@ -154,7 +154,7 @@ def gather(cluster: ClusterState) -> Samples:
         for api, times in sorted(stats.times.items()):
             out["kafka_network_requestmetrics_requests"].append(((*b, api), times.count))
             out["kafka_network_requestmetrics_totaltimems"].append(
-                ((*b, api), (times.count, times.total * 1000, [t * 1000 for t in times.recent]))
+                ((*b, api), (times.count, times.total, list(times.recent)))  # seconds; ms when written
             )
         for topic_name, (messages_in, bytes_in, bytes_out) in sorted(stats.topics.items()):
             bt = (*b, topic_name)
@@ -280,9 +280,9 @@ def _summary(name: str, text: str, labels: tuple[str, ...], samples: list[tuple[
         named = dict(zip(labels, values, strict=True))
         ordered = sorted(recent)
         for q in QUANTILES:
-            family.add_sample(name, {**named, "quantile": str(q)}, _quantile(ordered, q))
+            family.add_sample(name, {**named, "quantile": str(q)}, _quantile(ordered, q) * 1000)
         family.add_sample(name + "_count", named, count)
-        family.add_sample(name + "_sum", named, total)
+        family.add_sample(name + "_sum", named, total * 1000)
     return family
 
 
