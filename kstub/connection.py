@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 
 import trio
 
@@ -146,6 +147,7 @@ async def _request_loop(
             continue
         assert isinstance(request, Request)
         session.busy = True
+        started = time.perf_counter()
         api = request.api.name
         if session.sasl is not None and session.sasl.authenticated and session.sasl.settings.reauth_ms > 0:
             if request.api_key == ApiKey.SASL_HANDSHAKE:  # re-authentication (KIP-368) begins
@@ -185,6 +187,7 @@ async def _request_loop(
             frame = response if isinstance(response, bytes) else conn.encode_response(request, response)
             stats.bytes_out += len(frame)
             await stream.send_all(frame)
+        stats.timed(api, time.perf_counter() - started)
         if session.closing:
             return
         if throttle_s and client_throttles:  # KIP-219: answered at once, then the connection is muted as long

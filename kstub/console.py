@@ -14,7 +14,8 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from kstub.protocol.consumer_protocol import PROTOCOL_TYPE, decode_assignment
+from kstub.cluster.transactions.state import TxnState
+from kstub.group_views import GroupView, group_views
 
 if TYPE_CHECKING:
     from kstub.cluster.model import ClusterState
@@ -36,56 +37,79 @@ def page() -> bytes:
     return resources.files("kstub").joinpath("console.html").read_bytes()
 
 
-def _assigned(protocol_type: str | None, assignment: bytes) -> list[list[Any]]:
-    if protocol_type != PROTOCOL_TYPE or not assignment:
-        return []
-    try:
-        decoded = decode_assignment(assignment)
-    except Exception:  # a client's own protocol: shown without partitions
-        return []
-    return sorted([a.topic, p] for a in decoded.assigned_partitions for p in a.partitions)
+def _group(cluster: ClusterState, view: GroupView, coordinator: int | None) -> dict[str, Any]:
+    offsets = []
+    for (topic, index), committed in sorted(view.offsets.items()):
+        p = cluster.partition(topic, index)
+        hw = p.high_watermark if p is not None else None
+        lag = None if hw is None else max(0, hw - committed.offset)
+        offsets.append(
+            {"topic": topic, "partition": index, "committed": committed.offset, "high_watermark": hw, "lag": lag}
+        )
+    return {
+        "id": view.group_id,
+        "type": view.type,
+        "state": view.state,
+        "protocol_type": view.protocol_type,
+        "protocol": view.protocol,
+        "generation": view.generation,
+        "assignment_epoch": view.assignment_epoch,
+        "coordinator": coordinator,
+        "members": [
+            {
+                "id": m.member_id,
+                "client_id": m.client_id,
+                "host": m.host,
+                "instance_id": m.instance_id,
+                "leader": m.leader,
+                "partitions": [list(tp) for tp in m.partitions],
+                "epoch": m.epoch,
+                "state": m.state,
+                "revoking": [list(tp) for tp in m.revoking],
+                "target": None if m.target is None else [list(tp) for tp in m.target],
+            }
+            for m in view.members
+        ],
+        "offsets": offsets,
+        "lag": sum(o["lag"] or 0 for o in offsets),
+    }
+
+
+def _transactions(cluster: ClusterState) -> list[dict[str, Any]]:
+    """Transactions under way (begun and not yet complete), oldest first."""
+    txns = cluster.transactions
+    out = []
+    for tid, txn in txns.txns.items():
+        if txn.state.finished or txn.state is TxnState.DEAD:
+            continue
+        coordinator = txns.coordinator_for(tid)
+        out.append(
+            {
+                "id": tid,
+                "state": txn.state.value,
+                "producer_id": txn.producer_id,
+                "producer_epoch": txn.producer_epoch,
+                "partitions": sorted([t, p] for t, p in txn.partitions),
+                "start_ms": txn.start_ms,
+                "timeout_ms": txn.timeout_ms,
+                "coordinator": None if coordinator is None else coordinator.node_id,
+            }
+        )
+    out.sort(key=lambda t: (t["start_ms"], t["id"]))
+    return out
 
 
 def snapshot(cluster: ClusterState) -> dict[str, Any]:
-    """The whole picture: brokers, partitions, groups (members, offsets, lag), faults, recent actions."""
+    """The whole picture: brokers, partitions, groups (members, offsets, lag), transactions, faults, actions."""
     control = cluster.control
     described = control.describe_cluster()
     coordinated: dict[int, list[str]] = {}
     groups = []
-    for group_id, group in sorted(cluster.groups.groups.items()):
-        coordinator = cluster.groups.coordinator_for(group_id)
+    for view in group_views(cluster):
+        coordinator = cluster.groups.coordinator_for(view.group_id)
         if coordinator is not None:
-            coordinated.setdefault(coordinator.node_id, []).append(group_id)
-        offsets = []
-        for (topic, index), committed in sorted(group.offsets.items()):
-            p = cluster.partition(topic, index)
-            hw = p.high_watermark if p is not None else None
-            lag = None if hw is None else max(0, hw - committed.offset)
-            offsets.append(
-                {"topic": topic, "partition": index, "committed": committed.offset, "high_watermark": hw, "lag": lag}
-            )
-        groups.append(
-            {
-                "id": group_id,
-                "state": group.state.value,
-                "protocol_type": group.protocol_type,
-                "protocol": group.protocol_name,
-                "generation": group.generation_id,
-                "coordinator": None if coordinator is None else coordinator.node_id,
-                "members": [
-                    {
-                        "id": m.member_id,
-                        "client_id": m.client_id,
-                        "host": m.client_host,
-                        "leader": m.member_id == group.leader_id,
-                        "partitions": _assigned(group.protocol_type, m.assignment),
-                    }
-                    for m in group.members.values()
-                ],
-                "offsets": offsets,
-                "lag": sum(o["lag"] or 0 for o in offsets),
-            }
-        )
+            coordinated.setdefault(coordinator.node_id, []).append(view.group_id)
+        groups.append(_group(cluster, view, None if coordinator is None else coordinator.node_id))
     for broker in described["brokers"]:
         broker["coordinates"] = coordinated.get(broker["id"], [])
     topics = [
@@ -108,6 +132,7 @@ def snapshot(cluster: ClusterState) -> dict[str, Any]:
         "topics": topics,
         "partitions": control.describe_partitions(),
         "groups": groups,
+        "transactions": _transactions(cluster),
         "faults": control.describe_faults(),
         "actions": list(control.actions)[-20:],
     }

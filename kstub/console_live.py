@@ -22,7 +22,7 @@ picture per `min_interval` (adaptive: never more than ~1/8 of the Trio
 thread on snapshots), and the brokers never wait for a page: only the page's
 own task blocks on its socket, and gives up after `SEND_TIMEOUT`.
 
-The rates (messages and bytes in per topic, bytes in and out per broker,
+The rates (messages and bytes in and bytes out per topic, bytes in and out per broker,
 offsets committed per group) and each group's total lag are sampled once a second while a page is open
 and sent as the last `HISTORY` samples, for the sparklines.
 """
@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from kstub.console import snapshot
+from kstub.group_views import group_views
 
 if TYPE_CHECKING:
     from kstub.cluster.model import ClusterState
@@ -97,7 +98,7 @@ class ConsoleHub:
         self._building: trio.Event | None = None
         self._fingerprint: Any = None
         self._seen_isr: dict[str, tuple[int, ...]] = {}
-        self._seen_groups: dict[str, tuple[str, int]] = {}
+        self._seen_groups: dict[str, tuple[str, int, str]] = {}
         self._watching: trio.Event | None = None
         hooks = cluster.hooks
         hooks.broker_started.append(self._broker_started)
@@ -173,7 +174,25 @@ class ConsoleHub:
             )
             for gid, g in cluster.groups.groups.items()
         )
-        return hash((brokers, parts, groups, len(cluster.control.faults), cluster.controller_id))
+        consumer_groups = tuple(
+            (
+                gid,
+                g.group_epoch,
+                g.assignment_epoch,
+                tuple(
+                    (
+                        m.member_id,
+                        m.member_epoch,
+                        m.state,
+                        tuple(sorted((str(t), tuple(sorted(ps))) for t, ps in m.owned().items())),
+                    )
+                    for m in g.members.values()
+                ),
+            )
+            for gid, g in cluster.groups.consumer.groups.items()
+        )
+        txns = tuple((tid, t.state, len(t.partitions)) for tid, t in cluster.transactions.txns.items())
+        return hash((brokers, parts, groups, consumer_groups, txns, len(cluster.control.faults), cluster.controller_id))
 
     def check(self) -> None:
         """Compare the model with the last look; announce a change if it moved."""
@@ -193,14 +212,14 @@ class ConsoleHub:
                     {"time": _now(), "kind": "isr", "text": f"{name}: ISR {verb} {list(before)} -> {list(now)}"}
                 )
         self._seen_isr = isr
-        groups = {g["id"]: (g["state"], g["generation"]) for g in snap["groups"]}
-        for gid, (state, gen) in groups.items():
+        groups = {g["id"]: (g["state"], g["generation"], g["type"]) for g in snap["groups"]}
+        for gid, (state, gen, kind) in groups.items():
             before_g = self._seen_groups.get(gid)
-            if before_g != (state, gen):
-                was = "new" if before_g is None else f"{before_g[0]} gen {before_g[1]}"
-                self.events.append(
-                    {"time": _now(), "kind": "group", "text": f"group {gid}: {state}, generation {gen} (was {was})"}
-                )
+            if before_g != (state, gen, kind):
+                word = "epoch" if kind == "consumer" else "generation"
+                was = "new" if before_g is None else f"{before_g[0]} {word} {before_g[1]}"
+                text = f"{kind} group {gid}: {state}, {word} {gen} (was {was})"
+                self.events.append({"time": _now(), "kind": "group", "text": text})
         self._seen_groups = groups
 
     # --- rates ----------------------------------------------------------------------
@@ -211,21 +230,24 @@ class ConsoleHub:
         if self.samples and now - self.samples[-1]["t"] < SAMPLE_INTERVAL * 0.9:
             return
         cluster = self.cluster
-        topics: dict[str, list[int]] = {}
-        for p in cluster.iter_partitions():
-            counts = topics.setdefault(p.topic.name, [0, 0])
-            leader_log = p.logs.get(p.leader)
-            counts[0] += p.high_watermark
-            counts[1] += leader_log.size_bytes if leader_log is not None else 0
+        # messages and bytes in, bytes out per topic: the brokers' counters (Kafka's BrokerTopicMetrics)
+        topics: dict[str, list[int]] = {name: [0, 0, 0] for name in cluster.topics}
+        for b in cluster.brokers.values():
+            for name, counts in b.stats.topics.items():
+                total = topics.get(name)
+                if total is not None:
+                    total[0] += counts[0]
+                    total[1] += counts[1]
+                    total[2] += counts[2]
         brokers = {b.node_id: (b.stats.bytes_in, b.stats.bytes_out) for b in cluster.brokers.values()}
         groups: dict[str, tuple[int, int]] = {}
-        for gid, g in cluster.groups.groups.items():
+        for view in group_views(cluster):
             committed = lag = 0
-            for (topic, index), c in g.offsets.items():
+            for (topic, index), c in view.offsets.items():
                 committed += c.offset
                 p = cluster.partition(topic, index)
                 lag += 0 if p is None else max(0, p.high_watermark - c.offset)
-            groups[gid] = (committed, lag)
+            groups[view.group_id] = (committed, lag)
         self.samples.append({"t": now, "topics": topics, "brokers": brokers, "groups": groups})
 
     def rates(self) -> dict[str, Any]:
@@ -236,13 +258,13 @@ class ConsoleHub:
         samples = list(self.samples)
         for a, b in itertools.pairwise(samples):
             dt = max(b["t"] - a["t"], 1e-3)
-            for name, (msgs, size) in b["topics"].items():
+            for name, counts in b["topics"].items():
                 before = a["topics"].get(name)
                 if before is None:
                     continue
-                series = topics.setdefault(name, {"messages_in": [], "bytes_in": []})
-                series["messages_in"].append(round(max(0, msgs - before[0]) / dt, 1))
-                series["bytes_in"].append(round(max(0, size - before[1]) / dt, 1))
+                series = topics.setdefault(name, {"messages_in": [], "bytes_in": [], "bytes_out": []})
+                for key, now_count, then in zip(("messages_in", "bytes_in", "bytes_out"), counts, before, strict=True):
+                    series[key].append(round(max(0, now_count - then) / dt, 1))
             for node, (bytes_in, bytes_out) in b["brokers"].items():
                 before_b = a["brokers"].get(node)
                 if before_b is None:
@@ -281,12 +303,14 @@ class ConsoleHub:
             self._building = done = trio.Event()
             try:
                 generation = self.generation
-                started = time.perf_counter()
+                started = time.thread_time()
                 picture = self.picture()
-                body = await trio.to_thread.run_sync(json.dumps, picture)
+                built = time.thread_time() - started
+                body, written = await trio.to_thread.run_sync(_encode, picture)
                 # Never more than ~1/8 of the process on pictures, however large the cluster (the JSON is
-                # written in a worker thread, but under the GIL).
-                self.min_interval = max(MIN_INTERVAL, 8 * (time.perf_counter() - started))
+                # written in a worker thread, but under the GIL). CPU time, not the wall clock: on a busy
+                # machine the wall clock counts other processes' turns too, and would slow the page for nothing.
+                self.min_interval = max(MIN_INTERVAL, 8 * (built + written))
                 self._payload = (generation, f"event: state\ndata: {body}\n\n".encode())
                 return self._payload
             finally:
@@ -349,6 +373,13 @@ class ConsoleHub:
                 self.sample()
                 self.changed()  # new rates for the sparklines
             await trio.sleep(CHECK_INTERVAL)
+
+
+def _encode(picture: dict[str, Any]) -> tuple[str, float]:
+    """The picture's JSON and the CPU time it took (in the worker thread that writes it)."""
+    started = time.thread_time()
+    body = json.dumps(picture)
+    return body, time.thread_time() - started
 
 
 _hubs: weakref.WeakKeyDictionary[ClusterState, ConsoleHub] = weakref.WeakKeyDictionary()

@@ -10,10 +10,14 @@ traffic counters (kstub/cluster/stats.py), in two steps:
   in a registry of their own (no process metrics), written in Prometheus'
   text exposition format by prometheus_client.
 
-The names follow what Kafka dashboards read: kafka_exporter's for partitions
-and consumer groups (``kafka_topic_partition_*``, ``kafka_consumergroup_*``),
-``kstub_*`` for what only kstub knows (per-replica offsets, request
-outcomes). docs/metrics.md lists them.
+The names follow what Kafka dashboards read: Kafka's own JMX metrics as the
+Prometheus JMX exporter's Kafka rules name them (``kafka_server_*``,
+``kafka_network_requestmetrics_*``, ``kafka_controller_*``,
+``kafka_coordinator_*``; one process serves every broker, so each carries a
+``broker`` label), kafka_exporter's for partitions and consumer groups
+(``kafka_topic_partition_*``, ``kafka_consumergroup_*``), ``kstub_*`` for
+what only kstub knows (per-replica offsets, request outcomes).
+docs/metrics.md lists them.
 
 prometheus_client is imported only when metrics are first asked for, so
 ``kstub serve`` starts as fast as without it.
@@ -21,10 +25,13 @@ prometheus_client is imported only when metrics are first asked for, so
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import trio
+
+from kstub.group_views import group_views
 
 if TYPE_CHECKING:
     from kstub.cluster.model import ClusterState
@@ -41,7 +48,8 @@ _B, _TP, _TPB, _G, _GTP = (
     ),
 )
 
-#: name → (counter or gauge, help, label names); counters are exposed with the suffix _total
+#: name → (counter, gauge or summary, help, label names); counters are exposed with the suffix _total, summaries
+#: as quantiles (0.5, 0.75, 0.95, 0.98, 0.99, 0.999 as the JMX exporter shows Kafka's histograms), _count and _sum
 METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "kafka_brokers": ("gauge", "Number of brokers in the cluster", ()),
     "kstub_broker_state": ("gauge", "1 for the broker's state", ("broker", "state")),
@@ -55,6 +63,34 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "kstub_broker_fetch_sessions": ("gauge", "Incremental fetch sessions the broker holds (KIP-227)", _B),
     "kstub_broker_fetch_sessions_evicted": ("counter", "Fetch sessions evicted to make room for new ones", _B),
     "kstub_broker_incremental_fetches": ("counter", "Incremental fetches served", _B),
+    # Kafka's own JMX metrics, named as the Prometheus JMX exporter's Kafka rules (and Strimzi's) write them
+    "kafka_server_brokertopicmetrics_messagesin": ("counter", "Records appended for producers", ("broker", "topic")),
+    "kafka_server_brokertopicmetrics_bytesin": ("counter", "Bytes of record batches produced", ("broker", "topic")),
+    "kafka_server_brokertopicmetrics_bytesout": ("counter", "Record bytes fetched by consumers", ("broker", "topic")),
+    "kafka_network_requestmetrics_requests": ("counter", "Requests by API", ("broker", "request")),
+    "kafka_network_requestmetrics_totaltimems": (
+        "summary",
+        "Request time in ms, received to answered (quantiles of the latest 1024)",
+        ("broker", "request"),
+    ),
+    "kafka_server_replicamanager_partitioncount": ("gauge", "Partition replicas on the broker", _B),
+    "kafka_server_replicamanager_leadercount": ("gauge", "Partitions the broker leads", _B),
+    "kafka_server_replicamanager_underreplicatedpartitions": (
+        "gauge",
+        "Partitions the broker leads whose ISR is smaller than their replicas",
+        _B,
+    ),
+    "kafka_server_replicamanager_isrshrinks": ("counter", "ISR shrinks of partitions the broker led", _B),
+    "kafka_server_replicamanager_isrexpands": ("counter", "ISR expansions of partitions the broker led", _B),
+    "kafka_controller_kafkacontroller_offlinepartitionscount": (
+        "gauge",
+        "Partitions without a leader (on the active controller)",
+        _B,
+    ),
+    "kafka_controller_kafkacontroller_globalpartitioncount": ("gauge", "Partitions (on the active controller)", _B),
+    "kafka_controller_kafkacontroller_globaltopiccount": ("gauge", "Topics (on the active controller)", _B),
+    "kafka_coordinator_group_groupmetadatamanager_numgroups": ("gauge", "Groups the broker coordinates", _B),
+    "kafka_server_socket_server_metrics_connection_count": ("gauge", "Client connections open", _B),
     "kafka_topic_partitions": ("gauge", "Number of partitions of the topic", ("topic",)),
     "kafka_topic_partition_current_offset": ("gauge", "High watermark: the offset consumers read up to", _TP),
     "kafka_topic_partition_oldest_offset": ("gauge", "The leader's log start offset", _TP),
@@ -70,13 +106,27 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "kstub_replica_in_sync": ("gauge", "1 if the replica is in the ISR", _TPB),
     "kafka_consumergroup_members": ("gauge", "Members of the group", _G),
     "kstub_consumergroup_state": ("gauge", "1 for the group's state", ("consumergroup", "state")),
-    "kstub_consumergroup_generation": ("gauge", "The group's generation", _G),
+    "kstub_consumergroup_generation": ("gauge", "The group's generation (a consumer group's group epoch)", _G),
+    "kstub_consumergroup_type": (
+        "gauge",
+        "1 for the group's type: classic or consumer (KIP-848)",
+        ("consumergroup", "type"),
+    ),
+    "kstub_consumergroup_member_epoch": (
+        "gauge",
+        "A consumer group member's epoch (KIP-848)",
+        ("consumergroup", "member", "client_id"),
+    ),
+    "kstub_transactions": ("gauge", "Transactional ids by state", ("state",)),
     "kafka_consumergroup_current_offset": ("gauge", "Committed offset", _GTP),
     "kafka_consumergroup_lag": ("gauge", "High watermark minus committed offset (never negative)", _GTP),
     "kafka_consumergroup_lag_sum": ("gauge", "Lag over all partitions", _G),
 }
 
-Samples = dict[str, list[tuple[tuple[str, ...], float]]]
+#: a summary's sample: (count, sum, the latest observations), in seconds (written in ms: Kafka's TotalTimeMs)
+Summary = tuple[int, float, list[float]]
+Samples = dict[str, list[tuple[tuple[str, ...], Any]]]
+QUANTILES = (0.5, 0.75, 0.95, 0.98, 0.99, 0.999)
 
 
 def gather(cluster: ClusterState) -> Samples:
@@ -100,6 +150,19 @@ def gather(cluster: ClusterState) -> Samples:
         out["kstub_broker_bytes_out"].append((b, stats.bytes_out))
         out["kstub_broker_connections"].append((b, stats.connections))
         out["kstub_broker_connections_accepted"].append((b, stats.connections_total))
+        out["kafka_server_socket_server_metrics_connection_count"].append((b, stats.connections))
+        for api, times in sorted(stats.times.items()):
+            out["kafka_network_requestmetrics_requests"].append(((*b, api), times.count))
+            out["kafka_network_requestmetrics_totaltimems"].append(
+                ((*b, api), (times.count, times.total, list(times.recent)))  # seconds; ms when written
+            )
+        for topic_name, (messages_in, bytes_in, bytes_out) in sorted(stats.topics.items()):
+            bt = (*b, topic_name)
+            out["kafka_server_brokertopicmetrics_messagesin"].append((bt, messages_in))
+            out["kafka_server_brokertopicmetrics_bytesin"].append((bt, bytes_in))
+            out["kafka_server_brokertopicmetrics_bytesout"].append((bt, bytes_out))
+        out["kafka_server_replicamanager_isrshrinks"].append((b, stats.isr_shrinks))
+        out["kafka_server_replicamanager_isrexpands"].append((b, stats.isr_expands))
         sessions = broker.fetch_sessions
         out["kstub_broker_fetch_sessions"].append((b, len(sessions)))
         out["kstub_broker_fetch_sessions_evicted"].append((b, sessions.evictions))
@@ -120,7 +183,21 @@ def gather(cluster: ClusterState) -> Samples:
         out["kstub_replica_log_end_offset"],
     )
     in_sync = out["kstub_replica_in_sync"]
+    replica_count = dict.fromkeys(cluster.brokers, 0)
+    leader_count = dict.fromkeys(cluster.brokers, 0)
+    under_count = dict.fromkeys(cluster.brokers, 0)
+    partition_count = offline = 0
     for p in cluster.iter_partitions():
+        partition_count += 1
+        if p.leader < 0:
+            offline += 1
+        elif p.leader in leader_count:
+            leader_count[p.leader] += 1
+            if len(p.isr) < len(p.replicas):
+                under_count[p.leader] += 1
+        for r in p.replicas:
+            if r in replica_count:
+                replica_count[r] += 1
         tp = (p.topic.name, str(p.index))
         leader_log = p.logs.get(p.leader)
         current.append((tp, p.high_watermark))
@@ -140,14 +217,43 @@ def gather(cluster: ClusterState) -> Samples:
                 log_end.append((tpb, log.log_end_offset))
                 in_sync.append((tpb, 1 if r in p.isr else 0))
 
+    for node_id in sorted(cluster.brokers):
+        b = (str(node_id),)
+        out["kafka_server_replicamanager_partitioncount"].append((b, replica_count[node_id]))
+        out["kafka_server_replicamanager_leadercount"].append((b, leader_count[node_id]))
+        out["kafka_server_replicamanager_underreplicatedpartitions"].append((b, under_count[node_id]))
+        active = node_id == cluster.controller_id
+        out["kafka_controller_kafkacontroller_offlinepartitionscount"].append((b, offline if active else 0))
+        out["kafka_controller_kafkacontroller_globalpartitioncount"].append((b, partition_count if active else 0))
+        out["kafka_controller_kafkacontroller_globaltopiccount"].append((b, len(cluster.topics) if active else 0))
+
+    views = group_views(cluster)
+    coordinated = dict.fromkeys(cluster.brokers, 0)
+    for view in views:
+        coordinator = cluster.groups.coordinator_for(view.group_id)
+        if coordinator is not None and coordinator.node_id in coordinated:
+            coordinated[coordinator.node_id] += 1
+    for node_id, count in sorted(coordinated.items()):
+        out["kafka_coordinator_group_groupmetadatamanager_numgroups"].append(((str(node_id),), count))
+    txn_states: dict[str, int] = {}
+    for txn in cluster.transactions.txns.values():
+        txn_states[txn.state.value] = txn_states.get(txn.state.value, 0) + 1
+    for state_name, count in sorted(txn_states.items()):
+        out["kstub_transactions"].append(((state_name,), count))
+
     committed, lag = out["kafka_consumergroup_current_offset"], out["kafka_consumergroup_lag"]
-    for group_id, group in sorted(cluster.groups.groups.items()):
+    for view in views:
+        group_id = view.group_id
         g = (group_id,)
-        out["kafka_consumergroup_members"].append((g, len(group.members)))
-        out["kstub_consumergroup_state"].append(((group_id, group.state.value), 1))
-        out["kstub_consumergroup_generation"].append((g, group.generation_id))
+        out["kafka_consumergroup_members"].append((g, len(view.members)))
+        out["kstub_consumergroup_state"].append(((group_id, view.state), 1))
+        out["kstub_consumergroup_generation"].append((g, view.generation))
+        out["kstub_consumergroup_type"].append(((group_id, view.type), 1))
+        for m in view.members:
+            if m.epoch is not None:
+                out["kstub_consumergroup_member_epoch"].append(((group_id, m.member_id, m.client_id), m.epoch))
         lag_sum = 0
-        for (topic, index), offset in sorted(group.offsets.items()):
+        for (topic, index), offset in sorted(view.offsets.items()):
             labels = (group_id, topic, str(index))
             committed.append((labels, offset.offset))
             p = cluster.partition(topic, index)
@@ -159,10 +265,34 @@ def gather(cluster: ClusterState) -> Samples:
     return out
 
 
+def _quantile(ordered: list[float], q: float) -> float:
+    """The q-quantile of sorted observations (nearest rank), NaN without any (as Prometheus' summaries)."""
+    if not ordered:
+        return math.nan
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def _summary(name: str, text: str, labels: tuple[str, ...], samples: list[tuple[tuple[str, ...], Any]]) -> Any:
+    from prometheus_client.core import Metric
+
+    family = Metric(name, text, "summary")
+    for values, (count, total, recent) in samples:
+        named = dict(zip(labels, values, strict=True))
+        ordered = sorted(recent)
+        for q in QUANTILES:
+            family.add_sample(name, {**named, "quantile": str(q)}, _quantile(ordered, q) * 1000)
+        family.add_sample(name + "_count", named, count)
+        family.add_sample(name + "_sum", named, total * 1000)
+    return family
+
+
 def _families(samples: Samples) -> Iterator[Any]:
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
     for name, (kind, text, labels) in METRICS.items():
+        if kind == "summary":
+            yield _summary(name, text, labels, samples[name])
+            continue
         family = (CounterMetricFamily if kind == "counter" else GaugeMetricFamily)(name, text, labels=labels)
         for values, value in samples[name]:
             family.add_metric(values, value)

@@ -287,6 +287,7 @@ class Partition:
         ):
             self.isr = [r for r in self.replicas if r in self.isr or r == replica]
             self._save_state()
+            self.cluster.brokers[self.leader].stats.isr_expands += 1
             log.info("%s: broker %d caught up, ISR expanded to %s", self.name, replica, self.isr)
             self.notify()
         self.advance_high_watermark()
@@ -303,6 +304,7 @@ class Partition:
         self.isr = [r for r in self.isr if r != replica]
         self._save_state()
         if self.leader >= 0:
+            self.cluster.brokers[self.leader].stats.isr_shrinks += 1
             self.advance_high_watermark()
         self.notify()
 

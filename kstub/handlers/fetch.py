@@ -305,6 +305,24 @@ def _throttle(
     return throttle
 
 
+def _count_out(ctx: Context, answers: list[tuple[PartitionKey, Body]], uses_ids: bool) -> None:
+    """The record bytes sent per topic, for metrics (Kafka's BytesOutPerSec)."""
+    names: dict[Any, str] | None = None
+    for (topic_key, _), body in answers:
+        records = body["records"]
+        if not records:
+            continue
+        if uses_ids:
+            if names is None:
+                names = {t.topic_id: name for name, t in ctx.cluster.topics.items()}
+            topic = names.get(topic_key)
+            if topic is None:
+                continue
+        else:
+            topic = topic_key
+        ctx.broker.stats.fetched(topic, sum(len(r) for r in records) if isinstance(records, list) else len(records))
+
+
 def _is_follower(ctx: Context, req: Container) -> bool:
     replica = req.replica_state.replica_id if ctx.api_version >= 15 and req.replica_state else req.replica_id
     return replica is not None and replica >= 0
@@ -384,6 +402,7 @@ async def fetch(ctx: Context, req: Container) -> Body:
             for key, body in answers
             if key in session.partitions and session.must_respond(key, body, key in has_records, update=True)
         ]
+        _count_out(ctx, answers, uses_ids)
         return _answer(ErrorCode.NONE, session.id, answers, uses_ids, found.endpoints)
     answer_session = INVALID_SESSION_ID
     if new_session:
@@ -398,4 +417,5 @@ async def fetch(ctx: Context, req: Container) -> Body:
             uses_ids,
             cached,
         )
+    _count_out(ctx, answers, uses_ids)
     return _answer(ErrorCode.NONE, answer_session, answers, uses_ids, found.endpoints)

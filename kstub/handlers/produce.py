@@ -177,6 +177,7 @@ async def _produce_partition(
     if result.error:
         return _partition_error(data.index, result.error, None, partition)
     appended.append(partition)
+    ctx.broker.stats.produced(topic, result.end_offset - result.base_offset, sum(len(b.data) for b in batches))
     body = {
         "index": data.index,
         "error_code": ErrorCode.NONE,

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
+from modern_group import BROKER_CONFIG, ModernMember, stop, wait_for
 
 from kstub import Cluster
 
@@ -168,3 +169,96 @@ def test_chromium_draws_the_cluster(kstub_cluster, tmp_path):
     # A screenshot for people to look at (kept with the test's temporary files).
     browse(f"--screenshot={tmp_path / 'console.png'}", "--window-size=1400,900")
     assert (tmp_path / "console.png").stat().st_size > 10_000
+
+
+@pytest.mark.kstub(brokers=3, admin_port=0, config=BROKER_CONFIG)
+def test_the_snapshot_shows_a_consumer_group_beside_a_classic_one_and_an_open_transaction(kstub_cluster):
+    """A KIP-848 group (confluent-kafka, group.protocol=consumer) as the model holds it: type, state, group
+    epoch, each member's epoch and partitions, its committed offsets and lag; a transaction while it runs."""
+    from confluent_kafka import Producer
+
+    kc = kstub_cluster
+    url = kc.admin_url
+    create_topic(kc, "flows", 4, 3)
+    producer = Producer({"bootstrap.servers": kc.bootstrap_servers, "acks": "all"})
+    for i in range(8):
+        producer.produce("flows", b"%d" % i, partition=i % 4)
+    producer.flush(30)
+    members = [ModernMember(kc.bootstrap_servers, "modern", "flows", f"modern-{i}") for i in (1, 2)]
+    for m in members:
+        m.start()
+    try:
+
+        def settled() -> bool:
+            cgroup = kc.cluster.groups.consumer.groups.get("modern")
+            keeper = kc.cluster.groups.groups.get("modern")
+            return (
+                cgroup is not None
+                and cgroup.state.value == "Stable"
+                and len(cgroup.members) == 2
+                and keeper is not None
+                and sum(o.offset for o in keeper.offsets.values()) == 8
+            )
+
+        wait_for(lambda: kc.call(settled), 60, "a stable two-member consumer group that committed all 8 records")
+        for m in members:
+            m.commit = False
+        producer.produce("flows", b"late", partition=2)
+        producer.flush(30)
+
+        snap = state(url)
+        (group,) = [g for g in snap["groups"] if g["id"] == "modern"]
+        assert [g["id"] for g in snap["groups"]] == ["modern"], "the offsets' keeper is not a group of its own"
+
+        def model() -> tuple[int, int, dict[str, tuple[int, list[list[Any]]]]]:
+            cgroup = kc.cluster.groups.consumer.groups["modern"]
+            names = {t.topic_id: n for n, t in kc.cluster.topics.items()}
+            held = {
+                m.client_id: (m.member_epoch, sorted([names[t], p] for t, ps in m.owned().items() for p in ps))
+                for m in cgroup.members.values()
+            }
+            return cgroup.group_epoch, cgroup.assignment_epoch, held
+
+        epoch, assignment_epoch, held = kc.call(model)
+        assert (group["type"], group["state"], group["generation"], group["assignment_epoch"]) == (
+            "consumer",
+            "Stable",
+            epoch,
+            assignment_epoch,
+        )
+        assert {m["client_id"]: (m["epoch"], m["partitions"]) for m in group["members"]} == held
+        owned = sorted(tp for m in group["members"] for tp in m["partitions"])
+        assert owned == [["flows", p] for p in range(4)], "each partition owned once"
+        assert all(m["revoking"] == [] and m["state"] == "stable" for m in group["members"])
+        assert [(o["partition"], o["committed"], o["lag"]) for o in group["offsets"]] == [
+            (0, 2, 0),
+            (1, 2, 0),
+            (2, 2, 1),
+            (3, 2, 0),
+        ]
+        assert group["lag"] == 1
+        coordinator = kc.call(lambda: kc.cluster.groups.coordinator_for("modern").node_id)
+        assert group["coordinator"] == coordinator
+        assert [b["coordinates"] for b in snap["brokers"] if b["id"] == coordinator] == [["modern"]]
+    finally:
+        stop(members)
+
+    # A transaction under way is shown with its partitions, and no longer once committed.
+    txn = Producer({"bootstrap.servers": kc.bootstrap_servers, "transactional.id": "shown-txn"})
+    txn.init_transactions(30)
+    assert state(url)["transactions"] == []  # an id with no transaction begun is not under way
+    txn.begin_transaction()
+    txn.produce("flows", b"in a transaction", partition=1)
+    txn.flush(30)
+    (shown,) = state(url)["transactions"]
+    pid = kc.call(lambda: kc.cluster.transactions.txns["shown-txn"].producer_id)
+    assert (shown["id"], shown["state"], shown["producer_id"], shown["partitions"]) == (
+        "shown-txn",
+        "Ongoing",
+        pid,
+        [["flows", 1]],
+    )
+    txn.commit_transaction(30)
+    # EndTxn is answered once PrepareCommit is written; the markers follow, then CompleteCommit: not under way
+    wait_for(lambda: state(url)["transactions"] == [], 30, "the transaction completed")
+    assert kc.call(lambda: kc.cluster.transactions.txns["shown-txn"].state.value) == "CompleteCommit"

@@ -1,7 +1,8 @@
 """The console's live feed (GET /v1/events, Server-Sent Events) and its record browser, against real clients.
 
 The feed is read as a browser would (a long-lived GET, messages split on
-blank lines): a kafka-python produce shows up in a pushed picture; a page that
+blank lines): a kafka-python produce shows up in a pushed picture, and its
+rates (messages and bytes in, bytes out once consumed); a page that
 stops reading neither blocks the brokers nor the other pages (its pictures
 are coalesced); a page that goes away is forgotten; the events log has the
 control plane's actions and the elections they caused. Records are browsed
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 
 from kstub import Cluster
 from kstub.console_live import hub_for
@@ -110,6 +111,19 @@ def test_a_produce_is_pushed_to_the_page():
             # the rates for the sparklines: 7 messages in, seen in the samples of the last minute
             rated = stream.picture_where(lambda p: sum(p["rates"]["topics"].get("pushed", {}).get("messages_in", [])))
             assert sum(rated["rates"]["topics"]["pushed"]["messages_in"]) > 0
+            assert sum(rated["rates"]["topics"]["pushed"]["bytes_in"]) > 0
+            # a consumer reads them: bytes out of the topic
+            consumer = KafkaConsumer(
+                "pushed", bootstrap_servers=cluster.bootstrap_servers, auto_offset_reset="earliest"
+            )
+            try:
+                got, deadline = 0, time.monotonic() + DEADLINE
+                while got < 7 and time.monotonic() < deadline:
+                    got += sum(len(r) for r in consumer.poll(timeout_ms=500).values())
+                assert got == 7
+            finally:
+                consumer.close()
+            stream.picture_where(lambda p: sum(p["rates"]["topics"].get("pushed", {}).get("bytes_out", [])))
         finally:
             stream.close()
         # the page went away: its task ends, and with the last page the watchers stop
