@@ -39,6 +39,16 @@ class MemberState(enum.Enum):
     UNRELEASED_PARTITIONS = "unreleased_partitions"
 
 
+@dataclass(frozen=True)
+class ClassicProtocol:
+    """A member of a consumer group that speaks the classic protocol (JoinGroup, SyncGroup, Heartbeat):
+    what its JoinGroup said (Kafka's ClassicMemberMetadata)."""
+
+    session_timeout_ms: int
+    #: (name, metadata) as in its JoinGroup, the first preferred
+    protocols: tuple[tuple[str, bytes], ...]
+
+
 @dataclass(eq=False)
 class ConsumerMember:
     member_id: str
@@ -60,6 +70,8 @@ class ConsumerMember:
     #: while it holds partitions to revoke: when it is fenced unless it revoked them
     rebalance_deadline: float | None = None
     rebalance_deadline_epoch: int = -1
+    #: set for a member that uses the classic protocol (a mixed group: kstub/cluster/consumer_group/classic.py)
+    classic: ClassicProtocol | None = None
 
     def owned(self) -> Assignment:
         """Partitions the member holds: assigned, or still to revoke."""
