@@ -47,9 +47,10 @@ class Classic:
 
     async def join(self) -> Any:
         self.owned = set()  # eager: it revokes everything before it rejoins
+        subscription = encode_subscription({"topics": [self.topic]}, 0)
         body = {"group_id": self.group, "session_timeout_ms": 10000, "rebalance_timeout_ms": 10000,
                 "member_id": self.member_id, "group_instance_id": None, "protocol_type": "consumer",
-                "protocols": [{"name": "range", "metadata": encode_subscription({"topics": [self.topic]}, 0)}]}  # fmt: skip
+                "protocols": [{"name": "range", "metadata": subscription}]}  # fmt: skip
         answer = await self.c.request(JOIN, 5, body)
         if answer.error_code == ErrorCode.MEMBER_ID_REQUIRED:
             self.member_id = body["member_id"] = answer.member_id
