@@ -262,7 +262,7 @@ class ClassicInConsumerGroups:
         try:
             return self._join(group, req)
         except ConsumerGroupError as exc:
-            return JoinResult(exc.code, req.member_id)
+            return JoinResult(exc.code)
         finally:
             self._coordinator.poke()
 
@@ -277,20 +277,20 @@ class ClassicInConsumerGroups:
         unknown = req.member_id == ""
         member_id = str(uuid.uuid4()) if unknown else req.member_id
         if member_id not in group.members and len(group.members) >= int(config["group.consumer.max.size"]):
-            return JoinResult(ErrorCode.GROUP_MAX_SIZE_REACHED, req.member_id)
+            return JoinResult(ErrorCode.GROUP_MAX_SIZE_REACHED)
         classic_members = [m for m in group.members.values() if m.classic is not None]
         names = [name for name, _ in req.protocols]
         supported = req.protocol_type == PROTOCOL_TYPE and bool(names)
         if supported and classic_members:
             supported = any(all(n in dict(m.classic.protocols) for m in classic_members) for n in names)  # type: ignore[union-attr]
-        if not supported:
-            return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, req.member_id)
+        if not supported:  # errors past the session timeout's check carry no member id, as in Kafka
+            return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL)
         if unknown and req.instance_id is None and req.require_known_member_id:
             return JoinResult(ErrorCode.MEMBER_ID_REQUIRED, member_id)
         try:
             subscription = decode_subscription(req.protocols[0][1])
         except DecodeError:
-            return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, req.member_id)
+            return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL)
         now = self._coordinator.now()
         member: ConsumerMember
         if req.instance_id is None:
@@ -314,7 +314,7 @@ class ClassicInConsumerGroups:
                 if target is not None:
                     group.target[member_id] = target
             else:
-                return JoinResult(ErrorCode.FENCED_INSTANCE_ID, req.member_id)
+                return JoinResult(ErrorCode.FENCED_INSTANCE_ID)
         topics = tuple(sorted(set(subscription.topics)))
         updated = ConsumerMember(
             member.member_id,

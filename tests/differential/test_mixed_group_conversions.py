@@ -1,0 +1,106 @@
+"""Mixed groups against real Kafka: a live classic group converted to a consumer group by a
+ConsumerGroupHeartbeat, its classic member's JoinGroup, SyncGroup and Heartbeat answered from the consumer
+group, and the conversion back when the last member of the new protocol leaves. Every step is compared
+(ListGroups' group type and state, DescribeGroups, ConsumerGroupDescribe's member types), and the errors
+of the classic APIs on a consumer group and of an upgrade Kafka refuses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from test_consumer_group_protocol import DESCRIBE, HB, LIST_GROUPS, beat, compare_hb, member_id, new_topic
+from test_consumer_group_protocol import join as hb_join
+
+from kstub.protocol import ErrorCode
+
+from support.differential import Pair
+from support.differential_groups import assignment, heartbeat, join, join_new, new_group, protocols, sync
+
+DESCRIBE_GROUPS = 15
+
+
+def listed(pair: Pair, group: str) -> Any:
+    def ours(answer: Any) -> Any:
+        return [g for g in answer["groups"] if g["group_id"] == group]
+
+    return pair.compare(LIST_GROUPS, {"states_filter": [], "types_filter": []}, view=ours)[1]
+
+
+def described(pair: Pair, group: str) -> Any:
+    body = {"group_ids": [group], "include_authorized_operations": False}
+    return pair.compare(DESCRIBE, body, unordered=("groups", "members"))[1]
+
+
+def test_a_classic_group_converts_to_a_consumer_group_and_back(pair: Pair) -> None:
+    group = new_group(pair)
+    topic = new_topic(pair, 2)
+    classic = join_new(pair, group, protos=protocols(topic))
+    synced = sync(pair, group, classic.member, classic.generation, {classic.member: assignment(**{topic: [0, 1]})})
+    assert synced["error_code"] == ErrorCode.NONE
+    assert listed(pair, group)[0]["group_type"] == "classic"
+
+    # a member of the new protocol joins: the group is a consumer group now
+    new = member_id()
+    compare_hb(pair, hb_join(group, new, [topic]))
+    assert [(g["group_type"], g["group_state"]) for g in listed(pair, group)] == [("consumer", "Reconciling")]
+    types = {m["member_type"] for m in described(pair, group)["groups"][0]["members"]}
+    assert types == {0, 1}
+    for version in (5, 6):
+        pair.compare(DESCRIBE_GROUPS, {"groups": [group], "include_authorized_operations": False}, version=version)
+
+    # the classic member is told to rejoin, and is answered from the consumer group
+    assert heartbeat(pair, group, classic.member, classic.generation)["error_code"] == ErrorCode.REBALANCE_IN_PROGRESS
+    rejoined = join(pair, group, classic.member, protos=protocols(topic))
+    assert rejoined["error_code"] == ErrorCode.NONE
+    generation = rejoined["generation_id"]
+    assert sync(pair, group, classic.member, generation)["error_code"] == ErrorCode.NONE
+    assert heartbeat(pair, group, classic.member, generation)["error_code"] == ErrorCode.NONE
+    assert heartbeat(pair, group, classic.member, generation - 1)["error_code"] == ErrorCode.ILLEGAL_GENERATION
+    described(pair, group)
+
+    # the classic APIs' errors on a consumer group
+    connect = [{"name": "range", "metadata": b"x"}]
+    join(pair, group, classic.member, protocol_type="connect", protos=connect)  # INCONSISTENT_GROUP_PROTOCOL
+    join(pair, group, "", protos=protocols(topic))  # MEMBER_ID_REQUIRED
+    heartbeat(pair, group, "unknown-member", generation)  # UNKNOWN_MEMBER_ID
+    body = lambda side: {"group_id": group, "generation_id": generation, "member_id": new,  # noqa: E731
+                         "group_instance_id": None}  # fmt: skip
+    pair.compare(12, body)  # a member of the new protocol: UNKNOWN_MEMBER_ID
+
+    # the last member of the new protocol leaves: a classic group again, rebalancing
+    compare_hb(pair, beat(group, new, -1))
+    assert [(g["group_type"], g["group_state"]) for g in listed(pair, group)] == [("classic", "PreparingRebalance")]
+    heartbeat(pair, group, classic.member, generation)
+    pair.compare(DESCRIBE_GROUPS, {"groups": [group], "include_authorized_operations": False})
+    again = join(pair, group, classic.member, protos=protocols(topic))  # the rebalance of the classic group
+    assert again["error_code"] == ErrorCode.NONE and again["leader"] == again["member_id"]
+    mine = {classic.member: assignment(**{topic: [0, 1]})}
+    assert sync(pair, group, classic.member, again["generation_id"], mine)["error_code"] == ErrorCode.NONE
+    assert [(g["group_type"], g["group_state"]) for g in listed(pair, group)] == [("classic", "Stable")]
+
+
+def test_an_upgrade_kafka_refuses(pair: Pair) -> None:
+    group = new_group(pair)
+    topic = new_topic(pair, 1)
+    connect = [{"name": "x", "metadata": b"anything"}]
+    first = join(pair, group, protocol_type="connect", protos=connect)
+    joined = join(pair, group, first["member_id"], protocol_type="connect", protos=connect)
+    assert joined["error_code"] == ErrorCode.NONE
+    # a live classic group of another protocol type cannot become a consumer group
+    compare_hb(pair, hb_join(group, member_id(), [topic]))
+    listed(pair, group)
+    # nor can a heartbeat of the new protocol that is not a join reach it
+    compare_hb(pair, beat(group, member_id(), 1, topic_partitions=[]))
+
+
+def test_an_empty_consumer_group_becomes_a_classic_group_at_a_join(pair: Pair) -> None:
+    group = new_group(pair)
+    topic = new_topic(pair, 1)
+    new = member_id()
+    compare_hb(pair, hb_join(group, new, [topic]))
+    compare_hb(pair, beat(group, new, -1))
+    assert [(g["group_type"], g["group_state"]) for g in listed(pair, group)] == [("consumer", "Empty")]
+    join_new(pair, group, protos=protocols(topic))
+    listed(pair, group)
+    pair.compare(HB, {"group_id": group, "member_id": member_id(), "member_epoch": 1})
