@@ -2,13 +2,14 @@
 """How long four consumers take from subscribe() to all four having partitions.
 
     python bench/group_assignment.py [--client confluent-kafka|kafka-python] [--rounds 5] [--heartbeat-ms N]
-                                     [--protocol classic|consumer]
+                                     [--protocol both|classic|consumer]
 
 Starts `python -m kstub serve -c group.initial.rebalance.delay.ms=0` on a free
 loopback port in a subprocess, creates a 4-partition topic, and per round
 starts 4 consumers of a fresh group at once (each polling on its own thread),
 timing until their assignments are disjoint, non-empty and cover the 4
-partitions. Prints each round and the median.
+partitions. Prints each round and the median, for each protocol asked for
+(both by default: the classic protocol, then KIP-848's with confluent-kafka).
 
 The figure is dominated by the clients: once the first member has formed the
 group, the others' arrival is announced to members through Heartbeat
@@ -127,12 +128,17 @@ def main() -> None:
     parser.add_argument("--client", choices=["confluent-kafka", "kafka-python"], default="confluent-kafka")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--heartbeat-ms", type=int, default=None, help="the consumers' heartbeat interval")
-    parser.add_argument("--protocol", choices=["classic", "consumer"], default="classic", help="group.protocol")
+    parser.add_argument(
+        "--protocol", choices=["both", "classic", "consumer"], default="both", help="group.protocol (default: both)"
+    )
     args = parser.parse_args()
-    if args.protocol == "consumer" and args.client != "confluent-kafka":
-        parser.error("--protocol consumer needs --client confluent-kafka")
+    protocols = ["classic", "consumer"] if args.protocol == "both" else [args.protocol]
+    if "consumer" in protocols and args.client != "confluent-kafka":
+        if args.protocol == "consumer":
+            parser.error("--protocol consumer needs --client confluent-kafka")
+        protocols = ["classic"]  # kafka-python speaks only the classic protocol
     broker = ["-c", "group.initial.rebalance.delay.ms=0"]
-    if args.protocol == "consumer" and args.heartbeat_ms is not None:
+    if "consumer" in protocols and args.heartbeat_ms is not None:
         broker += ["-c", f"group.consumer.heartbeat.interval.ms={args.heartbeat_ms}",
                    "-c", f"group.consumer.min.heartbeat.interval.ms={args.heartbeat_ms}"]  # fmt: skip
 
@@ -150,18 +156,26 @@ def main() -> None:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap)
         admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
         admin.close()
-        heartbeat = "client default" if args.heartbeat_ms is None else f"{args.heartbeat_ms} ms"
-        print(
-            f"{args.client}, group.protocol={args.protocol}, {CONSUMERS} consumers, {PARTITIONS} partitions, "
-            f"heartbeat interval {heartbeat}"
-        )
-        times = []
-        for i in range(args.rounds):
-            t = one_round(args.client, bootstrap, topic, args.heartbeat_ms, args.protocol)
-            times.append(t)
-            print(f"  round {i + 1}: {t * 1000:.0f} ms from subscribe to all {CONSUMERS} assigned")
-        ms = [t * 1000 for t in times]
-        print(f"median {statistics.median(ms):.0f} ms (min {min(ms):.0f}, max {max(ms):.0f})")
+        summary = []
+        for protocol in protocols:
+            default = "client default" if protocol == "classic" else "broker default"
+            heartbeat = default if args.heartbeat_ms is None else f"{args.heartbeat_ms} ms"
+            print(
+                f"{args.client}, group.protocol={protocol}, {CONSUMERS} consumers, {PARTITIONS} partitions, "
+                f"heartbeat interval {heartbeat}"
+            )
+            times = []
+            for i in range(args.rounds):
+                t = one_round(args.client, bootstrap, topic, args.heartbeat_ms, protocol)
+                times.append(t)
+                print(f"  round {i + 1}: {t * 1000:.0f} ms from subscribe to all {CONSUMERS} assigned")
+            ms = [t * 1000 for t in times]
+            line = f"median {statistics.median(ms):.0f} ms (min {min(ms):.0f}, max {max(ms):.0f})"
+            print(line)
+            summary.append(f"  {protocol:<8} {line}")
+        if len(summary) > 1:
+            print("subscribe to assigned, 4 consumers:")
+            print("\n".join(summary))
     finally:
         server.terminate()
         server.wait(10)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from group_members import KafkaPythonMember, Timeline, owners_never_overlap, wait_assignments, wait_for
+from group_members import KafkaPythonMember, Member, Timeline, owners_never_overlap, wait_assignments, wait_for
 from test_consumer_protocol_clients import NewProtocolConfluentMember, produce
 
 from clients import ConfluentClient, unique_topic
@@ -47,6 +47,33 @@ def member_types(bootstrap: str, group: str) -> list[int]:
     return sorted(m.member_type for m in g.members)
 
 
+def check_tool(bootstrap: str, group: str, kind: str, members: dict[str, Member]) -> None:
+    """`kstub groups list --type --state` and `kstub groups describe` show the group's type, and for a consumer
+    group its epochs and each member's type, epoch, current and target assignment."""
+    from test_groups_tool import kstub_groups, tables
+
+    listed = kstub_groups(bootstrap, "list", "--type", "--state")
+    assert listed.returncode == 0, listed.stderr
+    assert {r["GROUP"]: (r["TYPE"], r["STATE"]) for r in tables(listed.stdout)[0]}[group] == (kind, "Stable")
+    only = kstub_groups(bootstrap, "list", "--type", "Consumer")
+    assert (group in only.stdout.split()) == (kind == "consumer")
+    result = kstub_groups(bootstrap, "describe", group)
+    assert result.returncode == 0, result.stderr
+    state, listed_members, _offsets = tables(result.stdout)
+    assert (state[0]["TYPE"], state[0]["STATE"], state[0]["#MEMBERS"]) == (kind, "Stable", str(len(members)))
+    by_client = {r["CLIENT-ID"]: r for r in listed_members}
+    assert set(by_client) == set(members)
+    if kind == "classic":
+        return
+    epochs = next(line for line in result.stdout.splitlines() if line.startswith("GROUP-EPOCH")).split()
+    assert epochs[1] == epochs[3]  # Stable: the target assignment is the group epoch's
+    for name, m in members.items():
+        row = by_client[name]
+        expected = f"{m.topic}({','.join(map(str, sorted(m.assignment)))})"
+        assert (row["ASSIGNMENT"], row["TARGET-ASSIGNMENT"], row["EPOCH"]) == (expected, expected, epochs[1])
+        assert row["MEMBER-TYPE"] == ("consumer" if m.client == "confluent-kafka" else "classic")
+
+
 def test_kafka_python_classic_members_and_a_confluent_new_protocol_member_in_one_group(bootstrap: str) -> None:
     topic, group, timeline = unique_topic("mixed"), unique_topic("g"), Timeline()
     ConfluentClient(bootstrap).create_topic(topic, PARTITIONS)
@@ -68,6 +95,8 @@ def test_kafka_python_classic_members_and_a_confluent_new_protocol_member_in_one
         wait_for(lambda: sorted(len(m.assignment) for m in members) == [2, 2, 2], "two partitions each", members)
         wait_assignments(members, PARTITIONS)
         assert member_types(bootstrap, group) == [0, 0, 1]  # two classic members, one of the new protocol
+        wait_for(lambda: group_type(bootstrap, group) == ("consumer", "Stable"), "a stable consumer group", members)
+        check_tool(bootstrap, group, "consumer", {m.name: m for m in members})
         sent += produce(bootstrap, topic, 300, 300)
         wait_for(lambda: set(received()) >= set(sent), "every record, in the consumer group", members)
 
@@ -76,6 +105,7 @@ def test_kafka_python_classic_members_and_a_confluent_new_protocol_member_in_one
         wait_for(lambda: sorted(len(m.assignment) for m in classic) == [3, 3], "three partitions each", classic)
         wait_assignments(classic, PARTITIONS)
         wait_for(lambda: group_type(bootstrap, group) == ("classic", "Stable"), "a stable classic group", classic)
+        check_tool(bootstrap, group, "classic", {m.name: m for m in classic})
         sent += produce(bootstrap, topic, 600, 300)
         wait_for(lambda: set(received()) >= set(sent), "every record, back in a classic group", classic)
     finally:
