@@ -1,0 +1,186 @@
+"""The consumer group protocol's (KIP-848) scenarios of issue 13 with real clients: confluent-kafka and the
+Java 4.x client, both with ``group.protocol=consumer``.
+
+Four members join a 12-partition topic and each gets three partitions; a
+fifth joins and partitions move to it incrementally: no member that had
+partitions is left without any on the way (the others keep consuming; for
+confluent-kafka its rebalance callbacks are replayed on one timeline, for the
+Java client its reported assignments are followed); partitions added to the
+topic are assigned. Every record is consumed at least once and no committed
+offset ever goes backwards (the group's offsets sampled all along).
+
+The other scenarios are in test_consumer_protocol_clients.py (a killed
+member, a static member's restart, a regular expression subscription).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from group_members import Timeline, owners_never_overlap, wait_for
+from test_consumer_group_failover import CommittedSampler
+from test_consumer_protocol_clients import NewProtocolConfluentMember, produce
+
+from clients import ConfluentClient, unique_topic
+from support.external import require_programs
+from support.raw import RawClient
+
+PARTITIONS, GROWN = 12, 16
+BROKER = {
+    "group.consumer.heartbeat.interval.ms": 300,
+    "group.consumer.min.heartbeat.interval.ms": 300,
+    "group.consumer.session.timeout.ms": 6000,
+    "group.consumer.min.session.timeout.ms": 1000,
+}
+
+pytestmark = pytest.mark.kstub(config=BROKER)
+
+
+def shares(assignments: list[frozenset[int] | set[int] | None], sizes: list[int], partitions: int) -> bool:
+    sets = [set(a or ()) for a in assignments]
+    return sorted(map(len, sets)) == sizes and sum(map(len, sets)) == partitions == len(set().union(*sets))
+
+
+def grow(bootstrap: str, topic: str, count: int) -> None:
+    with RawClient(bootstrap) as c:
+        body = {"topics": [{"name": topic, "count": count, "assignments": None}], "timeout_ms": 10000,
+                "validate_only": False}  # fmt: skip
+        assert c.request(37, 3, body).results[0].error_code == 0
+
+
+def never_emptied(history: list[frozenset[int]]) -> bool:
+    """Once it had partitions, the member never had none (an incremental rebalance, not a stop-the-world one)."""
+    started = False
+    for assignment in history:
+        if assignment:
+            started = True
+        elif started:
+            return False
+    return True
+
+
+def scenario(
+    kc,
+    topic: str,
+    group: str,
+    start: Callable[[str], object],
+    assignment: Callable[[object], frozenset[int] | set[int] | None],
+    values: Callable[[object], set[bytes]],
+    check: Callable[[list[object]], None],
+) -> list[object]:
+    """The scenario on any client; returns the members (still running)."""
+    bootstrap = kc.bootstrap_servers
+    sent = set(produce(bootstrap, topic, 0, 600))
+    members = [start(f"m{i}") for i in range(4)]
+
+    def wait(condition: Callable[[], bool], what: str) -> None:
+        wait_for(lambda: (check(members), condition())[1], what, timeout=60.0)
+
+    consumed = lambda: set().union(*(values(m) for m in members))  # noqa: E731
+    wait(lambda: shares([assignment(m) for m in members], [3, 3, 3, 3], PARTITIONS), "three partitions each")
+    wait(lambda: consumed() >= sent, "every record")
+    members.append(start("m4"))
+    wait(lambda: shares([assignment(m) for m in members], [2, 2, 2, 3, 3], PARTITIONS), "the fifth member's share")
+    sent |= set(produce(bootstrap, topic, 600, 300))
+    wait(lambda: consumed() >= sent, "every record, with five members")
+    grow(bootstrap, topic, GROWN)
+    wait(lambda: shares([assignment(m) for m in members], [3, 3, 3, 3, 4], GROWN), "the added partitions assigned")
+    sent |= set(produce(bootstrap, topic, 900, 600))
+    wait(lambda: consumed() >= sent, "every record, the added partitions' too")
+    return members
+
+
+def test_confluent_four_members_a_fifth_and_added_partitions(kstub_cluster) -> None:
+    bootstrap = kstub_cluster.bootstrap_servers
+    topic, group, timeline = unique_topic("kip848"), unique_topic("g"), Timeline()
+    ConfluentClient(bootstrap).create_topic(topic, PARTITIONS)
+    sampler = CommittedSampler(kstub_cluster, group, topic).start()
+    members: list[NewProtocolConfluentMember] = []
+
+    def start(name: str) -> NewProtocolConfluentMember:
+        m = NewProtocolConfluentMember(name, bootstrap, group, topic, timeline).start()
+        members.append(m)
+        return m
+
+    def check(ms: list[object]) -> None:
+        for m in ms:
+            m.check()  # type: ignore[attr-defined]
+
+    try:
+        scenario(kstub_cluster, topic, group, start, lambda m: m.assignment, lambda m: {r.value for r in m.records},
+                 check)  # fmt: skip
+    finally:
+        for m in members:
+            if m._thread.is_alive():
+                m.stop()
+        sampler.stop()
+    events = timeline.snapshot()
+    owners_never_overlap(events)
+    for m in members:
+        history: list[frozenset[int]] = []
+        owned: set[int] = set()
+        for e in events:
+            if e.member != m.name:
+                continue
+            if e.kind == "closing":
+                break  # (closing revokes everything)
+            owned = owned | e.partitions if e.kind == "assigned" else owned - e.partitions
+            history.append(frozenset(owned))
+        assert never_emptied(history), f"{m.name} lost every partition at once: {history}"
+    assert sampler.backwards == []
+
+
+def test_java_four_members_a_fifth_and_added_partitions(kstub_cluster) -> None:
+    require_programs("java", "mvn")
+    from kstub.compat.clients.driven import DrivenMember
+    from kstub.compat.clients.java import Java
+
+    unavailable = Java.unavailable()
+    if unavailable:
+        pytest.skip(unavailable)
+    bootstrap = kstub_cluster.bootstrap_servers
+    client = Java(bootstrap, timeout=30.0)
+    topic, group = unique_topic("kip848"), unique_topic("g")
+    ConfluentClient(bootstrap).create_topic(topic, PARTITIONS)
+    sampler = CommittedSampler(kstub_cluster, group, topic).start()
+    members: list[DrivenMember] = []
+    histories: dict[int, list[frozenset[int]]] = {}
+    stop = threading.Event()
+
+    def follow() -> None:  # each member's reported assignments, as they change
+        while not stop.wait(0.005):
+            for i, m in enumerate(list(members)):
+                now = frozenset(m.assignment() or ())
+                seen = histories.setdefault(i, [])
+                if not seen or seen[-1] != now:
+                    seen.append(now)
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+
+    def start(name: str) -> DrivenMember:
+        args = client._args({"group": group, "topic": topic, "protocol": "consumer"})
+        m = DrivenMember(client.driver(), dict(args), client.timeout)
+        members.append(m)
+        return m
+
+    def check(ms: list[object]) -> None:
+        for m in ms:
+            assert m.error() is None, m.error()  # type: ignore[attr-defined]
+
+    try:
+        scenario(kstub_cluster, topic, group, start, lambda m: m.assignment(),
+                 lambda m: {r.value for r in m.records()}, check)  # fmt: skip
+        time.sleep(0.05)  # one more look at the assignments by the follower thread
+    finally:
+        stop.set()
+        follower.join(5)
+        for m in members:
+            m.close()
+        sampler.stop()
+    for i, history in histories.items():
+        assert never_emptied(history), f"member {i} lost every partition at once: {history}"
+    assert sampler.backwards == []
