@@ -86,6 +86,7 @@ SLOW_PATHS = (
     "tests/integration/test_mixed_group_clients.py",
     "tests/integration/test_consumer_group_failover.py",
     "tests/integration/test_consumer_group_scenarios.py",
+    "tests/integration/test_consumer_group_restart.py",
     "tests/integration/test_console.py",
     "tests/integration/test_console_browser.py",
     "tests/integration/test_coordinator_failover.py",

@@ -225,6 +225,7 @@ class GroupCoordinator:
             if self._serving(cgroup):
                 self.consumer.fire(cgroup, now)
         self.consumer.cleanup(now, lambda group_id: bool(self.committed(group_id)))
+        self.consumer.persist()  # members fenced, groups converted or removed by the timers
         self.commits.tick(now)
 
     # --- membership (the classic protocol) -------------------------------------------

@@ -264,6 +264,7 @@ class ClassicInConsumerGroups:
         except ConsumerGroupError as exc:
             return JoinResult(exc.code)
         finally:
+            self._m.persist()
             self._coordinator.poke()
 
     def _join(self, group: ConsumerGroup, req: JoinRequest) -> JoinResult:
@@ -370,6 +371,7 @@ class ClassicInConsumerGroups:
         if group.group_epoch > member.member_epoch and member.state is not MemberState.UNREVOKED_PARTITIONS:
             return SyncResult(ErrorCode.REBALANCE_IN_PROGRESS)
         member.session_deadline = self._coordinator.now() + self._m.member_session_timeout(member)
+        self._m.persist()
         self._coordinator.poke()
         return SyncResult(ErrorCode.NONE, self._encode(member, member.assigned), PROTOCOL_TYPE, first)
 
@@ -424,5 +426,6 @@ class ClassicInConsumerGroups:
             if self._m.groups.get(group.group_id) is group and member.member_id in group.members:
                 log.info("consumer group %s: classic member %s left", group.group_id, member.member_id)
                 self._m.fence(group, member, "left (LeaveGroup)")
+        self._m.persist()
         self._coordinator.poke()
         return ErrorCode.NONE, results

@@ -22,13 +22,14 @@ or its instance id rejoins with epoch 0 under a new member id.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kstub.protocol import ErrorCode
 
@@ -44,6 +45,7 @@ from .model import (
     ConsumerMember,
     MemberState,
 )
+from .persist import from_doc, group_doc
 from .reconcile import Owned, reconcile
 
 if TYPE_CHECKING:
@@ -112,6 +114,8 @@ class ConsumerMembership:
         self.next_cleanup: float | None = None
         #: classic members in consumer groups, and conversions between the two kinds (classic.py)
         self.classic = ClassicInConsumerGroups(self)
+        #: the groups as last saved (--data-dir: persist.py), to write only what changed
+        self._saved: str | None = None
 
     @property
     def cluster(self) -> ClusterState:
@@ -182,6 +186,7 @@ class ConsumerMembership:
         except ConsumerGroupError as exc:
             return HeartbeatResult(exc.code, exc.message)
         finally:
+            self.persist()
             self._coordinator.poke()
 
     def group(self, group_id: str) -> ConsumerGroup:
@@ -538,3 +543,30 @@ class ConsumerMembership:
 
     def reset(self) -> None:
         self.groups.clear()
+        self.persist()
+
+    # --- a data directory (--data-dir) ---------------------------------------------------
+
+    def persist(self) -> None:
+        """Save the groups if their saved state changed (a store that keeps them: kstub/cluster/disk_store.py)."""
+        store = self.cluster.store
+        if not store.keeps_consumer_groups:
+            return
+        docs = [group_doc(g) for _, g in sorted(self.groups.items())]
+        text = json.dumps(docs, separators=(",", ":"), sort_keys=True)
+        if text != self._saved:
+            store.save_consumer_groups(docs)
+            self._saved = text
+
+    def restore(self, docs: list[dict[str, Any]]) -> None:
+        """The groups a previous run saved: loaded as at a coordinator move (their members' timers afresh)."""
+        now = self._coordinator.now()
+        for doc in docs:
+            group = from_doc(doc)
+            self.groups[group.group_id] = group
+            self.load(group, now)
+        if docs:
+            log.info("restored %d consumer group(s)", len(docs))
+            self._saved = json.dumps(
+                [group_doc(g) for _, g in sorted(self.groups.items())], separators=(",", ":"), sort_keys=True
+            )
