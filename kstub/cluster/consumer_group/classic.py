@@ -307,8 +307,8 @@ class ClassicInConsumerGroups:
                 target = group.target.pop(existing.member_id, None)
                 group.remove(existing.member_id)
                 member = ConsumerMember(
-                    member_id, instance_id=req.instance_id, member_epoch=existing.member_epoch,
-                    previous_member_epoch=existing.previous_member_epoch, assigned=existing.assigned,
+                    member_id, instance_id=req.instance_id, member_epoch=0, previous_member_epoch=0,
+                    assigned=existing.assigned,
                     subscribed_topic_names=existing.subscribed_topic_names,
                     subscribed_topic_regex=existing.subscribed_topic_regex,
                 )  # fmt: skip
