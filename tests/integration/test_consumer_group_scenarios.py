@@ -184,3 +184,31 @@ def test_java_four_members_a_fifth_and_added_partitions(kstub_cluster) -> None:
     for i, history in histories.items():
         assert never_emptied(history), f"member {i} lost every partition at once: {history}"
     assert sampler.backwards == []
+
+
+def test_confluent_static_member_restarts_and_gets_its_partitions_back(kstub_cluster) -> None:
+    """librdkafka leaves with epoch -2 as a static member: its partitions wait for it, and are its again."""
+    bootstrap = kstub_cluster.bootstrap_servers
+    topic, group, timeline = unique_topic("kip848s"), unique_topic("g"), Timeline()
+    ConfluentClient(bootstrap).create_topic(topic, 6)
+
+    def member(instance: str) -> NewProtocolConfluentMember:
+        config = {"group.instance.id": instance}
+        return NewProtocolConfluentMember(instance, bootstrap, group, topic, timeline, config).start()
+
+    a, b = member("a"), member("b")
+    try:
+        wait_for(lambda: sorted(len(m.assignment) for m in (a, b)) == [3, 3], "three partitions each", [a, b])
+        kept, others = a.assignment, b.assignment
+        a.stop()
+        with RawClient(bootstrap) as c:
+            g = c.request(69, 1, {"group_ids": [group], "include_authorized_operations": False}).groups[0]
+        assert sorted(m.member_epoch for m in g.members)[0] == -2  # a is away, its place kept
+        a = member("a")
+        wait_for(lambda: a.assignment == kept, "the restarted member to get its partitions back", [a, b])
+        assert b.assignment == others
+    finally:
+        for m in (a, b):
+            if m._thread.is_alive():
+                m.stop()
+    owners_never_overlap(timeline.snapshot())
