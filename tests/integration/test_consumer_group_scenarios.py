@@ -9,8 +9,11 @@ Java client its reported assignments are followed); partitions added to the
 topic are assigned. Every record is consumed at least once and no committed
 offset ever goes backwards (the group's offsets sampled all along).
 
-The other scenarios are in test_consumer_protocol_clients.py (a killed
-member, a static member's restart, a regular expression subscription).
+Also: a confluent-kafka static member restarting gets its partitions back;
+a Java member killed (SIGKILL of its JVM) has its partitions moved after its
+session timeout. test_consumer_protocol_clients.py has the others (a killed
+confluent-kafka member, a Java static member's restart, a regular expression
+subscription).
 """
 
 from __future__ import annotations
@@ -212,3 +215,36 @@ def test_confluent_static_member_restarts_and_gets_its_partitions_back(kstub_clu
             if m._thread.is_alive():
                 m.stop()
     owners_never_overlap(timeline.snapshot())
+
+
+def test_java_member_killed_its_partitions_move_after_the_session_timeout(kstub_cluster) -> None:
+    """A Java member's JVM killed (SIGKILL: no leave heartbeat): its partitions move once its session expires."""
+    require_programs("java", "mvn")
+    from kstub.compat.clients.driven import DrivenMember, Driver
+    from kstub.compat.clients.java import Java
+
+    unavailable = Java.unavailable()
+    if unavailable:
+        pytest.skip(unavailable)
+    bootstrap = kstub_cluster.bootstrap_servers
+    client = Java(bootstrap, timeout=30.0)
+    topic, group = unique_topic("kip848k"), unique_topic("g")
+    ConfluentClient(bootstrap).create_topic(topic, 6)
+    args = client._args({"group": group, "topic": topic, "protocol": "consumer"})
+    survivor = DrivenMember(client.driver(), dict(args), client.timeout)
+    victim_jvm = Driver(Java.argv(), "java-victim")  # a JVM of its own, to kill
+    victim = DrivenMember(victim_jvm, dict(args), client.timeout)
+    try:
+        wait_for(lambda: len(survivor.assignment() or ()) == 3 and len(victim.assignment() or ()) == 3,
+                 "three partitions each", timeout=60.0)  # fmt: skip
+        victim_jvm.proc.kill()
+        victim_jvm.proc.wait(10)
+        killed = time.monotonic()
+        wait_for(lambda: survivor.assignment() == frozenset(range(6)), "the survivor to take over", timeout=60.0)
+        # group.consumer.session.timeout.ms is 6 s here: not before the victim's session could expire
+        assert time.monotonic() - killed > 3
+        assert survivor.error() is None, survivor.error()
+    finally:
+        survivor.close()
+        if victim_jvm.proc.poll() is None:
+            victim_jvm.proc.kill()
