@@ -539,6 +539,7 @@ class ConsumerMembership:
         if group.state is not ConsumerGroupState.EMPTY:
             return ErrorCode.NON_EMPTY_GROUP
         del self.groups[group_id]
+        self.persist()
         return ErrorCode.NONE
 
     def reset(self) -> None:
