@@ -15,9 +15,19 @@ from test_consumer_group_protocol import join as hb_join
 from kstub.protocol import ErrorCode
 
 from support.differential import Pair
-from support.differential_groups import assignment, heartbeat, join, join_new, new_group, protocols, sync
+from support.differential_groups import (
+    assignment,
+    commit,
+    heartbeat,
+    join,
+    join_new,
+    member,
+    new_group,
+    protocols,
+    sync,
+)
 
-DESCRIBE_GROUPS = 15
+DESCRIBE_GROUPS, LEAVE_GROUP = 15, 13
 
 
 def listed(pair: Pair, group: str) -> Any:
@@ -104,3 +114,30 @@ def test_an_empty_consumer_group_becomes_a_classic_group_at_a_join(pair: Pair) -
     join_new(pair, group, protos=protocols(topic))
     listed(pair, group)
     pair.compare(HB, {"group_id": group, "member_id": member_id(), "member_epoch": 1})
+
+
+def test_a_classic_member_of_a_consumer_group_commits_syncs_and_leaves(pair: Pair) -> None:
+    group = new_group(pair)
+    topic = new_topic(pair, 2)
+    other = new_topic(pair, 1)  # the new member's own: which partition goes to whom does not hang on member ids
+    classic = join_new(pair, group, protos=protocols(topic))
+    # the group converts while the classic member has not synced yet (CompletingRebalance)
+    new = member_id()
+    compare_hb(pair, hb_join(group, new, [other]))
+    sync(pair, group, classic.member, classic.generation)  # REBALANCE_IN_PROGRESS: it must rejoin
+    rejoined = join(pair, group, classic.member, protos=protocols(topic))
+    generation = rejoined["generation_id"]
+    sync(pair, group, classic.member, generation, protocol_name="roundrobin")  # INCONSISTENT_GROUP_PROTOCOL
+    sync(pair, group, classic.member, generation + 1)  # ILLEGAL_GENERATION
+    assert sync(pair, group, classic.member, generation)["error_code"] == ErrorCode.NONE
+    for version in (7, 8, 9):  # with its generation, a stale one, as a member of the new protocol would
+        for gen in (generation, generation - 1):
+            commit(pair, group, {topic: {0: 5}}, version=version, generation=gen, member_alias=classic.member)
+    commit(pair, group, {topic: {0: 5}}, generation=generation, member_alias="unknown-member")
+    # a classic member leaves: the consumer group stays one, its member of the new protocol takes everything
+    body = lambda side: {"group_id": group, "members": [  # noqa: E731
+        {"member_id": member(side, classic.member), "group_instance_id": None, "reason": None},
+        {"member_id": "unknown-member", "group_instance_id": None, "reason": None}]}  # fmt: skip
+    pair.compare(LEAVE_GROUP, body)
+    assert [(g["group_type"], g["group_state"]) for g in listed(pair, group)] == [("consumer", "Assigning")]
+    described(pair, group)
