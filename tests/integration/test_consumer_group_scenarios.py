@@ -11,9 +11,10 @@ offset ever goes backwards (the group's offsets sampled all along).
 
 Also: a confluent-kafka static member restarting gets its partitions back;
 a Java member killed (SIGKILL of its JVM) has its partitions moved after its
-session timeout. test_consumer_protocol_clients.py has the others (a killed
-confluent-kafka member, a Java static member's restart, a regular expression
-subscription).
+session timeout; a Java SubscriptionPattern (the broker-side regular
+expression) picks up a topic created later. test_consumer_protocol_clients.py
+has the others (a killed confluent-kafka member, a Java static member's
+restart, a confluent-kafka regular expression subscription).
 """
 
 from __future__ import annotations
@@ -248,3 +249,33 @@ def test_java_member_killed_its_partitions_move_after_the_session_timeout(kstub_
         survivor.close()
         if victim_jvm.proc.poll() is None:
             victim_jvm.proc.kill()
+
+
+def test_java_regex_subscription_picks_up_a_topic_created_later(kstub_cluster) -> None:
+    """The Java client's SubscriptionPattern is the broker-side regular expression (KIP-848, RE2/J syntax)."""
+    require_programs("java", "mvn")
+    from kstub.compat.clients.driven import DrivenMember
+    from kstub.compat.clients.java import Java
+
+    unavailable = Java.unavailable()
+    if unavailable:
+        pytest.skip(unavailable)
+    bootstrap = kstub_cluster.bootstrap_servers
+    client = Java(bootstrap, timeout=30.0)
+    prefix, group = unique_topic("kip848jre"), unique_topic("g")
+    ConfluentClient(bootstrap).create_topic(f"{prefix}-a", 2)
+    args = client._args({"group": group, "topic": "", "pattern": f"{prefix}-.*", "protocol": "consumer"})
+    member = DrivenMember(client.driver(), args, client.timeout)
+    values = lambda: {r.value for r in member.records()}  # noqa: E731
+    try:
+        sent = set(produce(bootstrap, f"{prefix}-a", 0, 20))
+        wait_for(lambda: (member.error() is None) and values() >= sent, "the first topic's records", timeout=60.0)
+        with RawClient(bootstrap) as c:
+            g = c.request(69, 1, {"group_ids": [group], "include_authorized_operations": False}).groups[0]
+        assert [m.subscribed_topic_regex for m in g.members] == [f"{prefix}-.*"]
+        ConfluentClient(bootstrap).create_topic(f"{prefix}-b", 2)
+        sent |= set(produce(bootstrap, f"{prefix}-b", 20, 20))
+        wait_for(lambda: (member.error() is None) and values() >= sent, "the later topic's records", timeout=60.0)
+        assert member.error() is None, member.error()
+    finally:
+        member.close()
