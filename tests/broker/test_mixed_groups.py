@@ -224,3 +224,23 @@ async def test_migration_policy_disabled_refuses_the_upgrade(autojump_clock) -> 
             "Cannot upgrade classic group g to consumer group because online upgrade is disabled."
         )
         assert (await listed(c))["g"] == ("classic", "Stable")
+
+
+async def test_a_classic_member_that_does_not_rejoin_is_fenced_after_its_rebalance_timeout(mc, autojump_clock) -> None:
+    c = mc.connect()
+    await create(c, "t", 2)
+    a = Classic(c, "g", "t")
+    await a.join()
+    await a.sync({a.member_id: [0, 1]})
+    b = New(c, "g", "t", "b-" + uuid.uuid4().hex[:8])
+    await b.beat()
+    assert b.owned == set()
+    # a heartbeats (so its session lives on) but never rejoins: after its rebalance timeout (10 s) it is fenced
+    told = trio.current_time()
+    while (error := await a.heartbeat()) == ErrorCode.REBALANCE_IN_PROGRESS:
+        await trio.sleep(1)
+    assert error == ErrorCode.UNKNOWN_MEMBER_ID
+    assert 10 <= trio.current_time() - told <= 11
+    await trio.sleep(1)  # group.consumer.assignment.interval.ms
+    await b.beat()
+    assert b.owned == {0, 1}

@@ -28,10 +28,11 @@ ListGroups reports the kind at each moment (``group_type``); DescribeGroups
 knows only classic groups, ConsumerGroupDescribe only consumer groups (its
 member type tells classic members from the others).
 
-Not done as Kafka does: the join and sync timeouts Kafka schedules for a
-classic member of a consumer group (a member that never sends its SyncGroup
-is fenced only at the end of its session), and the downgrade when a static
-classic member replaces the last consumer-protocol one.
+A classic member told to rejoin (REBALANCE_IN_PROGRESS) that does not send
+its JoinGroup within its rebalance timeout is fenced (Kafka's join timeout).
+Not done as Kafka does: the sync timeout (a member that never sends its
+SyncGroup is fenced only at the end of its session), and the downgrade when
+a static classic member replaces the last consumer-protocol one.
 """
 
 from __future__ import annotations
@@ -369,6 +370,8 @@ class ClassicInConsumerGroups:
         ):
             return SyncResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL)
         if group.group_epoch > member.member_epoch and member.state is not MemberState.UNREVOKED_PARTITIONS:
+            self._rejoin_by(member)
+            self._coordinator.poke()
             return SyncResult(ErrorCode.REBALANCE_IN_PROGRESS)
         member.session_deadline = self._coordinator.now() + self._m.member_session_timeout(member)
         self._m.persist()
@@ -398,8 +401,15 @@ class ClassicInConsumerGroups:
             or member.state is MemberState.UNREVOKED_PARTITIONS
             or (member.state is MemberState.UNRELEASED_PARTITIONS and not self._waiting_on_unreleased(group, member))
         ):
+            self._rejoin_by(member)
             return ErrorCode.REBALANCE_IN_PROGRESS
         return ErrorCode.NONE
+
+    def _rejoin_by(self, member: ConsumerMember) -> None:
+        """Told to rejoin: it must, within its rebalance timeout, or be fenced (Kafka's join timeout)."""
+        if member.rebalance_deadline is None:
+            member.rebalance_deadline = self._coordinator.now() + max(member.rebalance_timeout_ms, 0) / 1000
+            member.rebalance_deadline_epoch = member.member_epoch
 
     def leave(
         self, group: ConsumerGroup, leaving: list[tuple[str, str | None]]

@@ -485,6 +485,13 @@ class ConsumerMembership:
                 and member.member_epoch == member.rebalance_deadline_epoch
             ):
                 self.fence(group, member, "did not revoke its partitions within the rebalance timeout")
+            elif (
+                member.classic is not None
+                and member.rebalance_deadline is not None
+                and now >= member.rebalance_deadline
+            ):
+                # told to rejoin (REBALANCE_IN_PROGRESS), a classic member did not in time (a JoinGroup clears it)
+                self.fence(group, member, "did not rejoin within its rebalance timeout")
             elif member.rebalance_deadline is not None and now >= member.rebalance_deadline:
                 member.rebalance_deadline = None  # it revoked in time: nothing to fire
 
