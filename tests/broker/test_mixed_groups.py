@@ -40,8 +40,8 @@ async def create(c: MemoryClient, name: str, partitions: int) -> uuid.UUID:
 class Classic:
     """A classic consumer (eager, as kafka-python's range assignor): JoinGroup, SyncGroup, Heartbeat by hand."""
 
-    def __init__(self, c: MemoryClient, group: str, topic: str) -> None:
-        self.c, self.group, self.topic = c, group, topic
+    def __init__(self, c: MemoryClient, group: str, topic: str, instance: str | None = None) -> None:
+        self.c, self.group, self.topic, self.instance = c, group, topic, instance
         self.member_id, self.generation = "", -1
         self.owned: set[int] = set()
 
@@ -49,9 +49,10 @@ class Classic:
         self.owned = set()  # eager: it revokes everything before it rejoins
         subscription = encode_subscription({"topics": [self.topic]}, 0)
         body = {"group_id": self.group, "session_timeout_ms": 10000, "rebalance_timeout_ms": 10000,
-                "member_id": self.member_id, "group_instance_id": None, "protocol_type": "consumer",
+                "member_id": self.member_id, "group_instance_id": self.instance, "protocol_type": "consumer",
                 "protocols": [{"name": "range", "metadata": subscription}]}  # fmt: skip
         answer = await self.c.request(JOIN, 5, body)
+        self.member_id = answer.member_id or self.member_id
         if answer.error_code == ErrorCode.MEMBER_ID_REQUIRED:
             self.member_id = body["member_id"] = answer.member_id
             answer = await self.c.request(JOIN, 5, body)
@@ -66,7 +67,7 @@ class Classic:
             for m, ps in (assignments or {}).items()
         ]  # fmt: skip
         body = {"group_id": self.group, "generation_id": self.generation, "member_id": self.member_id,
-                "group_instance_id": None, "assignments": wire}  # fmt: skip
+                "group_instance_id": self.instance, "assignments": wire}  # fmt: skip
         answer = await self.c.request(SYNC, 3, body)
         assert answer.error_code == 0, answer
         decoded = decode_assignment(answer.assignment)
@@ -75,7 +76,7 @@ class Classic:
 
     async def heartbeat(self) -> ErrorCode:
         body = {"group_id": self.group, "generation_id": self.generation, "member_id": self.member_id,
-                "group_instance_id": None}  # fmt: skip
+                "group_instance_id": self.instance}  # fmt: skip
         return ErrorCode((await self.c.request(HEARTBEAT, 3, body)).error_code)
 
     async def rejoin(self) -> set[int]:
@@ -92,9 +93,9 @@ class New:
         self.owned: set[int] = set()
         self.topic_id: uuid.UUID | None = None
 
-    async def beat(self, epoch: int | None = None) -> Any:
+    async def beat(self, epoch: int | None = None, **extra: Any) -> Any:
         body: dict[str, Any] = {"group_id": self.group, "member_id": self.member_id,
-                                "member_epoch": self.epoch if epoch is None else epoch}  # fmt: skip
+                                "member_epoch": self.epoch if epoch is None else epoch, **extra}  # fmt: skip
         if self.epoch == 0:
             body.update(rebalance_timeout_ms=30000, subscribed_topic_names=[self.topic], topic_partitions=[])
         elif self.topic_id is not None:
@@ -244,3 +245,28 @@ async def test_a_classic_member_that_does_not_rejoin_is_fenced_after_its_rebalan
     await trio.sleep(1)  # group.consumer.assignment.interval.ms
     await b.beat()
     assert b.owned == {0, 1}
+
+
+async def test_a_classic_static_member_replacing_the_last_new_one_converts_the_group_back(mc, autojump_clock) -> None:
+    """A rolling downgrade with static members: each instance comes back with the classic protocol."""
+    c = mc.connect()
+    await create(c, "t", 4)
+    a = Classic(mc.connect(), "g", "t")
+    await a.join()
+    await a.sync({a.member_id: [0, 1, 2, 3]})
+    s = New(c, "g", "t", "s-" + uuid.uuid4().hex[:8])
+    await s.beat(instance_id="i")
+    assert await a.heartbeat() == ErrorCode.REBALANCE_IN_PROGRESS
+    await a.rejoin()
+    for _ in range(3):
+        await trio.sleep(1)
+        await s.beat(instance_id="i")
+    assert (len(a.owned), len(s.owned)) == (2, 2)
+    held = set(s.owned)
+    await s.beat(epoch=-2, instance_id="i")  # the static member goes away for a while: its place is kept
+    assert (await listed(c))["g"][0] == "consumer"
+    back = Classic(mc.connect(), "g", "t", instance="i")
+    joined = await back.join()
+    assert (await listed(c))["g"] == ("classic", "Stable")  # no rebalance: the group is as it was
+    assert await back.sync() == held
+    assert await a.heartbeat() == ErrorCode.NONE and joined.generation_id == a.generation

@@ -141,3 +141,21 @@ def test_a_classic_member_of_a_consumer_group_commits_syncs_and_leaves(pair: Pai
     pair.compare(LEAVE_GROUP, body)
     assert [(g["group_type"], g["group_state"]) for g in listed(pair, group)] == [("consumer", "Assigning")]
     described(pair, group)
+
+
+def test_a_classic_static_member_replacing_the_last_new_one(pair: Pair) -> None:
+    group = new_group(pair)
+    mine, theirs = new_topic(pair, 1), new_topic(pair, 1)
+    classic = join_new(pair, group, protos=protocols(mine))
+    sync(pair, group, classic.member, classic.generation, {classic.member: assignment(**{mine: [0]})})
+    static = member_id()
+    compare_hb(pair, hb_join(group, static, [theirs], instance_id="i"))
+    join(pair, group, classic.member, protos=protocols(mine))  # told to rejoin: it is answered at once
+    compare_hb(pair, beat(group, static, -2, instance_id="i"))  # away for a while: its place is kept
+    listed(pair, group)
+    # the instance comes back with the classic protocol: the group is a classic one again, without a rebalance
+    back = join(pair, group, "", instance="i", protos=protocols(theirs))
+    assert back["error_code"] == ErrorCode.NONE
+    assert [g["group_type"] for g in listed(pair, group)] == ["classic"]
+    sync(pair, group, back["member_id"], back["generation_id"], instance="i")
+    pair.compare(DESCRIBE_GROUPS, {"groups": [group], "include_authorized_operations": False}, unordered=("members",))

@@ -30,9 +30,10 @@ member type tells classic members from the others).
 
 A classic member told to rejoin (REBALANCE_IN_PROGRESS) that does not send
 its JoinGroup within its rebalance timeout is fenced (Kafka's join timeout).
-Not done as Kafka does: the sync timeout (a member that never sends its
-SyncGroup is fenced only at the end of its session), and the downgrade when
-a static classic member replaces the last consumer-protocol one.
+A classic static member replacing (same instance id) the last member of the
+new protocol also converts the group back, with no rebalance. Not done as
+Kafka does: the sync timeout (a member that never sends its SyncGroup is
+fenced only at the end of its session).
 """
 
 from __future__ import annotations
@@ -192,17 +193,21 @@ class ClassicInConsumerGroups:
 
     def maybe_downgrade(self, group: ConsumerGroup) -> bool:
         """After members left: if every member left uses the classic protocol, convert back (as policy allows)."""
-        if not group.members or any(m.classic is None for m in group.members.values()):
-            return False
-        if self._policy() not in DOWNGRADE_POLICIES:
-            log.info("group %s: cannot downgrade to a classic group (migration policy)", group.group_id)
-            return False
-        if len(group.members) > int(self._m.cluster.config["group.max.size"]):
+        if not group.members or not self._downgrade_allowed(group):
             return False
         self.downgrade(group)
         return True
 
-    def downgrade(self, group: ConsumerGroup) -> Group:
+    def _downgrade_allowed(self, group: ConsumerGroup) -> bool:
+        if any(m.classic is None for m in group.members.values()):
+            return False
+        if self._policy() not in DOWNGRADE_POLICIES:
+            log.info("group %s: cannot downgrade to a classic group (migration policy)", group.group_id)
+            return False
+        return len(group.members) <= int(self._m.cluster.config["group.max.size"])
+
+    def downgrade(self, group: ConsumerGroup, *, rebalance: bool = True) -> Group:
+        """Convert to a classic group; after members left it rebalances (not when a static member was replaced)."""
         coordinator = self._coordinator
         now = coordinator.now()
         gid = group.group_id
@@ -231,7 +236,8 @@ class ClassicInConsumerGroups:
         del self._m.groups[gid]
         log.info("group %s: converted the consumer group to a classic group (generation %d)", gid,
                  classic.generation_id)  # fmt: skip
-        coordinator.membership.rebalance.prepare_rebalance(classic, now)
+        if rebalance:
+            coordinator.membership.rebalance.prepare_rebalance(classic, now)
         return classic
 
     # --- the classic protocol's requests to a consumer group ---------------------------
@@ -295,6 +301,7 @@ class ClassicInConsumerGroups:
             return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL)
         now = self._coordinator.now()
         member: ConsumerMember
+        replaced: ConsumerMember | None = None
         if req.instance_id is None:
             member = group.members.get(member_id) or ConsumerMember(member_id)
         else:
@@ -304,6 +311,7 @@ class ClassicInConsumerGroups:
             elif existing.member_id == member_id:
                 member = existing
             elif unknown:
+                replaced = existing
                 # the instance comes back under a new member id: it takes the old one's place and partitions
                 target = group.target.pop(existing.member_id, None)
                 group.remove(existing.member_id)
@@ -337,7 +345,8 @@ class ClassicInConsumerGroups:
             rebalance_deadline_epoch=member.rebalance_deadline_epoch,
             classic=ClassicProtocol(req.session_timeout_ms, tuple(req.protocols)),
         )
-        bump = member.member_id not in group.members or topics != member.subscribed_topic_names
+        fresh = replaced is None and member.member_id not in group.members
+        bump = fresh or topics != member.subscribed_topic_names
         group.put(updated)
         if self._m.refresh_metadata(group):
             bump = True
@@ -352,6 +361,9 @@ class ClassicInConsumerGroups:
         owned_ids = [(topic_id, sorted(parts)) for topic_id, parts in self._ids(owned).items()]
         after = self._m.reconcile(group, updated, owned_ids, now)
         first = req.protocols[0][0]
+        if replaced is not None and replaced.classic is None and self._downgrade_allowed(group):
+            # it replaced the last member of the new protocol: a classic group again, with no rebalance
+            self.downgrade(group, rebalance=False)
         return JoinResult(ErrorCode.NONE, after.member_id, after.member_epoch, PROTOCOL_TYPE, first, "", [])
 
     def sync(self, group: ConsumerGroup, req: SyncRequest) -> SyncResult:
