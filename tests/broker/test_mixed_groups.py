@@ -270,3 +270,22 @@ async def test_a_classic_static_member_replacing_the_last_new_one_converts_the_g
     assert (await listed(c))["g"] == ("classic", "Stable")  # no rebalance: the group is as it was
     assert await back.sync() == held
     assert await a.heartbeat() == ErrorCode.NONE and joined.generation_id == a.generation
+
+
+async def test_a_classic_member_that_joins_but_never_syncs_is_fenced_after_its_rebalance_timeout(
+    mc, autojump_clock
+) -> None:
+    c = mc.connect()
+    await create(c, "t", 2)
+    a = Classic(c, "g", "t")
+    await a.join()
+    await a.sync({a.member_id: [0, 1]})
+    b = New(c, "g", "t", "b-" + uuid.uuid4().hex[:8])
+    await b.beat()
+    assert await a.heartbeat() == ErrorCode.REBALANCE_IN_PROGRESS
+    await a.join()  # answered at once; it never sends its SyncGroup, but keeps heartbeating
+    joined = trio.current_time()
+    while (error := await a.heartbeat()) != ErrorCode.UNKNOWN_MEMBER_ID:
+        assert error in (ErrorCode.NONE, ErrorCode.REBALANCE_IN_PROGRESS)
+        await trio.sleep(1)
+    assert 10 <= trio.current_time() - joined <= 11

@@ -31,9 +31,9 @@ member type tells classic members from the others).
 A classic member told to rejoin (REBALANCE_IN_PROGRESS) that does not send
 its JoinGroup within its rebalance timeout is fenced (Kafka's join timeout).
 A classic static member replacing (same instance id) the last member of the
-new protocol also converts the group back, with no rebalance. Not done as
-Kafka does: the sync timeout (a member that never sends its SyncGroup is
-fenced only at the end of its session).
+new protocol also converts the group back, with no rebalance. A member that
+joined and does not send its SyncGroup within its rebalance timeout is fenced
+too (Kafka's sync timeout).
 """
 
 from __future__ import annotations
@@ -360,6 +360,7 @@ class ClassicInConsumerGroups:
         owned = [(a.topic, list(a.partitions)) for a in subscription.get("owned_partitions") or []]
         owned_ids = [(topic_id, sorted(parts)) for topic_id, parts in self._ids(owned).items()]
         after = self._m.reconcile(group, updated, owned_ids, now)
+        after.sync_deadline = now + max(req.rebalance_timeout_ms, 0) / 1000  # its SyncGroup must follow
         first = req.protocols[0][0]
         if replaced is not None and replaced.classic is None and self._downgrade_allowed(group):
             # it replaced the last member of the new protocol: a classic group again, with no rebalance
@@ -386,6 +387,7 @@ class ClassicInConsumerGroups:
             self._coordinator.poke()
             return SyncResult(ErrorCode.REBALANCE_IN_PROGRESS)
         member.session_deadline = self._coordinator.now() + self._m.member_session_timeout(member)
+        member.sync_deadline = None
         self._m.persist()
         self._coordinator.poke()
         return SyncResult(ErrorCode.NONE, self._encode(member, member.assigned), PROTOCOL_TYPE, first)

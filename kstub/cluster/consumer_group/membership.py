@@ -478,6 +478,8 @@ class ConsumerMembership:
                 return  # fencing a member turned it back into a classic group
             if member.session_deadline is not None and now >= member.session_deadline:
                 self.fence(group, member, "session expired")
+            elif member.sync_deadline is not None and now >= member.sync_deadline:
+                self.fence(group, member, "did not send its SyncGroup within its rebalance timeout")
             elif (
                 member.rebalance_deadline is not None
                 and now >= member.rebalance_deadline
@@ -513,6 +515,8 @@ class ConsumerMembership:
             member.session_deadline = now + self.member_session_timeout(member)
             if member.rebalance_deadline is not None:
                 member.rebalance_deadline = now + max(member.rebalance_timeout_ms, 0) / 1000
+            if member.sync_deadline is not None:
+                member.sync_deadline = now + max(member.rebalance_timeout_ms, 0) / 1000
 
     # --- offsets, describe, delete ---------------------------------------------------
 

@@ -72,6 +72,8 @@ class ConsumerMember:
     rebalance_deadline_epoch: int = -1
     #: set for a member that uses the classic protocol (a mixed group: kstub/cluster/consumer_group/classic.py)
     classic: ClassicProtocol | None = None
+    #: a classic member that joined: when it is fenced unless it sent its SyncGroup (Kafka's sync timer)
+    sync_deadline: float | None = None
 
     def owned(self) -> Assignment:
         """Partitions the member holds: assigned, or still to revoke."""
@@ -81,7 +83,7 @@ class ConsumerMember:
         return out
 
     def deadlines(self) -> list[float]:
-        return [d for d in (self.session_deadline, self.rebalance_deadline) if d is not None]
+        return [d for d in (self.session_deadline, self.rebalance_deadline, self.sync_deadline) if d is not None]
 
 
 @dataclass(eq=False)
