@@ -2,13 +2,17 @@
 """How long four consumers take from subscribe() to all four having partitions.
 
     python bench/group_assignment.py [--client confluent-kafka|kafka-python] [--rounds 5] [--heartbeat-ms N]
-                                     [--protocol classic|consumer]
+                                     [--protocol both|classic|consumer] [--broker kstub|kafka]
 
 Starts `python -m kstub serve -c group.initial.rebalance.delay.ms=0` on a free
 loopback port in a subprocess, creates a 4-partition topic, and per round
 starts 4 consumers of a fresh group at once (each polling on its own thread),
 timing until their assignments are disjoint, non-empty and cover the 4
-partitions. Prints each round and the median.
+partitions. Prints each round and the median, for each protocol asked for
+(both by default: the classic protocol, then KIP-848's with confluent-kafka).
+--broker kafka times the same against real Apache Kafka 4.4 (one node,
+kstub.compat.realkafka, also with group.initial.rebalance.delay.ms=0), for
+comparison.
 
 The figure is dominated by the clients: once the first member has formed the
 group, the others' arrival is announced to members through Heartbeat
@@ -23,6 +27,7 @@ group.consumer.assignment.interval.ms (1 s). A benchmark, not a test.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import subprocess
 import sys
@@ -127,44 +132,68 @@ def main() -> None:
     parser.add_argument("--client", choices=["confluent-kafka", "kafka-python"], default="confluent-kafka")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--heartbeat-ms", type=int, default=None, help="the consumers' heartbeat interval")
-    parser.add_argument("--protocol", choices=["classic", "consumer"], default="classic", help="group.protocol")
+    parser.add_argument(
+        "--protocol", choices=["both", "classic", "consumer"], default="both", help="group.protocol (default: both)"
+    )
+    parser.add_argument("--broker", choices=["kstub", "kafka"], default="kstub", help="the broker timed")
     args = parser.parse_args()
-    if args.protocol == "consumer" and args.client != "confluent-kafka":
-        parser.error("--protocol consumer needs --client confluent-kafka")
+    protocols = ["classic", "consumer"] if args.protocol == "both" else [args.protocol]
+    if "consumer" in protocols and args.client != "confluent-kafka":
+        if args.protocol == "consumer":
+            parser.error("--protocol consumer needs --client confluent-kafka")
+        protocols = ["classic"]  # kafka-python speaks only the classic protocol
     broker = ["-c", "group.initial.rebalance.delay.ms=0"]
-    if args.protocol == "consumer" and args.heartbeat_ms is not None:
+    if "consumer" in protocols and args.heartbeat_ms is not None:
         broker += ["-c", f"group.consumer.heartbeat.interval.ms={args.heartbeat_ms}",
                    "-c", f"group.consumer.min.heartbeat.interval.ms={args.heartbeat_ms}"]  # fmt: skip
 
-    port = free_port()
-    bootstrap = f"127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "kstub", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING",
-         *broker],
-    )  # fmt: skip
-    try:
-        wait_ready(bootstrap)
-        from kafka.admin import KafkaAdminClient, NewTopic
+    with contextlib.ExitStack() as stack:
+        if args.broker == "kafka":
+            from kstub.compat.realkafka import RealKafka
 
-        topic = f"bench-{uuid.uuid4().hex[:8]}"
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-        admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-        admin.close()
-        heartbeat = "client default" if args.heartbeat_ms is None else f"{args.heartbeat_ms} ms"
+            config = dict(kv.split("=", 1) for kv in broker[1::2])
+            bootstrap = stack.enter_context(RealKafka(1, config=config)).bootstrap_servers
+        else:
+            port = free_port()
+            bootstrap = f"127.0.0.1:{port}"
+            server = subprocess.Popen(
+                [sys.executable, "-m", "kstub", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level",
+                 "WARNING", *broker],
+            )  # fmt: skip
+            stack.callback(server.wait, 10)
+            stack.callback(server.terminate)
+            wait_ready(bootstrap)
+        run(args, protocols, bootstrap)
+
+
+def run(args: argparse.Namespace, protocols: list[str], bootstrap: str) -> None:
+    """Each protocol's rounds on one topic of `bootstrap`, and the medians side by side."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    topic = f"bench-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    admin.close()
+    summary = []
+    for protocol in protocols:
+        default = "client default" if protocol == "classic" else "broker default"
+        heartbeat = default if args.heartbeat_ms is None else f"{args.heartbeat_ms} ms"
         print(
-            f"{args.client}, group.protocol={args.protocol}, {CONSUMERS} consumers, {PARTITIONS} partitions, "
+            f"{args.broker}: {args.client}, group.protocol={protocol}, {CONSUMERS} consumers, {PARTITIONS} partitions, "
             f"heartbeat interval {heartbeat}"
         )
         times = []
         for i in range(args.rounds):
-            t = one_round(args.client, bootstrap, topic, args.heartbeat_ms, args.protocol)
+            t = one_round(args.client, bootstrap, topic, args.heartbeat_ms, protocol)
             times.append(t)
             print(f"  round {i + 1}: {t * 1000:.0f} ms from subscribe to all {CONSUMERS} assigned")
         ms = [t * 1000 for t in times]
-        print(f"median {statistics.median(ms):.0f} ms (min {min(ms):.0f}, max {max(ms):.0f})")
-    finally:
-        server.terminate()
-        server.wait(10)
+        line = f"median {statistics.median(ms):.0f} ms (min {min(ms):.0f}, max {max(ms):.0f})"
+        print(line)
+        summary.append(f"  {protocol:<8} {line}")
+    if len(summary) > 1:
+        print("subscribe to assigned, 4 consumers:")
+        print("\n".join(summary))
 
 
 if __name__ == "__main__":

@@ -53,18 +53,25 @@ def _check(error: int, what: str) -> None:
 # --- what the broker says --------------------------------------------------------
 
 
-def list_groups(client: AdminClient, states: list[str] | None) -> list[tuple[str, str, str]]:
-    """(group, protocol type, state) from every broker, sorted by group id."""
-    found: dict[str, tuple[str, str, str]] = {}
+def list_groups(
+    client: AdminClient, states: list[str] | None, types: list[str] | None = None
+) -> list[tuple[str, str, str, str]]:
+    """(group, protocol type, state, type: classic or consumer) from every broker, sorted by group id."""
+    found: dict[str, tuple[str, str, str, str]] = {}
+    wanted_types = None if not types else {t.lower() for t in types}
     for node_id in sorted(client.brokers):
         conn = client.broker(node_id)
         version = conn.version(ApiKey.LIST_GROUPS)
         if states and version < 4:
             raise AdminError(f"{conn.address} cannot filter groups by state (ListGroups v4 needed)")
-        body = conn.request(ApiKey.LIST_GROUPS, {"states_filter": states or []}, version=version)
-        _check(body.error_code, f"ListGroups on {conn.address}")
-        for g in body.groups:
-            found[g.group_id] = (g.group_id, g.protocol_type, g.group_state if version >= 4 else "")
+        body = {"states_filter": states or [], "types_filter": types or []}
+        answer = conn.request(ApiKey.LIST_GROUPS, body, version=version)
+        _check(answer.error_code, f"ListGroups on {conn.address}")
+        for g in answer.groups:
+            kind = g.group_type.lower() if version >= 5 and g.group_type else "classic"  # v5 (KIP-848) tells
+            if wanted_types is not None and kind not in wanted_types:
+                continue  # (a broker before v5 does not filter by type)
+            found[g.group_id] = (g.group_id, g.protocol_type, g.group_state if version >= 4 else "", kind)
     return [found[g] for g in sorted(found)]
 
 
@@ -180,6 +187,8 @@ class MemberView:
     #: consumer groups (KIP-848) only: the member's epoch and target assignment
     epoch: int | None = None
     target: list[TopicPartition] | None = None
+    #: the protocol the member speaks: classic or consumer (a consumer group may have both: a mixed group)
+    kind: str = "classic"
 
 
 def _partitions(assignment: Container) -> list[TopicPartition]:
@@ -190,9 +199,10 @@ def members_of(described: Container) -> list[MemberView]:
     views = []
     if "group_epoch" in described:  # ConsumerGroupDescribe
         for m in described.members:
+            kind = "classic" if m.get("member_type", 1) == 0 else "consumer"  # v1's member type (v0: consumer)
             views.append(
                 MemberView(m.member_id, m.instance_id, m.client_host, m.client_id, _partitions(m.assignment),
-                           m.member_epoch, _partitions(m.target_assignment))
+                           m.member_epoch, _partitions(m.target_assignment), kind)
             )  # fmt: skip
         return views
     for m in described.members:
@@ -212,12 +222,17 @@ def members_of(described: Container) -> list[MemberView]:
 
 def cmd_list(client: AdminClient, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     states = None if args.state is None else [s.strip() for s in args.state.split(",") if s.strip()]
-    groups = list_groups(client, states)
-    if args.state is None:
-        for group, _, _ in groups:
+    types = None if args.type is None else [t.strip() for t in args.type.split(",") if t.strip()]
+    groups = list_groups(client, states, types)
+    if args.state is None and args.type is None:
+        for group, _, _, _ in groups:
             print(group, file=out)
+    elif args.type is None:
+        table([("GROUP", "STATE"), *((g, s) for g, _, s, _ in groups)], out)
+    elif args.state is None:
+        table([("GROUP", "TYPE"), *((g, k) for g, _, _, k in groups)], out)
     else:
-        table([("GROUP", "STATE"), *((g, s) for g, _, s in groups)], out)
+        table([("GROUP", "TYPE", "STATE"), *((g, k, s) for g, _, s, k in groups)], out)
     return 0
 
 
@@ -244,25 +259,28 @@ def cmd_describe(client: AdminClient, args: argparse.Namespace, out: TextIO, err
         partitions = sorted(set(committed) | set(owner))
         ends = list_offsets(client, partitions_of(client, {t for t, _ in partitions}), LATEST) if partitions else {}
 
+        consumer_group = "group_epoch" in described
         table(
             [
-                ("GROUP", "COORDINATOR (ID)", "ASSIGNMENT-STRATEGY", "STATE", "#MEMBERS"),
+                ("GROUP", "COORDINATOR (ID)", "ASSIGNMENT-STRATEGY", "STATE", "TYPE", "#MEMBERS"),
                 (group, f"{host}:{port} ({coordinator})", described.protocol_data or "-", described.group_state,
-                 len(members)),
+                 "consumer" if consumer_group else "classic", len(members)),
             ],
             out,
         )  # fmt: skip
         print(file=out)
-        if "group_epoch" in described:
+        if consumer_group:
             print(f"GROUP-EPOCH {described.group_epoch}  ASSIGNMENT-EPOCH {described.assignment_epoch}", file=out)
             print(file=out)
-        if members and "group_epoch" in described:
+        if members and consumer_group:
+            # a member's current assignment (with what it has yet to revoke) and its target; in a mixed group
+            # some members speak the classic protocol (MEMBER-TYPE classic)
             table(
                 [
-                    ("GROUP", "CONSUMER-ID", "GROUP-INSTANCE-ID", "HOST", "CLIENT-ID", "EPOCH", "#PARTITIONS",
-                     "ASSIGNMENT", "TARGET-ASSIGNMENT"),
+                    ("GROUP", "CONSUMER-ID", "GROUP-INSTANCE-ID", "HOST", "CLIENT-ID", "MEMBER-TYPE", "EPOCH",
+                     "#PARTITIONS", "ASSIGNMENT", "TARGET-ASSIGNMENT"),
                     *(
-                        (group, m.member_id, m.instance_id, m.host, m.client_id, m.epoch, len(m.partitions),
+                        (group, m.member_id, m.instance_id, m.host, m.client_id, m.kind, m.epoch, len(m.partitions),
                          _assignment_text(m.partitions), _assignment_text(m.target or []))
                         for m in members
                     ),
@@ -450,6 +468,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="STATES",
         help="show each group's state; with STATES (comma-separated, e.g. Stable,Empty) only those",
+    )
+    listing.add_argument(
+        "--type",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="TYPES",
+        help="show each group's type (classic or consumer); with TYPES (comma-separated) only those",
     )
 
     describe = actions.add_parser("describe", parents=[common], help="members, assignments, offsets and lag")

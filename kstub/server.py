@@ -452,6 +452,7 @@ class ClusterServer:
             # What the store kept from a previous run (--data-dir) comes back before anything is served.
             self.cluster.store.recover(self.cluster)
             self.cluster.groups.restore_offsets(self.cluster.store.load_offsets())
+            self.cluster.groups.consumer.restore(self.cluster.store.load_consumer_groups())
             self.cluster.transactions.restore(self.cluster.store.load_transactions())
             for broker, bound in opened:
                 for listener, each in zip(listeners, bound or [], strict=False):

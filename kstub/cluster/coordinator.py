@@ -225,6 +225,7 @@ class GroupCoordinator:
             if self._serving(cgroup):
                 self.consumer.fire(cgroup, now)
         self.consumer.cleanup(now, lambda group_id: bool(self.committed(group_id)))
+        self.consumer.persist()  # members fenced, groups converted or removed by the timers
         self.commits.tick(now)
 
     # --- membership (the classic protocol) -------------------------------------------
@@ -233,20 +234,29 @@ class GroupCoordinator:
         cgroup = self.consumer.groups.get(req.group_id)
         if cgroup is not None:
             if cgroup.members:
-                # kstub does not convert a live consumer group for classic members (Kafka's migration policy)
-                return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, req.member_id)
+                # a classic member joins a live consumer group (a mixed group: consumer_group/classic.py)
+                return self.consumer.classic.join(cgroup, req)
             del self.consumer.groups[req.group_id]  # an empty consumer group becomes a classic one
         return await self.membership.join(req)
 
     async def sync(self, req: SyncRequest) -> SyncResult:
+        cgroup = self.consumer.groups.get(req.group_id)
+        if cgroup is not None:
+            return self.consumer.classic.sync(cgroup, req)
         return await self.membership.sync(req)
 
     def heartbeat(self, group_id: str, generation_id: int, member_id: str, instance_id: str | None) -> ErrorCode:
+        cgroup = self.consumer.groups.get(group_id)
+        if cgroup is not None:
+            return self.consumer.classic.heartbeat(cgroup, generation_id, member_id, instance_id)
         return self.membership.heartbeat(group_id, generation_id, member_id, instance_id)
 
     def leave(
         self, group_id: str, leaving: list[tuple[str, str | None]]
     ) -> tuple[ErrorCode, list[tuple[str, str | None, ErrorCode]]]:
+        cgroup = self.consumer.groups.get(group_id)
+        if cgroup is not None:
+            return self.consumer.classic.leave(cgroup, leaving)
         return self.membership.leave(group_id, leaving)
 
     # --- describe, list, delete ---------------------------------------------

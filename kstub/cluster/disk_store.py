@@ -143,6 +143,17 @@ class DiskStore(DiskRecovery, DiskGroupOffsets, StateStore):
         data = json.dumps({"version": 1, "transactions": transactions}, separators=(",", ":")).encode()
         write_atomically(self.meta_dir / "transactions.json", data, fsync=self.fsync_on_ack)
 
+    keeps_consumer_groups = True
+
+    def save_consumer_groups(self, groups: list[dict]) -> None:
+        self._open()
+        data = json.dumps({"version": 1, "groups": groups}, separators=(",", ":")).encode()
+        write_atomically(self.meta_dir / "consumer-groups.json", data, fsync=self.fsync_on_ack)
+
+    def load_consumer_groups(self) -> list[dict]:
+        path = self.meta_dir / "consumer-groups.json"
+        return list(json.loads(path.read_text())["groups"]) if path.exists() else []
+
     def load_transactions(self) -> list[dict]:
         path = self.meta_dir / "transactions.json"
         return list(json.loads(path.read_text())["transactions"]) if path.exists() else []

@@ -148,6 +148,16 @@ class StateStore:
     async def sync_offsets(self) -> None:
         """Make saved offsets durable (with fsync.on.ack: call before answering OffsetCommit)."""
 
+    #: whether the store keeps consumer groups (KIP-848) across restarts (a data directory does)
+    keeps_consumer_groups = False
+
+    def save_consumer_groups(self, groups: list[dict]) -> None:
+        """Every consumer group's state (kstub/cluster/consumer_group/persist.py), replacing what was saved."""
+
+    def load_consumer_groups(self) -> list[dict]:
+        """The consumer groups, as saved."""
+        return []
+
     def save_transactions(self, transactions: list[dict]) -> None:
         """Every transactional id's state (kstub/cluster/transactions), replacing what was saved."""
 

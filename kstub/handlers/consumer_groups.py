@@ -19,6 +19,8 @@ from .groups import GROUP_OPERATIONS, NOT_REQUESTED, client_host
 
 #: ConsumerGroupDescribe v1's member type of a member using the consumer protocol
 CONSUMER_MEMBER = 1
+#: ... and of a member using the classic protocol (a mixed group)
+CLASSIC_MEMBER = 0
 
 
 def _wire(assignment: Assignment) -> list[Body]:
@@ -106,7 +108,7 @@ def _describe_one(ctx: Context, group_id: str, include_operations: bool) -> Body
                 "subscribed_topic_regex": m.subscribed_topic_regex or "",  # Kafka: "" when none
                 "assignment": _described(ctx, m.owned()),  # with what it has yet to revoke, as Kafka shows it
                 "target_assignment": _described(ctx, group.target.get(m.member_id, {})),
-                "member_type": CONSUMER_MEMBER,
+                "member_type": CLASSIC_MEMBER if m.classic is not None else CONSUMER_MEMBER,
             }
             for m in group.members.values()
         ],

@@ -314,9 +314,9 @@ async def test_list_groups_by_type_and_classic_apis_on_a_consumer_group(mc, auto
     assert await listed([]) == {("cg", "consumer", "Stable"), ("classic", "classic", "Empty")}
     assert await listed(["Consumer"]) == {("cg", "consumer", "Stable")}
     assert await listed(["classic"]) == {("classic", "classic", "Empty")}
-    # a classic member cannot join a consumer group with members
+    # a classic member of another protocol type cannot join a consumer group with members
     join = {"group_id": "cg", "session_timeout_ms": 10000, "rebalance_timeout_ms": 10000, "member_id": "",
-            "protocol_type": "consumer", "protocols": [{"name": "range", "metadata": b""}]}  # fmt: skip
+            "protocol_type": "connect", "protocols": [{"name": "range", "metadata": b""}]}  # fmt: skip
     assert (await c.request(11, 5, join)).error_code == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
     # and a classic group is not a consumer group
     answer = await c.request(DESCRIBE, 0, {"group_ids": ["classic", "none"], "include_authorized_operations": False})

@@ -22,17 +22,19 @@ or its instance id rejoins with epoch 0 under a new member id.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kstub.protocol import ErrorCode
 
 from .assignors import ASSIGNORS, AssignmentSpec
+from .classic import ClassicInConsumerGroups
 from .model import (
     JOIN_EPOCH,
     LEAVE_EPOCH,
@@ -43,6 +45,7 @@ from .model import (
     ConsumerMember,
     MemberState,
 )
+from .persist import from_doc, group_doc
 from .reconcile import Owned, reconcile
 
 if TYPE_CHECKING:
@@ -109,6 +112,10 @@ class ConsumerMembership:
         self.groups: dict[str, ConsumerGroup] = {}
         #: the periodic cleanup (offsets.retention.check.interval.ms) that drops empty groups without offsets
         self.next_cleanup: float | None = None
+        #: classic members in consumer groups, and conversions between the two kinds (classic.py)
+        self.classic = ClassicInConsumerGroups(self)
+        #: the groups as last saved (--data-dir: persist.py), to write only what changed
+        self._saved: str | None = None
 
     @property
     def cluster(self) -> ClusterState:
@@ -179,6 +186,7 @@ class ConsumerMembership:
         except ConsumerGroupError as exc:
             return HeartbeatResult(exc.code, exc.message)
         finally:
+            self.persist()
             self._coordinator.poke()
 
     def group(self, group_id: str) -> ConsumerGroup:
@@ -193,7 +201,10 @@ class ConsumerMembership:
         group = self.groups.get(group_id)
         if group is not None:
             return group
-        if not create or self._coordinator.classic_is_live(group_id):
+        if create and self._coordinator.classic_is_live(group_id):
+            # the first member of the new protocol in a live classic group: it becomes a consumer group
+            return self.classic.upgrade(self._coordinator.groups[group_id])
+        if not create:
             if group_id not in self._coordinator.groups:
                 # the heartbeat's own wording (ConsumerGroupDescribe says "Group ... not found.")
                 raise ConsumerGroupError(ErrorCode.GROUP_ID_NOT_FOUND, f"Consumer group {group_id} not found.")
@@ -245,8 +256,12 @@ class ConsumerMembership:
         return member
 
     def fence(self, group: ConsumerGroup, member: ConsumerMember, why: str) -> None:
-        """Remove a member; the group epoch moves, and the next heartbeat assigns its partitions."""
+        """Remove a member; the group epoch moves, and the next heartbeat assigns its partitions.
+        When only classic members are left, the group may go back to being a classic one instead
+        (group.consumer.migration.policy: kstub/cluster/consumer_group/classic.py)."""
         group.remove(member.member_id)
+        if self.classic.maybe_downgrade(group):
+            return
         group.group_epoch += 1
         log.info(
             "consumer group %s: member %s fenced (%s), group epoch %d", group.group_id, member.member_id, why,
@@ -364,25 +379,7 @@ class ConsumerMembership:
             # meanwhile members reconcile towards the last one, and the group shows Assigning
             self.assign(group)
             group.assigned_at = now
-        target = group.target.get(updated.member_id, {})
-        subscribed = {metadata[t][0] for t in self.member_topics(updated) if t in metadata}
-        group.release(updated)
-        after = reconcile(
-            updated,
-            group.assignment_epoch,
-            target,
-            subscribed,
-            group.current_partition_epoch,
-            req.topic_partitions,
-        )
-        if after.state is MemberState.UNREVOKED_PARTITIONS:
-            if after.rebalance_deadline is None or after.rebalance_deadline_epoch != after.member_epoch:
-                after.rebalance_deadline = now + max(after.rebalance_timeout_ms, 0) / 1000
-                after.rebalance_deadline_epoch = after.member_epoch
-        else:
-            after.rebalance_deadline = None
-        after.session_deadline = now + self.session_timeout()
-        group.put(after)
+        after = self.reconcile(group, updated, req.topic_partitions, now)
         full = req.member_epoch == JOIN_EPOCH or (
             req.rebalance_timeout_ms != -1
             and (req.subscribed_topic_names is not None or req.subscribed_topic_regex is not None)
@@ -395,6 +392,37 @@ class ConsumerMembership:
             heartbeat_interval_ms=self.heartbeat_interval_ms(),
             assignment=after.assigned if full or changed else None,
         )
+
+    def reconcile(self, group: ConsumerGroup, updated: ConsumerMember, owned: Owned, now: float) -> ConsumerMember:
+        """Move `updated` (already in the group) one step towards its target; restart its timers."""
+        metadata = group.subscription_metadata
+        target = group.target.get(updated.member_id, {})
+        subscribed = {metadata[t][0] for t in self.member_topics(updated) if t in metadata}
+        group.release(updated)
+        after = reconcile(updated, group.assignment_epoch, target, subscribed, group.current_partition_epoch, owned)
+        if after.state is MemberState.UNREVOKED_PARTITIONS:
+            if after.rebalance_deadline is None or after.rebalance_deadline_epoch != after.member_epoch:
+                after.rebalance_deadline = now + max(after.rebalance_timeout_ms, 0) / 1000
+                after.rebalance_deadline_epoch = after.member_epoch
+        else:
+            after.rebalance_deadline = None
+        after.session_deadline = now + self.member_session_timeout(after)
+        group.put(after)
+        return after
+
+    def member_session_timeout(self, member: ConsumerMember) -> float:
+        """A member's session timeout: the group's, or what a classic member asked for in its JoinGroup."""
+        if member.classic is not None:
+            return member.classic.session_timeout_ms / 1000
+        return self.session_timeout()
+
+    def refresh_metadata(self, group: ConsumerGroup) -> bool:
+        """Recompute the subscribed topics' metadata; True if it changed (the group epoch must move)."""
+        metadata = self.subscription_metadata(group)
+        if metadata != group.subscription_metadata:
+            group.subscription_metadata = metadata
+            return True
+        return False
 
     # --- subscriptions and the target assignment ---------------------------------------
 
@@ -446,8 +474,12 @@ class ConsumerMembership:
 
     def fire(self, group: ConsumerGroup, now: float) -> None:
         for member in list(group.members.values()):
+            if self.groups.get(group.group_id) is not group:
+                return  # fencing a member turned it back into a classic group
             if member.session_deadline is not None and now >= member.session_deadline:
                 self.fence(group, member, "session expired")
+            elif member.sync_deadline is not None and now >= member.sync_deadline:
+                self.fence(group, member, "did not send its SyncGroup within its rebalance timeout")
             elif (
                 member.rebalance_deadline is not None
                 and now >= member.rebalance_deadline
@@ -455,6 +487,13 @@ class ConsumerMembership:
                 and member.member_epoch == member.rebalance_deadline_epoch
             ):
                 self.fence(group, member, "did not revoke its partitions within the rebalance timeout")
+            elif (
+                member.classic is not None
+                and member.rebalance_deadline is not None
+                and now >= member.rebalance_deadline
+            ):
+                # told to rejoin (REBALANCE_IN_PROGRESS), a classic member did not in time (a JoinGroup clears it)
+                self.fence(group, member, "did not rejoin within its rebalance timeout")
             elif member.rebalance_deadline is not None and now >= member.rebalance_deadline:
                 member.rebalance_deadline = None  # it revoked in time: nothing to fire
 
@@ -473,9 +512,11 @@ class ConsumerMembership:
     def load(self, group: ConsumerGroup, now: float) -> None:
         """The group's coordinator moved: its members' sessions start afresh there."""
         for member in group.members.values():
-            member.session_deadline = now + self.session_timeout()
+            member.session_deadline = now + self.member_session_timeout(member)
             if member.rebalance_deadline is not None:
                 member.rebalance_deadline = now + max(member.rebalance_timeout_ms, 0) / 1000
+            if member.sync_deadline is not None:
+                member.sync_deadline = now + max(member.rebalance_timeout_ms, 0) / 1000
 
     # --- offsets, describe, delete ---------------------------------------------------
 
@@ -485,6 +526,11 @@ class ConsumerMembership:
         member = group.members.get(member_id)
         if member is None:
             raise ConsumerGroupError(ErrorCode.UNKNOWN_MEMBER_ID)
+        if member.classic is not None:
+            # a classic member commits with its generation: its member epoch (Kafka's rule for mixed groups)
+            if member_epoch != member.member_epoch:
+                raise ConsumerGroupError(ErrorCode.ILLEGAL_GENERATION)
+            return
         if api_version < 9:
             raise ConsumerGroupError(ErrorCode.UNSUPPORTED_VERSION)
         if member_epoch != member.member_epoch:
@@ -504,7 +550,35 @@ class ConsumerMembership:
         if group.state is not ConsumerGroupState.EMPTY:
             return ErrorCode.NON_EMPTY_GROUP
         del self.groups[group_id]
+        self.persist()
         return ErrorCode.NONE
 
     def reset(self) -> None:
         self.groups.clear()
+        self.persist()
+
+    # --- a data directory (--data-dir) ---------------------------------------------------
+
+    def persist(self) -> None:
+        """Save the groups if their saved state changed (a store that keeps them: kstub/cluster/disk_store.py)."""
+        store = self.cluster.store
+        if not store.keeps_consumer_groups:
+            return
+        docs = [group_doc(g) for _, g in sorted(self.groups.items())]
+        text = json.dumps(docs, separators=(",", ":"), sort_keys=True)
+        if text != self._saved:
+            store.save_consumer_groups(docs)
+            self._saved = text
+
+    def restore(self, docs: list[dict[str, Any]]) -> None:
+        """The groups a previous run saved: loaded as at a coordinator move (their members' timers afresh)."""
+        now = self._coordinator.now()
+        for doc in docs:
+            group = from_doc(doc)
+            self.groups[group.group_id] = group
+            self.load(group, now)
+        if docs:
+            log.info("restored %d consumer group(s)", len(docs))
+            self._saved = json.dumps(
+                [group_doc(g) for _, g in sorted(self.groups.items())], separators=(",", ":"), sort_keys=True
+            )

@@ -39,6 +39,16 @@ class MemberState(enum.Enum):
     UNRELEASED_PARTITIONS = "unreleased_partitions"
 
 
+@dataclass(frozen=True)
+class ClassicProtocol:
+    """A member of a consumer group that speaks the classic protocol (JoinGroup, SyncGroup, Heartbeat):
+    what its JoinGroup said (Kafka's ClassicMemberMetadata)."""
+
+    session_timeout_ms: int
+    #: (name, metadata) as in its JoinGroup, the first preferred
+    protocols: tuple[tuple[str, bytes], ...]
+
+
 @dataclass(eq=False)
 class ConsumerMember:
     member_id: str
@@ -60,6 +70,10 @@ class ConsumerMember:
     #: while it holds partitions to revoke: when it is fenced unless it revoked them
     rebalance_deadline: float | None = None
     rebalance_deadline_epoch: int = -1
+    #: set for a member that uses the classic protocol (a mixed group: kstub/cluster/consumer_group/classic.py)
+    classic: ClassicProtocol | None = None
+    #: a classic member that joined: when it is fenced unless it sent its SyncGroup (Kafka's sync timer)
+    sync_deadline: float | None = None
 
     def owned(self) -> Assignment:
         """Partitions the member holds: assigned, or still to revoke."""
@@ -69,7 +83,7 @@ class ConsumerMember:
         return out
 
     def deadlines(self) -> list[float]:
-        return [d for d in (self.session_deadline, self.rebalance_deadline) if d is not None]
+        return [d for d in (self.session_deadline, self.rebalance_deadline, self.sync_deadline) if d is not None]
 
 
 @dataclass(eq=False)

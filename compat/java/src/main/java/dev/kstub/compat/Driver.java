@@ -64,7 +64,8 @@ import org.apache.kafka.common.utils.internals.AppInfoParser;
  * error name where the client gives one, TIMEOUT, or UNSUPPORTED. Keys, values and header values travel as
  * base64 (null stays null). A "member" command is a background group member: it prints
  * {"id": N, "event": "assigned", "partitions": [...]} and {"id": N, "event": "records", "records": [...]} lines
- * until {"op": "stop", "args": {"member": N}} arrives, then leaves the group and answers command N. The driver
+ * until {"op": "stop", "args": {"member": N}} arrives, then leaves the group and answers command N ("pattern"
+ * instead of "topic": a KIP-848 broker-side regular expression subscription). The driver
  * exits when its stdin closes.
  */
 public final class Driver {
@@ -485,7 +486,12 @@ public final class Driver {
     Member self = new Member();
     MEMBERS.put(id, self);
     try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(consumerProps(a, a.path("group").asText(), "earliest"))) {
-      c.subscribe(List.of(topic));
+      if (a.hasNonNull("pattern")) {
+        // the consumer group protocol's broker-side regular expression (KIP-848)
+        c.subscribe(new org.apache.kafka.clients.consumer.SubscriptionPattern(a.path("pattern").asText()));
+      } else {
+        c.subscribe(List.of(topic));
+      }
       Set<Integer> reported = null;
       while (!self.stopping) {
         ConsumerRecords<byte[], byte[]> polled = c.poll(Duration.ofMillis(100));
