@@ -10,7 +10,8 @@ Authorization as KafkaApis checks it: a heartbeat needs READ on the group
 needs DESCRIBE on each group (the refused groups are answered first), fills
 authorized_operations from the ACLs, and answers a group whose (target)
 assignment names a topic the principal may not describe
-TOPIC_AUTHORIZATION_FAILED without its members.
+TOPIC_AUTHORIZATION_FAILED without its members. A regular expression
+resolves only to the topics the member's principal may describe.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ async def consumer_group_heartbeat(ctx: Context, req: Container) -> Body:
         client_id=ctx.client_id or "",
         client_host=client_host(ctx),
         api_version=ctx.api_version,
+        principal=ctx.principal,
+        acl_host=ctx.client_host,
     )
     try:  # as Kafka: an invalid request is refused before the coordinator is looked at
         coordinator.consumer.validate(heartbeat)

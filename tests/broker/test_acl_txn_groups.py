@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import trio
 
 from kstub.cluster.acls import STANDARD_AUTHORIZER, Acl, PatternType, Permission, ResourceType
 from kstub.cluster.acls import AclOperation as Op
@@ -214,6 +215,26 @@ async def test_consumer_group_heartbeat_needs_group_read_and_topic_describe(secu
     # a regex subscription names no topic: only the group is checked
     regex = join("g", None, member_id="m-2", subscribed_topic_regex="u.*")
     assert (await c.request(ApiKey.CONSUMER_GROUP_HEARTBEAT, 1, regex)).error_code == 0
+
+
+async def test_a_regex_resolves_to_the_topics_the_member_may_describe(secured) -> None:
+    mc, c = secured
+    grant(mc, G, "g", Op.READ)
+    grant(mc, T, "t", Op.DESCRIBE)  # t and u match; u may not be described
+    answer = await c.request(ApiKey.CONSUMER_GROUP_HEARTBEAT, 1, join("g", None, subscribed_topic_regex="[tu]"))
+    assert answer.error_code == 0
+    ids = {mc.model.topics[n].topic_id: n for n in ("t", "u")}
+    assert {ids[tp.topic_id]: sorted(tp.partitions) for tp in answer.assignment.topic_partitions} == {"t": [0, 1]}
+    grant(mc, T, "u", Op.DESCRIBE)  # now it may: the next heartbeat resolves u too
+    beat = {"group_id": "g", "member_id": answer.member_id, "member_epoch": answer.member_epoch,
+            "topic_partitions": [{"topic_id": mc.model.topics["t"].topic_id, "partitions": [0, 1]}]}  # fmt: skip
+    for _ in range(10):  # heartbeats (virtual seconds apart) until the new target reaches the member
+        await trio.sleep(1)
+        answer = await c.request(ApiKey.CONSUMER_GROUP_HEARTBEAT, 1, beat | {"member_epoch": answer.member_epoch})
+        assert answer.error_code == 0
+        if answer.assignment is not None:
+            break
+    assert {ids[tp.topic_id] for tp in answer.assignment.topic_partitions} == {"t", "u"}
 
 
 async def test_consumer_group_describe(secured) -> None:
