@@ -228,13 +228,13 @@ class _Messages(logging.Handler):
 
 
 def _logged(logger: str, run: Callable[[], None]) -> tuple[str, list[str]]:
-    """Run `run`, which must fail: the exception's class name and what `logger` logged (warnings up)."""
+    """Run `run`, which must fail: the exception's class name and what `logger` logged (debug included: aiokafka
+    tells why a connection closed only there)."""
     handler = _Messages()
-    handler.setLevel(logging.WARNING)
     log = logging.getLogger(logger)
     level = log.level
     log.addHandler(handler)
-    log.setLevel(logging.WARNING)
+    log.setLevel(logging.DEBUG)
     try:
         run()
     except Exception as exc:  # the failure is what is compared
@@ -269,7 +269,7 @@ class KafkaPython:
         return sorted(got)
 
     def failure(self, bootstrap: str, way: Way) -> tuple[object, frozenset[str]]:
-        settings = _kafka_python(bootstrap, way) | {"api_version_auto_timeout_ms": 5000}
+        settings = _kafka_python(bootstrap, way) | {"bootstrap_timeout_ms": 8000}
         name, messages = _logged("kafka", lambda: kafka.KafkaProducer(**settings).close())
         return name, categories(*messages)
 
