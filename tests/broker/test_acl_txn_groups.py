@@ -20,6 +20,7 @@ from kstub.cluster.acls import AclOperation as Op
 from kstub.protocol import ApiKey, ErrorCode
 
 from support.memory import MemoryClient, memory_cluster
+from support.raw_requests import batch
 
 ANON = "User:ANONYMOUS"
 AUTHZ = {"authorizer.class.name": STANDARD_AUTHORIZER}
@@ -134,6 +135,41 @@ async def test_a_transaction_step_by_step(secured) -> None:
     }
     ended = await c.request(ApiKey.END_TXN, 3, {"transactional_id": "tx", **ids, "committed": True})
     assert ended.error_code == 0
+
+
+def txn_records(pid: int, epoch: int) -> bytes:
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+
+    builder = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=True, producer_id=pid,
+                                        producer_epoch=epoch, base_sequence=0, batch_size=1 << 20)  # fmt: skip
+    builder.append(0, timestamp=1_700_000_000_000, key=b"k", value=b"v", headers=[])
+    return bytes(builder.build())
+
+
+async def test_transactional_produce_needs_transactional_id_write(secured) -> None:
+    mc, c = secured
+    grant(mc, TX, "tx", Op.WRITE)
+    pid, epoch = await init(c, "tx")
+    assert await add(c, "tx", pid, epoch, {"t": [0]}) == {("t", 0): 29}
+    grant(mc, T, "t", Op.WRITE)
+    assert await add(c, "tx", pid, epoch, {"t": [0]}) == {("t", 0): 0}
+
+    def produce(tid: str | None, records: bytes) -> dict:
+        data = [{"name": n, "partition_data": [{"index": 0, "records": records}]} for n in ("t", "u")]
+        return {"transactional_id": tid, "acks": -1, "timeout_ms": 5000, "topic_data": data}
+
+    async def errors(body: dict) -> list[int]:
+        answer = await c.request(ApiKey.PRODUCE, 9, body)
+        return [r.partition_responses[0].error_code for r in answer.responses]
+
+    # transactional records without WRITE on the id (or without an id): every partition refused
+    assert await errors(produce("other", txn_records(pid, epoch))) == [53, 53]
+    assert await errors(produce(None, txn_records(pid, epoch))) == [53, 53]
+    assert mc.model.topics["t"].partitions[0].high_watermark == 0
+    # its own id: WRITE on each topic decides
+    assert await errors(produce("tx", txn_records(pid, epoch))) == [0, 29]
+    # plain records need no transactional id
+    assert await errors(produce("other", batch(1))) == [0, 29]
 
 
 async def test_add_partitions_from_brokers_needs_cluster_action(secured) -> None:

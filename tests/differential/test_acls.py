@@ -617,6 +617,16 @@ def _txn_offsets(tid: str, group: str, ids: Callable[[Side], tuple[int, int]], t
     return body
 
 
+def _txn_records(producer_id: int, epoch: int) -> bytes:
+    """One transactional batch of one record, sequence 0."""
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+
+    builder = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=True, producer_id=producer_id,
+                                        producer_epoch=epoch, base_sequence=0, batch_size=1 << 20)  # fmt: skip
+    builder.append(0, timestamp=1_700_000_000_000, key=b"k", value=b"v", headers=[])
+    return bytes(builder.build())
+
+
 def _txn_ready(pair: Pair, tid: str) -> None:
     """The admin initialises `tid` on both until Kafka's coordinator has loaded its partition (it answers
     COORDINATOR_LOAD_IN_PROGRESS meanwhile). Polls: a JVM has no event to wait on."""
@@ -679,6 +689,22 @@ def test_transaction_apis(secured: Secured) -> None:
     secured.as_alice(
         ApiKey.ADD_PARTITIONS_TO_TXN, _add_v3(tid, ids, {topic: [0], veiled: [0]}), version=3, unordered=unordered
     )
+
+    # transactional records: WRITE on the transactional id (dave: none, every partition refused), then on each topic
+    def produce(tid_: str, ids_: Callable[[Side], tuple[int, int]]) -> Callable[[Side], dict]:
+        def body(side: Side) -> dict:
+            records = _txn_records(*ids_(side))
+            return produce_body(topic, records, acks=-1, transactional_id=tid_) | {
+                "topic_data": [
+                    {"name": n, "partition_data": [{"index": 0, "records": records}]} for n in (topic, denied)
+                ]
+            }
+
+        return body
+
+    dropped = ("base_offset", "log_start_offset", "log_append_time_ms")
+    secured.as_alice(ApiKey.PRODUCE, produce(tid, nobody), user="dave", ignore=dropped, unordered=("responses",))
+    secured.as_alice(ApiKey.PRODUCE, produce(tid, ids), ignore=dropped, unordered=("responses",))
 
     def offsets_txn(side: Side) -> dict:
         pid, e = ids(side)
