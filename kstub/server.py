@@ -144,6 +144,22 @@ async def _close_all(listeners: list[trio.SocketListener]) -> None:
             await listener.aclose()
 
 
+async def _send_tls_alert(stream: trio.SSLStream[trio.abc.Stream], transport: trio.abc.Stream) -> None:
+    """Send what the failed handshake left to send: the TLS alert saying why (a missing or untrusted client
+    certificate), so the client reports that reason, as Java's broker does, not a bare disconnection.
+
+    trio.SSLStream marks itself broken without flushing its outgoing buffer; the alert is in it.
+    """
+    outgoing = getattr(stream, "_outgoing", None)  # trio's ssl.MemoryBIO of bytes not yet sent
+    if outgoing is None or not getattr(outgoing, "pending", 0):
+        return
+    with trio.move_on_after(1):
+        try:
+            await transport.send_all(outgoing.read())
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+
 def _peer_ip(stream: trio.SocketStream) -> str:
     try:
         return str(stream.socket.getpeername()[0])
@@ -355,6 +371,7 @@ class BrokerServer:
                     security.listener.name,
                     cause,
                 )
+                await _send_tls_alert(stream, transport)
                 await trio.aclose_forcefully(stream)
                 return None
         if waiting.cancelled_caught:

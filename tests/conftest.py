@@ -96,6 +96,8 @@ SLOW_PATHS = (
     "tests/integration/test_memory_budget.py",
     "tests/integration/test_read_committed_clients.py",
     "tests/integration/test_replication_readme.py",
+    "tests/integration/test_security_clients.py",
+    "tests/integration/test_security_readme.py",
     "tests/integration/test_transactions_java.py",
 )
 

@@ -46,6 +46,8 @@ log = logging.getLogger("kstub.configs")
 TOPIC = 2
 BROKER = 4
 BROKER_LOGGER = 8
+CLIENT_METRICS = 16
+GROUP = 32
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 _OP_NAMES = {SET: "SET", DELETE: "DELETE", APPEND: "APPEND", SUBTRACT: "SUBTRACT"}
@@ -162,8 +164,10 @@ def config_denied(ctx: Context, resource_type: int, name: str, op: Op) -> ErrorC
     """DESCRIBE_CONFIGS / ALTER_CONFIGS on the topic, or on the cluster for broker (logger) resources."""
     if resource_type == TOPIC:
         return None if ctx.authorize(op, Res.TOPIC, name) else ErrorCode.TOPIC_AUTHORIZATION_FAILED
-    if resource_type in (BROKER, BROKER_LOGGER):
+    if resource_type in (BROKER, BROKER_LOGGER, CLIENT_METRICS):
         return None if ctx.authorize_cluster(op) else ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+    if resource_type == GROUP:
+        return None if ctx.authorize(op, Res.GROUP, name) else ErrorCode.GROUP_AUTHORIZATION_FAILED
     return None
 
 

@@ -3,6 +3,15 @@
 Thin: the coordinator check (NOT_COORDINATOR), then `cluster.groups.consumer`
 (kstub/cluster/consumer_group/) decides; this module only translates the
 wire's shapes (topic ids, nullable fields) to and from it.
+
+Authorization as KafkaApis checks it: a heartbeat needs READ on the group
+(GROUP_AUTHORIZATION_FAILED) and DESCRIBE on every subscribed topic name
+(TOPIC_AUTHORIZATION_FAILED), before the request is validated. Describe
+needs DESCRIBE on each group (the refused groups are answered first), fills
+authorized_operations from the ACLs, and answers a group whose (target)
+assignment names a topic the principal may not describe
+TOPIC_AUTHORIZATION_FAILED without its members. A regular expression
+resolves only to the topics the member's principal may describe.
 """
 
 from __future__ import annotations
@@ -14,8 +23,8 @@ from kstub.cluster.consumer_group.membership import ConsumerGroupError
 from kstub.cluster.consumer_group.model import Assignment
 from kstub.protocol import ApiKey, ErrorCode
 
-from .base import Body, Context, handles
-from .groups import GROUP_OPERATIONS, NOT_REQUESTED, client_host
+from .base import Body, Context, Op, Res, handles
+from .groups import NOT_REQUESTED, client_host
 
 #: ConsumerGroupDescribe v1's member type of a member using the consumer protocol
 CONSUMER_MEMBER = 1
@@ -33,6 +42,12 @@ def _wire(assignment: Assignment) -> list[Body]:
 @handles(ApiKey.CONSUMER_GROUP_HEARTBEAT)
 async def consumer_group_heartbeat(ctx: Context, req: Container) -> Body:
     coordinator = ctx.cluster.groups
+    if not ctx.authorize(Op.READ, Res.GROUP, req.group_id):
+        return {"throttle_time_ms": 0, "error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED, "member_epoch": 0}
+    if req.subscribed_topic_names and not all(
+        ctx.authorize(Op.DESCRIBE, Res.TOPIC, name) for name in set(req.subscribed_topic_names)
+    ):
+        return {"throttle_time_ms": 0, "error_code": ErrorCode.TOPIC_AUTHORIZATION_FAILED, "member_epoch": 0}
     owned = None
     if req.topic_partitions is not None:
         owned = [(t.topic_id, list(t.partitions)) for t in req.topic_partitions]
@@ -50,6 +65,8 @@ async def consumer_group_heartbeat(ctx: Context, req: Container) -> Body:
         client_id=ctx.client_id or "",
         client_host=client_host(ctx),
         api_version=ctx.api_version,
+        principal=ctx.principal,
+        acl_host=ctx.client_host,
     )
     try:  # as Kafka: an invalid request is refused before the coordinator is looked at
         coordinator.consumer.validate(heartbeat)
@@ -112,16 +129,41 @@ def _describe_one(ctx: Context, group_id: str, include_operations: bool) -> Body
             }
             for m in group.members.values()
         ],
-        "authorized_operations": GROUP_OPERATIONS if include_operations else NOT_REQUESTED,
+        "authorized_operations": (
+            ctx.authorized_operations(Res.GROUP, group_id) if include_operations else NOT_REQUESTED
+        ),
     }
+
+
+def _refused(group_id: str, error: ErrorCode, message: str | None = None) -> Body:
+    return {"group_id": group_id, "error_code": error, "error_message": message, "group_state": "",
+            "group_epoch": 0, "assignment_epoch": 0, "assignor_name": "", "members": [],
+            "authorized_operations": NOT_REQUESTED}  # fmt: skip
+
+
+def _hides_a_topic(ctx: Context, group: Body) -> bool:
+    """Does the described group show a topic the principal may not describe?"""
+    return any(
+        not ctx.authorize(Op.DESCRIBE, Res.TOPIC, tp["topic_name"])
+        for m in group["members"]
+        for assignment in (m["assignment"], m["target_assignment"])
+        for tp in assignment["topic_partitions"]
+    )
 
 
 @handles(ApiKey.CONSUMER_GROUP_DESCRIBE)
 async def consumer_group_describe(ctx: Context, req: Container) -> Body:
-    return {
-        "throttle_time_ms": 0,
-        "groups": [_describe_one(ctx, g, req.include_authorized_operations) for g in req.group_ids],
-    }
+    denied = [g for g in req.group_ids if not ctx.authorize(Op.DESCRIBE, Res.GROUP, g)]
+    groups = [_refused(g, ErrorCode.GROUP_AUTHORIZATION_FAILED) for g in denied]
+    for g in req.group_ids:
+        if g in denied:
+            continue
+        described = _describe_one(ctx, g, req.include_authorized_operations)
+        if _hides_a_topic(ctx, described):
+            message = "The group has described topic(s) that the client is not authorized to describe."
+            described = _refused(g, ErrorCode.TOPIC_AUTHORIZATION_FAILED, message)
+        groups.append(described)
+    return {"throttle_time_ms": 0, "groups": groups}
 
 
 __all__ = ["consumer_group_describe", "consumer_group_heartbeat"]

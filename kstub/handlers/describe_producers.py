@@ -6,7 +6,9 @@ with its log's view (the admin client asks the leader unless told a broker); a
 broker without one answers NOT_LEADER_OR_FOLLOWER, an unknown partition
 UNKNOWN_TOPIC_OR_PARTITION. Each producer: id, epoch, last sequence, the
 timestamp of its last batch or marker, the coordinator epoch of its last
-marker, and the first offset of its open transaction (-1: none).
+marker, and the first offset of its open transaction (-1: none). A topic the
+principal may not READ is TOPIC_AUTHORIZATION_FAILED for each partition asked,
+checked before whether the topic exists, as KafkaApis checks it.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from construct import Container
 
 from kstub.protocol import ApiKey, ErrorCode
 
-from .base import Body, Context, handles
+from .base import Body, Context, Op, Res, handles
 
 
 def _partition(ctx: Context, topic: str, index: int) -> Body:
     body: Body = {"partition_index": index, "error_code": ErrorCode.NONE, "error_message": None}
+    if not ctx.authorize(Op.READ, Res.TOPIC, topic):
+        return body | {"error_code": ErrorCode.TOPIC_AUTHORIZATION_FAILED, "active_producers": []}
     p = ctx.cluster.partition(topic, index)
     if p is None or p.deleted:
         return body | {"error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "active_producers": []}

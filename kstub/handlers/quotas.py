@@ -10,6 +10,10 @@ DescribeClientQuotas filters by components (exact name, the default entity,
 or any named entity; strict: the entity has exactly those types); an unknown
 entity type is UNSUPPORTED_VERSION, an unknown match type, a bad match string
 or a type given twice INVALID_REQUEST, for the whole request.
+
+Authorization as Kafka's: DescribeClientQuotas needs DESCRIBE_CONFIGS on the
+cluster, AlterClientQuotas ALTER_CONFIGS on it (CLUSTER_AUTHORIZATION_FAILED:
+the whole request, each entry echoed as sent).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from construct import Container
 from kstub.cluster.quotas import CLIENT_ID, CLIENT_KEYS, IP, IP_KEYS, USER, Entity
 from kstub.protocol import ApiKey, ErrorCode
 
-from .base import Body, Context, handles
+from .base import Body, Context, Op, handles
 
 EXACT, DEFAULT, SPECIFIED = 0, 1, 2
 _LONG_MAX = 2**63 - 1
@@ -94,8 +98,13 @@ def _ops(entity: Entity, ops: list[Container]) -> list[tuple[str, float, bool]]:
 async def alter_client_quotas(ctx: Context, req: Container) -> Body:
     answers = []
     store = ctx.cluster.client_quotas
+    denied = not ctx.authorize_cluster(Op.ALTER_CONFIGS)
     for entry in req.entries:
         echo = [{"entity_type": e.entity_type, "entity_name": e.entity_name} for e in entry.entity]
+        if denied:
+            error = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+            answers.append({"error_code": error, "error_message": "Cluster authorization failed.", "entity": echo})
+            continue
         try:
             entity = _entity(entry.entity)
             ops = _ops(entity, entry.ops)
@@ -146,6 +155,10 @@ def _matches(entity: Entity, components: list[tuple[str, int, str | None]], stri
 
 @handles(ApiKey.DESCRIBE_CLIENT_QUOTAS)
 async def describe_client_quotas(ctx: Context, req: Container) -> Body:
+    if not ctx.authorize_cluster(Op.DESCRIBE_CONFIGS):
+        error = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+        return {"throttle_time_ms": 0, "error_code": error, "error_message": "Cluster authorization failed.",
+                "entries": None}  # fmt: skip
     try:
         components = _filter(req.components)
     except _Invalid as exc:

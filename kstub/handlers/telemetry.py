@@ -22,7 +22,8 @@ ListConfigResources (74; ListClientMetricsResources at v0) lists the config
 resources of the types asked (all when none): at v0, client-metrics
 resources only (kstub has none); at v1 brokers (4), broker loggers (8) and
 topics (2); groups (32) and client metrics (16) have none; any other type is
-UNSUPPORTED_VERSION, as Kafka answers.
+UNSUPPORTED_VERSION, as Kafka answers. It needs DESCRIBE_CONFIGS on the
+cluster (CLUSTER_AUTHORIZATION_FAILED); the telemetry APIs need no permission.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from construct import Container
 from kstub.cluster.model import Broker
 from kstub.protocol import ApiKey, ErrorCode
 
-from .base import Body, Context, handles
+from .base import Body, Context, Op, handles
 
 #: Kafka's default push interval of a client-metrics subscription (ms)
 PUSH_INTERVAL_MS = 300_000
@@ -152,6 +153,8 @@ async def push_telemetry(ctx: Context, req: Container) -> Body:
 
 @handles(ApiKey.LIST_CONFIG_RESOURCES)
 async def list_config_resources(ctx: Context, req: Container) -> Body:
+    if not ctx.authorize_cluster(Op.DESCRIBE_CONFIGS):
+        return {"throttle_time_ms": 0, "error_code": ErrorCode.CLUSTER_AUTHORIZATION_FAILED, "config_resources": []}
     types = list(req.resource_types) if ctx.api_version >= 1 else [CLIENT_METRICS]
     if any(t not in _LISTABLE for t in types):
         return {"throttle_time_ms": 0, "error_code": ErrorCode.UNSUPPORTED_VERSION, "config_resources": []}

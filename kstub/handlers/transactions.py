@@ -8,6 +8,16 @@ transactional id is in producer_ids.py. Clients older than v2 of
 AddPartitionsToTxn, AddOffsetsToTxn and EndTxn do not know PRODUCER_FENCED and
 get INVALID_PRODUCER_EPOCH instead. v5 of AddPartitionsToTxn and EndTxn, and
 Produce v12 / TxnOffsetCommit v5, are transactions v2 (KIP-890 part 2).
+
+Authorization, as KafkaApis checks it: WRITE on the transactional id
+(TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for AddPartitionsToTxn up to v3,
+AddOffsetsToTxn, EndTxn and TxnOffsetCommit; then WRITE on each topic added
+(TOPIC_AUTHORIZATION_FAILED, the internal topics always refused), READ on the
+group for AddOffsetsToTxn and TxnOffsetCommit (GROUP_AUTHORIZATION_FAILED)
+and READ on each topic whose offsets are committed. AddPartitionsToTxn v4+
+comes from brokers: CLUSTER_ACTION on the cluster. DescribeTransactions needs
+DESCRIBE on each transactional id and shows only the topics the principal
+may describe; ListTransactions lists only the ids it may describe.
 """
 
 from __future__ import annotations
@@ -20,8 +30,11 @@ from construct import Container
 from kstub.cluster.groups import GroupError
 from kstub.protocol import ApiKey, ErrorCode
 
-from .base import Body, Context, handles
+from .base import Body, Context, Op, Res, handles
 from .groups import check_group
+
+#: topics no client may add to a transaction by name (Kafka's Topic.isInternal)
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
 
 
 def _old_fenced(error: ErrorCode, version: int, below: int) -> ErrorCode:
@@ -40,9 +53,16 @@ def _add_one(
 ) -> dict[tuple[str, int], ErrorCode]:
     partitions = [(t.name, p) for t in topics for p in t.partitions]
     coordinator = ctx.cluster.transactions
-    unknown = [tp for tp in partitions if ctx.cluster.partition(*tp) is None]
-    if unknown:  # Kafka answers the unknown ones first, then the others as not attempted
-        errors = dict.fromkeys(unknown, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    from_client = ctx.api_version < 4  # v4+ comes from brokers, authorized as a whole
+    if from_client and not ctx.authorize(Op.WRITE, Res.TRANSACTIONAL_ID, tid):
+        return dict.fromkeys(partitions, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    errors: dict[tuple[str, int], ErrorCode] = {}
+    for tp in partitions:
+        if from_client and (tp[0] in INTERNAL_TOPICS or not ctx.authorize(Op.WRITE, Res.TOPIC, tp[0])):
+            errors[tp] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+        elif ctx.cluster.partition(*tp) is None:
+            errors[tp] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    if errors:  # Kafka answers the refused and unknown ones first, then the others as not attempted
         return errors | {tp: ErrorCode.OPERATION_NOT_ATTEMPTED for tp in partitions if tp not in errors}
     error = coordinator.check_coordinator(tid, ctx.node_id) if tid else None
     if error is not None:
@@ -65,6 +85,9 @@ async def add_partitions_to_txn(ctx: Context, req: Container) -> Body:
             False,
         )
         return {"throttle_time_ms": 0, "results_by_topic_v3_and_below": _topic_results(errors)}
+    if not ctx.authorize_cluster(Op.CLUSTER_ACTION):
+        error = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+        return {"throttle_time_ms": 0, "error_code": error, "results_by_transaction": []}
     results = []
     for txn in req.transactions:
         errors = _add_one(ctx, txn.transactional_id, txn.producer_id, txn.producer_epoch, txn.topics, txn.verify_only)
@@ -74,6 +97,10 @@ async def add_partitions_to_txn(ctx: Context, req: Container) -> Body:
 
 @handles(ApiKey.ADD_OFFSETS_TO_TXN)
 async def add_offsets_to_txn(ctx: Context, req: Container) -> Body:
+    if not ctx.authorize(Op.WRITE, Res.TRANSACTIONAL_ID, req.transactional_id):
+        return {"throttle_time_ms": 0, "error_code": ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED}
+    if not ctx.authorize(Op.READ, Res.GROUP, req.group_id):
+        return {"throttle_time_ms": 0, "error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED}
     coordinator = ctx.cluster.transactions
     error = coordinator.check_coordinator(req.transactional_id, ctx.node_id) if req.transactional_id else None
     if error is None:
@@ -85,6 +112,8 @@ async def add_offsets_to_txn(ctx: Context, req: Container) -> Body:
 async def end_txn(ctx: Context, req: Container) -> Body:
     coordinator = ctx.cluster.transactions
     error = coordinator.check_coordinator(req.transactional_id, ctx.node_id) if req.transactional_id else None
+    if not ctx.authorize(Op.WRITE, Res.TRANSACTIONAL_ID, req.transactional_id):
+        error = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
     if error is not None:
         return {"throttle_time_ms": 0, "error_code": error, "producer_id": -1, "producer_epoch": -1}
     result = coordinator.end_txn(
@@ -116,12 +145,21 @@ async def txn_offset_commit(ctx: Context, req: Container) -> Body:
     by_id = ctx.api_version >= 6  # v6 names topics by id
     errors: dict[tuple[Any, int], ErrorCode] = {}
     known: list[tuple[Any, str, Container]] = []
+    refused: ErrorCode | None = None  # the transactional id, then the group, as Kafka checks them first
+    if not ctx.authorize(Op.WRITE, Res.TRANSACTIONAL_ID, req.transactional_id):
+        refused = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    elif not ctx.authorize(Op.READ, Res.GROUP, req.group_id):
+        refused = ErrorCode.GROUP_AUTHORIZATION_FAILED
     for t in req.topics:
         key = t.topic_id if by_id else t.name
         topic = cluster.topic_by_id(t.topic_id) if by_id else cluster.topics.get(t.name)
         for p in t.partitions:
-            if topic is None and by_id:
+            if refused is not None:
+                errors[(key, p.partition_index)] = refused
+            elif topic is None and by_id:
                 errors[(key, p.partition_index)] = ErrorCode.UNKNOWN_TOPIC_ID
+            elif not ctx.authorize(Op.READ, Res.TOPIC, topic.name if topic is not None else t.name):
+                errors[(key, p.partition_index)] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
             elif topic is None or cluster.partition(topic.name, p.partition_index) is None:
                 errors[(key, p.partition_index)] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             else:
@@ -181,6 +219,8 @@ def _describe_one(ctx: Context, tid: str) -> Body:
         "topics": [],
     }
     error = coordinator.check_coordinator(tid, ctx.node_id) if tid else ErrorCode.INVALID_REQUEST
+    if not ctx.authorize(Op.DESCRIBE, Res.TRANSACTIONAL_ID, tid):
+        error = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
     txn = coordinator.get(tid) if error is None else None
     if error is None and txn is None:
         error = ErrorCode.TRANSACTIONAL_ID_NOT_FOUND
@@ -192,7 +232,11 @@ def _describe_one(ctx: Context, tid: str) -> Body:
         "transaction_start_time_ms": txn.start_ms,
         "producer_id": txn.producer_id,
         "producer_epoch": txn.producer_epoch,
-        "topics": [{"topic": t, "partitions": ps} for t, ps in txn.topics().items()],
+        "topics": [
+            {"topic": t, "partitions": ps}
+            for t, ps in txn.topics().items()
+            if ctx.authorize(Op.DESCRIBE, Res.TOPIC, t)  # only the topics the principal may describe
+        ],
     }
 
 
@@ -223,5 +267,6 @@ async def list_transactions(ctx: Context, req: Container) -> Body:
         "transaction_states": [
             {"transactional_id": t.transactional_id, "producer_id": t.producer_id, "transaction_state": t.state.value}
             for t in txns
+            if ctx.authorize(Op.DESCRIBE, Res.TRANSACTIONAL_ID, t.transactional_id)
         ],
     }

@@ -11,6 +11,7 @@ each test naming its own resources (the clusters live for the module).
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -37,7 +38,7 @@ TOPIC, GROUP, CLUSTER, TRANSACTIONAL_ID = 2, 3, 4, 5
 LITERAL, PREFIXED, MATCH, ANY = 3, 4, 2, 1
 ALLOW, DENY = 3, 2
 READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE = 3, 4, 5, 6, 7, 8
-IDEMPOTENT_WRITE = 12
+IDEMPOTENT_WRITE, DESCRIBE_CONFIGS = 12, 10
 
 
 def _settings(plain_port: int | str, sasl_port: int | str) -> dict[str, str]:
@@ -578,3 +579,256 @@ def test_more_apis(secured: Secured) -> None:
         view=lambda a: [t for t in a["topics"] if t["name"] in mine],
     )
     secured.as_alice(ApiKey.LIST_GROUPS, {}, view=lambda a: a["error_code"])
+
+
+# --- the APIs that came after the ACLs: transactions, KIP-848 groups, quotas, config listings ----
+
+
+INTERNAL_OFFSETS = "__consumer_offsets"
+
+
+def _add_v3(tid: str, ids: Callable[[Side], tuple[int, int]], topics: dict[str, list[int]]) -> Callable[[Side], dict]:
+    def body(side: Side) -> dict:
+        pid, epoch = ids(side)
+        return {
+            "v3_and_below_transactional_id": tid,
+            "v3_and_below_producer_id": pid,
+            "v3_and_below_producer_epoch": epoch,
+            "v3_and_below_topics": [{"name": n, "partitions": ps} for n, ps in topics.items()],
+        }
+
+    return body
+
+
+def _txn_offsets(tid: str, group: str, ids: Callable[[Side], tuple[int, int]], topics: list[str]) -> Any:
+    def body(side: Side) -> dict:
+        pid, epoch = ids(side)
+        return {
+            "transactional_id": tid,
+            "group_id": group,
+            "producer_id": pid,
+            "producer_epoch": epoch,
+            "generation_id": -1,
+            "member_id": "",
+            "group_instance_id": None,
+            "topics": [{"name": n, "partitions": [{"partition_index": 0, "committed_offset": 1}]} for n in topics],
+        }
+
+    return body
+
+
+def _txn_records(producer_id: int, epoch: int) -> bytes:
+    """One transactional batch of one record, sequence 0."""
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+
+    builder = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=True, producer_id=producer_id,
+                                        producer_epoch=epoch, base_sequence=0, batch_size=1 << 20)  # fmt: skip
+    builder.append(0, timestamp=1_700_000_000_000, key=b"k", value=b"v", headers=[])
+    return bytes(builder.build())
+
+
+def _txn_ready(pair: Pair, tid: str) -> None:
+    """The admin initialises `tid` on both until Kafka's coordinator has loaded its partition (it answers
+    COORDINATOR_LOAD_IN_PROGRESS meanwhile). Polls: a JVM has no event to wait on."""
+    pair.wait_for_coordinator(tid, 1)
+    # an idempotent producer first: producer id 0 (a denied DescribeTransactions' default) is then taken
+    idempotent = {"transactional_id": None, "transaction_timeout_ms": 60000, "producer_id": -1, "producer_epoch": -1}
+    deadline = time.monotonic() + 30
+    for body in (idempotent, idempotent | {"transactional_id": tid}):
+        for side in pair.sides:
+            while (error := side.conn.request(ApiKey.INIT_PRODUCER_ID, body).error_code) != 0:
+                assert time.monotonic() < deadline, f"{side.name}: InitProducerId({body}) still {error}"
+                time.sleep(0.2)
+
+
+def test_transaction_apis(secured: Secured) -> None:
+    """Each transaction API for dave (no ACLs), then alice step by step: the transactional id, the topics
+    added (internal ones never), the group of the offsets, the topics shown by Describe/ListTransactions."""
+    pair = secured.pair
+    topic, denied, veiled = create(pair), create(pair), create(pair)
+    missing = pair.name("missing")
+    tid, hidden, group = pair.name("tx"), pair.name("tx"), pair.name("g")
+    for key in (tid, hidden):
+        _txn_ready(pair, key)
+    pair.wait_for_coordinator(group)
+    nobody: Callable[[Side], tuple[int, int]] = lambda side: (1000, 0)  # noqa: E731
+    txn_body = {"transactional_id": tid, "producer_id": 1000, "producer_epoch": 0}
+    unordered = ("results_by_topic_v3_and_below", "results_by_partition", "topics", "partitions")
+    # dave may do nothing: the transactional id is refused first
+    secured.as_alice(ApiKey.ADD_PARTITIONS_TO_TXN, _add_v3(tid, nobody, {topic: [0]}), version=3, user="dave")
+    brokers_form = {
+        "transactions": [
+            {"transactional_id": tid, "producer_id": 1000, "producer_epoch": 0, "verify_only": True, "topics": []}
+        ]
+    }
+    secured.as_alice(ApiKey.ADD_PARTITIONS_TO_TXN, brokers_form, version=4, user="dave")  # CLUSTER_ACTION
+    secured.as_alice(ApiKey.ADD_OFFSETS_TO_TXN, txn_body | {"group_id": group}, user="dave")
+    secured.as_alice(ApiKey.END_TXN, txn_body | {"committed": False}, version=4, user="dave")
+    secured.as_alice(ApiKey.TXN_OFFSET_COMMIT, _txn_offsets(tid, group, nobody, [topic]), version=4, user="dave")
+    secured.as_alice(ApiKey.DESCRIBE_TRANSACTIONS, {"transactional_ids": [tid]}, user="dave")
+
+    # alice: her transactional ids, WRITE on topic and veiled (which she may not describe), READ on the group
+    secured.grant(
+        (TRANSACTIONAL_ID, tid, LITERAL, WRITE),
+        (TRANSACTIONAL_ID, hidden, LITERAL, WRITE),
+        (TOPIC, topic, LITERAL, WRITE),
+        (TOPIC, veiled, LITERAL, WRITE),
+        (TOPIC, missing, LITERAL, WRITE),
+    )
+    secured.grant((TOPIC, veiled, LITERAL, DESCRIBE), (TRANSACTIONAL_ID, hidden, LITERAL, DESCRIBE), permission=DENY)
+    init = {"transactional_id": tid, "transaction_timeout_ms": 60000, "producer_id": -1, "producer_epoch": -1}
+    ours, _ = secured.as_alice(ApiKey.INIT_PRODUCER_ID, init, version=4)
+    secured.as_alice(ApiKey.INIT_PRODUCER_ID, init | {"transactional_id": hidden}, version=4)
+    alias, epoch = ours["producer_id"], ours["producer_epoch"]
+
+    def ids(side: Side) -> tuple[int, int]:
+        return side.raw("producer", alias), epoch
+
+    refused = {topic: [0], denied: [0], missing: [0], INTERNAL_OFFSETS: [0]}
+    secured.as_alice(ApiKey.ADD_PARTITIONS_TO_TXN, _add_v3(tid, ids, refused), version=3, unordered=unordered)
+    secured.as_alice(
+        ApiKey.ADD_PARTITIONS_TO_TXN, _add_v3(tid, ids, {topic: [0], veiled: [0]}), version=3, unordered=unordered
+    )
+
+    # transactional records: WRITE on the transactional id (dave: none, every partition refused), then on each topic
+    def produce(tid_: str, ids_: Callable[[Side], tuple[int, int]]) -> Callable[[Side], dict]:
+        def body(side: Side) -> dict:
+            records = _txn_records(*ids_(side))
+            return produce_body(topic, records, acks=-1, transactional_id=tid_) | {
+                "topic_data": [
+                    {"name": n, "partition_data": [{"index": 0, "records": records}]} for n in (topic, denied)
+                ]
+            }
+
+        return body
+
+    dropped = ("base_offset", "log_start_offset", "log_append_time_ms")
+    secured.as_alice(ApiKey.PRODUCE, produce(tid, nobody), user="dave", ignore=dropped, unordered=("responses",))
+    secured.as_alice(ApiKey.PRODUCE, produce(tid, ids), ignore=dropped, unordered=("responses",))
+
+    def offsets_txn(side: Side) -> dict:
+        pid, e = ids(side)
+        return {"transactional_id": tid, "producer_id": pid, "producer_epoch": e, "group_id": group}
+
+    secured.as_alice(ApiKey.ADD_OFFSETS_TO_TXN, offsets_txn)  # no READ on the group yet
+    secured.as_alice(ApiKey.TXN_OFFSET_COMMIT, _txn_offsets(tid, group, ids, [topic]), version=4)
+    secured.grant((GROUP, group, LITERAL, READ), (TOPIC, topic, LITERAL, READ))
+    secured.as_alice(ApiKey.ADD_OFFSETS_TO_TXN, offsets_txn)
+    secured.as_alice(
+        ApiKey.TXN_OFFSET_COMMIT,
+        _txn_offsets(tid, group, ids, [topic, denied, missing]),
+        version=4,
+        unordered=("topics",),
+    )
+    # Describe: her transaction without veiled (nor __consumer_offsets); hidden refused; List: hers only
+    secured.as_alice(
+        ApiKey.DESCRIBE_TRANSACTIONS,
+        {"transactional_ids": [tid, hidden]},
+        ignore=("transaction_start_time_ms",),
+        unordered=("topics", "partitions"),
+    )
+    mine = {tid, hidden}
+    secured.as_alice(
+        ApiKey.LIST_TRANSACTIONS,
+        {"state_filters": [], "producer_id_filters": [], "duration_filter": -1, "transactional_id_pattern": None},
+        view=lambda a: sorted(t["transactional_id"] for t in a["transaction_states"] if t["transactional_id"] in mine),
+    )
+
+    def end(side: Side) -> dict:
+        pid, e = ids(side)
+        return {"transactional_id": tid, "producer_id": pid, "producer_epoch": e, "committed": False}
+
+    secured.as_alice(ApiKey.END_TXN, end, version=4)
+
+
+def test_describe_producers(secured: Secured) -> None:
+    pair = secured.pair
+    readable, refused = create(pair), create(pair)
+    secured.grant((TOPIC, readable, LITERAL, READ))
+    body = {
+        "topics": [
+            {"name": readable, "partition_indexes": [0]},
+            {"name": refused, "partition_indexes": [0, 1]},
+            {"name": pair.name("missing"), "partition_indexes": [0]},
+        ]
+    }
+    secured.as_alice(ApiKey.DESCRIBE_PRODUCERS, body)
+
+
+def _hb_join(group: str, member: str, topics: list[str] | None, **extra: Any) -> dict:
+    return {
+        "group_id": group,
+        "member_id": member,
+        "member_epoch": 0,
+        "rebalance_timeout_ms": 30000,
+        "subscribed_topic_names": topics,
+        "topic_partitions": [],
+    } | extra
+
+
+def test_consumer_group_protocol(secured: Secured) -> None:
+    """ConsumerGroupHeartbeat: READ on the group, DESCRIBE on each subscribed topic; ConsumerGroupDescribe:
+    DESCRIBE on the group (refused ones first), its authorized operations, and a group showing a topic
+    alice may not describe refused as a whole."""
+    pair = secured.pair
+    seen, unseen = create(pair), create(pair)
+    allowed, denied = pair.name("g"), pair.name("g")
+    for g in (allowed, denied):
+        pair.wait_for_coordinator(g)
+    secured.grant((GROUP, allowed, LITERAL, READ), (TOPIC, seen, LITERAL, DESCRIBE))
+    member = uuid.uuid4().hex[:22]
+    secured.as_alice(ApiKey.CONSUMER_GROUP_HEARTBEAT, _hb_join(denied, member, [seen]))
+    secured.as_alice(ApiKey.CONSUMER_GROUP_HEARTBEAT, _hb_join(denied, member, [seen], rebalance_timeout_ms=-7))
+    secured.as_alice(ApiKey.CONSUMER_GROUP_HEARTBEAT, _hb_join(allowed, member, [seen, unseen]))
+    describe = {"group_ids": [allowed, denied], "include_authorized_operations": True}
+    secured.as_alice(ApiKey.CONSUMER_GROUP_DESCRIBE, describe)  # no group yet: GROUP_ID_NOT_FOUND for allowed
+    # joined: the assignment may come at once or at a later heartbeat, as each coordinator computes it
+    secured.as_alice(
+        ApiKey.CONSUMER_GROUP_HEARTBEAT,
+        _hb_join(allowed, member, [seen]),
+        view=lambda a: (a["error_code"], a["member_id"]),
+    )
+    secured.as_alice(
+        ApiKey.CONSUMER_GROUP_DESCRIBE,
+        describe,
+        view=lambda a: [(g["group_id"], g["error_code"], g["authorized_operations"]) for g in a["groups"]],
+    )
+    secured.grant((TOPIC, seen, LITERAL, DESCRIBE), permission=DENY)
+    secured.as_alice(
+        ApiKey.CONSUMER_GROUP_DESCRIBE,
+        describe,
+        view=lambda a: [(g["group_id"], g["error_code"], g["members"]) for g in a["groups"]],
+    )
+
+
+def test_quotas_and_config_listings(secured: Secured) -> None:
+    pair = secured.pair
+    topic, group = create(pair), pair.name("g")
+    client = pair.name("client")
+    entry = {
+        "entity": [{"entity_type": "client-id", "entity_name": client}],
+        "ops": [{"key": "producer_byte_rate", "value": 1024.0, "remove": False}],
+    }
+    secured.as_alice(ApiKey.ALTER_CLIENT_QUOTAS, {"entries": [entry, entry], "validate_only": True})
+    exact = {"components": [{"entity_type": "client-id", "match_type": 0, "match": client}], "strict": True}
+    secured.as_alice(ApiKey.DESCRIBE_CLIENT_QUOTAS, exact)
+    secured.as_alice(ApiKey.LIST_CONFIG_RESOURCES, {"resource_types": [2]})
+    configs = {
+        "resources": [
+            {"resource_type": 32, "resource_name": group, "configuration_keys": None},
+            {"resource_type": 16, "resource_name": pair.name("metrics"), "configuration_keys": None},
+        ]
+    }
+    secured.as_alice(ApiKey.DESCRIBE_CONFIGS, configs)
+    # bob may describe the cluster's configs: the quotas (none for this client) and the topics listed
+    secured.grant((CLUSTER, "kafka-cluster", LITERAL, DESCRIBE_CONFIGS), principal="User:bob")
+    secured.as_alice(ApiKey.DESCRIBE_CLIENT_QUOTAS, exact, user="bob")
+    secured.as_alice(
+        ApiKey.LIST_CONFIG_RESOURCES,
+        {"resource_types": [2]},
+        user="bob",
+        view=lambda a: (
+            a["error_code"],
+            [r["resource_name"] for r in a["config_resources"] if r["resource_name"] == topic],
+        ),
+    )

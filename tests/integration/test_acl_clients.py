@@ -1,7 +1,7 @@
 """ACLs with real clients over SASL/SCRAM and mutual TLS (docs/security.md, "ACLs").
 
 A user without READ on a topic gets TOPIC_AUTHORIZATION_FAILED from
-confluent-kafka, kafka-python and aiokafka (the Java client:
+confluent-kafka, kafka-python, aiokafka and kcat (the Java client:
 tests/tools/test_kafka_acls.py); once an admin (a super user) grants READ on
 the topic and the group with the admin API, the same user consumes. A prefixed
 ALLOW with a literal DENY behave as in Kafka. With mutual TLS the principal is
@@ -284,3 +284,20 @@ def test_aiokafka_consumer_needs_read(cluster: Cluster) -> None:
         asyncio.run(consume())
     _allow(cluster, (ResourceType.TOPIC, topic, AclOperation.READ, LITERAL))
     assert asyncio.run(consume()) == [b"v0", b"v1", b"v2"]
+
+
+def test_kcat_consumer_needs_read(cluster: Cluster, kcat: str) -> None:
+    """kcat (librdkafka, PLAIN: Debian's kcat cannot do SCRAM) reports the refused fetch, then reads once allowed."""
+    import subprocess
+
+    topic = _topic_with_records(cluster)
+    _allow(cluster, (ResourceType.TOPIC, topic, AclOperation.DESCRIBE, LITERAL))
+    config = cluster.client_config("alice", USERS["alice"], mechanism="PLAIN")
+    options = [a for k, v in config.items() if k != "bootstrap.servers" for a in ("-X", f"{k}={v}")]
+    command = [kcat, "-b", config["bootstrap.servers"], *options, "-C", "-t", topic, "-o", "beginning", "-e"]
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and refused.stdout == ""
+    assert "Topic authorization failed" in refused.stderr, refused.stderr
+    _allow(cluster, (ResourceType.TOPIC, topic, AclOperation.READ, LITERAL))
+    consumed = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert consumed.stdout.splitlines() == ["v0", "v1", "v2"], consumed.stderr

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from kstub.cluster.acls import AclOperation, ResourceType
 from kstub.protocol import ErrorCode
 
 from .assignors import ASSIGNORS, AssignmentSpec
@@ -80,6 +81,9 @@ class HeartbeatRequest:
     client_id: str = ""
     client_host: str = ""
     api_version: int = 1
+    #: who sent it and from where (as ACL host entries name it): regexes resolve to the topics it may describe
+    principal: str = "User:ANONYMOUS"
+    acl_host: str = ""
 
 
 @dataclass
@@ -356,6 +360,8 @@ class ConsumerMembership:
             ),
             client_id=req.client_id,
             client_host=req.client_host,
+            principal=req.principal,
+            acl_host=req.acl_host,
         )
         if updated.subscribed_topic_regex == "":
             updated.subscribed_topic_regex = None
@@ -431,7 +437,13 @@ class ConsumerMembership:
         topics = set(member.subscribed_topic_names)
         if member.subscribed_topic_regex:
             pattern = compile_regex(member.subscribed_topic_regex)
-            topics.update(t for t in self.cluster.topics if pattern.fullmatch(t))  # Java's matches(): all of it
+            matched = (t for t in self.cluster.topics if pattern.fullmatch(t))  # Java's matches(): all of it
+            acls = self.cluster.acls
+            # as Kafka: only the topics the member's principal may describe (no authorizer: all)
+            topics.update(
+                t for t in matched if acls.authorize(member.principal, member.acl_host, AclOperation.DESCRIBE,
+                                                     ResourceType.TOPIC, t)
+            )  # fmt: skip
         return topics
 
     def subscription_metadata(self, group: ConsumerGroup) -> dict[str, tuple[uuid.UUID, int]]:

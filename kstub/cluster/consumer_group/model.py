@@ -56,6 +56,9 @@ class ConsumerMember:
     rack_id: str | None = None
     client_id: str = ""
     client_host: str = ""
+    #: the principal of its last heartbeat and its address as ACLs name it (regex topics are filtered by them)
+    principal: str = "User:ANONYMOUS"
+    acl_host: str = ""
     rebalance_timeout_ms: int = -1
     subscribed_topic_names: tuple[str, ...] = ()
     subscribed_topic_regex: str | None = None
