@@ -128,7 +128,9 @@ class DiskStore(DiskRecovery, DiskGroupOffsets, StateStore):
                             "leader": p.leader,
                             "leader_epoch": p.leader_epoch,
                             "isr": p.isr,
-                            **({"adding": p.adding_replicas, "removing": p.removing_replicas} if in_progress(p) else {}),
+                            **(
+                                {"adding": p.adding_replicas, "removing": p.removing_replicas} if in_progress(p) else {}
+                            ),
                         }
                         for p in t.partitions
                     ],

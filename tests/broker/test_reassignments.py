@@ -45,9 +45,7 @@ async def until(p: Partition, condition: Callable[[], bool]) -> None:
 
 
 async def alter(c: MemoryClient, partitions: dict[int, list[int] | None], *, version: int = 1, **extra: Any) -> Any:
-    topics = [
-        {"name": TOPIC, "partitions": [{"partition_index": i, "replicas": r} for i, r in partitions.items()]}
-    ]
+    topics = [{"name": TOPIC, "partitions": [{"partition_index": i, "replicas": r} for i, r in partitions.items()]}]
     return await c.request(ALTER, version, {"timeout_ms": 30000, "topics": topics, **extra})
 
 
@@ -145,7 +143,8 @@ async def test_errors_as_kafka(cluster) -> None:
         refused = await alter(c0, {0: [0, 1, 2]}, allow_replication_factor_change=False)
         assert codes(refused) == [ErrorCode.INVALID_REPLICATION_FACTOR]
         assert refused.allow_replication_factor_change is False
-        body = {"timeout_ms": 1000, "topics": [{"name": "nope", "partitions": [{"partition_index": 0, "replicas": [0]}]}]}
+        nope = [{"name": "nope", "partitions": [{"partition_index": 0, "replicas": [0]}]}]
+        body = {"timeout_ms": 1000, "topics": nope}
         assert codes(await c0.request(ALTER, 0, body)) == [ErrorCode.UNKNOWN_TOPIC_OR_PARTITION]
         assert await listed(c0, [{"name": "nope", "partition_indexes": [0]}]) == []
         assert await listed(c0) == []
