@@ -395,3 +395,18 @@ def test_reassignment_routes(kstub_cluster):
     assert call(f"{url}/v1/reassignments") == (200, [])
     again = call(f"{url}/v1/topics/reassigned/partitions/0/reassign", "POST", {})
     assert again[0] == 409 and "NO_REASSIGNMENT_IN_PROGRESS" in again[1]["error"]
+
+
+@pytest.mark.kstub(**ADMIN)
+def test_ctl_reassign(kstub_cluster):
+    kc = kstub_cluster
+    url = kc.admin_url
+    create_topic(kc, "ctl-moves", 1, 1)
+    leader = partition_state(kc, "ctl-moves")["leader"]
+    target = (leader + 1) % 3
+    assert ctl(url, "broker", "pause", str(target)).returncode == 0
+    state = json.loads(ctl(url, "partition", "reassign", "ctl-moves", "0", str(target)).stdout)
+    assert (state["replicas"], state["adding"]) == ([target, leader], [target])
+    assert [r["topic"] for r in json.loads(ctl(url, "partition", "reassignments").stdout)] == ["ctl-moves"]
+    state = json.loads(ctl(url, "partition", "reassign", "ctl-moves", "0", "cancel").stdout)
+    assert (state["replicas"], state["adding"]) == ([leader], [])
