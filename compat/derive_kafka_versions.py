@@ -29,6 +29,7 @@ serving needs neither Maven nor Java.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import subprocess
 import sys
@@ -37,7 +38,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 PROBE = HERE / "kafka" / "FeatureProbe.java"
-OUTPUT = HERE.parent / "kstub" / "kafka_versions_data.py"
+OUTPUT = Path(importlib.util.find_spec("kstub").origin).parent / "kafka_versions_data.py"  # type: ignore[arg-type]
 M2 = Path.home() / ".m2" / "repository" / "org" / "apache" / "kafka"
 
 #: the releases kstub can pose as: their name (major.minor) and the artifact read (the last patch release)
