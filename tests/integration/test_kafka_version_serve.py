@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 import kstub
 from kstub.kafka_client import AdminClient, Connection
 
@@ -40,3 +42,12 @@ def test_kstubs_own_client_negotiates_down() -> None:
         admin = AdminClient(cluster.bootstrap_servers, client_id="t", timeout=10)
         assert admin._bootstrap.version(3) == 11  # Metadata: 2.8's v11, not kstub's v13
         admin.close()
+
+
+@pytest.mark.kafka_cluster(kafka_version="3.6")
+def test_the_pytest_marker_takes_the_version(kafka_cluster: kstub.Cluster) -> None:
+    conn = Connection(kafka_cluster.bootstrap_servers)
+    answer = conn.request(18, 3, {"client_software_name": "t", "client_software_version": "1"})
+    assert 68 not in {k.api_key for k in answer.api_keys}  # KIP-848's heartbeat came with 3.7
+    assert [(f.name, f.max_version_level) for f in answer.finalized_features] == [("metadata.version", 14)]
+    conn.close()
