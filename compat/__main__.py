@@ -82,17 +82,25 @@ def parser(prog: str = "python -m compat") -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=15.0, help="seconds a client operation may take (default 15)")
     p.add_argument("--cell-timeout", type=float, default=120.0, help="seconds a cell may take (default 120)")
     p.add_argument("--brokers", type=int, default=3, help="brokers of the self-started cluster(s) (default 3)")
+    p.add_argument(
+        "--kafka-version",
+        metavar="X",
+        help="the self-started kstub poses as this Apache Kafka release (kstub serve --kafka-version), e.g. 2.8",
+    )
     p.add_argument("--list", action="store_true", help="list scenarios and clients, and exit")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     return p
 
 
 @contextlib.contextmanager
-def self_started(brokers: int) -> Iterator[tuple[str, str | None]]:
-    """kstub in this process; yields (bootstrap, admin URL or None when this kstub has no control plane)."""
+def self_started(brokers: int, kafka_version: str | None = None) -> Iterator[tuple[str, str | None]]:
+    """kstub in this process (posing as `kafka_version` if given); yields (bootstrap, admin URL or None when
+    this kstub has no control plane)."""
     from kstub.embedded import EmbeddedCluster
 
     kwargs: dict = {"brokers": brokers, "config": dict(SELF_CONFIG)}
+    if kafka_version:
+        kwargs["kafka_version"] = kafka_version
     has_admin = "admin_port" in inspect.signature(EmbeddedCluster).parameters
     if has_admin:
         kwargs["admin_port"] = 0
@@ -153,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
             write_markdown(results, path)
 
     def on_kstub() -> Results:
-        with self_started(args.brokers) as (bootstrap, admin_url):
+        with self_started(args.brokers, args.kafka_version) as (bootstrap, admin_url):
             return matrix(bootstrap, args.admin_url or admin_url)
 
     def on_kafka() -> Results:

@@ -90,6 +90,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="USER:PASSWORD",
         help="a SASL user (repeatable); added to --sasl-users",
     )
+    serve.add_argument(
+        "--kafka-version",
+        default=None,
+        metavar="X",
+        help="pose as this Apache Kafka release (2.8, 3.0-3.9, 4.0-4.4; 2, 3, 4: the newest of each): its API "
+        "versions, features and refusals (default: kstub's newest surface; docs/kafka-versions.md)",
+    )
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     from kstub import ctl
 
@@ -160,6 +167,8 @@ def _serve(args: argparse.Namespace) -> int:
         users = [u for u in [args.sasl_users, *args.user] if u]
         if users:
             config.set("kstub.sasl.users", ",".join(users))
+        if args.kafka_version is not None:
+            config.set("kstub.kafka.version", args.kafka_version)
         cluster = ClusterState(config)  # (a setting it cannot serve: authorizer.class.name)
     except ValueError as exc:
         print(f"kstub: {exc}", file=sys.stderr)
@@ -203,6 +212,11 @@ def _serve(args: argparse.Namespace) -> int:
                 if args.tls_dir and os.path.exists(os.path.join(args.tls_dir, "ca.pem")):
                     logging.getLogger("kstub").info("TLS: clients trust %s", os.path.join(args.tls_dir, "ca.pem"))
                 logging.getLogger("kstub").info("kstub ready: bootstrap servers %s", bootstrap)
+                if cluster.kafka_version is not None:
+                    posed = cluster.kafka_version
+                    logging.getLogger("kstub").info(
+                        "posing as Apache Kafka %s (as %s advertised it)", posed.name, posed.artifact
+                    )
                 if server.admin_port is not None:
                     from kstub.control_http import url_host
 

@@ -85,7 +85,10 @@ async def serve_connection(
 ) -> None:
     peer = _peer(stream)
     log.info("broker %d: connection from %s", broker.node_id, peer)
-    conn = ServerConnection(max_frame=cluster.config["socket.request.max.bytes"])
+    posed = cluster.kafka_version  # posing as an older Kafka: only the versions it accepted are read
+    conn = ServerConnection(
+        max_frame=cluster.config["socket.request.max.bytes"], apis=posed.accepted if posed is not None else None
+    )
     stats = broker.stats
     stats.connections += 1
     stats.connections_total += 1

@@ -403,6 +403,39 @@ class ControlPlane:
         except ElectionError as exc:
             raise ControlError(f"{exc.code.name}: {exc}", 409) from None
 
+    def reassign(self, topic: str, partition: int, replicas: list[int] | None) -> dict[str, Any]:
+        """Reassign a partition to `replicas` (None: cancel the reassignment in progress), as
+        AlterPartitionReassignments does (kstub/cluster/reassignment.py); returns its state after."""
+        from kstub.cluster.reassignment import ReassignmentError, reassign
+
+        p = self.cluster.partition(topic, partition)
+        if p is None:
+            raise ControlError(f"no partition {topic}-{partition}", 404)
+        self._record("reassign", topic=topic, partition=partition, replicas=replicas)
+        try:
+            reassign(self.cluster, p, replicas)
+        except ReassignmentError as exc:
+            raise ControlError(f"{exc.code.name}: {exc}", 409) from None
+        return self._reassignment_state(p)
+
+    def describe_reassignments(self) -> list[dict[str, Any]]:
+        """The reassignments in progress (ListPartitionReassignments)."""
+        from kstub.cluster.reassignment import ongoing
+
+        return [self._reassignment_state(p) for p in ongoing(self.cluster)]
+
+    @staticmethod
+    def _reassignment_state(p: Any) -> dict[str, Any]:
+        return {
+            "topic": p.topic.name,
+            "partition": p.index,
+            "replicas": list(p.replicas),
+            "adding": list(p.adding_replicas),
+            "removing": list(p.removing_replicas),
+            "leader": p.leader,
+            "isr": list(p.isr),
+        }
+
     def elect_preferred_leaders(self) -> list[str]:
         moved = [p.name for p in self.cluster.controller.elect_preferred()]
         self._record("elect-preferred-leaders", moved=moved)

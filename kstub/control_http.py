@@ -461,6 +461,21 @@ async def _move_leader(control: ControlPlane, m: re.Match[str], req: HttpRequest
     return 200, control.describe_partitions(m["topic"])
 
 
+@route("POST", r"/v1/topics/(?P<topic>[^/]+)/partitions/(?P<partition>\d+)/reassign")
+async def _reassign(control: ControlPlane, m: re.Match[str], req: HttpRequest) -> tuple[int, Any]:
+    replicas = req.json().get("replicas")
+    if replicas is not None and (
+        not isinstance(replicas, list) or not all(isinstance(r, int) and not isinstance(r, bool) for r in replicas)
+    ):
+        raise HttpError(400, "replicas: a list of broker ids, or null to cancel")
+    return 200, control.reassign(m["topic"], int(m["partition"]), replicas)
+
+
+@route("GET", r"/v1/reassignments")
+async def _reassignments(control: ControlPlane, m: re.Match[str], req: HttpRequest) -> tuple[int, Any]:
+    return 200, control.describe_reassignments()
+
+
 @route("POST", r"/v1/leaders/elect-preferred")
 async def _elect_preferred(control: ControlPlane, m: re.Match[str], req: HttpRequest) -> tuple[int, Any]:
     return 200, {"moved": control.elect_preferred_leaders()}

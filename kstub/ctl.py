@@ -79,12 +79,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     clear = kinds.add_parser("clear", help="remove one fault, or all")
     clear.add_argument("id", type=int, nargs="?")
 
-    partition = what.add_parser("partition", help="move a partition's leadership")
+    partition = what.add_parser("partition", help="move a partition's leadership or replicas")
     moves = partition.add_subparsers(dest="action", required=True)
     move = moves.add_parser("move-leader")
     move.add_argument("topic")
     move.add_argument("partition", type=int)
     move.add_argument("broker", type=int)
+    reassign = moves.add_parser("reassign", help="move its replicas (AlterPartitionReassignments' rules)")
+    reassign.add_argument("topic")
+    reassign.add_argument("partition", type=int)
+    reassign.add_argument("replicas", help="broker ids, comma-separated (e.g. 2,1), or 'cancel'")
+    moves.add_parser("reassignments", help="the reassignments in progress")
 
     leaders = what.add_parser("leaders", help="preferred leader election")
     leaders.add_subparsers(dest="action", required=True).add_parser("elect-preferred")
@@ -127,6 +132,11 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | No
         if args.kind == "delay":
             body["ms"] = args.ms
         return "POST", "/v1/faults", body
+    if what == "partition" and args.action == "reassignments":
+        return "GET", "/v1/reassignments", None
+    if what == "partition" and args.action == "reassign":
+        replicas = None if args.replicas == "cancel" else [int(r) for r in args.replicas.split(",") if r.strip()]
+        return "POST", f"/v1/topics/{args.topic}/partitions/{args.partition}/reassign", {"replicas": replicas}
     if what == "partition":
         return "POST", f"/v1/topics/{args.topic}/partitions/{args.partition}/move-leader", {"broker": args.broker}
     if what == "leaders":

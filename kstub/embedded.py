@@ -158,6 +158,7 @@ async def serve(
     security_protocol: str = "PLAINTEXT",
     users: Mapping[str, str] | None = None,
     tls_dir: str | os.PathLike[str] | None = None,
+    kafka_version: str | None = None,
     task_status: trio.TaskStatus[TrioCluster] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve a new cluster until cancelled; for ``cluster = await nursery.start(kstub.serve)``.
@@ -167,7 +168,7 @@ async def serve(
     takes no keyword arguments.
     """
     _check_settings(brokers, port)
-    model = _new_model(brokers, partitions, config, test_defaults, data_dir)
+    model = _new_model(brokers, partitions, _posing(config, kafka_version), test_defaults, data_dir)
     security = _Security(model, security_protocol, users, tls_dir)
     spec = ListenerSpec(
         host=host,
@@ -201,6 +202,7 @@ async def open_cluster(
     security_protocol: str = "PLAINTEXT",
     users: Mapping[str, str] | None = None,
     tls_dir: str | os.PathLike[str] | None = None,
+    kafka_version: str | None = None,
 ) -> AsyncIterator[TrioCluster]:
     """``async with open_cluster(...) as cluster:`` serves a cluster for the duration of the block."""
     async with trio.open_nursery() as nursery:
@@ -218,12 +220,20 @@ async def open_cluster(
                 security_protocol=security_protocol,
                 users=users,
                 tls_dir=tls_dir,
+                kafka_version=kafka_version,
             )
         )
         try:
             yield cluster
         finally:
             nursery.cancel_scope.cancel()
+
+
+def _posing(config: Mapping[str, Any] | None, kafka_version: str | None) -> Mapping[str, Any] | None:
+    """`config` with ``kstub.kafka.version`` set: `kafka_version=` poses as that Kafka (kstub/kafka_versions.py)."""
+    if kafka_version is None:
+        return config
+    return {**(config or {}), "kstub.kafka.version": kafka_version}
 
 
 class _OnTrioThread:
@@ -277,10 +287,11 @@ class Cluster(_ClusterFront):
         security_protocol: str = "PLAINTEXT",
         users: Mapping[str, str] | None = None,
         tls_dir: str | os.PathLike[str] | None = None,
+        kafka_version: str | None = None,
     ) -> None:
         _check_settings(brokers, port)
         #: the cluster model (kstub.cluster.model.ClusterState); touch it only through `call`
-        self.cluster = _new_model(brokers, partitions, config, test_defaults, data_dir)
+        self.cluster = _new_model(brokers, partitions, _posing(config, kafka_version), test_defaults, data_dir)
         #: the brokers, with the ports actually bound (set by `start`)
         self.brokers: list[Broker] = []
         self._security = _Security(self.cluster, security_protocol, users, tls_dir)

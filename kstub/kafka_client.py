@@ -224,13 +224,13 @@ class BrokerConnection:
 
     def _api_versions(self) -> dict[int, tuple[int, int]]:
         ours = APIS[ApiKey.API_VERSIONS]
-        body = self._roundtrip(
-            ApiKey.API_VERSIONS, ours.max_version, {"client_software_name": "kstub", "client_software_version": "1"}
-        )
+        software = {"client_software_name": "kstub", "client_software_version": "1"}
+        body = self._roundtrip(ApiKey.API_VERSIONS, ours.max_version, software)
         if body.error_code == ErrorCode.UNSUPPORTED_VERSION:
-            # the broker's answer (v0-shaped) names the ApiVersions versions it does speak
+            # the broker's answer (v0-shaped) names the ApiVersions versions it does speak (v3+ still need
+            # the client's software name: an older broker, or kstub posing as one, refuses an empty one)
             theirs = next((k.max_version for k in body.api_keys if k.api_key == ApiKey.API_VERSIONS), 0)
-            body = self._roundtrip(ApiKey.API_VERSIONS, min(theirs, ours.max_version), {})
+            body = self._roundtrip(ApiKey.API_VERSIONS, min(theirs, ours.max_version), software)
         if body.error_code != ErrorCode.NONE:
             raise AdminError(f"{self.address}: ApiVersions failed with {ErrorCode(body.error_code).name}")
         return {k.api_key: (k.min_version, k.max_version) for k in body.api_keys}

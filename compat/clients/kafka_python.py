@@ -26,6 +26,10 @@ def _record(r: Any) -> Record:
 
 class KafkaPython(Client):
     name = "kafka-python"
+    limitations = {
+        "metadata": "KafkaAdminClient.describe_cluster fails on brokers before 3.7, which answer DescribeCluster "
+        "v0 only: its answer has no endpoint_type, which kafka-python 3.0 pops (KeyError)",
+    }
 
     @classmethod
     def unavailable(cls) -> str | None:

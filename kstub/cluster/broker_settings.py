@@ -5,6 +5,17 @@ from __future__ import annotations
 from .configdef import INT_MAX, LONG_MAX, ConfigType, Setting, _bool, _int, _ip_overrides
 from .topic_configs import TOPIC_CONFIGS
 
+
+def _kafka_version(value: object) -> str:
+    """A release kstub can pose as (kstub/kafka_versions.py), or "" for kstub's own newest surface."""
+    from kstub.kafka_versions import release_name
+
+    text = str(value).strip()
+    if text and text.lower() not in ("latest", "newest"):
+        release_name(text)  # raises UnknownKafkaVersion (a ValueError) naming the releases known
+    return text
+
+
 _L = ConfigType.LONG
 
 #: Broker settings kstub knows, with Kafka's defaults.
@@ -123,6 +134,13 @@ BROKER_SETTINGS: dict[str, Setting] = {
             _L,
         ),
         Setting("kstub.memory.spill.dir", str, "", "where the spill directory is made (empty: the system temp dir)"),
+        Setting(
+            "kstub.kafka.version",
+            _kafka_version,
+            "",
+            "pose as this Apache Kafka release (2.8, 3.0-3.9, 4.0-4.4): its API versions and features "
+            "(empty: kstub's newest surface; docs/kafka-versions.md)",
+        ),
         # replication and the controller
         Setting("replica.lag.time.max.ms", _int, 30000, "a follower this far behind leaves the ISR"),
         Setting("replica.fetch.max.bytes", _int, 1048576, "bytes a follower copies per partition per round"),

@@ -70,6 +70,8 @@ class DiskRecovery:
                 partition = Partition(
                     topic, index, list(p["replicas"]), p["leader"], p["leader_epoch"], isr=list(p["isr"])
                 )
+                partition.adding_replicas = list(p.get("adding", []))
+                partition.removing_replicas = list(p.get("removing", []))
                 for broker_id in p["replicas"]:
                     directory = self._log_dir(topic, index, broker_id)
                     known.add(directory)

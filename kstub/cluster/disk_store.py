@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 from .disk_offsets import DiskGroupOffsets
 from .disk_recovery import DiskRecovery, RecoveryError, scram_snapshot
 from .log_files import LONG_MAX, DiskLogStorage, _segment_name, write_atomically
+from .reassignment import in_progress
 from .storage import StateStore, replica_config
 
 log = logging.getLogger("kstub.storage")
@@ -122,7 +123,15 @@ class DiskStore(DiskRecovery, DiskGroupOffsets, StateStore):
                     "id": str(t.topic_id),
                     "configs": t.configs,
                     "partitions": [
-                        {"replicas": p.replicas, "leader": p.leader, "leader_epoch": p.leader_epoch, "isr": p.isr}
+                        {
+                            "replicas": p.replicas,
+                            "leader": p.leader,
+                            "leader_epoch": p.leader_epoch,
+                            "isr": p.isr,
+                            **(
+                                {"adding": p.adding_replicas, "removing": p.removing_replicas} if in_progress(p) else {}
+                            ),
+                        }
                         for p in t.partitions
                     ],
                 }

@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kstub.control import ControlPlane
 from kstub.protocol import ErrorCode
@@ -42,6 +43,9 @@ from .replication import BrokerReplication
 from .stats import BrokerStats
 from .storage import StateStore
 from .transactions import TransactionCoordinator
+
+if TYPE_CHECKING:
+    from kstub.kafka_versions import KafkaVersion
 
 log = logging.getLogger("kstub.cluster")
 
@@ -180,10 +184,19 @@ class ClusterState:
         self.acls = Authorizer.from_config(self.config)
         self._clock = clock
         self._assignment_counter = itertools.count()
+        #: the Kafka release posed as (`kstub serve --kafka-version`): checked now, its tables made on first use
+        self._kafka_version_setting: str = self.config["kstub.kafka.version"]
         #: where logs and metadata live: memory unless `kstub serve --data-dir` (kstub/cluster/storage.py)
         self.store: StateStore = StateStore()
         #: log compaction (kstub/cluster/cleaner.py): its task runs on the served cluster's nursery
         self.cleaner = LogCleaner(self)
+
+    @property
+    def kafka_version(self) -> KafkaVersion | None:
+        """The Apache Kafka release kstub poses as (kstub/kafka_versions.py), or None: kstub's newest surface."""
+        from kstub.kafka_versions import resolve
+
+        return resolve(self._kafka_version_setting)
 
     # --- time ---------------------------------------------------------------
 

@@ -71,6 +71,9 @@ class Partition:
     states: dict[int, ReplicaState] = field(default_factory=dict)
     high_watermark: int = 0
     deleted: bool = False
+    #: a reassignment in progress (kstub/cluster/reassignment.py): replicas joining, and leaving once it completes
+    adding_replicas: list[int] = field(default_factory=list)
+    removing_replicas: list[int] = field(default_factory=list)
     _waiters: set[trio.Event] = field(default_factory=set, repr=False)
 
     def __repr__(self) -> str:
@@ -290,6 +293,12 @@ class Partition:
             self.cluster.brokers[self.leader].stats.isr_expands += 1
             log.info("%s: broker %d caught up, ISR expanded to %s", self.name, replica, self.isr)
             self.notify()
+            if self.adding_replicas or self.removing_replicas:
+                from .reassignment import progress
+
+                progress(self.cluster, self)  # the new replicas may all be in sync now: the switch
+                if replica not in self.replicas or self.leader < 0:
+                    return
         self.advance_high_watermark()
 
     def lagging_followers(self) -> list[int]:

@@ -18,6 +18,7 @@ from . import (  # noqa: F401  (imported to register their handlers)
     produce,
     producer_ids,
     quotas,
+    reassignments,
     sasl,
     scram_credentials,
     telemetry,

@@ -10,11 +10,14 @@ may name the cluster id and node id it means to reach: both or neither
 (INVALID_REQUEST), and REBOOTSTRAP_REQUIRED when they are not this broker's.
 Feature levels come from kstub/cluster/features.py (among them ``group.version``
 1, KIP-848, and ``transaction.version`` 2, transactions v2, as Kafka 4.4).
+Posing as an older Kafka (``--kafka-version``), the APIs, versions and
+features are that release's (kstub/kafka_versions.py).
 """
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from construct import Container
 
@@ -23,19 +26,47 @@ from kstub.protocol import ApiKey, ErrorCode
 
 from .base import Body, Context, handles, served_apis
 
+if TYPE_CHECKING:
+    from kstub.kafka_versions import KafkaVersion
+
 _SOFTWARE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
 
 
-def api_keys() -> list[Body]:
+def api_keys(posed: KafkaVersion | None = None) -> list[Body]:
+    if posed is not None:  # posing as an older Kafka (kstub/kafka_versions.py): what it advertised
+        return [{"api_key": k, "min_version": lo, "max_version": hi} for k, (lo, hi) in posed.advertised.items()]
     return [
         {"api_key": api.key, "min_version": api.min_version, "max_version": api.max_version}
         for api in served_apis().values()
     ]
 
 
+def _features(posed: KafkaVersion | None, api_version: int) -> Body:
+    if posed is None:
+        return {
+            "supported_features": features.supported(api_version),
+            "finalized_features_epoch": features.FINALIZED_EPOCH,
+            "finalized_features": features.finalized(),
+        }
+    levels = posed.features
+    return {
+        "supported_features": [
+            {"name": f.name, "min_version": f.min_version, "max_version": f.max_version}
+            for f in levels
+            if api_version >= 4 or f.min_version > 0  # KAFKA-17011, as features.supported
+        ],
+        # a ZooKeeper-based cluster has no finalized features (-1), a KRaft one finalized them at its start
+        "finalized_features_epoch": features.FINALIZED_EPOCH if posed.kraft else -1,
+        "finalized_features": [
+            {"name": f.name, "min_version_level": f.level, "max_version_level": f.level} for f in levels if f.level > 0
+        ],
+    }
+
+
 @handles(ApiKey.API_VERSIONS)
 async def api_versions(ctx: Context, req: Container) -> Body:
-    keys = api_keys()
+    posed = ctx.cluster.kafka_version
+    keys = api_keys(posed)
     if ctx.api_version >= 3 and not (
         _SOFTWARE.fullmatch(req.client_software_name) and _SOFTWARE.fullmatch(req.client_software_version)
     ):
@@ -51,7 +82,5 @@ async def api_versions(ctx: Context, req: Container) -> Body:
         "error_code": ErrorCode.NONE,
         "api_keys": keys,
         "throttle_time_ms": 0,
-        "supported_features": features.supported(ctx.api_version),
-        "finalized_features_epoch": features.FINALIZED_EPOCH,
-        "finalized_features": features.finalized(),
+        **_features(posed, ctx.api_version),
     }

@@ -41,6 +41,10 @@ def _wire(assignment: Assignment) -> list[Body]:
 
 @handles(ApiKey.CONSUMER_GROUP_HEARTBEAT)
 async def consumer_group_heartbeat(ctx: Context, req: Container) -> Body:
+    posed = ctx.cluster.kafka_version
+    if posed is not None and not posed.consumer_group_protocol:
+        # Kafka 3.7-3.9 advertised it but, with default settings, refused it this way (no new coordinator)
+        return {"throttle_time_ms": 0, "error_code": ErrorCode.UNSUPPORTED_VERSION, "member_epoch": 0}
     coordinator = ctx.cluster.groups
     if not ctx.authorize(Op.READ, Res.GROUP, req.group_id):
         return {"throttle_time_ms": 0, "error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED, "member_epoch": 0}

@@ -97,6 +97,8 @@ async def test_api_versions_advertises_exactly_the_implemented_ranges(raw):
         42: (0, 2),
         43: (0, 2),
         44: (0, 1),
+        45: (0, 1),
+        46: (0, 0),
         47: (0, 0),
         48: (0, 1),
         49: (0, 1),

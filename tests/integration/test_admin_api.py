@@ -369,3 +369,44 @@ def test_serve_ephemeral_ports_are_reported():
         assert len(call(f"{admin}/v1/cluster")[1]["brokers"]) == 2
     finally:
         served.close()
+
+
+@pytest.mark.kstub(**ADMIN)
+def test_reassignment_routes(kstub_cluster):
+    kc = kstub_cluster
+    url = kc.admin_url
+    create_topic(kc, "reassigned", 1, 1)
+    leader = kc.control.describe_partitions("reassigned")[0]["leader"]
+    target = (leader + 1) % 3
+    assert call(f"{url}/v1/brokers/{target}/pause-replication", "POST")[0] == 200
+    status, state = call(f"{url}/v1/topics/reassigned/partitions/0/reassign", "POST", {"replicas": [target]})
+    assert status == 200 and (state["replicas"], state["adding"], state["removing"]) == (
+        [target, leader],
+        [target],
+        [leader],
+    )
+    assert [(r["topic"], r["partition"]) for r in call(f"{url}/v1/reassignments")[1]] == [("reassigned", 0)]
+    refused = call(f"{url}/v1/topics/reassigned/partitions/0/reassign", "POST", {"replicas": [9]})
+    assert refused[0] == 409 and "INVALID_REPLICA_ASSIGNMENT" in refused[1]["error"]
+    assert call(f"{url}/v1/topics/reassigned/partitions/0/reassign", "POST", {"replicas": ["x"]})[0] == 400
+    assert call(f"{url}/v1/topics/none/partitions/0/reassign", "POST", {"replicas": [0]})[0] == 404
+    status, state = call(f"{url}/v1/topics/reassigned/partitions/0/reassign", "POST", {"replicas": None})
+    assert status == 200 and (state["replicas"], state["adding"]) == ([leader], [])
+    assert call(f"{url}/v1/reassignments") == (200, [])
+    again = call(f"{url}/v1/topics/reassigned/partitions/0/reassign", "POST", {})
+    assert again[0] == 409 and "NO_REASSIGNMENT_IN_PROGRESS" in again[1]["error"]
+
+
+@pytest.mark.kstub(**ADMIN)
+def test_ctl_reassign(kstub_cluster):
+    kc = kstub_cluster
+    url = kc.admin_url
+    create_topic(kc, "ctl-moves", 1, 1)
+    leader = partition_state(kc, "ctl-moves")["leader"]
+    target = (leader + 1) % 3
+    assert ctl(url, "broker", "pause", str(target)).returncode == 0
+    state = json.loads(ctl(url, "partition", "reassign", "ctl-moves", "0", str(target)).stdout)
+    assert (state["replicas"], state["adding"]) == ([target, leader], [target])
+    assert [r["topic"] for r in json.loads(ctl(url, "partition", "reassignments").stdout)] == ["ctl-moves"]
+    state = json.loads(ctl(url, "partition", "reassign", "ctl-moves", "0", "cancel").stdout)
+    assert (state["replicas"], state["adding"]) == ([leader], [])
