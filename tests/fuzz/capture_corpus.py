@@ -368,6 +368,22 @@ def java_acls(bootstrap: str) -> None:
     run_tool("kafka-acls", [*b, "--remove", "--force", *acl])
 
 
+def java_reassign(bootstrap: str) -> None:
+    """kafka-reassign-partitions.sh: AlterPartitionReassignments (--execute) and ListPartitionReassignments (--list)."""
+    import json
+    import tempfile
+
+    from kstub.compat.realkafka import run_tool
+
+    b = ["--bootstrap-server", bootstrap]
+    plan = {"version": 1, "partitions": [{"topic": TOPIC, "partition": 0, "replicas": [0]}]}
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        json.dump(plan, f)
+        f.flush()
+        run_tool("kafka-reassign-partitions", [*b, "--execute", "--reassignment-json-file", f.name])
+    run_tool("kafka-reassign-partitions", [*b, "--list"])
+
+
 def confluent_sasl(bootstrap: str) -> None:
     """SaslHandshake, SaslAuthenticate and DescribeUserScramCredentials from librdkafka (a SASL_PLAINTEXT cluster)."""
     from confluent_kafka.admin import AdminClient
@@ -396,6 +412,7 @@ STEPS: list[tuple[str, Callable[[str], None]]] = [
     ("java-transactions", java_transactions),
     ("confluent-kafka-consumer-protocol", confluent_consumer_protocol),
     ("java-consumer-groups", java_consumer_groups),
+    ("java-reassign", java_reassign),
 ]
 
 #: steps run against a cluster with Kafka's StandardAuthorizer (the anonymous plaintext user is a super user)
