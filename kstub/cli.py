@@ -204,7 +204,7 @@ def _serve(args: argparse.Namespace) -> int:
                     logging.getLogger("kstub").info("TLS: clients trust %s", os.path.join(args.tls_dir, "ca.pem"))
                 logging.getLogger("kstub").info("kstub ready: bootstrap servers %s", bootstrap)
                 if server.admin_port is not None:
-                    from kstub.control_http import url_host
+                    from kstub.control_http_access import url_host
 
                     url = f"http://{url_host(args.admin_host)}:{server.admin_port}"
                     logging.getLogger("kstub").info("admin API: %s", url)

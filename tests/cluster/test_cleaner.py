@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
-from kstub.cluster.cleaner import clean_once, cleanable, should_clean
+from kstub.cluster.cleaner_plan import cleanable, should_clean
+from kstub.cluster.cleaner_rewrite import clean_once
 from kstub.cluster.config import TOPIC_CONFIGS
 from kstub.cluster.log import Log
 from kstub.cluster.log_files import DiskLogStorage, FileSegment, recover_log
