@@ -21,42 +21,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-
-from kstub.kafka_client import Connection
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(admin_port: int) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "kstub", "serve", "--brokers", "3", "--port", "0", "--admin-port", str(admin_port)]
-    cmd += ["-c", "default.replication.factor=3", "--log-level", "WARNING"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.monotonic() + 60
-    url = f"http://127.0.0.1:{admin_port}"
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/v1/cluster", timeout=2) as resp:
-                brokers = json.load(resp)["brokers"]
-            return proc, ",".join(f"{b['host']}:{b['port']}" for b in brokers)
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("kstub did not start")
+from serving import describe, free_port, probe, start_with_admin
 
 
 class Page(threading.Thread):
@@ -107,25 +80,6 @@ def produce(bootstrap: str, topics: list[str], partitions: int, n: int) -> float
                 producer.poll(0.01)
     producer.flush(120)
     return n / (time.perf_counter() - t)
-
-
-def probe(bootstrap: str, seconds: float) -> list[float]:
-    times = []
-    with Connection(bootstrap.split(",")[0]) as c:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            t = time.perf_counter()
-            c.request(18, 0, {})
-            times.append(time.perf_counter() - t)
-    return times
-
-
-def describe(times: list[float]) -> str:
-    ordered = sorted(times)
-    return (
-        f"median {statistics.median(times) * 1000:.2f} ms, p99 {ordered[int(len(ordered) * 0.99)] * 1000:.1f} ms, "
-        f"max {ordered[-1] * 1000:.1f} ms"
-    )
 
 
 def picture_cost(topics: int, partitions: int) -> str:
@@ -179,7 +133,7 @@ def main() -> int:
         print("CPU per picture, " + picture_cost(topics, partitions))
 
     port = free_port()
-    proc, bootstrap = start(port)
+    proc, bootstrap = start_with_admin(port)
     try:
         admin = AdminClient({"bootstrap.servers": bootstrap})
         names = [f"bench-{i}" for i in range(args.topics)]
