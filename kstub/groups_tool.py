@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
@@ -478,7 +478,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     delete.add_argument("group", nargs="+", metavar="GROUP")
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+Command = Callable[[AdminClient, argparse.Namespace, TextIO, TextIO], int]
+
+
+def run_with_client(args: argparse.Namespace, client_id: str, command: Command, out: TextIO, err: TextIO) -> int:
+    """A tool's `command` with a client of ``--bootstrap-server`` (``--command-config``: its settings);
+    an AdminError is printed as Kafka's tools print it, and the exit status is 1 (kstub groups, kstub txn)."""
     try:
         security = None
         if getattr(args, "command_config", None):
@@ -488,8 +493,12 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
                 security = ClientSecurity(read_properties(args.command_config))
             except OSError as exc:
                 raise AdminError(f"cannot read {args.command_config}: {exc}") from None
-        with AdminClient(args.bootstrap_server, client_id="kstub-groups", security=security) as client:
-            return COMMANDS[args.groups_command](client, args, out, err)
+        with AdminClient(args.bootstrap_server, client_id=client_id, security=security) as client:
+            return command(client, args, out, err)
     except AdminError as exc:
         print(f"Error: {exc}", file=err)
         return 1
+
+
+def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    return run_with_client(args, "kstub-groups", COMMANDS[args.groups_command], out, err)

@@ -24,7 +24,7 @@ from construct import Container
 
 from kstub.protocol import ApiKey, ErrorCode
 
-from .groups_tool import DEFAULT_BOOTSTRAP
+from .groups_tool import DEFAULT_BOOTSTRAP, run_with_client
 from .kafka_client import AdminClient, AdminError
 
 TRANSACTION = 1
@@ -161,17 +161,4 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    try:
-        security = None
-        if getattr(args, "command_config", None):
-            from kstub.kafka_client import ClientSecurity, read_properties
-
-            try:
-                security = ClientSecurity(read_properties(args.command_config))
-            except OSError as exc:
-                raise AdminError(f"cannot read {args.command_config}: {exc}") from None
-        with AdminClient(args.bootstrap_server, client_id="kstub-txn", security=security) as client:
-            return COMMANDS[args.txn_command](client, args, out, err)
-    except AdminError as exc:
-        print(f"Error: {exc}", file=err)
-        return 1
+    return run_with_client(args, "kstub-txn", COMMANDS[args.txn_command], out, err)
