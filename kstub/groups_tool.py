@@ -424,8 +424,8 @@ COMMANDS = {
 }
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    """The ``groups`` command and its subcommands, for kstub/cli.py."""
+def connection_options() -> argparse.ArgumentParser:
+    """``--bootstrap-server`` and ``--command-config``: a parent parser of each tool's subcommands."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--bootstrap-server",
@@ -439,6 +439,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="client settings for a secured listener (security.protocol, ssl.*, sasl.*), as Kafka's tools take them",
     )
+    return common
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``groups`` command and its subcommands, for kstub/cli.py."""
+    common = connection_options()
     groups = sub.add_parser("groups", help="list, describe, reset and delete consumer groups")
     actions = groups.add_subparsers(dest="groups_command", required=True)
 

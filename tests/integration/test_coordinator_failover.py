@@ -30,7 +30,9 @@ import socket
 import threading
 import time
 import uuid
+from typing import Any
 
+import group_members
 import pytest
 from group_members import HEARTBEAT_MS, SESSION_MS, Member, Received, Timeline, owners_never_overlap, wait_for
 
@@ -102,30 +104,20 @@ class KafkaPythonMember(Member):
             consumer.close()
 
 
-class ConfluentMember(Member):
-    client = "confluent-kafka"
+class ConfluentMember(group_members.ConfluentMember):
+    """group_members' confluent-kafka member that keeps the commits refused during a failover."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.commit_errors: list[str] = []
 
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "topic.metadata.refresh.interval.ms": 3000, "retry.backoff.ms": 50}
+
     def run(self, stop: threading.Event) -> None:
         from confluent_kafka import Consumer, KafkaError, KafkaException
 
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": self.group,
-                "client.id": self.name,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "heartbeat.interval.ms": HEARTBEAT_MS,
-                "session.timeout.ms": SESSION_MS,
-                "partition.assignment.strategy": "range",
-                "topic.metadata.refresh.interval.ms": 3000,
-                "retry.backoff.ms": 50,
-            }
-        )
+        consumer = Consumer(self.settings())
         consumer.subscribe(
             [self.topic],
             on_assign=lambda c, parts: self.assigned(p.partition for p in parts),
