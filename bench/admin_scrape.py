@@ -29,9 +29,9 @@ import threading
 import time
 import urllib.request
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from serving import describe, free_port, probe, start_with_admin
+from serving import describe, free_port, probe, produce, start_with_admin
 
 
 def timed_get(url: str) -> tuple[float, int]:
@@ -39,21 +39,6 @@ def timed_get(url: str) -> tuple[float, int]:
     with urllib.request.urlopen(url, timeout=60) as resp:
         size = len(resp.read())
     return time.perf_counter() - t, size
-
-
-def produce(bootstrap: str, topic: str, n: int) -> float:
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
-    value = b"v" * 100
-    t = time.perf_counter()
-    for i in range(n):
-        while True:
-            try:
-                producer.produce(topic, value, partition=i % 3)
-                break
-            except BufferError:
-                producer.poll(0.01)
-    producer.flush(60)
-    return n / (time.perf_counter() - t)
 
 
 def main() -> int:
@@ -114,11 +99,11 @@ def main() -> int:
 
         alone, watched = [], []
         for _ in range(args.rounds):
-            alone.append(produce(bootstrap, "bench", args.messages))
+            alone.append(produce(bootstrap, ["bench"], 3, args.messages))
             stop.clear()
             thread = threading.Thread(target=scraper, daemon=True)
             thread.start()
-            watched.append(produce(bootstrap, "bench", args.messages))
+            watched.append(produce(bootstrap, ["bench"], 3, args.messages))
             stop.set()
             thread.join()
         print(f"produce, acks=all: {statistics.median(alone):,.0f} msg/s alone")

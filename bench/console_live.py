@@ -27,9 +27,8 @@ import sys
 import threading
 import time
 
-from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from serving import describe, free_port, probe, start_with_admin
+from serving import describe, free_port, probe, produce, start_with_admin
 
 
 class Page(threading.Thread):
@@ -65,21 +64,6 @@ class Page(threading.Thread):
     def stop(self) -> None:
         self.stopping = True
         self.sock.close()
-
-
-def produce(bootstrap: str, topics: list[str], partitions: int, n: int) -> float:
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
-    value = b"v" * 100
-    t = time.perf_counter()
-    for i in range(n):
-        while True:
-            try:
-                producer.produce(topics[i % len(topics)], value, partition=(i // len(topics)) % partitions)
-                break
-            except BufferError:
-                producer.poll(0.01)
-    producer.flush(120)
-    return n / (time.perf_counter() - t)
 
 
 def picture_cost(topics: int, partitions: int) -> str:

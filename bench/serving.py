@@ -1,6 +1,6 @@
 """What the benchmarks share to run ``kstub serve`` in a subprocess: free ports, its command line,
-waiting until it listens (or its admin API answers), and ApiVersions round trips as a measure of how
-long the brokers' Trio thread is kept from serving."""
+waiting until it listens (or its admin API answers), ApiVersions round trips as a measure of how
+long the brokers' Trio thread is kept from serving, and a producer's throughput."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import sys
 import time
 import urllib.request
 from typing import Any
+
+from confluent_kafka import Producer
 
 from kstub.kafka_client import Connection
 
@@ -98,3 +100,20 @@ def describe(times: list[float]) -> str:
     p99 = ordered[int(len(ordered) * 0.99)]
     median = statistics.median(times) * 1000
     return f"{len(times)} requests, median {median:.2f} ms, p99 {p99 * 1000:.1f} ms, max {ordered[-1] * 1000:.1f} ms"
+
+
+def produce(bootstrap: str, topics: list[str], partitions: int, n: int) -> float:
+    """Messages per second of confluent-kafka sending `n` values of 100 bytes (acks=all) round-robin
+    over `topics` and their `partitions`."""
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+    value = b"v" * 100
+    t = time.perf_counter()
+    for i in range(n):
+        while True:
+            try:
+                producer.produce(topics[i % len(topics)], value, partition=(i // len(topics)) % partitions)
+                break
+            except BufferError:
+                producer.poll(0.01)
+    producer.flush(120)
+    return n / (time.perf_counter() - t)
