@@ -194,7 +194,21 @@ def wait_assignments(members: list[Member], partitions: int) -> None:
 class KafkaPythonMember(Member):
     client = "kafka-python"
 
-    def run(self, stop: threading.Event) -> None:
+    def settings(self) -> dict[str, Any]:
+        """The consumer's configuration (a variant changes it here)."""
+        return {
+            "bootstrap_servers": self.bootstrap,
+            "group_id": self.group,
+            "client_id": self.name,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "heartbeat_interval_ms": HEARTBEAT_MS,
+            "session_timeout_ms": SESSION_MS,
+            **self.config,
+        }
+
+    def subscribed(self) -> Any:
+        """A KafkaConsumer of `settings()` subscribed to the topic, its rebalance callbacks on the timeline."""
         from kafka import ConsumerRebalanceListener, KafkaConsumer
 
         member = self
@@ -206,17 +220,12 @@ class KafkaPythonMember(Member):
             def on_partitions_assigned(self, assigned):
                 member.assigned(tp.partition for tp in assigned)
 
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            group_id=self.group,
-            client_id=self.name,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            heartbeat_interval_ms=HEARTBEAT_MS,
-            session_timeout_ms=SESSION_MS,
-            **self.config,
-        )
+        consumer = KafkaConsumer(**self.settings())
         consumer.subscribe([self.topic], listener=Listener())
+        return consumer
+
+    def run(self, stop: threading.Event) -> None:
+        consumer = self.subscribed()
         try:
             while not stop.is_set():
                 # kafka-python 3.0.12 can lose the end of a JoinGroup/SyncGroup round that outlasts
@@ -249,7 +258,8 @@ class ConfluentMember(Member):
             **self.config,
         }
 
-    def run(self, stop: threading.Event) -> None:
+    def subscribed(self) -> Any:
+        """A Consumer of `settings()` subscribed to the topic, its rebalance callbacks on the timeline."""
         from confluent_kafka import Consumer
 
         consumer = Consumer(self.settings())
@@ -258,6 +268,10 @@ class ConfluentMember(Member):
             on_assign=lambda c, parts: self.assigned(p.partition for p in parts),
             on_revoke=lambda c, parts: self.revoked(p.partition for p in parts),
         )
+        return consumer
+
+    def run(self, stop: threading.Event) -> None:
+        consumer = self.subscribed()
         try:
             while not stop.is_set():
                 msgs = consumer.consume(500, timeout=0.1)
