@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from test_fetch_sessions import session_fetch
 
 from kstub.embedded import EmbeddedCluster
 
 from support.batches import batch
-from support.diff_requests import create, produce
+from support.diff_requests import create, produce, session_fetch
 from support.differential import Pair
 from support.real_kafka import start_real_kafka
 

@@ -192,7 +192,7 @@ def test_confluent_regex_subscription_picks_up_a_topic_created_later(bootstrap: 
 
 
 def test_kstub_groups_describes_a_consumer_group(bootstrap: str) -> None:
-    from test_groups_tool import kstub_groups, tables
+    from groups_cli import kstub_groups, tables
 
     topic, group, timeline = new_topic(bootstrap), unique_topic("g"), Timeline()
     produce(bootstrap, topic, 0, 60)
