@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,38 +26,7 @@ import time
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-
-
-def free_base_port(n: int) -> int:
-    """A port with n - 1 free ports after it."""
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        held: list[socket.socket] = []
-        try:
-            for i in range(n):
-                sock = socket.socket()
-                held.append(sock)
-                sock.bind(("127.0.0.1", base + i))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-    raise SystemExit("no free ports")
-
-
-def wait_ready(host: str, port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((host, port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise SystemExit("kstub did not start")
+from serving import free_base_port, wait_ready
 
 
 def make_producer(bootstrap: str, acks: str) -> Producer:
@@ -113,7 +81,7 @@ def main() -> None:
         [sys.executable, "-m", "kstub", "serve", "--brokers", "3", "--port", str(base), "--log-level", "WARNING"]
     )
     try:
-        wait_ready("127.0.0.1", base)
+        wait_ready(f"127.0.0.1:{base}")
         admin = AdminClient({"bootstrap.servers": bootstrap, "log.connection.close": False})
         # One partition each (which broker leads makes no difference: one process, one event loop).
         topics = [

@@ -22,9 +22,6 @@ Prints figures; a benchmark, not a test.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,33 +29,9 @@ import threading
 import time
 import urllib.request
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-
-from kstub.kafka_client import Connection
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(admin_port: int) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "kstub", "serve", "--brokers", "3", "--port", "0", "--admin-port", str(admin_port)]
-    cmd += ["-c", "default.replication.factor=3", "--log-level", "WARNING"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.monotonic() + 60
-    url = f"http://127.0.0.1:{admin_port}"
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/v1/cluster", timeout=2) as resp:
-                brokers = json.load(resp)["brokers"]
-            return proc, ",".join(f"{b['host']}:{b['port']}" for b in brokers)
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("kstub did not start")
+from serving import describe, free_port, probe, produce, start_with_admin
 
 
 def timed_get(url: str) -> tuple[float, int]:
@@ -66,40 +39,6 @@ def timed_get(url: str) -> tuple[float, int]:
     with urllib.request.urlopen(url, timeout=60) as resp:
         size = len(resp.read())
     return time.perf_counter() - t, size
-
-
-def probe(bootstrap: str, seconds: float) -> list[float]:
-    """Round-trip times of ApiVersions requests sent one after the other for `seconds`."""
-    times = []
-    with Connection(bootstrap.split(",")[0]) as c:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            t = time.perf_counter()
-            c.request(18, 0, {})
-            times.append(time.perf_counter() - t)
-    return times
-
-
-def describe(times: list[float]) -> str:
-    ordered = sorted(times)
-    p99 = ordered[int(len(ordered) * 0.99)]
-    median = statistics.median(times) * 1000
-    return f"{len(times)} requests, median {median:.2f} ms, p99 {p99 * 1000:.1f} ms, max {ordered[-1] * 1000:.1f} ms"
-
-
-def produce(bootstrap: str, topic: str, n: int) -> float:
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
-    value = b"v" * 100
-    t = time.perf_counter()
-    for i in range(n):
-        while True:
-            try:
-                producer.produce(topic, value, partition=i % 3)
-                break
-            except BufferError:
-                producer.poll(0.01)
-    producer.flush(60)
-    return n / (time.perf_counter() - t)
 
 
 def main() -> int:
@@ -114,7 +53,7 @@ def main() -> int:
     args = ap.parse_args()
 
     port = free_port()
-    proc, bootstrap = start(port)
+    proc, bootstrap = start_with_admin(port, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
         admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -160,11 +99,11 @@ def main() -> int:
 
         alone, watched = [], []
         for _ in range(args.rounds):
-            alone.append(produce(bootstrap, "bench", args.messages))
+            alone.append(produce(bootstrap, ["bench"], 3, args.messages))
             stop.clear()
             thread = threading.Thread(target=scraper, daemon=True)
             thread.start()
-            watched.append(produce(bootstrap, "bench", args.messages))
+            watched.append(produce(bootstrap, ["bench"], 3, args.messages))
             stop.set()
             thread.join()
         print(f"produce, acks=all: {statistics.median(alone):,.0f} msg/s alone")

@@ -5,7 +5,7 @@
 
 Builds a compacted log (1 MiB segments) of --updates records over --keys keys,
 in batches of --batch records as a producer sends them, then runs one cleaning
-(`kstub.cluster.cleaner.clean_once`) and prints the records and megabytes read
+(`kstub.cluster.cleaner_rewrite.clean_once`) and prints the records and megabytes read
 per second, the records kept and the log's size before and after. A benchmark,
 not a test: it asserts only that each key's latest value survived.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
-from kstub.cluster.cleaner import clean_once
+from kstub.cluster.cleaner_rewrite import clean_once
 from kstub.cluster.config import TOPIC_CONFIGS
 from kstub.cluster.log import Log
 from kstub.cluster.log_files import DiskLogStorage

@@ -37,7 +37,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import free_port, wait_ready
+from serving import free_port, wait_ready
 
 PARTITIONS = 4
 CONSUMERS = 4

@@ -34,7 +34,7 @@ import time
 import uuid
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from throughput import free_port, wait_ready
+from serving import free_port, wait_ready
 
 MB = 1024 * 1024
 

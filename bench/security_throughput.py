@@ -24,12 +24,7 @@ import time
 import uuid
 
 from confluent_kafka import Consumer, Producer
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from serving import free_port, serve_command
 
 
 def produce(config: dict[str, str], topic: str, messages: int, size: int) -> float:
@@ -84,13 +79,7 @@ def main() -> int:
     plain, secure = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="kstub-bench-tls-") as tls:
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kstub",
-                "serve",
-                "--host",
-                "127.0.0.1",
+            serve_command(
                 "--tls-dir",
                 tls,
                 "--sasl-users",
@@ -99,7 +88,7 @@ def main() -> int:
                 "WARNING",
                 "-c",
                 f"listeners=PLAINTEXT://127.0.0.1:{plain},SASL_SSL://127.0.0.1:{secure}",
-            ],
+            ),
             stderr=subprocess.PIPE,
             text=True,
         )

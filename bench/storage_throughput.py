@@ -19,11 +19,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import subprocess
-import sys
 import tempfile
 import uuid
 
-from throughput import consume, free_port, produce, report, wait_ready
+from serving import free_port, serve_command, wait_ready
+from throughput import consume, produce, report
 
 
 def run(mode: str, args: argparse.Namespace) -> tuple[float, float]:
@@ -34,13 +34,7 @@ def run(mode: str, args: argparse.Namespace) -> tuple[float, float]:
         if mode == "disk+fsync":
             extra.append("--fsync")
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kstub",
-                "serve",
-                "--host",
-                "127.0.0.1",
+            serve_command(
                 "--port",
                 str(port),
                 "-c",
@@ -48,7 +42,7 @@ def run(mode: str, args: argparse.Namespace) -> tuple[float, float]:
                 "--log-level",
                 "WARNING",
                 *extra,
-            ]
+            )
         )
         try:
             wait_ready(bootstrap)

@@ -14,31 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import time
 import uuid
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(bootstrap: str, timeout: float = 10.0) -> None:
-    host, port = bootstrap.rsplit(":", 1)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((host, int(port)), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise SystemExit("kstub did not start")
+from serving import free_port, wait_ready
 
 
 def produce(bootstrap: str, topic: str, n: int, size: int, acks: str, **config: object) -> float:

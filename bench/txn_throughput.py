@@ -18,45 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
-import sys
 import time
 import uuid
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-
-
-def free_base_port(n: int) -> int:
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        held: list[socket.socket] = []
-        try:
-            for i in range(n):
-                sock = socket.socket()
-                held.append(sock)
-                sock.bind(("127.0.0.1", base + i))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-    raise SystemExit("no free ports")
-
-
-def wait_ready(host: str, port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((host, port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("broker did not start")
+from serving import free_base_port, serve_command, wait_ready
 
 
 def run(bootstrap: str, records: int, size: int, rf: int) -> list[tuple[str, float, float]]:
@@ -126,23 +94,17 @@ def main() -> None:
     args = parser.parse_args()
     base = free_base_port(args.brokers)
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kstub",
-            "serve",
-            "--host",
-            "127.0.0.1",
+        serve_command(
             "--port",
             str(base),
             "--brokers",
             str(args.brokers),
             "--log-level",
             "WARNING",
-        ],
+        ),
     )
     try:
-        wait_ready("127.0.0.1", base)
+        wait_ready(f"127.0.0.1:{base}", 20.0)
         time.sleep(0.5)
         show(
             f"kstub, {args.brokers} broker(s)", run(f"127.0.0.1:{base}", args.records, args.size, min(args.brokers, 3))

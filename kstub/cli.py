@@ -218,7 +218,7 @@ def _serve(args: argparse.Namespace) -> int:
                         "posing as Apache Kafka %s (as %s advertised it)", posed.name, posed.artifact
                     )
                 if server.admin_port is not None:
-                    from kstub.control_http import url_host
+                    from kstub.control_http_access import url_host
 
                     url = f"http://{url_host(args.admin_host)}:{server.admin_port}"
                     logging.getLogger("kstub").info("admin API: %s", url)

@@ -343,7 +343,7 @@ class Cluster(_ClusterFront):
         port = self.call(lambda: self.cluster.control.admin_port)
         if port is None:
             raise RuntimeError("this cluster was started without admin_port")
-        from kstub.control_http import url_host
+        from kstub.control_http_access import url_host
 
         return f"http://{url_host(self._spec.admin_host)}:{port}"
 

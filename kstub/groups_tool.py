@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
@@ -442,8 +442,8 @@ COMMANDS = {
 }
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    """The ``groups`` command and its subcommands, for kstub/cli.py."""
+def connection_options() -> argparse.ArgumentParser:
+    """``--bootstrap-server`` and ``--command-config``: a parent parser of each tool's subcommands."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--bootstrap-server",
@@ -457,6 +457,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="client settings for a secured listener (security.protocol, ssl.*, sasl.*), as Kafka's tools take them",
     )
+    return common
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``groups`` command and its subcommands, for kstub/cli.py."""
+    common = connection_options()
     groups = sub.add_parser("groups", help="list, describe, reset and delete consumer groups")
     actions = groups.add_subparsers(dest="groups_command", required=True)
 
@@ -504,7 +510,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     delete.add_argument("group", nargs="+", metavar="GROUP")
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+Command = Callable[[AdminClient, argparse.Namespace, TextIO, TextIO], int]
+
+
+def run_with_client(args: argparse.Namespace, client_id: str, command: Command, out: TextIO, err: TextIO) -> int:
+    """A tool's `command` with a client of ``--bootstrap-server`` (``--command-config``: its settings);
+    an AdminError is printed as Kafka's tools print it, and the exit status is 1 (kstub groups, kstub txn)."""
     try:
         security = None
         if getattr(args, "command_config", None):
@@ -514,8 +525,12 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
                 security = ClientSecurity(read_properties(args.command_config))
             except OSError as exc:
                 raise AdminError(f"cannot read {args.command_config}: {exc}") from None
-        with AdminClient(args.bootstrap_server, client_id="kstub-groups", security=security) as client:
-            return COMMANDS[args.groups_command](client, args, out, err)
+        with AdminClient(args.bootstrap_server, client_id=client_id, security=security) as client:
+            return command(client, args, out, err)
     except AdminError as exc:
         print(f"Error: {exc}", file=err)
         return 1
+
+
+def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    return run_with_client(args, "kstub-groups", COMMANDS[args.groups_command], out, err)

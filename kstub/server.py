@@ -62,7 +62,7 @@ from kstub.security import (
 )
 
 if TYPE_CHECKING:
-    from kstub.control_http import Access
+    from kstub.control_http_access import Access
 
 log = logging.getLogger("kstub.server")
 
@@ -501,7 +501,8 @@ class ClusterServer:
                 nursery.start_soon(self.cluster.cleaner.run)  # log compaction (kstub/cluster/cleaner.py)
                 nursery.start_soon(self.cluster.store.background, self.cluster)
                 if spec.admin_port is not None:
-                    from kstub.control_http import Access, serve_admin
+                    from kstub.control_http import serve_admin
+                    from kstub.control_http_access import Access
 
                     self.admin_access = Access.for_bind(spec.admin_host, spec.admin_token)
                     self.admin_port = await nursery.start(

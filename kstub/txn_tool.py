@@ -24,7 +24,7 @@ from construct import Container
 
 from kstub.protocol import ApiKey, ErrorCode
 
-from .groups_tool import DEFAULT_BOOTSTRAP
+from .groups_tool import connection_options, run_with_client
 from .kafka_client import AdminClient, AdminError
 
 TRANSACTION = 1
@@ -140,14 +140,7 @@ COMMANDS = {"list": cmd_list, "describe": cmd_describe, "abort": cmd_abort}
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """The ``txn`` command and its subcommands, for kstub/cli.py."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--bootstrap-server",
-        default=DEFAULT_BOOTSTRAP,
-        metavar="HOST:PORT",
-        help=f"a broker to start from, or several, comma-separated (default {DEFAULT_BOOTSTRAP})",
-    )
-    common.add_argument("--command-config", default=None, metavar="FILE", help="client settings (as Kafka's tools)")
+    common = connection_options()
     txn = sub.add_parser("txn", help="list, describe and abort transactions (as kafka-transactions.sh)")
     actions = txn.add_subparsers(dest="txn_command", required=True)
     listing = actions.add_parser("list", parents=[common], help="every transactional id of the cluster")
@@ -161,17 +154,4 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    try:
-        security = None
-        if getattr(args, "command_config", None):
-            from kstub.kafka_client import ClientSecurity, read_properties
-
-            try:
-                security = ClientSecurity(read_properties(args.command_config))
-            except OSError as exc:
-                raise AdminError(f"cannot read {args.command_config}: {exc}") from None
-        with AdminClient(args.bootstrap_server, client_id="kstub-txn", security=security) as client:
-            return COMMANDS[args.txn_command](client, args, out, err)
-    except AdminError as exc:
-        print(f"Error: {exc}", file=err)
-        return 1
+    return run_with_client(args, "kstub-txn", COMMANDS[args.txn_command], out, err)

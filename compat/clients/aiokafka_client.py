@@ -8,7 +8,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from ..model import ClientError, ClusterMeta, Delivery, Msg, PartitionMeta, Record
-from .base import Client, Member, ThreadMember
+from .base import Member, PythonLibraryClient, ThreadMember
 
 T = TypeVar("T")
 
@@ -37,25 +37,10 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         raise _error(exc) from exc
 
 
-class AioKafka(Client):
+class AioKafka(PythonLibraryClient):
     name = "aiokafka"
-
-    @classmethod
-    def unavailable(cls) -> str | None:
-        try:
-            import aiokafka  # noqa: F401
-        except ImportError:
-            return "aiokafka is not installed (pip install aiokafka)"
-        return None
-
-    @classmethod
-    def version(cls) -> str:
-        import aiokafka
-
-        return aiokafka.__version__
-
-    def _ms(self) -> int:
-        return int(self.timeout * 1000)
+    module = "aiokafka"
+    package = "aiokafka"
 
     def metadata(self, topics: list[str]) -> ClusterMeta:
         from aiokafka.admin import AIOKafkaAdminClient

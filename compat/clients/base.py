@@ -9,6 +9,7 @@ way asked raises `Unsupported`, which makes the cell a skip with that reason.
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 from collections.abc import Callable
@@ -40,23 +41,15 @@ class Member:
         raise NotImplementedError
 
 
-class ThreadMember(Member):
-    """A member whose client runs on a thread of this process: `body(self)` loops until `stopping`."""
+class RecordingMember(Member):
+    """A member whose client's reports (assignments, records, the first error) are kept under a lock,
+    read by the scenario's thread while the client's thread or reader writes them."""
 
-    def __init__(self, name: str, body: Callable[[ThreadMember], None]) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._assignment: frozenset[int] | None = None
         self._records: list[Record] = []
         self._error: str | None = None
-        self.stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(body,), name=f"compat-member-{name}", daemon=True)
-        self._thread.start()
-
-    def _run(self, body: Callable[[ThreadMember], None]) -> None:
-        try:
-            body(self)
-        except BaseException as exc:  # reported through error()
-            self._error = f"{type(exc).__name__}: {exc}"
 
     def set_assignment(self, partitions: frozenset[int]) -> None:
         with self._lock:
@@ -66,6 +59,11 @@ class ThreadMember(Member):
         with self._lock:
             self._records.extend(records)
 
+    def set_error(self, message: str) -> None:
+        """Keep `message` unless an error was already kept (the first one tells what went wrong)."""
+        with self._lock:
+            self._error = self._error or message
+
     def assignment(self) -> frozenset[int] | None:
         with self._lock:
             return self._assignment
@@ -73,6 +71,22 @@ class ThreadMember(Member):
     def records(self) -> list[Record]:
         with self._lock:
             return list(self._records)
+
+
+class ThreadMember(RecordingMember):
+    """A member whose client runs on a thread of this process: `body(self)` loops until `stopping`."""
+
+    def __init__(self, name: str, body: Callable[[ThreadMember], None]) -> None:
+        super().__init__()
+        self.stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(body,), name=f"compat-member-{name}", daemon=True)
+        self._thread.start()
+
+    def _run(self, body: Callable[[ThreadMember], None]) -> None:
+        try:
+            body(self)
+        except BaseException as exc:  # reported through error()
+            self._error = f"{type(exc).__name__}: {exc}"
 
     def error(self) -> str | None:
         return self._error
@@ -167,6 +181,29 @@ class Client:
     def offsets_for_times(self, topic: str, times: dict[int, int]) -> dict[int, int | None]:
         """partition -> the first offset whose timestamp >= the time given (None where the client says none)."""
         raise self._no("offsets-for-times API")
+
+
+class PythonLibraryClient(Client):
+    """A client that is a Python library (`module`, installed from PyPI as `package`) in this environment."""
+
+    module = ""
+    package = ""
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        try:
+            importlib.import_module(cls.module)
+        except ImportError:
+            return f"{cls.package} is not installed (pip install {cls.package})"
+        return None
+
+    @classmethod
+    def version(cls) -> str:
+        return importlib.import_module(cls.module).__version__
+
+    def _ms(self) -> int:
+        """The operation timeout in milliseconds."""
+        return int(self.timeout * 1000)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from ..model import ClientError, ClusterMeta, Delivery, Msg, PartitionMeta, Record
-from .base import Client, Member, ThreadMember
+from .base import Member, PythonLibraryClient, ThreadMember
 
 
 def _error(err: Any) -> ClientError:
@@ -33,16 +33,10 @@ def _record(m: Any) -> Record:
     return Record(m.partition(), m.offset(), m.key(), m.value(), headers, m.timestamp()[1])
 
 
-class Confluent(Client):
+class Confluent(PythonLibraryClient):
     name = "confluent-kafka"
-
-    @classmethod
-    def unavailable(cls) -> str | None:
-        try:
-            import confluent_kafka  # noqa: F401
-        except ImportError:
-            return "confluent-kafka is not installed (pip install confluent-kafka)"
-        return None
+    module = "confluent_kafka"
+    package = "confluent-kafka"
 
     @classmethod
     def version(cls) -> str:

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from ..build import BuildError, Target, ensure
 from ..model import ClientError, Record, Unsupported
-from .base import Client, Member
+from .base import Client, Member, RecordingMember
 from .json_ops import JsonOps, _record
 
 _EXITED = object()  # put in every waiting queue when the driver process ends
@@ -151,16 +151,13 @@ def _close_drivers() -> None:
         _drivers.clear()
 
 
-class DrivenMember(Member):
+class DrivenMember(RecordingMember):
     """A background group member living in the driver: its events arrive on the member command's queue."""
 
     def __init__(self, driver: Driver, args: dict[str, Any], timeout: float) -> None:
         self._driver = driver
         self._timeout = timeout
-        self._lock = threading.Lock()
-        self._assignment: frozenset[int] | None = None
-        self._records: list[Record] = []
-        self._error: str | None = None
+        super().__init__()
         self._answer: dict[str, Any] | None = None
         self._closed = threading.Event()
         self._id, self._queue = driver.send("member", args)
@@ -171,12 +168,12 @@ class DrivenMember(Member):
             while True:
                 message = self._queue.get()
                 if message is _EXITED:
-                    self._set_error(str(self._driver.exited()))
+                    self.set_error(str(self._driver.exited()))
                     return
                 if "ok" in message:
                     self._answer = message
                     if not message["ok"]:
-                        self._set_error(f"{message['error']['kind']}: {message['error']['message']}")
+                        self.set_error(f"{message['error']['kind']}: {message['error']['message']}")
                     return
                 event = message.get("event")
                 with self._lock:
@@ -185,22 +182,10 @@ class DrivenMember(Member):
                     elif event == "records":
                         self._records.extend(_record(r) for r in message["records"])
                 if event == "error":
-                    self._set_error(message.get("message", "error"))
+                    self.set_error(message.get("message", "error"))
         finally:
             self._driver.done(self._id)
             self._closed.set()
-
-    def _set_error(self, message: str) -> None:
-        with self._lock:
-            self._error = self._error or message
-
-    def assignment(self) -> frozenset[int] | None:
-        with self._lock:
-            return self._assignment
-
-    def records(self) -> list[Record]:
-        with self._lock:
-            return list(self._records)
 
     def error(self) -> str | None:
         with self._lock:

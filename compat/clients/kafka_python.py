@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from ..model import ClientError, ClusterMeta, Delivery, Msg, PartitionMeta, Record
-from .base import Client, Member, ThreadMember
+from .base import Member, PythonLibraryClient, ThreadMember
 
 
 def _error(exc: Exception) -> ClientError:
@@ -24,29 +24,14 @@ def _record(r: Any) -> Record:
     return Record(r.partition, r.offset, r.key, r.value, tuple((k, v) for k, v in r.headers), r.timestamp)
 
 
-class KafkaPython(Client):
+class KafkaPython(PythonLibraryClient):
     name = "kafka-python"
+    module = "kafka"
+    package = "kafka-python"
     limitations = {
         "metadata": "KafkaAdminClient.describe_cluster fails on brokers before 3.7, which answer DescribeCluster "
         "v0 only: its answer has no endpoint_type, which kafka-python 3.0 pops (KeyError)",
     }
-
-    @classmethod
-    def unavailable(cls) -> str | None:
-        try:
-            import kafka  # noqa: F401
-        except ImportError:
-            return "kafka-python is not installed (pip install kafka-python)"
-        return None
-
-    @classmethod
-    def version(cls) -> str:
-        import kafka
-
-        return kafka.__version__
-
-    def _ms(self) -> int:
-        return int(self.timeout * 1000)
 
     def _admin(self) -> Any:
         from kafka.admin import KafkaAdminClient

@@ -6,8 +6,8 @@ import subprocess
 import threading
 from collections.abc import Callable
 
-from ..model import ClientError, Record
-from .base import Member
+from ..model import ClientError
+from .base import RecordingMember
 
 
 def run(argv: list[str], *, stdin: bytes | None = None, timeout: float) -> subprocess.CompletedProcess[bytes]:
@@ -26,7 +26,7 @@ def _tail(data: bytes | str | None, lines: int = 5) -> str:
     return " | ".join(text.strip().splitlines()[-lines:])
 
 
-class ProcessMember(Member):
+class ProcessMember(RecordingMember):
     """A group member living in a child process that reports on its stdout and stderr, line by line.
 
     `on_line(stream, line, member)` turns each line into assignment changes
@@ -40,10 +40,7 @@ class ProcessMember(Member):
         on_line: Callable[[str, str, ProcessMember], None],
         stop: Callable[[subprocess.Popen[bytes]], None],
     ) -> None:
-        self._lock = threading.Lock()
-        self._assignment: frozenset[int] | None = None
-        self._records: list[Record] = []
-        self._error: str | None = None
+        super().__init__()
         self._stderr: list[str] = []
         self._stop = stop
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -63,26 +60,6 @@ class ProcessMember(Member):
                 on_line(name, line, self)
             except Exception as exc:
                 self.set_error(f"cannot read {name} line {line!r}: {exc}")
-
-    def set_assignment(self, partitions: frozenset[int]) -> None:
-        with self._lock:
-            self._assignment = partitions
-
-    def add_records(self, records: list[Record]) -> None:
-        with self._lock:
-            self._records.extend(records)
-
-    def set_error(self, message: str) -> None:
-        with self._lock:
-            self._error = self._error or message
-
-    def assignment(self) -> frozenset[int] | None:
-        with self._lock:
-            return self._assignment
-
-    def records(self) -> list[Record]:
-        with self._lock:
-            return list(self._records)
 
     def error(self) -> str | None:
         if self._error is None and self.proc.poll() not in (None, 0):

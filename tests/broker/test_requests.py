@@ -16,7 +16,7 @@ import trio
 
 from kstub.protocol import ErrorCode
 
-from support.memory import MemoryClient, memory_cluster
+from support.memory import MemoryClient
 from support.raw_requests import Req, batch, create_req, fetch_req, list_offset_req, produce_req
 
 
@@ -38,21 +38,6 @@ async def fetch(c: MemoryClient, *args: Any, **kwargs: Any) -> Any:
 
 async def list_offset(c: MemoryClient, *args: Any, **kwargs: Any) -> Any:
     return await call(c, list_offset_req(*args, **kwargs))
-
-
-@pytest.fixture
-async def cluster(request: pytest.FixtureRequest, autojump_clock):
-    """A fresh in-memory cluster; `@pytest.mark.kstub(brokers=3, config={...})` changes it."""
-    marker = request.node.get_closest_marker("kstub")
-    kwargs = dict(marker.kwargs) if marker else {}
-    async with memory_cluster(kwargs.get("brokers", 1), kwargs.get("config")) as mc:
-        yield mc
-
-
-@pytest.fixture
-async def raw(cluster):
-    async with cluster.connect(0) as c:
-        yield c
 
 
 # --- ApiVersions ---------------------------------------------------------------

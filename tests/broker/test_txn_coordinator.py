@@ -15,30 +15,19 @@ from typing import Any
 
 import pytest
 import trio
-from kafka.record.default_records import DefaultRecordBatchBuilder
 
 from kstub.protocol import ErrorCode
 from kstub.protocol.records import RecordBatch
 from kstub.protocol.records.control import read_marker
 
-from support.memory import MemoryClient, memory_cluster
+from support.batches import batch
+from support.memory import MemoryClient
 
 INIT, ADD_PARTITIONS, ADD_OFFSETS, END, TXN_COMMIT, DESCRIBE, LIST = 22, 24, 25, 26, 28, 65, 66
 
 
 def txn_batch(producer_id: int, epoch: int, sequence: int = 0, n: int = 2) -> bytes:
-    builder = DefaultRecordBatchBuilder(
-        magic=2,
-        compression_type=0,
-        is_transactional=True,
-        producer_id=producer_id,
-        producer_epoch=epoch,
-        base_sequence=sequence,
-        batch_size=1 << 30,
-    )
-    for i in range(n):
-        builder.append(i, timestamp=1_700_000_000_000 + i, key=b"k", value=b"v", headers=[])
-    return bytes(builder.build())
+    return batch(n, producer_id=producer_id, epoch=epoch, sequence=sequence, transactional=True)
 
 
 class Txn:
@@ -126,20 +115,6 @@ async def until_state(txn: Txn, *states: str) -> Any:
 def markers(model: Any, topic: str, partition: int) -> list:
     p = model.topics[topic].partitions[partition]
     return [m for c in p.leader_log.read(0) if (m := read_marker(RecordBatch(c.data))) is not None]
-
-
-@pytest.fixture
-async def cluster(request: pytest.FixtureRequest):
-    marker = request.node.get_closest_marker("kstub")
-    kwargs = dict(marker.kwargs) if marker else {}
-    async with memory_cluster(kwargs.get("brokers", 1), kwargs.get("config")) as mc:
-        yield mc
-
-
-@pytest.fixture
-async def raw(cluster):
-    async with cluster.connect(0) as c:
-        yield c
 
 
 # --- InitProducerId --------------------------------------------------------------------------------

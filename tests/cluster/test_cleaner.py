@@ -6,14 +6,15 @@ import os
 from pathlib import Path
 
 import pytest
-from kafka.record.default_records import DefaultRecordBatchBuilder
+from logtools import kv
 
-from kstub.cluster.cleaner import clean_once, cleanable, should_clean
+from kstub.cluster.cleaner_plan import cleanable, should_clean
+from kstub.cluster.cleaner_rewrite import clean_once
 from kstub.cluster.config import TOPIC_CONFIGS
 from kstub.cluster.log import Log
 from kstub.cluster.log_files import DiskLogStorage, FileSegment, recover_log
 from kstub.cluster.segments import Chunk
-from kstub.protocol.records import ProducedBatch, RecordBatch, iter_records, read_produce_data
+from kstub.protocol.records import ProducedBatch, RecordBatch, iter_records
 from kstub.protocol.records.control import control_batch
 
 T0 = 1_700_000_000_000
@@ -23,23 +24,6 @@ DAY = 86_400_000
 def settings(**configs: object):
     values = {k.replace("_", "."): str(v) for k, v in configs.items()}
     return lambda name: values.get(name, TOPIC_CONFIGS[name].default_string or "")
-
-
-def kv(
-    pairs: list[tuple[str, str | None]],
-    *,
-    ts: int = T0,
-    pid: int = -1,
-    epoch: int = -1,
-    seq: int = -1,
-    transactional: bool = False,
-    compression: int = 0,
-) -> ProducedBatch:
-    """A v2 batch of (key, value) records (None: a tombstone), validated as the produce path does."""
-    b = DefaultRecordBatchBuilder(2, compression, transactional, pid, epoch, seq, 1 << 24)
-    for i, (k, v) in enumerate(pairs):
-        assert b.append(i, ts + i, k.encode(), None if v is None else v.encode(), []) is not None
-    return read_produce_data(bytes(b.build()), 9)[0]
 
 
 def contents(lg: Log) -> list[tuple[int, str, str | None]]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import trio
-from test_cleaner import kv
-from test_storage import crash, open_cluster
+from logtools import crash, kv, open_cluster
 
 from kstub.cluster.cleaner import CHECKPOINT_FILE
 from kstub.cluster.config import BrokerConfig

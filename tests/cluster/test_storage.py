@@ -15,40 +15,14 @@ from pathlib import Path
 import pytest
 import trio
 from kafka.record.legacy_records import LegacyRecordBatchBuilder
-from logtools import build_batch
+from logtools import build_batch, crash, open_cluster
 
-from kstub.cluster.config import BrokerConfig
-from kstub.cluster.disk_store import DiskStore, RecoveryError
-from kstub.cluster.log_files import FileSegment
+from kstub.cluster.disk_store import RecoveryError
 from kstub.cluster.model import ClusterState
 from kstub.protocol import ErrorCode
 from kstub.protocol.records import iter_records, read_produce_data
 
 T0 = 1_700_000_000_000
-
-
-def open_cluster(data_dir: Path, brokers: int = 1, **config: str) -> ClusterState:
-    cluster = ClusterState(BrokerConfig({k.replace("_", "."): v for k, v in config.items()}))
-    cluster.store = DiskStore(data_dir)
-    for i in range(brokers):
-        cluster.add_broker(i, "127.0.0.1", 9092 + i)
-    cluster.store.recover(cluster)
-    return cluster
-
-
-def crash(cluster: ClusterState) -> None:
-    """Drop file descriptors and the lock without flushing anything (the process died)."""
-    for p in cluster.iter_partitions():
-        for lg in p.logs.values():
-            for seg in lg.segments:
-                if isinstance(seg, FileSegment) and seg.fd >= 0:
-                    os.close(seg.fd)
-                    seg.fd = -1
-    store = cluster.store
-    assert isinstance(store, DiskStore)
-    if store._offsets_fd is not None:
-        os.close(store._offsets_fd)
-    os.close(store._lock_fd)
 
 
 def produce(cluster: ClusterState, topic: str, partition: int, n: int, **kw) -> list[int]:

@@ -18,14 +18,13 @@ from typing import Any
 import pytest
 
 from kstub import Cluster
-from kstub.compat.realkafka import RealKafka, RealKafkaUnavailable
 from kstub.kafka_client import BrokerConnection, ClientSecurity
 from kstub.protocol import ApiKey
 
 from support.diff_requests import create, fetch_body, list_offsets_body, produce_body
 from support.differential import Pair, Side
-from support.external import unavailable
 from support.raw_requests import batch
+from support.real_kafka import start_sasl_kafka
 from support.served import free_ports
 
 JAAS = (
@@ -181,17 +180,7 @@ def creation(rtype: int, name: str, pattern: int = LITERAL, **kw: Any) -> dict:
 
 @pytest.fixture(scope="module")
 def clusters() -> Iterator[tuple[str, str, str, str]]:
-    kafka_sasl = free_ports(1)
-    config = _settings("{port}", kafka_sasl)
-    config["listeners"] += ",CONTROLLER://127.0.0.1:{controller_port}"
-    config["listener.security.protocol.map"] = "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"
-    try:
-        kafka = RealKafka(config=config).start()
-    except RealKafkaUnavailable as exc:
-        kafka = None
-        reason = str(exc)
-    if kafka is None:
-        unavailable(f"real Kafka unavailable: {reason}")
+    kafka, kafka_sasl = start_sasl_kafka(_settings)
     try:
         base = free_ports(2)
         ours = _settings(base, base + 1)
@@ -201,7 +190,7 @@ def clusters() -> Iterator[tuple[str, str, str, str]]:
                 cluster.bootstrap("PLAINTEXT"),
                 kafka.bootstrap_servers,
                 cluster.bootstrap("SASL_PLAINTEXT"),
-                f"127.0.0.1:{kafka_sasl}",
+                kafka_sasl,
             )
     finally:
         kafka.stop()

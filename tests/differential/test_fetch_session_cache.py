@@ -11,25 +11,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from test_fetch_sessions import session_fetch
 
-from kstub.compat.realkafka import RealKafka, RealKafkaUnavailable
 from kstub.embedded import EmbeddedCluster
 
 from support.batches import batch
-from support.diff_requests import create, produce
+from support.diff_requests import create, produce, session_fetch
 from support.differential import Pair
-from support.external import unavailable
+from support.real_kafka import start_real_kafka
 
 
 @pytest.fixture(params=[7, 8])
 def small_cache_pair(request: pytest.FixtureRequest) -> Iterator[tuple[Pair, int]]:
     slots = request.param
     config = {"max.incremental.fetch.session.cache.slots": str(slots)}
-    try:
-        kafka = RealKafka(brokers=1, config=config).start()
-    except RealKafkaUnavailable as exc:
-        unavailable(f"real Kafka unavailable: {exc}")
+    kafka = start_real_kafka(config=config)
     try:
         with EmbeddedCluster(config={**config, "group.initial.rebalance.delay.ms": "0"}) as kstub:
             pair = Pair(kstub.bootstrap_servers, kafka.bootstrap_servers)

@@ -13,56 +13,8 @@ from typing import Any
 import pytest
 
 from support.batches import batch
-from support.diff_requests import create, produce
-from support.differential import Pair, Side
-
-Body = dict[str, Any]
-
-
-def _part(partition: int, offset: int) -> Body:
-    return {
-        "partition": partition,
-        "current_leader_epoch": -1,
-        "fetch_offset": offset,
-        "last_fetched_epoch": -1,
-        "log_start_offset": -1,
-        "partition_max_bytes": 1 << 20,
-    }
-
-
-def session_fetch(
-    session: str | int,
-    epoch: int,
-    topics: dict[Any, dict[int, int]],
-    forgotten: dict[str, list[int]] | None = None,
-) -> Any:
-    """A Fetch body for each side; `session` is an alias (``session#1``) or a literal id.
-
-    `topics` maps topic → partition → fetch offset.
-    """
-
-    def body(side: Side) -> Body:
-        return {
-            "replica_id": -1,
-            "max_wait_ms": 0,
-            "min_bytes": 1,
-            "max_bytes": 50 << 20,
-            "isolation_level": 0,
-            "session_id": side.raw("session", session),
-            "session_epoch": epoch,
-            "topics": [
-                {_topic_field(name): name, "partitions": [_part(p, o) for p, o in parts.items()]}
-                for name, parts in topics.items()
-            ],
-            "forgotten_topics_data": [{"topic": name, "partitions": ps} for name, ps in (forgotten or {}).items()],
-            "rack_id": "",
-        }
-
-    return body
-
-
-def _topic_field(topic: str | uuid.UUID) -> str:
-    return "topic_id" if isinstance(topic, uuid.UUID) else "topic"
+from support.diff_requests import create, produce, session_fetch
+from support.differential import Pair
 
 
 def two_partitions(pair: Pair) -> str:

@@ -16,11 +16,11 @@ import pytest
 from scramp import ScramClient
 
 from kstub import Cluster
-from kstub.compat.realkafka import RealKafka, RealKafkaUnavailable, run_tool
+from kstub.compat.realkafka import run_tool
 from kstub.protocol import ApiKey, ErrorCode
 
-from support.external import unavailable
 from support.raw import RawClient
+from support.real_kafka import start_sasl_kafka
 from support.served import free_ports
 
 JAAS = (
@@ -54,17 +54,7 @@ class Brokers:
 
 @pytest.fixture(scope="module")
 def brokers() -> Iterator[Brokers]:
-    kafka_sasl = free_ports(1)
-    config = _settings("{port}", kafka_sasl)
-    config["listeners"] += ",CONTROLLER://127.0.0.1:{controller_port}"
-    config["listener.security.protocol.map"] = "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"
-    try:
-        kafka = RealKafka(config=config).start()
-    except RealKafkaUnavailable as exc:
-        kafka = None
-        reason = str(exc)
-    if kafka is None:
-        unavailable(f"real Kafka unavailable: {reason}")
+    kafka, kafka_sasl = start_sasl_kafka(_settings)
     try:
         added = run_tool(
             "kafka-configs",
@@ -89,7 +79,7 @@ def brokers() -> Iterator[Brokers]:
         with Cluster(config=ours) as cluster:
             yield Brokers(
                 cluster.bootstrap("SASL_PLAINTEXT"),
-                f"127.0.0.1:{kafka_sasl}",
+                kafka_sasl,
                 cluster.bootstrap("PLAINTEXT"),
                 kafka.bootstrap_servers,
             )

@@ -13,6 +13,7 @@ import pytest
 
 from kstub.protocol import ErrorCode
 
+from support.batches import batch
 from support.diff_requests import create
 from support.differential import Pair, Side
 
@@ -314,19 +315,7 @@ def _wait_complete(pair: Pair, tid: str) -> None:
 
 
 def _txn_records(producer_id: int, epoch: int, sequence: int = 0) -> bytes:
-    from kafka.record.default_records import DefaultRecordBatchBuilder
-
-    builder = DefaultRecordBatchBuilder(
-        magic=2,
-        compression_type=0,
-        is_transactional=True,
-        producer_id=producer_id,
-        producer_epoch=epoch,
-        base_sequence=sequence,
-        batch_size=1 << 30,
-    )
-    builder.append(0, timestamp=1_700_000_000_000, key=b"k", value=b"v", headers=[])
-    return bytes(builder.build())
+    return batch(1, producer_id=producer_id, epoch=epoch, sequence=sequence, transactional=True)
 
 
 def test_transactional_produce_is_verified(pair: Pair) -> None:

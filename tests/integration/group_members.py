@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 TIMEOUT = 30.0
 #: client settings that make rebalances quick: frequent heartbeats, short sessions
@@ -158,6 +163,24 @@ def wait_for(condition: Callable[[], bool], what: str, members: list[Member] = (
         time.sleep(0.02)
 
 
+def taken_over_from_a_killed_member(survivor: Member, script: str, partitions: int, *, after_s: float) -> None:
+    """Run `script` (a member of the survivor's group, in a child process) until it holds half of the
+    `partitions`, kill -9 it (no leave), and wait until `survivor` owns them all: not sooner than
+    `after_s` seconds after the kill (the dead member's session could not have expired before)."""
+    victim = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        wait_for(lambda: len(survivor.assignment) == partitions // 2, "the victim to get its share", [survivor])
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait(10)
+        killed = time.monotonic()
+        wait_for(lambda: survivor.assignment == set(range(partitions)), "the survivor to take over", [survivor])
+        assert time.monotonic() - killed > after_s, "not before the victim's session could expire"
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+        survivor.stop()
+
+
 def wait_assignments(members: list[Member], partitions: int) -> None:
     """Until the members' assignments are disjoint and cover every partition, each member having some."""
 
@@ -171,7 +194,21 @@ def wait_assignments(members: list[Member], partitions: int) -> None:
 class KafkaPythonMember(Member):
     client = "kafka-python"
 
-    def run(self, stop: threading.Event) -> None:
+    def settings(self) -> dict[str, Any]:
+        """The consumer's configuration (a variant changes it here)."""
+        return {
+            "bootstrap_servers": self.bootstrap,
+            "group_id": self.group,
+            "client_id": self.name,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "heartbeat_interval_ms": HEARTBEAT_MS,
+            "session_timeout_ms": SESSION_MS,
+            **self.config,
+        }
+
+    def subscribed(self) -> Any:
+        """A KafkaConsumer of `settings()` subscribed to the topic, its rebalance callbacks on the timeline."""
         from kafka import ConsumerRebalanceListener, KafkaConsumer
 
         member = self
@@ -183,17 +220,12 @@ class KafkaPythonMember(Member):
             def on_partitions_assigned(self, assigned):
                 member.assigned(tp.partition for tp in assigned)
 
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            group_id=self.group,
-            client_id=self.name,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            heartbeat_interval_ms=HEARTBEAT_MS,
-            session_timeout_ms=SESSION_MS,
-            **self.config,
-        )
+        consumer = KafkaConsumer(**self.settings())
         consumer.subscribe([self.topic], listener=Listener())
+        return consumer
+
+    def run(self, stop: threading.Event) -> None:
+        consumer = self.subscribed()
         try:
             while not stop.is_set():
                 # kafka-python 3.0.12 can lose the end of a JoinGroup/SyncGroup round that outlasts
@@ -212,27 +244,34 @@ class KafkaPythonMember(Member):
 class ConfluentMember(Member):
     client = "confluent-kafka"
 
-    def run(self, stop: threading.Event) -> None:
+    def settings(self) -> dict[str, Any]:
+        """The consumer's configuration (a variant changes it here)."""
+        return {
+            "bootstrap.servers": self.bootstrap,
+            "group.id": self.group,
+            "client.id": self.name,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "heartbeat.interval.ms": HEARTBEAT_MS,
+            "session.timeout.ms": SESSION_MS,
+            "partition.assignment.strategy": "range",
+            **self.config,
+        }
+
+    def subscribed(self) -> Any:
+        """A Consumer of `settings()` subscribed to the topic, its rebalance callbacks on the timeline."""
         from confluent_kafka import Consumer
 
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": self.group,
-                "client.id": self.name,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "heartbeat.interval.ms": HEARTBEAT_MS,
-                "session.timeout.ms": SESSION_MS,
-                "partition.assignment.strategy": "range",
-                **self.config,
-            }
-        )
+        consumer = Consumer(self.settings())
         consumer.subscribe(
             [self.topic],
             on_assign=lambda c, parts: self.assigned(p.partition for p in parts),
             on_revoke=lambda c, parts: self.revoked(p.partition for p in parts),
         )
+        return consumer
+
+    def run(self, stop: threading.Event) -> None:
+        consumer = self.subscribed()
         try:
             while not stop.is_set():
                 msgs = consumer.consume(500, timeout=0.1)

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from kstub import Cluster
-from kstub.control_http import Access
+from kstub.control_http_access import Access
 
 from support.served import Served, free_ports
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from kstub.control_http import MAX_BODY, MAX_HEAD, NEED_DATA, HttpError, HttpRequest, RequestReader
+from kstub.control_http_messages import MAX_BODY, MAX_HEAD, NEED_DATA, HttpError, HttpRequest, RequestReader
 
 from multibroker import create_topic, meta, partition_state, wait_until
 from support.raw import RawClient

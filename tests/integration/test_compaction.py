@@ -29,6 +29,20 @@ def replica_contents(kstub_cluster, topic: str) -> dict[int, list[tuple[int, int
     return kstub_cluster.call(grab)
 
 
+def compacted_topic(bootstrap: str, updates: int, keys: int, configs: dict[str, str] | None = None) -> str:
+    """A new compacted topic of 2000-byte segments (plus `configs`) holding `updates` records of 50 bytes
+    over `keys` keys (k0, k1, ...), each sent and flushed alone."""
+    from confluent_kafka import Producer
+
+    topic = f"compacted-{uuid.uuid4().hex[:8]}"
+    create_topic(bootstrap, topic, {"cleanup.policy": "compact", "segment.bytes": "2000", **(configs or {})})
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    for i in range(updates):
+        producer.produce(topic, key=f"k{i % keys}".encode(), value=b"v" * 50)
+        producer.flush(10)
+    return topic
+
+
 @pytest.mark.kstub(brokers=3)
 def test_a_compacted_topic_ends_with_the_latest_value_of_each_live_key(kstub_cluster, bootstrap):
     topic = f"compacted-{uuid.uuid4().hex[:8]}"
@@ -85,16 +99,9 @@ def test_a_compacted_topic_ends_with_the_latest_value_of_each_live_key(kstub_clu
 
 
 def test_the_control_plane_runs_a_pass_now_and_reports_it(kstub_cluster, bootstrap):
-    from confluent_kafka import Producer
 
-    topic = f"compacted-{uuid.uuid4().hex[:8]}"
     # a dirty ratio never exceeded: the background cleaner leaves the log alone, `force` cleans it
-    configs = {"cleanup.policy": "compact", "segment.bytes": "2000", "min.cleanable.dirty.ratio": "1"}
-    create_topic(bootstrap, topic, configs)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
-    for i in range(200):
-        producer.produce(topic, key=f"k{i % 5}".encode(), value=b"v" * 50)
-        producer.flush(10)
+    topic = compacted_topic(bootstrap, 200, 5, {"min.cleanable.dirty.ratio": "1"})
     control = kstub_cluster.cluster.control
     assert kstub_cluster.call_async(control.clean_logs, topic) == []
     assert read_all(bootstrap, topic)[1] == 200
@@ -115,15 +122,9 @@ def test_the_control_plane_runs_a_pass_now_and_reports_it(kstub_cluster, bootstr
 
 def test_committed_offsets_survive_cleaning_passes(kstub_cluster, bootstrap):
     """kstub keeps group offsets beside the logs (no __consumer_offsets log): cleaning every log leaves them."""
-    from confluent_kafka import Producer
     from kafka import OffsetAndMetadata
 
-    topic = f"compacted-{uuid.uuid4().hex[:8]}"
-    create_topic(bootstrap, topic, {"cleanup.policy": "compact", "segment.bytes": "2000"})
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
-    for i in range(100):
-        producer.produce(topic, key=f"k{i % 3}".encode(), value=b"v" * 50)
-        producer.flush(10)
+    topic = compacted_topic(bootstrap, 100, 3)
     group = f"g-{uuid.uuid4().hex[:8]}"
     tp = KTopicPartition(topic, 0)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
@@ -155,16 +156,7 @@ def test_kstub_ctl_and_the_admin_api_run_a_pass(kstub_cluster, bootstrap):
     import urllib.error
     import urllib.request
 
-    from confluent_kafka import Producer
-
-    topic = f"compacted-{uuid.uuid4().hex[:8]}"
-    create_topic(
-        bootstrap, topic, {"cleanup.policy": "compact", "segment.bytes": "2000", "min.cleanable.dirty.ratio": "1"}
-    )
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
-    for i in range(100):
-        producer.produce(topic, key=f"k{i % 3}".encode(), value=b"v" * 50)
-        producer.flush(10)
+    topic = compacted_topic(bootstrap, 100, 3, {"min.cleanable.dirty.ratio": "1"})
     url = kstub_cluster.admin_url
     cmd = [sys.executable, "-m", "kstub", "ctl", "--admin-url", url, "logs", "clean", "--topic", topic]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
@@ -188,15 +180,7 @@ def test_kstub_ctl_and_the_admin_api_run_a_pass(kstub_cluster, bootstrap):
 def test_the_background_cleaner_compacts_when_segments_roll(kstub_cluster, bootstrap):
     import time
 
-    from confluent_kafka import Producer
-
-    topic = f"compacted-{uuid.uuid4().hex[:8]}"
-    configs = {"cleanup.policy": "compact", "segment.bytes": "2000", "min.cleanable.dirty.ratio": "0.01"}
-    create_topic(bootstrap, topic, configs)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
-    for i in range(300):
-        producer.produce(topic, key=f"k{i % 3}".encode(), value=b"v" * 50)
-        producer.flush(10)
+    topic = compacted_topic(bootstrap, 300, 3, {"min.cleanable.dirty.ratio": "0.01"})
 
     def closed_keys() -> list[bytes]:
         lg = kstub_cluster.cluster.partition(topic, 0).leader_log
@@ -311,17 +295,9 @@ def test_a_kafka_streams_ktable_restores_from_a_compacted_topic(kstub_cluster, b
 def test_a_config_change_wakes_the_cleaner(kstub_cluster, bootstrap):
     import time
 
-    from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
-    topic = f"compacted-{uuid.uuid4().hex[:8]}"
-    create_topic(
-        bootstrap, topic, {"cleanup.policy": "compact", "segment.bytes": "2000", "min.cleanable.dirty.ratio": "1"}
-    )
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
-    for i in range(100):
-        producer.produce(topic, key=f"k{i % 3}".encode(), value=b"v" * 50)
-        producer.flush(10)
+    topic = compacted_topic(bootstrap, 100, 3, {"min.cleanable.dirty.ratio": "1"})
     assert read_all(bootstrap, topic)[1] == 100  # the rolls woke the cleaner; the ratio kept it idle
 
     admin = AdminClient({"bootstrap.servers": bootstrap})

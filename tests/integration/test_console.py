@@ -24,6 +24,7 @@ from modern_group import BROKER_CONFIG, ModernMember, stop, wait_for
 from kstub import Cluster
 
 from multibroker import create_topic
+from support.console import press
 from support.external import require_programs
 
 
@@ -122,15 +123,7 @@ def test_the_snapshot_shows_brokers_partitions_and_a_group(kstub_cluster):
         producer.close()
 
     # What the page's "kill" button sends (same origin, JSON), then what it draws next.
-    here = url.removeprefix("http://")
-    req = urllib.request.Request(
-        f"{url}/v1/brokers/1/kill",
-        data=b"{}",
-        method="POST",
-        headers={"Content-Type": "application/json", "Origin": f"http://{here}"},
-    )
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        assert resp.status == 200
+    press(url, "/v1/brokers/1/kill")
     snap = state(url)
     assert [b["state"] for b in snap["brokers"]] == ["running", "killed", "running"]
     assert snap["actions"][-1]["action"] == "kill-broker"

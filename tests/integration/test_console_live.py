@@ -27,6 +27,7 @@ from kstub import Cluster
 from kstub.console_live import hub_for
 
 from multibroker import create_topic
+from support.console import press
 
 DEADLINE = 20.0
 
@@ -180,15 +181,7 @@ def test_the_events_log_has_actions_elections_and_isr_changes(kstub_cluster):
         before = stream.next_picture()
         leaders = {p["partition"]: p["leader"] for p in before["partitions"] if p["topic"] == "logged"}
         victim = leaders[0]
-        here = kc.admin_url.removeprefix("http://")
-        req = urllib.request.Request(
-            f"{kc.admin_url}/v1/brokers/{victim}/kill",
-            data=b"{}",
-            method="POST",
-            headers={"Content-Type": "application/json", "Origin": f"http://{here}"},
-        )
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            assert resp.status == 200
+        press(kc.admin_url, f"/v1/brokers/{victim}/kill")
         killed = stream.picture_where(lambda p: p["brokers"][victim]["state"] == "killed")
         assert any(e["kind"] == "action" and e["text"] == f"kill-broker broker={victim}" for e in killed["events"])
 

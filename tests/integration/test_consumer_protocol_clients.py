@@ -11,17 +11,19 @@ timeline: no partition ever has two owners.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import threading
 import time
 from collections import Counter
+from typing import Any
 
 import pytest
-from group_members import Member, Received, Timeline, owners_never_overlap, wait_for
+from group_members import (
+    ConfluentMember,
+    Timeline,
+    owners_never_overlap,
+    taken_over_from_a_killed_member,
+    wait_for,
+)
 
 from clients import ConfluentClient, Msg, unique_topic
 from support.external import require_programs
@@ -39,42 +41,19 @@ BROKER = {
 pytestmark = pytest.mark.kstub(config=BROKER)
 
 
-class NewProtocolConfluentMember(Member):
+class NewProtocolConfluentMember(ConfluentMember):
     """confluent-kafka with group.protocol=consumer (the session and heartbeat times are the broker's)."""
 
-    client = "confluent-kafka"
-
-    def run(self, stop: threading.Event) -> None:
-        from confluent_kafka import Consumer
-
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": self.group,
-                "client.id": self.name,
-                "group.protocol": "consumer",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                **self.config,
-            }
-        )
-        consumer.subscribe(
-            [self.topic],
-            on_assign=lambda c, parts: self.assigned(p.partition for p in parts),
-            on_revoke=lambda c, parts: self.revoked(p.partition for p in parts),
-        )
-        try:
-            while not stop.is_set():
-                msgs = consumer.consume(500, timeout=0.1)
-                for m in msgs:
-                    if m.error():
-                        raise AssertionError(f"consumer error: {m.error()}")
-                if msgs:
-                    self.received([Received(m.partition(), m.offset(), m.value()) for m in msgs])
-                    consumer.commit(asynchronous=False)
-        finally:
-            self.closing()
-            consumer.close()
+    def settings(self) -> dict[str, Any]:
+        return {
+            "bootstrap.servers": self.bootstrap,
+            "group.id": self.group,
+            "client.id": self.name,
+            "group.protocol": "consumer",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            **self.config,
+        }
 
 
 def produce(bootstrap: str, topic: str, first: int, n: int) -> list[bytes]:
@@ -185,18 +164,7 @@ def test_confluent_member_killed_its_partitions_move_after_the_session_timeout(b
             c.poll(0.1)
         """
     )
-    victim = subprocess.Popen([sys.executable, "-c", script])
-    try:
-        wait_for(lambda: len(survivor.assignment) == PARTITIONS // 2, "the victim to get its share", [survivor])
-        os.kill(victim.pid, signal.SIGKILL)
-        victim.wait(10)
-        killed = time.monotonic()
-        wait_for(lambda: survivor.assignment == set(range(PARTITIONS)), "the survivor to take over", [survivor])
-        assert time.monotonic() - killed > 2, "not before the victim's session could expire"
-    finally:
-        if victim.poll() is None:
-            victim.kill()
-        survivor.stop()
+    taken_over_from_a_killed_member(survivor, script, PARTITIONS, after_s=2)
     owners_never_overlap(timeline.snapshot())
 
 
@@ -224,7 +192,7 @@ def test_confluent_regex_subscription_picks_up_a_topic_created_later(bootstrap: 
 
 
 def test_kstub_groups_describes_a_consumer_group(bootstrap: str) -> None:
-    from test_groups_tool import kstub_groups, tables
+    from groups_cli import kstub_groups, tables
 
     topic, group, timeline = new_topic(bootstrap), unique_topic("g"), Timeline()
     produce(bootstrap, topic, 0, 60)

@@ -30,9 +30,11 @@ import socket
 import threading
 import time
 import uuid
+from typing import Any
 
+import group_members
 import pytest
-from group_members import HEARTBEAT_MS, SESSION_MS, Member, Received, Timeline, owners_never_overlap, wait_for
+from group_members import Member, Received, Timeline, owners_never_overlap, wait_for
 
 from kstub.protocol import ErrorCode
 
@@ -50,38 +52,20 @@ TIMEOUT = 20.0
 # --- members that treat a failed commit as at-least-once consumers do: retry with the next one ------------
 
 
-class KafkaPythonMember(Member):
-    client = "kafka-python"
+class KafkaPythonMember(group_members.KafkaPythonMember):
+    """group_members' kafka-python member that keeps the commits refused during a failover."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.commit_errors: list[str] = []
 
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "retry_backoff_ms": 50, "metadata_max_age_ms": 3000}
+
     def run(self, stop: threading.Event) -> None:
-        from kafka import ConsumerRebalanceListener, KafkaConsumer
         from kafka.errors import KafkaError
 
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            group_id=self.group,
-            client_id=self.name,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            heartbeat_interval_ms=HEARTBEAT_MS,
-            session_timeout_ms=SESSION_MS,
-            retry_backoff_ms=50,
-            metadata_max_age_ms=3000,
-        )
-        member = self
-
-        class Listener(ConsumerRebalanceListener):
-            def on_partitions_revoked(self, revoked):
-                member.revoked(tp.partition for tp in revoked)
-
-            def on_partitions_assigned(self, assigned):
-                member.assigned(tp.partition for tp in assigned)
-
-        consumer.subscribe([self.topic], listener=Listener())
+        consumer = self.subscribed()
         dirty = False
         try:
             while not stop.is_set():
@@ -102,35 +86,20 @@ class KafkaPythonMember(Member):
             consumer.close()
 
 
-class ConfluentMember(Member):
-    client = "confluent-kafka"
+class ConfluentMember(group_members.ConfluentMember):
+    """group_members' confluent-kafka member that keeps the commits refused during a failover."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.commit_errors: list[str] = []
 
-    def run(self, stop: threading.Event) -> None:
-        from confluent_kafka import Consumer, KafkaError, KafkaException
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "topic.metadata.refresh.interval.ms": 3000, "retry.backoff.ms": 50}
 
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": self.group,
-                "client.id": self.name,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "heartbeat.interval.ms": HEARTBEAT_MS,
-                "session.timeout.ms": SESSION_MS,
-                "partition.assignment.strategy": "range",
-                "topic.metadata.refresh.interval.ms": 3000,
-                "retry.backoff.ms": 50,
-            }
-        )
-        consumer.subscribe(
-            [self.topic],
-            on_assign=lambda c, parts: self.assigned(p.partition for p in parts),
-            on_revoke=lambda c, parts: self.revoked(p.partition for p in parts),
-        )
+    def run(self, stop: threading.Event) -> None:
+        from confluent_kafka import KafkaError, KafkaException
+
+        consumer = self.subscribed()
         dirty = False
         try:
             while not stop.is_set():

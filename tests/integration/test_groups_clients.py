@@ -13,10 +13,7 @@ member gives up everything before anyone gets a new assignment.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import textwrap
 import time
 
@@ -29,6 +26,7 @@ from group_members import (
     Member,
     Timeline,
     owners_never_overlap,
+    taken_over_from_a_killed_member,
     wait_assignments,
     wait_for,
 )
@@ -129,18 +127,7 @@ def test_a_member_that_dies_is_removed_after_its_session_timeout(kstub_cluster, 
             c.poll(timeout_ms=100)
         """
     )
-    victim = subprocess.Popen([sys.executable, "-c", script])
-    try:
-        wait_for(lambda: len(survivor.assignment) == PARTITIONS // 2, "the victim to get its share", [survivor])
-        os.kill(victim.pid, signal.SIGKILL)
-        victim.wait(10)
-        killed = time.monotonic()
-        wait_for(lambda: survivor.assignment == set(range(PARTITIONS)), "the survivor to take over", [survivor])
-        assert time.monotonic() - killed > 3, "not before the victim's session could expire"
-    finally:
-        if victim.poll() is None:
-            victim.kill()
-        survivor.stop()
+    taken_over_from_a_killed_member(survivor, script, PARTITIONS, after_s=3)
     owners_never_overlap(timeline.snapshot())
 
 

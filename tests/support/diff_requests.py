@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
-from support.differential import Pair
+from support.differential import Pair, Side
 
 Body = dict[str, Any]
 
@@ -124,3 +125,52 @@ def produce(pair: Pair, topic: str, records: bytes, *, partition: int = 0) -> No
     """Append `records` on both brokers (asserting success)."""
     for side, answer in zip(pair.sides, pair.send(0, produce_body(topic, records, partition=partition)), strict=True):
         assert answer.responses[0].partition_responses[0].error_code == 0, (side.name, answer)
+
+
+# --- fetch sessions (KIP-227) ---
+
+
+def _fetch_partition(partition: int, offset: int) -> Body:
+    return {
+        "partition": partition,
+        "current_leader_epoch": -1,
+        "fetch_offset": offset,
+        "last_fetched_epoch": -1,
+        "log_start_offset": -1,
+        "partition_max_bytes": 1 << 20,
+    }
+
+
+def session_fetch(
+    session: str | int,
+    epoch: int,
+    topics: dict[Any, dict[int, int]],
+    forgotten: dict[str, list[int]] | None = None,
+) -> Any:
+    """A Fetch body for each side; `session` is an alias (``session#1``) or a literal id.
+
+    `topics` maps topic → partition → fetch offset.
+    """
+
+    def body(side: Side) -> Body:
+        return {
+            "replica_id": -1,
+            "max_wait_ms": 0,
+            "min_bytes": 1,
+            "max_bytes": 50 << 20,
+            "isolation_level": 0,
+            "session_id": side.raw("session", session),
+            "session_epoch": epoch,
+            "topics": [
+                {_topic_field(name): name, "partitions": [_fetch_partition(p, o) for p, o in parts.items()]}
+                for name, parts in topics.items()
+            ],
+            "forgotten_topics_data": [{"topic": name, "partitions": ps} for name, ps in (forgotten or {}).items()],
+            "rack_id": "",
+        }
+
+    return body
+
+
+def _topic_field(topic: str | uuid.UUID) -> str:
+    return "topic_id" if isinstance(topic, uuid.UUID) else "topic"

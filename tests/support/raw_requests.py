@@ -2,7 +2,7 @@
 Fetch, ListOffsets and CreateTopics requests the tests send most (`Req`), sent over TCP with
 `RawClient` (`create`, `produce`, ...) or over an in-memory connection (tests/broker/).
 
-Batches are built with kafka-python's record builder, as a real producer would.
+Batches are support.batches' (kafka-python's record builder, as a real producer builds them).
 """
 
 from __future__ import annotations
@@ -11,32 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kafka.record.default_records import DefaultRecordBatchBuilder
-
+from support.batches import batch as batch  # re-exported: the tests send it with these requests
 from support.raw import RawClient
-
-
-def batch(
-    n: int = 3,
-    *,
-    producer_id: int = -1,
-    epoch: int = -1,
-    sequence: int = -1,
-    ts: int = 1_700_000_000_000,
-    value_size: int = 10,
-) -> bytes:
-    builder = DefaultRecordBatchBuilder(
-        magic=2,
-        compression_type=0,
-        is_transactional=False,
-        producer_id=producer_id,
-        producer_epoch=epoch,
-        base_sequence=sequence,
-        batch_size=1 << 30,
-    )
-    for i in range(n):
-        builder.append(i, timestamp=ts + i, key=f"k{i}".encode(), value=b"v" * value_size, headers=[])
-    return bytes(builder.build())
 
 
 @dataclass(frozen=True)
