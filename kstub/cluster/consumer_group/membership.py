@@ -22,48 +22,34 @@ or its instance id rejoins with epoch 0 under a new member id.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-import uuid
-from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from kstub.cluster.acls import AclOperation, ResourceType
 from kstub.protocol import ErrorCode
 
-from .assignors import ASSIGNORS, AssignmentSpec
 from .classic import ClassicInConsumerGroups
-from .model import (
+from .model import (  # noqa: F401  (ConsumerGroupError: re-exported)
     JOIN_EPOCH,
     LEAVE_EPOCH,
     STATIC_LEAVE_EPOCH,
     Assignment,
     ConsumerGroup,
+    ConsumerGroupError,
     ConsumerGroupState,
     ConsumerMember,
     MemberState,
 )
-from .persist import from_doc, group_doc
 from .reconcile import Owned, reconcile
+from .upkeep import GroupUpkeep, compile_regex
 
 if TYPE_CHECKING:
     from kstub.cluster.coordinator import GroupCoordinator
-    from kstub.cluster.model import ClusterState
 
 log = logging.getLogger("kstub.groups")
 
 #: ConsumerGroupHeartbeat from v1: the member id is the consumer's own, and required
 CONSUMER_GENERATED_MEMBER_ID_VERSION = 1
-
-
-class ConsumerGroupError(Exception):
-    def __init__(self, code: ErrorCode, message: str | None = None) -> None:
-        super().__init__(message or code.name)
-        self.code = code
-        self.message = message
 
 
 @dataclass
@@ -96,19 +82,7 @@ class HeartbeatResult:
     assignment: Assignment | None = None
 
 
-def compile_regex(pattern: str) -> re.Pattern[str]:
-    """A subscription's regular expression. Kafka uses RE2/J; Python's `re` accepts a superset
-    (backreferences, lookarounds) and spells a few classes differently (\\p{...})."""
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise ConsumerGroupError(
-            ErrorCode.INVALID_REGULAR_EXPRESSION,
-            f"SubscribedTopicRegex `{pattern}` is not a valid regular expression: {exc}.",
-        ) from None
-
-
-class ConsumerMembership:
+class ConsumerMembership(GroupUpkeep):
     """The consumer groups of one coordinator and the rules of their protocol."""
 
     def __init__(self, coordinator: GroupCoordinator) -> None:
@@ -120,19 +94,6 @@ class ConsumerMembership:
         self.classic = ClassicInConsumerGroups(self)
         #: the groups as last saved (--data-dir: persist.py), to write only what changed
         self._saved: str | None = None
-
-    @property
-    def cluster(self) -> ClusterState:
-        return self._coordinator.cluster
-
-    def _conf(self, name: str) -> int:
-        return int(self.cluster.config[name])
-
-    @property
-    def assignors(self) -> list[str]:
-        value = self.cluster.config["group.consumer.assignors"]
-        names = value if isinstance(value, list) else str(value).split(",")
-        return [n.strip() for n in names if n.strip() in ASSIGNORS]
 
     def heartbeat_interval_ms(self) -> int:
         return self._conf("group.consumer.heartbeat.interval.ms")
@@ -429,168 +390,3 @@ class ConsumerMembership:
             group.subscription_metadata = metadata
             return True
         return False
-
-    # --- subscriptions and the target assignment ---------------------------------------
-
-    def member_topics(self, member: ConsumerMember) -> set[str]:
-        """The topics a member subscribes to: its names, and the topics its regex matches now."""
-        topics = set(member.subscribed_topic_names)
-        if member.subscribed_topic_regex:
-            pattern = compile_regex(member.subscribed_topic_regex)
-            matched = (t for t in self.cluster.topics if pattern.fullmatch(t))  # Java's matches(): all of it
-            acls = self.cluster.acls
-            # as Kafka: only the topics the member's principal may describe (no authorizer: all)
-            topics.update(
-                t for t in matched if acls.authorize(member.principal, member.acl_host, AclOperation.DESCRIBE,
-                                                     ResourceType.TOPIC, t)
-            )  # fmt: skip
-        return topics
-
-    def subscription_metadata(self, group: ConsumerGroup) -> dict[str, tuple[uuid.UUID, int]]:
-        names: set[str] = set()
-        for m in group.members.values():
-            names |= self.member_topics(m)
-        out = {}
-        for name in sorted(names):
-            topic = self.cluster.topics.get(name)
-            if topic is not None:
-                out[name] = (topic.topic_id, len(topic.partitions))
-        return out
-
-    def preferred_assignor(self, group: ConsumerGroup) -> str:
-        votes = Counter(m.server_assignor for m in group.members.values() if m.server_assignor)
-        if votes:
-            return max(votes, key=lambda name: votes[name])
-        assignors = self.assignors
-        return assignors[0] if assignors else "uniform"
-
-    def assign(self, group: ConsumerGroup) -> None:
-        metadata = group.subscription_metadata
-        spec = AssignmentSpec(
-            subscriptions={
-                m.member_id: frozenset(t for t in self.member_topics(m) if t in metadata)
-                for m in group.members.values()
-            },
-            topics=metadata,
-            previous=dict(group.target),
-        )
-        name = self.preferred_assignor(group)
-        group.target = ASSIGNORS[name](spec)
-        group.assignment_epoch = group.group_epoch
-        log.info("consumer group %s: target assignment at epoch %d (%s)", group.group_id, group.group_epoch, name)
-
-    # --- timers ----------------------------------------------------------------------
-
-    def deadlines(self, serving: set[str] | None = None) -> list[float]:
-        return [d for g in self.groups.values() if serving is None or g.group_id in serving for d in g.deadlines()]
-
-    def fire(self, group: ConsumerGroup, now: float) -> None:
-        for member in list(group.members.values()):
-            if self.groups.get(group.group_id) is not group:
-                return  # fencing a member turned it back into a classic group
-            if member.session_deadline is not None and now >= member.session_deadline:
-                self.fence(group, member, "session expired")
-            elif member.sync_deadline is not None and now >= member.sync_deadline:
-                self.fence(group, member, "did not send its SyncGroup within its rebalance timeout")
-            elif (
-                member.rebalance_deadline is not None
-                and now >= member.rebalance_deadline
-                and member.state is MemberState.UNREVOKED_PARTITIONS
-                and member.member_epoch == member.rebalance_deadline_epoch
-            ):
-                self.fence(group, member, "did not revoke its partitions within the rebalance timeout")
-            elif (
-                member.classic is not None
-                and member.rebalance_deadline is not None
-                and now >= member.rebalance_deadline
-            ):
-                # told to rejoin (REBALANCE_IN_PROGRESS), a classic member did not in time (a JoinGroup clears it)
-                self.fence(group, member, "did not rejoin within its rebalance timeout")
-            elif member.rebalance_deadline is not None and now >= member.rebalance_deadline:
-                member.rebalance_deadline = None  # it revoked in time: nothing to fire
-
-    def cleanup(self, now: float, has_offsets: Callable[[str], bool]) -> None:
-        """As Kafka's periodic cleanup: an empty consumer group with no committed offsets goes."""
-        interval = self._conf("offsets.retention.check.interval.ms") / 1000
-        if self.next_cleanup is None:
-            self.next_cleanup = now + interval
-        elif now >= self.next_cleanup:
-            self.next_cleanup = now + interval
-            for group_id, group in list(self.groups.items()):
-                if not group.members and not has_offsets(group_id):
-                    del self.groups[group_id]
-                    log.info("consumer group %s: removed (empty, with no offsets)", group_id)
-
-    def load(self, group: ConsumerGroup, now: float) -> None:
-        """The group's coordinator moved: its members' sessions start afresh there."""
-        for member in group.members.values():
-            member.session_deadline = now + self.member_session_timeout(member)
-            if member.rebalance_deadline is not None:
-                member.rebalance_deadline = now + max(member.rebalance_timeout_ms, 0) / 1000
-            if member.sync_deadline is not None:
-                member.sync_deadline = now + max(member.rebalance_timeout_ms, 0) / 1000
-
-    # --- offsets, describe, delete ---------------------------------------------------
-
-    def validate_commit(self, group: ConsumerGroup, member_id: str, member_epoch: int, api_version: int) -> None:
-        if member_epoch < 0 and not group.members:
-            return
-        member = group.members.get(member_id)
-        if member is None:
-            raise ConsumerGroupError(ErrorCode.UNKNOWN_MEMBER_ID)
-        if member.classic is not None:
-            # a classic member commits with its generation: its member epoch (Kafka's rule for mixed groups)
-            if member_epoch != member.member_epoch:
-                raise ConsumerGroupError(ErrorCode.ILLEGAL_GENERATION)
-            return
-        if api_version < 9:
-            raise ConsumerGroupError(ErrorCode.UNSUPPORTED_VERSION)
-        if member_epoch != member.member_epoch:
-            raise ConsumerGroupError(ErrorCode.STALE_MEMBER_EPOCH)
-
-    def validate_fetch(self, group: ConsumerGroup, member_id: str | None, member_epoch: int) -> None:
-        if member_id is None and member_epoch < 0:
-            return
-        member = group.members.get(member_id or "")
-        if member is None:
-            raise ConsumerGroupError(ErrorCode.UNKNOWN_MEMBER_ID)
-        if member_epoch != member.member_epoch:
-            raise ConsumerGroupError(ErrorCode.STALE_MEMBER_EPOCH)
-
-    def delete(self, group_id: str) -> ErrorCode:
-        group = self.groups[group_id]
-        if group.state is not ConsumerGroupState.EMPTY:
-            return ErrorCode.NON_EMPTY_GROUP
-        del self.groups[group_id]
-        self.persist()
-        return ErrorCode.NONE
-
-    def reset(self) -> None:
-        self.groups.clear()
-        self.persist()
-
-    # --- a data directory (--data-dir) ---------------------------------------------------
-
-    def persist(self) -> None:
-        """Save the groups if their saved state changed (a store that keeps them: kstub/cluster/disk_store.py)."""
-        store = self.cluster.store
-        if not store.keeps_consumer_groups:
-            return
-        docs = [group_doc(g) for _, g in sorted(self.groups.items())]
-        text = json.dumps(docs, separators=(",", ":"), sort_keys=True)
-        if text != self._saved:
-            store.save_consumer_groups(docs)
-            self._saved = text
-
-    def restore(self, docs: list[dict[str, Any]]) -> None:
-        """The groups a previous run saved: loaded as at a coordinator move (their members' timers afresh)."""
-        now = self._coordinator.now()
-        for doc in docs:
-            group = from_doc(doc)
-            self.groups[group.group_id] = group
-            self.load(group, now)
-        if docs:
-            log.info("restored %d consumer group(s)", len(docs))
-            self._saved = json.dumps(
-                [group_doc(g) for _, g in sorted(self.groups.items())], separators=(",", ":"), sort_keys=True
-            )

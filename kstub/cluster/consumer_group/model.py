@@ -16,6 +16,8 @@ import enum
 import uuid
 from dataclasses import dataclass, field
 
+from kstub.protocol import ErrorCode
+
 #: topic id → partitions
 Assignment = dict[uuid.UUID, frozenset[int]]
 
@@ -158,3 +160,10 @@ class ConsumerGroup:
 
     def deadlines(self) -> list[float]:
         return [d for m in self.members.values() for d in m.deadlines()]
+
+
+class ConsumerGroupError(Exception):
+    def __init__(self, code: ErrorCode, message: str | None = None) -> None:
+        super().__init__(message or code.name)
+        self.code = code
+        self.message = message
