@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import trio
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -53,8 +54,14 @@ def java_apps(tmp_path_factory: pytest.TempPathFactory) -> str:
     out = tmp_path_factory.mktemp("java-apps")
     classpath_file = out / "classpath.txt"
     resolve = subprocess.run(
-        ["mvn", "-q", "-f", str(STREAMS_APP / "pom.xml"), "dependency:build-classpath"]
-        + [f"-Dmdep.outputFile={classpath_file}"],
+        [
+            "mvn",
+            "-q",
+            "-f",
+            str(STREAMS_APP / "pom.xml"),
+            "dependency:build-classpath",
+            f"-Dmdep.outputFile={classpath_file}",
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -156,7 +163,7 @@ def create_topics(bootstrap: str, names: list[str], rf: int, partitions: int = 3
 
 # --- Kafka Streams, exactly_once_v2 ----------------------------------------------------------------
 
-WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike".split()
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"]
 
 
 def _lines() -> list[str]:
@@ -177,7 +184,9 @@ def _word_count(
     create_topics(bootstrap, [source, sink], rf)
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
     tail = Tail(bootstrap, sink, "read_committed")
-    app = java_app(classpath, "WordCount", [bootstrap, source, sink, app_id, str(tmp / app_id), str(rf)], tmp / f"{app_id}.log")
+    app = java_app(
+        classpath, "WordCount", [bootstrap, source, sink, app_id, str(tmp / app_id), str(rf)], tmp / f"{app_id}.log"
+    )
     try:
         for k, part in enumerate(parts):
             for i, line in enumerate(part):
@@ -204,22 +213,27 @@ def _word_count(
 def test_kafka_streams_exactly_once_word_count_survives_a_killed_broker(kstub_cluster, real_kafka, java_apps, tmp_path):
     kc = kstub_cluster
     expected = {w: list(range(1, n + 1)) for w, n in Counter(" ".join(_lines()).split()).items()}
-    killed: list[int] = []
+    killed: list[tuple[int, str]] = []
 
     def kill_the_coordinator(app_id: str) -> None:
-        """Kill the broker coordinating the application's transactions (with input just produced for it)."""
-        tids = wait_until(
-            kc,
-            lambda: sorted(t for t in kc.cluster.transactions.txns if t.startswith(app_id)),
-            timeout=60,
-            what="the application's transactional ids",
-        )
-        node = kc.call(lambda: kc.cluster.transactions.coordinator_for(tids[0]).node_id)
-        kc.control.kill_broker(node)
-        killed.append(node)
+        """As soon as one of the application's transactions is open (input was just produced for it), kill the
+        broker coordinating it: on the cluster's thread, so that it is still open when the broker dies."""
+
+        async def kill_when_open() -> tuple[int, str]:
+            with trio.fail_after(60):
+                while not (open_ := [t for t, m in kc.cluster.transactions.txns.items() if t.startswith(app_id)
+                                     and m.state.value == "Ongoing"]):  # fmt: skip
+                    await trio.sleep(0.001)
+            node = kc.cluster.transactions.coordinator_for(open_[0]).node_id
+            await kc.cluster.control.kill_broker(node)
+            return node, open_[0]
+
+        killed.append(kc.call_async(kill_when_open))
 
     on_kstub = _word_count(java_apps, kc.bootstrap_servers, 3, tmp_path, during=kill_the_coordinator)
-    assert killed
+    ((node, tid),) = killed
+    # the killed broker's transaction was completed (aborted or committed) by its successor
+    wait_until(kc, lambda: kc.cluster.transactions.coordinator_for(tid).node_id != node, what="a new coordinator")
     on_kafka = _word_count(java_apps, real_kafka.bootstrap_servers, 1, tmp_path)
     assert on_kafka == expected  # the reference: each word counted once per occurrence
     assert on_kstub == on_kafka
