@@ -92,6 +92,7 @@ SLOW_PATHS = (
     "tests/integration/test_memory_budget.py",
     "tests/integration/test_read_committed_clients.py",
     "tests/integration/test_replication_readme.py",
+    "tests/integration/test_transactions_each_client.py",
     "tests/integration/test_transactions_eos.py",
     "tests/integration/test_transactions_java.py",
 )
