@@ -95,6 +95,7 @@ SLOW_PATHS = (
     "tests/integration/test_transactions_each_client.py",
     "tests/integration/test_transactions_eos.py",
     "tests/integration/test_transactions_java.py",
+    "tests/integration/test_transactions_timeout.py",
 )
 
 
