@@ -7,7 +7,8 @@
   a lost update shows).
 - Consume-transform-produce with send_offsets_to_transaction (confluent-kafka: txn_copier.py; Kafka's Java
   clients: streams_app/TxnCopier.java) is SIGKILLed with a transaction open, restarted, SIGKILLed again
-  mid-stream, and restarted: the output holds each input record's output exactly once for read_committed.
+  mid-stream, and restarted, and then the broker coordinating its transactions is killed: read_committed
+  sees each input record's output exactly once.
 - The transaction coordinator's broker is killed while transactions are open and while one is committing:
   no committed record is lost, no aborted one reaches read_committed, the producers carry on.
 
@@ -261,7 +262,7 @@ def test_consume_transform_produce_killed_and_restarted_outputs_each_input_once(
     source, sink, group, tid = f"in-{name}", f"out-{name}", f"g-{name}", f"tid-{name}"
     create_topic(kc, source, partitions=3, rf=3)
     create_topic(kc, sink, partitions=3, rf=3)
-    total = 120
+    total = 300
     plain = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
     for i in range(total):
         plain.produce(source, f"m{i}".encode(), partition=i % 3)
@@ -281,10 +282,12 @@ def test_consume_transform_produce_killed_and_restarted_outputs_each_input_once(
         second.wait_line(lambda line: line.startswith("committed ") and int(line.split()[1]) >= 30)
     finally:
         second.kill()
-    # 3. runs to the end
+    # 3. runs to the end, while the broker coordinating its transactions is killed once it has committed one
     third = _copier(client, classpath, [*args, "-1"], tmp_path / "third.log")
     committed = Tail(bootstrap, sink, "read_committed")
     try:
+        third.wait_line(lambda line: line.startswith("committed "))
+        kc.control.kill_broker(kc.call(lambda: kc.cluster.transactions.coordinator_for(tid).node_id))
         committed.until(lambda got: len(got) >= total, f"{total} outputs")
         wait_until(
             kc,
