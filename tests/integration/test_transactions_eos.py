@@ -10,7 +10,9 @@
   mid-stream, and restarted, and then the broker coordinating its transactions is killed: read_committed
   sees each input record's output exactly once.
 - The transaction coordinator's broker is killed while transactions are open and while one is committing:
-  no committed record is lost, no aborted one reaches read_committed, the producers carry on.
+  no committed record is lost, no aborted one reaches read_committed, the producers carry on. And a commit
+  whose answer is lost, its coordinator's broker killed before the client retries (confluent-kafka with
+  transactions v1, the Java client with v2): the retry at the new coordinator succeeds.
 
 Without java, javac or mvn the Java tests skip, saying so (fail under CI).
 """
@@ -414,3 +416,101 @@ def test_killing_the_coordinator_with_transactions_open_and_one_committing(kstub
         )
     finally:
         raw.close()
+
+
+def _drop_end_txn_answer_then_kill_the_coordinator(kc, tid: str, commit: Callable[[], None]) -> int:
+    """The id's EndTxn is handled but its answer dropped; once it has been, the coordinator's broker is killed.
+    `commit` starts the client's commit (it must not wait for it). Answers the killed broker."""
+    node = kc.call(lambda: kc.cluster.transactions.coordinator_for(tid).node_id)
+    fault = kc.control.drop_response(26, 1, node)
+    commit()
+    wait_until(kc, lambda: fault.fired == 1, timeout=60, what="the EndTxn answer dropped")
+    kc.control.kill_broker(node)
+    return node
+
+
+def _committed_values(bootstrap: str, topic: str, expected: int) -> dict[int, list[bytes]]:
+    reader = Tail(bootstrap, topic, "read_committed")
+    try:
+        got = reader.until(lambda got: len(got) >= expected, f"{expected} committed records")
+    finally:
+        reader.close()
+    out: dict[int, list[bytes]] = {0: [], 1: [], 2: []}
+    for partition, _, _, value in got:
+        out[partition].append(value)
+    return out
+
+
+@pytest.mark.kstub(brokers=3, config=FAILOVER)
+def test_a_lost_commit_answer_and_a_killed_coordinator_confluent_kafka(kstub_cluster):
+    """librdkafka (transactions v1) retries EndTxn at the new coordinator: the commit completed there counts."""
+    kc = kstub_cluster
+    bootstrap = kc.bootstrap_servers
+    topic, tid = f"lost-{uuid.uuid4().hex[:8]}", f"tid-{uuid.uuid4().hex[:8]}"
+    create_topic(kc, topic, partitions=3, rf=3)
+    p = _txn_producer(bootstrap, tid)
+    p.begin_transaction()
+    for i in range(3):
+        p.produce(topic, f"c{i}".encode(), partition=i)
+    assert p.flush(30) == 0
+    errors: list[BaseException] = []
+
+    def commit() -> None:
+        try:
+            p.commit_transaction(60)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=commit)
+    _drop_end_txn_answer_then_kill_the_coordinator(kc, tid, thread.start)
+    thread.join(90)
+    assert not thread.is_alive() and errors == []
+    p.begin_transaction()
+    for i in range(3):
+        p.produce(topic, f"d{i}".encode(), partition=i)
+    p.commit_transaction(60)
+    assert _committed_values(bootstrap, topic, 6) == {i: [f"c{i}".encode(), f"d{i}".encode()] for i in range(3)}
+
+
+@pytest.mark.kstub(brokers=3, config=FAILOVER)
+def test_a_lost_commit_answer_and_a_killed_coordinator_java(kstub_cluster, tmp_path):
+    """The Java client (transactions v2: the EndTxn bumped the epoch) retries EndTxn with its old epoch at the
+    new coordinator, which answers it as the commit already done."""
+    from kstub.compat.realkafka import RealKafkaUnavailable, ensure_jars
+
+    from support.external import require_programs, unavailable
+
+    require_programs("java")
+    try:
+        lib = ensure_jars()
+    except RealKafkaUnavailable as exc:
+        unavailable(str(exc))
+    kc = kstub_cluster
+    bootstrap = kc.bootstrap_servers
+    topic, tid = f"lost-{uuid.uuid4().hex[:8]}", f"tid-{uuid.uuid4().hex[:8]}"
+    create_topic(kc, topic, partitions=3, rf=3)
+    program = HERE / "java" / "TxnLostCommit.java"
+    proc = subprocess.Popen(
+        ["java", "-cp", f"{lib}/*", str(program), bootstrap, topic, tid],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=(tmp_path / "java.log").open("w"),
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        assert proc.stdout.readline().strip() == "ready", (tmp_path / "java.log").read_text()[-3000:]
+
+        def commit() -> None:
+            proc.stdin.write("go\n")  # type: ignore[union-attr]
+            proc.stdin.flush()  # type: ignore[union-attr]
+
+        _drop_end_txn_answer_then_kill_the_coordinator(kc, tid, commit)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert out.split() == ["committed", "done"], (tmp_path / "java.log").read_text()[-3000:]
+    assert kc.call(lambda: kc.cluster.transactions.get(tid).client_version) == 2
+    assert _committed_values(bootstrap, topic, 6) == {i: [f"c{i}".encode(), f"d{i}".encode()] for i in range(3)}
