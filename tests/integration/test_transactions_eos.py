@@ -2,9 +2,10 @@
 
 - A Kafka Streams word count (tests/integration/streams_app/WordCount.java, the pinned Kafka Streams,
   processing.guarantee=exactly_once_v2) runs against kstub while the broker coordinating its transactions
-  is killed, and against real Kafka: a read_committed reader of its output sees, for every word, exactly the
-  counts 1, 2, ..., n on both (the record cache is off, so each input word makes one update; a duplicate or
-  a lost update shows).
+  is killed, is SIGKILLed mid-stream and replaced by an instance restoring its state from the changelog,
+  and the same (but the broker) against real Kafka: a read_committed reader of its output sees, for every
+  word, exactly the counts 1, 2, ..., n on both (the record cache is off, so each input word makes one
+  update; a duplicate or a lost update shows).
 - Consume-transform-produce with send_offsets_to_transaction (confluent-kafka: txn_copier.py; Kafka's Java
   clients: streams_app/TxnCopier.java) is SIGKILLed with a transaction open, restarted, SIGKILLed again
   mid-stream, and restarted, and then the broker coordinating its transactions is killed: read_committed
@@ -177,19 +178,26 @@ def _lines() -> list[str]:
 def _word_count(
     classpath: str, bootstrap: str, rf: int, tmp: Path, during: Callable[[str], None] | None = None
 ) -> dict[str, list[int]]:
-    """Run WordCount over `_lines()` in three parts (calling `during(app_id)` right after the second one is
-    produced) and answer each word's counts in the order a read_committed reader sees them."""
+    """Run WordCount over `_lines()` in four parts and answer each word's counts in the order a read_committed
+    reader sees them. Right after the second part is produced, `during(app_id)` is called; once the output of
+    the third part has begun to show, the application is SIGKILLed (its open transaction, if any, is aborted
+    when it times out) and a new instance with an empty state directory takes over: it restores the counts
+    from their changelog (read_committed: without what aborted transactions wrote) and goes on."""
     lines = _lines()
-    parts = [lines[:100], lines[100:200], lines[200:]]
-    words_after = [sum(len(line.split()) for line in lines[: 100 * (k + 1)]) for k in range(3)]
+    parts = [lines[k * 75 : (k + 1) * 75] for k in range(4)]
+    words_after = [sum(len(line.split()) for line in lines[: 75 * (k + 1)]) for k in range(4)]
     app_id = f"wc-{uuid.uuid4().hex[:8]}"
     source, sink = f"{app_id}-lines", f"{app_id}-counts"
     create_topics(bootstrap, [source, sink], rf)
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
     tail = Tail(bootstrap, sink, "read_committed")
-    app = java_app(
-        classpath, "WordCount", [bootstrap, source, sink, app_id, str(tmp / app_id), str(rf)], tmp / f"{app_id}.log"
-    )
+
+    def start(instance: int) -> App:
+        state = str(tmp / f"{app_id}-{instance}")
+        return java_app(classpath, "WordCount", [bootstrap, source, sink, app_id, state, str(rf)],
+                        tmp / f"{app_id}-{instance}.log")  # fmt: skip
+
+    apps = [start(1)]
     try:
         for k, part in enumerate(parts):
             for i, line in enumerate(part):
@@ -198,12 +206,17 @@ def _word_count(
             if k == 1 and during is not None:
                 during(app_id)
             try:
+                if k == 2:
+                    tail.until(lambda got: len(got) > words_after[1], "the third part's first counts")
+                    apps[0].kill()
+                    apps.append(start(2))
                 tail.until(lambda got, n=words_after[k]: len(got) >= n, f"{words_after[k]} counts")
             except AssertionError as exc:
-                raise AssertionError(f"{exc}\n{app.tail()}") from None
+                raise AssertionError(f"{exc}\n{apps[-1].tail()}") from None
         records = tail.records
     finally:
-        app.kill(signal.SIGTERM)
+        for app in apps:
+            app.kill(signal.SIGTERM)
         tail.close()
     counts: dict[str, list[int]] = {}
     for _, _, key, value in records:
@@ -213,7 +226,9 @@ def _word_count(
 
 
 @pytest.mark.kstub(brokers=3, config=FAILOVER)
-def test_kafka_streams_exactly_once_word_count_survives_a_killed_broker(kstub_cluster, real_kafka, java_apps, tmp_path):
+def test_kafka_streams_exactly_once_word_count_survives_a_killed_broker_and_process(
+    kstub_cluster, real_kafka, java_apps, tmp_path
+):
     kc = kstub_cluster
     expected = {w: list(range(1, n + 1)) for w, n in Counter(" ".join(_lines()).split()).items()}
     killed: list[tuple[int, str]] = []

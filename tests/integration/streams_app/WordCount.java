@@ -36,7 +36,9 @@ public class WordCount {
         p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, "100");
         p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, "0");
         p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, "2");
-        p.put(StreamsConfig.producerPrefix("transaction.timeout.ms"), "20000");
+        // a SIGKILLed instance's open transaction is aborted (timed out) soon; its consumer leaves the group soon
+        p.put(StreamsConfig.producerPrefix("transaction.timeout.ms"), "5000");
+        p.put(StreamsConfig.consumerPrefix("session.timeout.ms"), "6000");
         StreamsBuilder builder = new StreamsBuilder();
         builder.stream(input, Consumed.with(Serdes.String(), Serdes.String()))
             .flatMapValues(line -> Arrays.asList(line.toLowerCase(Locale.ROOT).split("\\W+")))
