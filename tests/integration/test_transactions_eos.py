@@ -14,6 +14,8 @@
   no committed record is lost, no aborted one reaches read_committed, the producers carry on. And a commit
   whose answer is lost, its coordinator's broker killed before the client retries (confluent-kafka with
   transactions v1, the Java client with v2): the retry at the new coordinator succeeds.
+- Partition leaders killed under a transactional producer mid-transaction: sequences stay exact on the new
+  leaders, read_committed sees each committed record once, in order.
 
 Without java, javac or mvn the Java tests skip, saying so (fail under CI).
 """
@@ -529,3 +531,58 @@ def test_a_lost_commit_answer_and_a_killed_coordinator_java(kstub_cluster, tmp_p
     assert out.split() == ["committed", "done"], (tmp_path / "java.log").read_text()[-3000:]
     assert kc.call(lambda: kc.cluster.transactions.get(tid).client_version) == 2
     assert _committed_values(bootstrap, topic, 6) == {i: [f"c{i}".encode(), f"d{i}".encode()] for i in range(3)}
+
+
+@pytest.mark.kstub(brokers=3, config=FAILOVER)
+def test_partition_leaders_killed_under_a_transactional_producer(kstub_cluster):
+    """A transactional producer (idempotent: sequence numbers per partition) commits and aborts while the
+    leaders of its partitions are killed mid-transaction, one after the other (the first one back before the
+    second goes): the new leaders know its producer state, so sequences stay exact (no OutOfOrderSequence),
+    and read_committed sees each committed record once, in order, and no aborted one."""
+    kc = kstub_cluster
+    bootstrap = kc.bootstrap_servers
+    topic, tid = f"lead-{uuid.uuid4().hex[:8]}", f"tid-{uuid.uuid4().hex[:8]}"
+    create_topic(kc, topic, partitions=3, rf=3)
+    p = _txn_producer(bootstrap, tid)
+    expected: dict[int, list[bytes]] = {0: [], 1: [], 2: []}
+    killed: list[int] = []
+
+    def leader(partition: int) -> int:
+        return kc.call(lambda: kc.cluster.topics[topic].partitions[partition].leader)
+
+    for t in range(24):
+        keep = t % 5 != 3
+        p.begin_transaction()
+        for half in range(2):
+            for i in range(10):
+                value = f"t{t}-{half}-{i}".encode()
+                p.produce(topic, value, partition=i % 3)
+                if keep:
+                    expected[i % 3].append(value)
+            if half == 0 and t in (6, 14):  # mid-transaction: part written, the partition's leader killed
+                assert p.flush(30) == 0
+                if killed:
+                    kc.control.start_broker(killed[-1])
+                victim = leader(t // 7)
+                kc.control.kill_broker(victim)
+                killed.append(victim)
+                wait_until(kc, lambda v=victim, k=t // 7: leader(k) not in (v, -1), what="a new leader")
+        if keep:
+            p.commit_transaction(60)
+        else:
+            assert p.flush(60) == 0
+            p.abort_transaction(60)
+    assert len(killed) == 2
+    got: dict[int, list[bytes]] = {0: [], 1: [], 2: []}
+    total = sum(map(len, expected.values()))
+    for partition, _, _, value in _read_all(bootstrap, topic, "read_committed", total):
+        got[partition].append(value)
+    assert got == expected
+
+
+def _read_all(bootstrap: str, topic: str, isolation: str, expected: int) -> list:
+    reader = Tail(bootstrap, topic, isolation)
+    try:
+        return list(reader.until(lambda got: len(got) >= expected, f"{expected} records"))
+    finally:
+        reader.close()
