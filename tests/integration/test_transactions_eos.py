@@ -315,6 +315,8 @@ def test_consume_transform_produce_killed_and_restarted_outputs_each_input_once(
             what="the group's offsets at the end of the input",
         )
         got = committed.until(lambda got: True, "")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{_diagnose(kc, tid, group, third)}") from None
     finally:
         third.kill()
         committed.close()
@@ -331,6 +333,22 @@ def test_consume_transform_produce_killed_and_restarted_outputs_each_input_once(
     for p in range(3):
         offsets = [int(key.decode().split(":")[1]) for part, _, key, _ in got if part == p]
         assert offsets == sorted(offsets), p
+
+
+def _diagnose(kc, tid: str, group: str, app: App) -> str:
+    """What kstub and the program were at when a wait timed out: for the failure's message."""
+
+    def snapshot() -> str:
+        txn = kc.cluster.transactions.get(tid)
+        g = kc.cluster.groups.groups.get(group)
+        return (
+            f"transaction: {txn!r}\n"
+            f"group: state={getattr(g, 'state', None)!r} members={list(getattr(g, 'members', {}) or {})!r} "
+            f"pending={getattr(g, 'pending_txn_offsets', None)!r}\n"
+            f"committed: {kc.cluster.groups.committed(group)!r}"
+        )
+
+    return f"{kc.call(snapshot)}\nprogram said: {app.seen[-5:]}, exit {app.proc.poll()}\n{app.tail()}"
 
 
 # --- the coordinator's broker killed ---------------------------------------------------------------
