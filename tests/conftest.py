@@ -98,7 +98,10 @@ SLOW_PATHS = (
     "tests/integration/test_replication_readme.py",
     "tests/integration/test_security_clients.py",
     "tests/integration/test_security_readme.py",
+    "tests/integration/test_transactions_each_client.py",
+    "tests/integration/test_transactions_eos.py",
     "tests/integration/test_transactions_java.py",
+    "tests/integration/test_transactions_timeout.py",
 )
 
 

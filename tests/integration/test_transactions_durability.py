@@ -2,14 +2,17 @@
 
 An id with an open transaction comes back Ongoing (same producer id and
 epoch) and a new producer with that id fences and aborts it; an id whose
-transaction committed comes back CompleteCommit.
+transaction committed comes back CompleteCommit. The logs keep what
+read_committed needs (last stable offset, aborted transactions) across the
+restart and across a second SIGKILL: the open transaction's record, aborted,
+stays invisible to read_committed.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from kstub.kafka_client import Connection
@@ -23,6 +26,39 @@ def _describe(bootstrap: str, tid: str):
     with Connection(bootstrap) as conn:
         (state,) = conn.request(65, 0, {"transactional_ids": [tid]}).transaction_states
     return state
+
+
+def _read(bootstrap: str, isolation: str) -> dict[int, list[bytes]]:
+    """Both partitions of "dur" from the beginning to their end (the last stable offset for read_committed)."""
+    import time
+
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "dur-reader",
+            "isolation.level": isolation,
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        }
+    )
+    c.assign([TopicPartition("dur", p, 0) for p in range(2)])
+    got: dict[int, list[bytes]] = {0: [], 1: []}
+    at_end: set[int] = set()
+    deadline = time.monotonic() + TIMEOUT
+    try:
+        while len(at_end) < 2:
+            assert time.monotonic() < deadline, got
+            m = c.poll(0.2)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == -191:  # _PARTITION_EOF
+                    at_end.add(m.partition())
+                continue
+            got[m.partition()].append(m.value())
+    finally:
+        c.close()
+    return got
 
 
 def test_transaction_state_survives_a_sigkill(tmp_path: Path) -> None:
@@ -67,5 +103,16 @@ def test_transaction_state_survives_a_sigkill(tmp_path: Path) -> None:
         again.begin_transaction()
         again.produce("dur", b"after", partition=0)
         again.commit_transaction(TIMEOUT)
+        committed = {0: [b"after"], 1: [b"done"]}
+        assert _read(bootstrap, "read_committed") == committed
+        assert _read(bootstrap, "read_uncommitted") == {0: [b"open", b"after"], 1: [b"done"]}
+    finally:
+        server.proc.kill()
+        server.proc.wait(TIMEOUT)
+
+    server = Served(*args)
+    try:
+        assert _read(bootstrap, "read_committed") == committed
+        assert _read(bootstrap, "read_uncommitted") == {0: [b"open", b"after"], 1: [b"done"]}
     finally:
         server.close()

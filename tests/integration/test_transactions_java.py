@@ -4,7 +4,9 @@ tests/integration/java/TxnProducer.java commits across 3 partitions, aborts,
 and is fenced by a second instance with the same transactional.id; the
 coordinator's states and the markers on every replica are asserted here, with
 transactions v2 in use (the client's choice, from ApiVersions' finalized
-transaction.version).
+transaction.version). Kafka's Java consumer (java/TxnRead.java) then reads the
+topic back: read_committed sees exactly the committed records, in order;
+read_uncommitted every record.
 Without java (or the jars) the test skips, saying so; under CI it fails.
 """
 
@@ -23,6 +25,7 @@ from multibroker import create_topic, wait_until
 from support.external import require_programs, unavailable
 
 PROGRAM = Path(__file__).parent / "java" / "TxnProducer.java"
+READER = Path(__file__).parent / "java" / "TxnRead.java"
 
 
 def _jars() -> Path:
@@ -71,3 +74,25 @@ def test_java_producer_commits_aborts_and_is_fenced(kstub_cluster):
     # every replica of a partition holds the same markers: commit, abort; partition 0 also the fenced
     # zombie's abort, partition 1 the second instance's commit
     assert kc.call(marks) == {0: {(True, False, False)}, 1: {(True, False, True)}, 2: {(True, False)}}
+
+    # Kafka's Java consumer: read_committed sees the committed records in order, read_uncommitted every one
+    def read(isolation: str) -> dict[int, list[str]]:
+        out = subprocess.run(
+            ["java", "-cp", f"{lib}/*", str(READER), kc.bootstrap_servers, topic, isolation],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        got: dict[int, list[str]] = {0: [], 1: [], 2: []}
+        for line in out.stdout.splitlines():
+            partition, value = line.split("\t", 1)
+            got[int(partition)].append(value)
+        return got
+
+    assert read("read_committed") == {0: ["c0", "c3"], 1: ["c1", "c4", "second"], 2: ["c2", "c5"]}
+    assert read("read_uncommitted") == {
+        0: ["c0", "c3", "a0", "zombie"],
+        1: ["c1", "c4", "a1", "second"],
+        2: ["c2", "c5", "a2"],
+    }
