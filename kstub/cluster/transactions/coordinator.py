@@ -44,8 +44,6 @@ and not yet replaced.
 from __future__ import annotations
 
 import logging
-import math
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -53,25 +51,27 @@ from typing import TYPE_CHECKING
 import trio
 
 from kstub.protocol import ErrorCode
-from kstub.protocol.records.control import Marker
 
-from ..placement import OffsetsPartitions, java_string_hash, kafka_abs
+from ..placement import OffsetsPartitions
+from .admin import TxnAdmin
+from .placement import TxnPlacement
 from .state import (
     NO_PRODUCER_EPOCH,
     NO_PRODUCER_ID,
     OFFSETS_TOPIC,
+    TRANSACTION_VERSION,
+    Timing,
     TopicPartition,
     TransactionMetadata,
     TxnState,
 )
+from .tasks import TxnTasks
 
 if TYPE_CHECKING:
-    from ..model import Broker, ClusterState
+    from ..model import ClusterState
 
 log = logging.getLogger("kstub.transactions")
 
-#: the transaction.version this coordinator finalizes (advertised in ApiVersions as Kafka 4.4 does)
-TRANSACTION_VERSION = 2
 INT16_MAX = 32767
 
 
@@ -88,22 +88,14 @@ class EndResult:
     producer_epoch: int = NO_PRODUCER_EPOCH
 
 
-@dataclass(slots=True)
-class _Timing:
-    """When (trio time) an id's transaction began and when it last changed: the timers' clocks."""
-
-    started: float
-    touched: float
-
-
-class TransactionCoordinator:
+class TransactionCoordinator(TxnPlacement, TxnTasks, TxnAdmin):
     """Every transactional id of one cluster."""
 
     def __init__(self, cluster: ClusterState, *, clock: Callable[[], float] = trio.current_time) -> None:
         self.cluster = cluster
         self.now = clock
         self.txns: dict[str, TransactionMetadata] = {}
-        self._timing: dict[str, _Timing] = {}
+        self._timing: dict[str, Timing] = {}
         #: who leads each __transaction_state partition
         self.state_partitions = OffsetsPartitions(cluster, "transaction.state.log.num.partitions")
         #: each __transaction_state partition's coordinator epoch (bumped when its leader moves)
@@ -114,55 +106,6 @@ class TransactionCoordinator:
         self._completing: set[str] = set()
         cluster.hooks.broker_stopped.append(self._broker_stopped)
         cluster.hooks.broker_started.append(self._broker_started)
-
-    # --- placement --------------------------------------------------------------------------
-
-    def partition_for(self, transactional_id: str) -> int:
-        count = self.cluster.config["transaction.state.log.num.partitions"]
-        return kafka_abs(java_string_hash(transactional_id)) % count
-
-    def coordinator_for(self, transactional_id: str) -> Broker | None:
-        leader = self.state_partitions.leader(self.partition_for(transactional_id))
-        return self.cluster.brokers[leader] if leader >= 0 else None
-
-    def check_coordinator(self, transactional_id: str, node_id: int) -> ErrorCode | None:
-        """NOT_COORDINATOR unless `node_id` coordinates the id (COORDINATOR_NOT_AVAILABLE: nobody does)."""
-        broker = self.coordinator_for(transactional_id)
-        if broker is None:
-            return ErrorCode.COORDINATOR_NOT_AVAILABLE
-        return None if broker.node_id == node_id else ErrorCode.NOT_COORDINATOR
-
-    def _coordinator_epoch(self, transactional_id: str) -> int:
-        return self.coordinator_epochs.get(self.partition_for(transactional_id), 0)
-
-    def _serving(self, transactional_id: str) -> bool:
-        broker = self.coordinator_for(transactional_id)
-        return broker is not None and broker.running
-
-    def _broker_stopped(self, broker_id: int) -> None:
-        self._moved(self.state_partitions.broker_left(broker_id), f"broker {broker_id} left")
-
-    def _broker_started(self, broker_id: int) -> None:
-        self._moved(self.state_partitions.broker_returned(broker_id), f"broker {broker_id} returned")
-
-    def elect_preferred(self) -> int:
-        moved = self.state_partitions.elect_preferred()
-        self._moved(moved, "preferred leader election")
-        return len(moved)
-
-    def rebalance_if_imbalanced(self, threshold: float) -> int:
-        """The __transaction_state partitions' share of the controller's auto leader rebalance."""
-        moved = self.state_partitions.rebalance_if_imbalanced(threshold)
-        self._moved(moved, "auto leader rebalance")
-        return len(moved)
-
-    def _moved(self, moved: dict[int, int], why: str) -> None:
-        if not moved:
-            return
-        for k in moved:
-            self.coordinator_epochs[k] = self.coordinator_epochs.get(k, 0) + 1
-        log.info("transaction coordinator: %d partition(s) of __transaction_state moved (%s)", len(moved), why)
-        self.poke()
 
     # --- ids and their state ---------------------------------------------------------------
 
@@ -177,7 +120,7 @@ class TransactionCoordinator:
         now = self.now()
         timing = self._timing.get(txn.transactional_id)
         if timing is None:
-            timing = self._timing[txn.transactional_id] = _Timing(now, now)
+            timing = self._timing[txn.transactional_id] = Timing(now, now)
         timing.touched = now
         if started:
             timing.started = now
@@ -196,7 +139,7 @@ class TransactionCoordinator:
         for data in saved:
             txn = TransactionMetadata.from_json(data)
             self.txns[txn.transactional_id] = txn
-            self._timing[txn.transactional_id] = _Timing(now, now)
+            self._timing[txn.transactional_id] = Timing(now, now)
         if self.txns:
             log.info("restored %d transactional id(s)", len(self.txns))
         self.poke()
@@ -454,174 +397,3 @@ class TransactionCoordinator:
             len(txn.partitions),
         )
         self._start_completion(txn)
-
-    def _start_completion(self, txn: TransactionMetadata) -> None:
-        tid = txn.transactional_id
-        if tid in self._completing:
-            return
-        self._completing.add(tid)
-        if self._nursery is not None:
-            self._nursery.start_soon(self._complete, txn)
-        # else: `run` starts it
-
-    async def _complete(self, txn: TransactionMetadata) -> None:
-        """Write the markers of a prepared transaction (to its partitions at once), then complete it."""
-        commit = txn.state is TxnState.PREPARE_COMMIT
-        marker = Marker(txn.producer_id, txn.producer_epoch, commit, txn.coordinator_epoch)
-        try:
-            async with trio.open_nursery() as nursery:
-                for tp in sorted(txn.partitions):
-                    topic, index = tp
-                    if topic == OFFSETS_TOPIC:
-                        self.cluster.groups.commits.complete_transaction(txn.producer_id, index, commit)
-                        txn.partitions.discard(tp)
-                    else:
-                        nursery.start_soon(self._mark, txn, tp, marker)
-            now_ms = self._now_ms()
-            if txn.client_version >= 2 and txn.next_producer_id != NO_PRODUCER_ID:
-                txn.prev_producer_id = txn.producer_id
-                txn.producer_id, txn.producer_epoch = txn.next_producer_id, 0
-            txn.next_producer_id = NO_PRODUCER_ID
-            txn.partitions.clear()
-            txn.transition(TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT, now_ms)
-            log.info("transactional id %s: %s", txn.transactional_id, txn.state.value)
-        finally:
-            self._completing.discard(txn.transactional_id)
-        self._touch(txn)
-
-    async def _mark(self, txn: TransactionMetadata, tp: TopicPartition, marker: Marker) -> None:
-        """One partition's marker, written on its leader; retried (on the next leadership or high watermark
-        change) until written or the partition is gone."""
-        from kstub.cluster.model import ClusterError
-        from kstub.cluster.txn_markers import write_marker
-
-        topic, index = tp
-        while (partition := self.cluster.partition(topic, index)) is not None:
-            try:
-                await write_marker(self.cluster, topic, index, marker)
-                break
-            except ClusterError as exc:
-                if exc.code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
-                    break
-                log.info("marker for %s-%d: %s; retrying", topic, index, exc.code.name)
-                await self._partition_changed(partition)
-        txn.partitions.discard(tp)
-
-    @staticmethod
-    async def _partition_changed(partition: object) -> None:
-        """Wait for the partition's leadership or high watermark to change (at most a second): the retry."""
-        event = trio.Event()
-        partition.add_waiter(event)  # type: ignore[attr-defined]
-        try:
-            with trio.move_on_after(1.0):
-                await event.wait()
-        finally:
-            partition.remove_waiter(event)  # type: ignore[attr-defined]
-
-    # --- describe, list, abort ---------------------------------------------------------------
-
-    def list_transactions(
-        self,
-        node_id: int,
-        states: Iterable[str],
-        producer_ids: Iterable[int],
-        duration_ms: int = -1,
-        pattern: str | None = None,
-    ) -> tuple[list[str], list[TransactionMetadata]]:
-        """The ids this broker coordinates that pass the filters, and the state filters it does not know."""
-        known = {s.value for s in TxnState}
-        wanted_states = set(states)
-        unknown = sorted(s for s in wanted_states if s not in known)
-        pids = set(producer_ids)
-        regex = re.compile(pattern) if pattern else None
-        out = []
-        for tid, txn in self.txns.items():
-            if txn.state is TxnState.DEAD or self.check_coordinator(tid, node_id) is not None:
-                continue
-            if wanted_states and txn.state.value not in wanted_states:
-                continue
-            if pids and txn.producer_id not in pids:
-                continue
-            if duration_ms >= 0 and self._running_ms(txn) <= duration_ms:
-                continue
-            if regex is not None and not regex.fullmatch(tid):
-                continue
-            out.append(txn)
-        return unknown, out
-
-    def _running_ms(self, txn: TransactionMetadata) -> float:
-        """How long the id's transaction has run (the timers' clock); as in Kafka, without one (start time -1)
-        an id counts as running since the epoch."""
-        timing = self._timing.get(txn.transactional_id)
-        if txn.start_ms < 0 or timing is None:
-            return math.inf
-        return (self.now() - timing.started) * 1000
-
-    def abort(self, transactional_id: str) -> ErrorCode:
-        """Abort an ongoing transaction from outside (kstub txn abort): fence its producer as a timeout does."""
-        txn = self.get(transactional_id)
-        if txn is None:
-            return ErrorCode.TRANSACTIONAL_ID_NOT_FOUND
-        if txn.state.completing:
-            return ErrorCode.CONCURRENT_TRANSACTIONS
-        if txn.state is not TxnState.ONGOING:
-            return ErrorCode.INVALID_TXN_STATE
-        self._end(txn, commit=False, client_version=TRANSACTION_VERSION, no_partition_added=False)
-        return ErrorCode.NONE
-
-    # --- the timer task -------------------------------------------------------------------------
-
-    async def run(self) -> None:
-        """Fire timers and host marker writing until cancelled; one task per cluster (kstub/server.py)."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            try:
-                for txn in list(self.txns.values()):
-                    if txn.state.completing:
-                        self._completing.discard(txn.transactional_id)
-                        self._start_completion(txn)
-                while True:
-                    self.tick()
-                    self._wake = trio.Event()
-                    with trio.move_on_at(self._next_deadline()):
-                        await self._wake.wait()
-            finally:
-                self._nursery = None
-                self._wake = None
-                nursery.cancel_scope.cancel()
-
-    def poke(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
-
-    def _deadline(self, txn: TransactionMetadata) -> float | None:
-        timing = self._timing.get(txn.transactional_id)
-        if timing is None or txn.transactional_id in self._completing:
-            return None
-        if txn.state is TxnState.ONGOING:
-            return timing.started + txn.timeout_ms / 1000
-        if txn.state.finished:
-            return timing.touched + self.cluster.config["transactional.id.expiration.ms"] / 1000
-        return None
-
-    def _next_deadline(self) -> float:
-        deadlines = [
-            d for tid, txn in self.txns.items() if self._serving(tid) and (d := self._deadline(txn)) is not None
-        ]
-        return min(deadlines, default=math.inf)
-
-    def tick(self, now: float | None = None) -> None:
-        now = self.now() if now is None else now
-        for tid, txn in list(self.txns.items()):
-            deadline = self._deadline(txn)
-            if deadline is None or deadline > now or not self._serving(tid):
-                continue
-            if txn.state is TxnState.ONGOING:
-                log.info("transactional id %s: transaction timed out after %d ms, aborting", tid, txn.timeout_ms)
-                self._end(txn, commit=False, client_version=TRANSACTION_VERSION, no_partition_added=False)
-            else:
-                log.info("transactional id %s: expired (transactional.id.expiration.ms)", tid)
-                txn.transition(TxnState.DEAD, self._now_ms())
-                del self.txns[tid]
-                self._timing.pop(tid, None)
-                self.save()

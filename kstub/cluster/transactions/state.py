@@ -137,3 +137,15 @@ class TransactionMetadata:
             client_version=int(data["client_version"]),
             coordinator_epoch=int(data["coordinator_epoch"]),
         )
+
+
+#: the transaction.version this coordinator finalizes (advertised in ApiVersions as Kafka 4.4 does)
+TRANSACTION_VERSION = 2
+
+
+@dataclass(slots=True)
+class Timing:
+    """When (trio time) an id's transaction began and when it last changed: the timers' clocks."""
+
+    started: float
+    touched: float
