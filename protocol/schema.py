@@ -30,6 +30,7 @@ from typing import Any
 
 import construct as c
 
+from .compiled import GiveUp, compile_decoder, compile_encoder
 from .errors import DecodeError, LocalProtocolError
 from .primitives import (
     ZERO_UUID,
@@ -322,9 +323,27 @@ class MessageCodec:
         self.version = version
         self.flexible = flexible
         self._struct = _compile_struct(fields, version, flexible, f"{name} v{version}")
+        # the same tree compiled to plain Python (protocol/compiled.py): a fast path that leaves
+        # anything unusual (and every error) to the constructs above
+        label = f"{name} v{version}"
+        self._fast_encode: Callable[[Any], bytes] | None = compile_encoder(self._struct, label, _MISSING)
+        self._fast_decode: Callable[[bytes, int], tuple[c.Container, int]] | None
+        try:
+            self._fast_decode = compile_decoder(self._struct, label)
+        except GiveUp:
+            self._fast_decode = None
 
     def decode(self, data: bytes | memoryview, *, exact: bool = False) -> c.Container:
         """Decode `data`; with `exact`, trailing bytes are an error too."""
+        if self._fast_decode is not None:
+            buf = data if type(data) is bytes else bytes(data)
+            try:
+                obj, end = self._fast_decode(buf, 0)
+            except Exception:
+                pass  # the constructs decode it, or say what is wrong
+            else:
+                if not exact or end == len(buf):
+                    return obj
         stream = io.BytesIO(data)
         obj = self.read(stream)
         if exact and stream.tell() != len(data):
@@ -332,6 +351,15 @@ class MessageCodec:
         return obj
 
     def read(self, stream: io.BytesIO) -> c.Container:
+        if self._fast_decode is not None and type(stream) is io.BytesIO:
+            start = stream.tell()
+            try:
+                obj, end = self._fast_decode(stream.getvalue(), start)  # the bytes it was made of: no copy
+            except Exception:
+                pass  # the constructs decode it, or say what is wrong
+            else:
+                stream.seek(end)
+                return obj
         try:
             return self._struct._parse(stream, None, self._struct.path)
         except DecodeError:
@@ -340,6 +368,11 @@ class MessageCodec:
             raise DecodeError(str(exc).split("\n")[-1].strip(), getattr(exc, "path", "") or "") from None
 
     def encode(self, obj: Mapping[str, Any]) -> bytes:
+        if self._fast_encode is not None:
+            try:
+                return self._fast_encode(obj)
+            except Exception:
+                pass  # the constructs encode it, or say what is wrong
         stream = io.BytesIO()
         self.write(obj, stream)
         return stream.getvalue()
