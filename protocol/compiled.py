@@ -27,7 +27,7 @@ from typing import Any
 import construct as c
 from construct import Container
 
-from .primitives import KArray, KBytes, KString, _Boolean, _Fixed, _UVarInt, _Uuid, write_uvarint
+from .primitives import KArray, KBytes, KString, _Boolean, _Fixed, _Uuid, _UVarInt, write_uvarint
 
 __all__ = ["compile_decoder", "compile_encoder"]
 
@@ -155,7 +155,7 @@ class _Gen:
 
     def compile(self) -> dict[str, Any]:
         namespace = dict(self.names)
-        exec(compile("\n".join(self.lines), f"<kstub codec {self.prefix}>", "exec"), namespace)  # noqa: S102
+        exec(compile("\n".join(self.lines), f"<kstub codec {self.prefix}>", "exec"), namespace)
         return namespace
 
 

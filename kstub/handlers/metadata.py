@@ -21,6 +21,8 @@ no id fails with UNKNOWN_SERVER_ERROR.
 
 from __future__ import annotations
 
+from weakref import WeakKeyDictionary
+
 from construct import Container
 
 from kstub.cluster.model import ClusterError, Partition, Topic, topic_name_error
@@ -56,13 +58,41 @@ def partition_body(p: Partition) -> Body:
     }
 
 
+#: Each partition's last body, with what it was made from: a Metadata request for many partitions
+#: rebuilds only the bodies of partitions whose leader, epoch, ISR or replicas (or whose brokers'
+#: liveness) changed. Read-only once made: responses share them.
+_BODIES: WeakKeyDictionary[Partition, tuple[int, int, list[int], list[int], tuple[bool, ...], Body]] = (
+    WeakKeyDictionary()
+)
+
+
+def _partition_bodies(topic: Topic) -> list[Body]:
+    brokers = topic.cluster.brokers
+    alive = tuple(b.alive for b in brokers.values())
+    bodies = []
+    for p in topic.partitions:
+        known = _BODIES.get(p)
+        if (
+            known is None
+            or known[0] != p.leader
+            or known[1] != p.leader_epoch
+            or known[2] != p.isr
+            or known[3] != p.replicas
+            or known[4] != alive
+        ):
+            body = partition_body(p)
+            known = _BODIES[p] = (p.leader, p.leader_epoch, list(p.isr), list(p.replicas), alive, body)
+        bodies.append(known[5])
+    return bodies
+
+
 def topic_body(topic: Topic, error: ErrorCode = ErrorCode.NONE) -> Body:
     return {
         "error_code": error,
         "name": topic.name,
         "topic_id": topic.topic_id,
         "is_internal": False,
-        "partitions": [] if error else [partition_body(p) for p in topic.partitions],
+        "partitions": [] if error else _partition_bodies(topic),
     }
 
 
