@@ -58,20 +58,23 @@ def partition_body(p: Partition) -> Body:
     }
 
 
-#: Each partition's last body, with what it was made from: a Metadata request for many partitions
-#: rebuilds only the bodies of partitions whose leader, epoch, ISR or replicas (or whose brokers'
-#: liveness) changed. Read-only once made: responses share them.
-_BODIES: WeakKeyDictionary[Partition, tuple[int, int, list[int], list[int], tuple[bool, ...], Body]] = (
+#: Each topic's partitions' last bodies, with what each was made from: a Metadata request for many
+#: partitions rebuilds only the bodies of partitions whose leader, epoch, ISR or replicas (or whose
+#: brokers' liveness) changed. Read-only once made: responses share them. (Keyed by topic: one weak
+#: reference per topic looked up, not one per partition.)
+_BODIES: WeakKeyDictionary[Topic, list[tuple[int, int, list[int], list[int], tuple[bool, ...], Body]]] = (
     WeakKeyDictionary()
 )
 
 
 def _partition_bodies(topic: Topic) -> list[Body]:
-    brokers = topic.cluster.brokers
-    alive = tuple(b.alive for b in brokers.values())
+    alive = tuple(b.alive for b in topic.cluster.brokers.values())
+    cache = _BODIES.get(topic)
+    if cache is None:
+        cache = _BODIES[topic] = []
     bodies = []
-    for p in topic.partitions:
-        known = _BODIES.get(p)
+    for i, p in enumerate(topic.partitions):
+        known = cache[i] if i < len(cache) else None
         if (
             known is None
             or known[0] != p.leader
@@ -79,9 +82,13 @@ def _partition_bodies(topic: Topic) -> list[Body]:
             or known[2] != p.isr
             or known[3] != p.replicas
             or known[4] != alive
+            or known[5]["partition_index"] != p.index
         ):
-            body = partition_body(p)
-            known = _BODIES[p] = (p.leader, p.leader_epoch, list(p.isr), list(p.replicas), alive, body)
+            known = (p.leader, p.leader_epoch, list(p.isr), list(p.replicas), alive, partition_body(p))
+            if i < len(cache):
+                cache[i] = known
+            else:
+                cache.append(known)
         bodies.append(known[5])
     return bodies
 
