@@ -10,7 +10,9 @@ import os
 import sys
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(serve_only: bool = False) -> argparse.ArgumentParser:
+    """The command line's parser; with `serve_only`, without the other commands (whose modules
+    ``kstub serve`` need not import: they cost start-up time and memory)."""
     from kstub import __version__
 
     parser = argparse.ArgumentParser(prog="kstub", description="A wire-compatible Kafka broker for tests.")
@@ -98,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
         "versions, features and refusals (default: kstub's newest surface; docs/kafka-versions.md)",
     )
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    if serve_only:
+        return parser
     from kstub import ctl
 
     ctl.add_parser(sub)
@@ -117,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         from kstub.compat.__main__ import main as compat_main
 
         return compat_main(argv[1:], prog="kstub compat")
-    args = _parser().parse_args(argv)
+    args = _parser(serve_only=argv[:1] == ["serve"]).parse_args(argv)
     logging.basicConfig(
         level=getattr(args, "log_level", "WARNING"),
         stream=sys.stderr,

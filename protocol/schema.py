@@ -30,6 +30,7 @@ from typing import Any
 
 import construct as c
 
+from .compiled import GiveUp, compile_decoder, compile_encoder
 from .errors import DecodeError, LocalProtocolError
 from .primitives import (
     ZERO_UUID,
@@ -51,6 +52,9 @@ from .primitives import (
 __all__ = ["Api", "Field", "Message", "MessageCodec", "Struct", "VersionRange"]
 
 _MISSING: Any = object()
+
+#: a message codec compiles its fast encoder (decoder) at its this-many-th encode (decode)
+COMPILE_AT_USE = 2
 
 
 @dataclass(frozen=True)
@@ -322,9 +326,41 @@ class MessageCodec:
         self.version = version
         self.flexible = flexible
         self._struct = _compile_struct(fields, version, flexible, f"{name} v{version}")
+        # The same tree compiled to plain Python (protocol/compiled.py): a fast path that leaves anything
+        # unusual, and every error, to the constructs above. Compiled at the second use of each direction
+        # (compiling costs a few milliseconds: not worth it for a codec used once, as at start-up).
+        self._fast_encode: Callable[[Any], bytes] | None = None
+        self._fast_decode: Callable[[bytes, int], tuple[c.Container, int]] | None = None
+        self._encodes = 0
+        self._decodes = 0
+
+    def _compile_encoder(self) -> Callable[[Any], bytes] | None:
+        self._encodes += 1
+        if self._encodes == COMPILE_AT_USE:
+            self._fast_encode = compile_encoder(self._struct, self._struct.path, _MISSING)
+        return self._fast_encode
+
+    def _compile_decoder(self) -> Callable[[bytes, int], tuple[c.Container, int]] | None:
+        self._decodes += 1
+        if self._decodes == COMPILE_AT_USE:
+            try:
+                self._fast_decode = compile_decoder(self._struct, self._struct.path)
+            except GiveUp:  # a construct the compiler does not know: the constructs decode
+                pass
+        return self._fast_decode
 
     def decode(self, data: bytes | memoryview, *, exact: bool = False) -> c.Container:
         """Decode `data`; with `exact`, trailing bytes are an error too."""
+        fast = self._fast_decode or self._compile_decoder()
+        if fast is not None:
+            buf = data if type(data) is bytes else bytes(data)
+            try:
+                obj, end = fast(buf, 0)
+            except Exception:
+                pass  # the constructs decode it, or say what is wrong
+            else:
+                if not exact or end == len(buf):
+                    return obj
         stream = io.BytesIO(data)
         obj = self.read(stream)
         if exact and stream.tell() != len(data):
@@ -332,6 +368,16 @@ class MessageCodec:
         return obj
 
     def read(self, stream: io.BytesIO) -> c.Container:
+        fast = self._fast_decode or self._compile_decoder()
+        if fast is not None and type(stream) is io.BytesIO:
+            start = stream.tell()
+            try:
+                obj, end = fast(stream.getvalue(), start)  # the bytes it was made of: no copy
+            except Exception:
+                pass  # the constructs decode it, or say what is wrong
+            else:
+                stream.seek(end)
+                return obj
         try:
             return self._struct._parse(stream, None, self._struct.path)
         except DecodeError:
@@ -340,6 +386,12 @@ class MessageCodec:
             raise DecodeError(str(exc).split("\n")[-1].strip(), getattr(exc, "path", "") or "") from None
 
     def encode(self, obj: Mapping[str, Any]) -> bytes:
+        fast = self._fast_encode or self._compile_encoder()
+        if fast is not None:
+            try:
+                return fast(obj)
+            except Exception:
+                pass  # the constructs encode it, or say what is wrong
         stream = io.BytesIO()
         self.write(obj, stream)
         return stream.getvalue()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from .broker_settings import BROKER_SETTINGS, DYNAMIC_BROKER_SETTINGS, SECURITY_SETTINGS, broker_synonyms
@@ -213,16 +214,27 @@ def topic_config_value(
         raw = broker.raw(synonym.name, broker_id)
         if raw is None:
             continue
-        try:
-            value = parse_typed(synonym.name, raw, setting.type)
-        except ConfigError:
-            continue
-        if synonym.scale != 1:
-            value *= synonym.scale
-        if name == "retention.ms" and value < 0:
-            value = -1  # KafkaConfig.logRetentionTimeMillis
-        return to_config_string(value) or ""
+        value = _synonym_value(name, synonym.name, raw, setting.type, synonym.scale)
+        if value is not None:
+            return value
     return setting.default_string or ""
+
+
+@lru_cache(maxsize=1024)
+def _synonym_value(name: str, synonym: str, raw: str, type_: ConfigType, scale: int) -> str | None:
+    """Topic config `name` as broker setting `synonym` = `raw` gives it (None: not a valid value).
+
+    A pure function of its arguments, cached: read on every produce and every follower append.
+    """
+    try:
+        value = parse_typed(synonym, raw, type_)
+    except ConfigError:
+        return None
+    if scale != 1:
+        value *= scale
+    if name == "retention.ms" and value < 0:
+        value = -1  # KafkaConfig.logRetentionTimeMillis
+    return to_config_string(value) or ""
 
 
 _INT_TYPES = (ConfigType.INT, ConfigType.LONG, ConfigType.SHORT)

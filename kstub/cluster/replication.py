@@ -169,6 +169,27 @@ def replicate(cluster: ClusterState, follower_id: int, p: Partition) -> bool:
     return False
 
 
+def replicate_now(cluster: ClusterState, p: Partition) -> None:
+    """Run, at once, the fetch round that `p`'s in-sync followers' fetchers were just woken for.
+
+    For an acks=all produce: the followers copy what the leader appended in
+    the same scheduling round as the append, rather than one round later
+    (the wait for their tasks is most of an acks=all answer's extra time).
+    Only followers whose fetcher would copy right now: running, neither
+    paused, isolated nor slowed; the others copy in their own time, as ever.
+    What is copied, and what the leader learns, are those of a fetcher round.
+    """
+    if p.leader < 0:
+        return
+    for r in p.isr:
+        if r == p.leader:
+            continue
+        broker = cluster.brokers[r]
+        rep = broker.replication
+        if broker.running and not (rep.paused or rep.isolated or rep.delay_ms > 0) and p in rep.pending:
+            replicate(cluster, r, p)
+
+
 async def run_replica_fetcher(cluster: ClusterState, broker: Broker) -> None:
     """The broker's replica fetcher: copy from leaders whenever woken, until cancelled."""
     rep = broker.replication

@@ -21,6 +21,8 @@ no id fails with UNKNOWN_SERVER_ERROR.
 
 from __future__ import annotations
 
+from weakref import WeakKeyDictionary
+
 from construct import Container
 
 from kstub.cluster.model import ClusterError, Partition, Topic, topic_name_error
@@ -56,13 +58,48 @@ def partition_body(p: Partition) -> Body:
     }
 
 
+#: Each topic's partitions' last bodies, with what each was made from: a Metadata request for many
+#: partitions rebuilds only the bodies of partitions whose leader, epoch, ISR or replicas (or whose
+#: brokers' liveness) changed. Read-only once made: responses share them. (Keyed by topic: one weak
+#: reference per topic looked up, not one per partition.)
+_BODIES: WeakKeyDictionary[Topic, list[tuple[int, int, list[int], list[int], tuple[bool, ...], Body]]] = (
+    WeakKeyDictionary()
+)
+
+
+def _partition_bodies(topic: Topic) -> list[Body]:
+    alive = tuple(b.alive for b in topic.cluster.brokers.values())
+    cache = _BODIES.get(topic)
+    if cache is None:
+        cache = _BODIES[topic] = []
+    bodies = []
+    for i, p in enumerate(topic.partitions):
+        known = cache[i] if i < len(cache) else None
+        if (
+            known is None
+            or known[0] != p.leader
+            or known[1] != p.leader_epoch
+            or known[2] != p.isr
+            or known[3] != p.replicas
+            or known[4] != alive
+            or known[5]["partition_index"] != p.index
+        ):
+            known = (p.leader, p.leader_epoch, list(p.isr), list(p.replicas), alive, partition_body(p))
+            if i < len(cache):
+                cache[i] = known
+            else:
+                cache.append(known)
+        bodies.append(known[5])
+    return bodies
+
+
 def topic_body(topic: Topic, error: ErrorCode = ErrorCode.NONE) -> Body:
     return {
         "error_code": error,
         "name": topic.name,
         "topic_id": topic.topic_id,
         "is_internal": False,
-        "partitions": [] if error else [partition_body(p) for p in topic.partitions],
+        "partitions": [] if error else _partition_bodies(topic),
     }
 
 

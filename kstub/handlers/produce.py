@@ -38,6 +38,7 @@ from construct import Container
 from kstub.cluster.model import ClusterError, Partition
 from kstub.cluster.partition import await_commits
 from kstub.cluster.quotas import PRODUCER_BYTE_RATE, quota_user
+from kstub.cluster.replication import replicate_now
 from kstub.protocol import ApiKey, ErrorCode
 from kstub.protocol.records import BatchError, inflates_on_read, iter_records, read_produce_data
 
@@ -271,6 +272,8 @@ def _has_transactional_records(data: Container) -> bool:
 async def _await_commit(ctx: Context, pending: list[_Pending], timeout_ms: int) -> None:
     """Wait until each pending append is committed (or fails); bodies get their final error."""
     deadline = trio.current_time() + max(timeout_ms, 0) / 1000
+    for entry in pending:
+        replicate_now(ctx.cluster, entry.partition)  # the followers' next fetch round, now
     appends = [(entry.partition, entry.end_offset, entry.leader_epoch) for entry in pending]
     for entry, status in zip(pending, await await_commits(appends, ctx.node_id, deadline), strict=True):
         if status != ErrorCode.NONE:

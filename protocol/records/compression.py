@@ -8,8 +8,6 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
-import xxhash
-
 from ..errors import ErrorCode
 from .layout import _I32, BatchError, Buffer, _corrupt
 
@@ -318,6 +316,8 @@ def _lz4_fix_header_checksum(data: bytes) -> bytes:
     hc_pos = 6 + (8 if flg & 0x08 else 0) + (4 if flg & 0x01 else 0)
     if len(data) <= hc_pos:
         return data
+    import xxhash  # only for lz4 frames (imported on first use, as the codecs are)
+
     hc = (xxhash.xxh32_intdigest(data[4:hc_pos]) >> 8) & 0xFF
     if data[hc_pos] == hc:
         return data

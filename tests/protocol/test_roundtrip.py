@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import construct
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -187,11 +188,35 @@ CASES = [
 FLEXIBLE_CASES = [p for p in CASES if p.values[0].is_flexible(p.values[2])]
 
 
+def constructs_encode(codec: MessageCodec, value: Mapping[str, Any]) -> bytes:
+    """What the constructs alone encode (the compiled fast path left out)."""
+    stream = io.BytesIO()
+    codec.write(value, stream)
+    return stream.getvalue()
+
+
+def constructs_decode(codec: MessageCodec, raw: bytes) -> tuple[Any, int]:
+    """What the constructs alone decode, and where they stop (DecodeError if they refuse)."""
+    stream = io.BytesIO(raw)
+    try:
+        obj = codec._struct._parse(stream, None, codec._struct.path)
+    except construct.ConstructError as exc:
+        raise DecodeError(str(exc), "") from None
+    return obj, stream.tell()
+
+
 def check_roundtrip(fields: Sequence[Field], codec: MessageCodec, v: int, value: dict[str, Any]) -> bytes:
     flexible = codec.flexible
+    while codec._fast_encode is None:
+        codec._compile_encoder()
+    while codec._fast_decode is None:
+        codec._compile_decoder()
     raw = codec.encode(value)
+    assert raw == constructs_encode(codec, value)  # the compiled encoder writes what the constructs write
     decoded = codec.decode(raw, exact=True)
     assert plain(decoded) == expected(fields, v, flexible, value)
+    assert plain(decoded) == plain(constructs_decode(codec, raw)[0])
+    assert list(decoded) == list(constructs_decode(codec, raw)[0])  # the same keys in the same order
     assert codec.encode(decoded) == raw
     return raw
 
@@ -333,6 +358,21 @@ DECODERS = [
 
 
 def _only_decode_errors(codec: MessageCodec, raw: bytes) -> None:
+    # the compiled decoder accepts exactly what the constructs accept, and reads the same
+    while codec._fast_decode is None:
+        codec._compile_decoder()
+    try:
+        reference: tuple[Any, int] | None = constructs_decode(codec, raw)
+    except DecodeError:
+        reference = None
+    try:
+        fast: tuple[Any, int] | None = codec._fast_decode(raw, 0)
+    except Exception:
+        fast = None
+    if reference is None or fast is None:
+        assert reference is None and fast is None, (reference, fast)
+    else:
+        assert plain(fast[0]) == plain(reference[0]) and fast[1] == reference[1]
     for exact in (False, True):
         try:
             decoded = codec.decode(raw, exact=exact)
