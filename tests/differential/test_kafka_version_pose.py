@@ -60,7 +60,7 @@ def test_removed_versions_close_the_connection_as_on_kafka(pair: Pair) -> None:
 def test_derived_table_is_what_the_real_kafka_advertises(pair: Pair) -> None:
     """The derivation's rule (listeners, unstable versions, telemetry, Produce from v0) checked on the pinned
     release: the table read from 4.4's jars is the real 4.4 broker's ApiVersions answer, every API included."""
-    from kstub.kafka_versions_data import RELEASES
+    from kstub.kafka_versions import RELEASES
 
     _, kafka = pair.send(18, SOFTWARE)
     real = {k.api_key: (k.min_version, k.max_version) for k in kafka.api_keys}
