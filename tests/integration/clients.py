@@ -217,8 +217,8 @@ CLIENTS = [KafkaPythonClient, ConfluentClient]
 
 
 def java_client(bootstrap: str) -> Any:
-    """The Java client's driver (kstub.compat.clients.java.Java, 30 s per call); skips the test without java, mvn
-    or a built driver (a failure under CI)."""
+    """The Java client's driver (kstub.compat.clients.java.Java, 30 s per call); skips the test without java or
+    mvn (a failure under CI), or with the reason `Java.unavailable` gives."""
     import pytest
 
     from support.external import require_programs
