@@ -28,7 +28,6 @@ import os
 import queue
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -37,75 +36,15 @@ from typing import Any
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-
-from kstub.kafka_client import Connection
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from serving import free_port, probe, produce, start_with_admin
 
 
-def start(admin_port: int) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "kstub", "serve", "--brokers", "3", "--port", "0", "--admin-port", str(admin_port)]
-    cmd += ["-c", "default.replication.factor=3", "--log-level", "WARNING"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.monotonic() + 60
-    url = f"http://127.0.0.1:{admin_port}"
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/v1/cluster", timeout=2) as resp:
-                brokers = json.load(resp)["brokers"]
-            return proc, ",".join(f"{b['host']}:{b['port']}" for b in brokers)
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("kstub did not start")
-
-
-class Page(threading.Thread):
-    """A console page: GET /v1/events, every picture read and parsed, until stopped."""
+class EventStream(threading.Thread):
+    """A console page: GET /v1/events, each picture read and parsed (`picture`) until the stream ends."""
 
     def __init__(self, port: int) -> None:
         super().__init__(daemon=True)
         self.port = port
-        self.pictures = 0
-        self.bytes = 0
-        self.stopping = False
-        self.sock = socket.create_connection(("127.0.0.1", port))
-
-    def run(self) -> None:
-        self.sock.sendall(f"GET /v1/events HTTP/1.0\r\nHost: 127.0.0.1:{self.port}\r\n\r\n".encode())
-        buffer = b""
-        try:
-            while not self.stopping:
-                data = self.sock.recv(1 << 16)
-                if not data:
-                    return
-                buffer += data
-                while b"\n\n" in buffer:
-                    block, buffer = buffer.split(b"\n\n", 1)
-                    for line in block.split(b"\n"):
-                        if line.startswith(b"data: "):
-                            json.loads(line[6:])
-                            self.pictures += 1
-                            self.bytes += len(line)
-        except OSError:
-            return
-
-    def stop(self) -> None:
-        self.stopping = True
-        self.sock.close()
-
-
-class Watcher(threading.Thread):
-    """A console page that notes when each picture arrived, for the push latency."""
-
-    def __init__(self, port: int) -> None:
-        super().__init__(daemon=True)
-        self.port = port
-        self.pictures: queue.Queue[tuple[float, dict]] = queue.Queue()
         self.sock = socket.create_connection(("127.0.0.1", port))
 
     def run(self) -> None:
@@ -121,9 +60,39 @@ class Watcher(threading.Thread):
                     block, buffer = buffer.split(b"\n\n", 1)
                     for line in block.split(b"\n"):
                         if line.startswith(b"data: "):
-                            self.pictures.put((time.perf_counter(), json.loads(line[6:])))
+                            self.picture(line, json.loads(line[6:]))
         except OSError:
             return
+
+    def picture(self, line: bytes, picture: dict) -> None:
+        raise NotImplementedError
+
+
+class Page(EventStream):
+    """A console page that counts the pictures and their bytes, until stopped."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(port)
+        self.pictures = 0
+        self.bytes = 0
+
+    def picture(self, line: bytes, picture: dict) -> None:
+        self.pictures += 1
+        self.bytes += len(line)
+
+    def stop(self) -> None:
+        self.sock.close()
+
+
+class Watcher(EventStream):
+    """A console page that notes when each picture arrived, for the push latency."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(port)
+        self.pictures: queue.Queue[tuple[float, dict]] = queue.Queue()
+
+    def picture(self, line: bytes, picture: dict) -> None:
+        self.pictures.put((time.perf_counter(), picture))
 
     def shown(self, since: float, condition) -> float:  # type: ignore[no-untyped-def]
         """Seconds from `since` to the first picture received after it that meets `condition`."""
@@ -175,32 +144,6 @@ def push_latency(port: int, bootstrap: str, topic: str, times: int) -> str:
         f"push latency over {times} rounds: broker stop/start shown {ms(actions)} after the request; "
         f"a produce shown {ms(produced)} after its acknowledgement"
     )
-
-
-def produce(bootstrap: str, topics: list[str], partitions: int, n: int) -> float:
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
-    value = b"v" * 100
-    t = time.perf_counter()
-    for i in range(n):
-        while True:
-            try:
-                producer.produce(topics[i % len(topics)], value, partition=(i // len(topics)) % partitions)
-                break
-            except BufferError:
-                producer.poll(0.01)
-    producer.flush(120)
-    return n / (time.perf_counter() - t)
-
-
-def probe(bootstrap: str, seconds: float) -> list[float]:
-    times = []
-    with Connection(bootstrap.split(",")[0]) as c:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            t = time.perf_counter()
-            c.request(18, 0, {})
-            times.append(time.perf_counter() - t)
-    return times
 
 
 def cpu_seconds(pid: int) -> float:
@@ -270,7 +213,7 @@ def main() -> int:
         print("CPU per picture, " + picture_cost(topics, partitions))
 
     port = free_port()
-    proc, bootstrap = start(port)
+    proc, bootstrap = start_with_admin(port)
     try:
         admin = AdminClient({"bootstrap.servers": bootstrap})
         names = [f"bench-{i}" for i in range(args.topics)]

@@ -34,7 +34,7 @@ import time
 import uuid
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from serving import free_port, wait_ready
+from serving import free_port, send, wait_ready
 
 MB = 1024 * 1024
 
@@ -71,12 +71,7 @@ def produce(bootstrap: str, topic: str, count: int, size: int) -> float:
     start = time.perf_counter()
     for i in range(count):
         offset = (i * 61) % 4096
-        while True:
-            try:
-                producer.produce(topic, value=pool[offset : offset + size], key=str(i).encode(), on_delivery=delivered)
-                break
-            except BufferError:
-                producer.poll(0.01)
+        send(producer, topic, pool[offset : offset + size], key=str(i).encode(), on_delivery=delivered)
     if producer.flush(600) != 0 or failed:
         raise SystemExit(f"not every message was delivered: {failed[:3]}")
     return time.perf_counter() - start

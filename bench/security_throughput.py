@@ -24,7 +24,7 @@ import time
 import uuid
 
 from confluent_kafka import Consumer, Producer
-from serving import free_port, serve_command
+from serving import free_port, send, serve_command
 
 
 def produce(config: dict[str, str], topic: str, messages: int, size: int) -> float:
@@ -39,12 +39,7 @@ def produce(config: dict[str, str], topic: str, messages: int, size: int) -> flo
 
     start = time.perf_counter()
     for _ in range(messages):
-        while True:
-            try:
-                producer.produce(topic, payload, on_delivery=done)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        send(producer, topic, payload, on_delivery=done)
     producer.flush(120)
     elapsed = time.perf_counter() - start
     assert delivered == messages, f"{delivered} of {messages} delivered"

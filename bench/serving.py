@@ -109,11 +109,16 @@ def produce(bootstrap: str, topics: list[str], partitions: int, n: int) -> float
     value = b"v" * 100
     t = time.perf_counter()
     for i in range(n):
-        while True:
-            try:
-                producer.produce(topics[i % len(topics)], value, partition=(i // len(topics)) % partitions)
-                break
-            except BufferError:
-                producer.poll(0.01)
+        send(producer, topics[i % len(topics)], value, partition=(i // len(topics)) % partitions)
     producer.flush(120)
     return n / (time.perf_counter() - t)
+
+
+def send(producer: Producer, topic: str, value: bytes, **kwargs: Any) -> None:
+    """``producer.produce``, serving delivery reports while its queue is full (BufferError) until it fits."""
+    while True:
+        try:
+            producer.produce(topic, value, **kwargs)
+            return
+        except BufferError:
+            producer.poll(0.01)

@@ -20,7 +20,7 @@ import time
 import uuid
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from serving import free_port, wait_ready
+from serving import free_port, send, wait_ready
 
 
 def produce(bootstrap: str, topic: str, n: int, size: int, acks: str, **config: object) -> float:
@@ -38,12 +38,7 @@ def produce(bootstrap: str, topic: str, n: int, size: int, acks: str, **config: 
     payload = os.urandom(size)
     start = time.perf_counter()
     for i in range(n):
-        while True:
-            try:
-                producer.produce(topic, value=payload, key=str(i % 1000).encode())
-                break
-            except BufferError:
-                producer.poll(0.01)
+        send(producer, topic, payload, key=str(i % 1000).encode())
     if producer.flush(300) != 0:
         raise SystemExit("not every message was delivered")
     return time.perf_counter() - start

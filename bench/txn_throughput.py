@@ -24,7 +24,7 @@ import uuid
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from serving import free_base_port, serve_command, wait_ready
+from serving import free_base_port, send, serve_command, wait_ready
 
 
 def run(bootstrap: str, records: int, size: int, rf: int) -> list[tuple[str, float, float]]:
@@ -45,12 +45,7 @@ def run(bootstrap: str, records: int, size: int, rf: int) -> list[tuple[str, flo
     assert plain.flush(60) == 0
     start = time.perf_counter()
     for i in range(records):
-        while True:
-            try:
-                plain.produce(topic, payload, partition=i % 3, on_delivery=report)
-                break
-            except BufferError:
-                plain.poll(0.01)
+        send(plain, topic, payload, partition=i % 3, on_delivery=report)
     assert plain.flush(120) == 0 and not failed, failed
     took = time.perf_counter() - start
     results.append(("idempotent, no transaction", records / took, 0.0))
@@ -65,12 +60,7 @@ def run(bootstrap: str, records: int, size: int, rf: int) -> list[tuple[str, flo
         for _ in range(n // per_txn):
             p.begin_transaction()
             for i in range(per_txn):
-                while True:
-                    try:
-                        p.produce(topic, payload, partition=i % 3, on_delivery=report)
-                        break
-                    except BufferError:
-                        p.poll(0.01)
+                send(p, topic, payload, partition=i % 3, on_delivery=report)
             p.commit_transaction(120)
         took = time.perf_counter() - start
         assert not failed, failed

@@ -1,7 +1,7 @@
 """Posing as an older Apache Kafka: `kstub serve --kafka-version 2.8` (setting ``kstub.kafka.version``).
 
 The tables are facts derived from each release's own jars
-(kstub/kafka_versions_data.py, by compat/derive_kafka_versions.py). Posing
+(kstub/kafka_versions.json, by compat/derive_kafka_versions.py). Posing
 as release X, kstub:
 
 - advertises in ApiVersions exactly the APIs and version ranges X's broker
@@ -27,11 +27,32 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from dataclasses import dataclass
+from importlib import resources
+from typing import Any
 
 from kstub.protocol import APIS, Api
 
-from .kafka_versions_data import RELEASES
+
+def load_releases() -> dict[str, dict[str, Any]]:
+    """The derived table (kstub/kafka_versions.json), per release: ``artifact``, ``kraft``, ``advertised`` and
+    ``accepted`` (API key → (min, max)) and ``features`` ((name, min, max, finalized level), oldest release first."""
+    raw = json.loads(resources.files("kstub").joinpath("kafka_versions.json").read_text())
+    return {
+        release: {
+            "artifact": entry["artifact"],
+            "kraft": entry["kraft"],
+            "advertised": {int(k): (low, high) for k, (low, high) in entry["advertised"].items()},
+            "accepted": {int(k): (low, high) for k, (low, high) in entry["accepted"].items()},
+            "features": [tuple(f) for f in entry["features"]],
+        }
+        for release, entry in raw.items()
+    }
+
+
+#: what each release's broker advertised and accepted, and its feature levels
+RELEASES = load_releases()
 
 
 @dataclass(frozen=True)
@@ -119,9 +140,9 @@ def resolve(version: str) -> KafkaVersion | None:
 
     name = release_name(version)
     entry = RELEASES[name]
-    advertised = _clip(served_apis(), {int(k): tuple(v) for k, v in entry["advertised"].items()})
+    advertised = _clip(served_apis(), entry["advertised"])
     implemented = {key: APIS[key] for key in REGISTRY}
-    accepted_ranges = _clip(implemented, {int(k): tuple(v) for k, v in entry["accepted"].items()})
+    accepted_ranges = _clip(implemented, entry["accepted"])
     accepted = {
         key: dataclasses.replace(APIS[key], min_version=low, max_version=high)
         for key, (low, high) in accepted_ranges.items()

@@ -231,34 +231,15 @@ def filter_chunk(ctx: _Context, chunk: Chunk, retain_legacy_deletes: bool) -> Ch
         new_horizon = ctx.now_ms + ctx.delete_retention_ms if set_horizon else horizon
         data, max_ts = build_batch(
             kept,
-            base_offset=batch.base_offset,
-            last_offset=batch.last_offset,
-            leader_epoch=batch.partition_leader_epoch,
             codec=batch.compression,
             log_append_time=batch.max_timestamp if batch.timestamp_type else None,
-            producer_id=pid,
-            producer_epoch=batch.producer_epoch,
-            base_sequence=batch.base_sequence,
-            transactional=batch.is_transactional,
-            control=is_control,
             delete_horizon=new_horizon,
+            **_same_header(batch, pid, is_control),
         )
         return Chunk(chunk.base_offset, chunk.last_offset, max_ts, chunk.leader_epoch, data)
     if retention == "retain_empty":
-        data, _ = build_batch(
-            [],
-            base_offset=batch.base_offset,
-            last_offset=batch.last_offset,
-            leader_epoch=batch.partition_leader_epoch,
-            codec=0,
-            log_append_time=None,
-            producer_id=pid,
-            producer_epoch=batch.producer_epoch,
-            base_sequence=batch.base_sequence,
-            transactional=batch.is_transactional,
-            control=is_control,
-            delete_horizon=None,
-        )
+        header = _same_header(batch, pid, is_control)
+        data, _ = build_batch([], codec=0, log_append_time=None, delete_horizon=None, **header)
         # Kafka's empty header: no base timestamp, the batch's max timestamp, its timestamp type
         head = bytearray(data)
         struct.pack_into(">qq", head, 27, -1, batch.max_timestamp)
@@ -269,6 +250,20 @@ def filter_chunk(ctx: _Context, chunk: Chunk, retain_legacy_deletes: bool) -> Ch
         struct.pack_into(">I", head, CRC_AT, crc32c(bytes(head[ATTRIBUTES_AT:])))
         return Chunk(chunk.base_offset, chunk.last_offset, batch.max_timestamp, chunk.leader_epoch, bytes(head))
     return None
+
+
+def _same_header(batch: RecordBatch, pid: int, is_control: bool) -> dict[str, Any]:
+    """What a rewritten batch keeps of the original's header: its offsets, leader epoch and producer."""
+    return {
+        "base_offset": batch.base_offset,
+        "last_offset": batch.last_offset,
+        "leader_epoch": batch.partition_leader_epoch,
+        "producer_id": pid,
+        "producer_epoch": batch.producer_epoch,
+        "base_sequence": batch.base_sequence,
+        "transactional": batch.is_transactional,
+        "control": is_control,
+    }
 
 
 def _filter_legacy(ctx: _Context, chunk: Chunk, retain_deletes: bool) -> Chunk | None:

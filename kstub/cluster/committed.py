@@ -57,6 +57,17 @@ class CommittedOffsets(CoordinatorPart):
         creates a "simple" group if there is none, and is accepted only while
         the group is empty.
         """
+        return self._commit_group(group_id, generation_id, member_id, instance_id, transactional=False)
+
+    def validate_txn_commit(self, group_id: str, generation_id: int, member_id: str, instance_id: str | None) -> Group:
+        """The group a TxnOffsetCommit may go to, else GroupError (Kafka's checks with isTransactional):
+        as `validate_commit`, but neither an anonymous commit to a group with members nor one during
+        a rebalance is refused."""
+        return self._commit_group(group_id, generation_id, member_id, instance_id, transactional=True)
+
+    def _commit_group(
+        self, group_id: str, generation_id: int, member_id: str, instance_id: str | None, *, transactional: bool
+    ) -> Group:
         now = self._now()
         group = self.groups.get(group_id)
         if group is None:
@@ -73,34 +84,15 @@ class CommittedOffsets(CoordinatorPart):
                 raise GroupError(error)
             if generation_id != group.generation_id:
                 raise GroupError(ErrorCode.ILLEGAL_GENERATION)
-        elif not group.is_(GroupState.EMPTY):
+        elif not transactional and not group.is_(GroupState.EMPTY):
             raise GroupError(ErrorCode.UNKNOWN_MEMBER_ID)
+        if transactional:
+            return group
         if group.is_(GroupState.COMPLETING_REBALANCE):
             raise GroupError(ErrorCode.REBALANCE_IN_PROGRESS)
         member = group.members.get(member_id)
         if member is not None:
             member.last_heartbeat = now
-        return group
-
-    def validate_txn_commit(self, group_id: str, generation_id: int, member_id: str, instance_id: str | None) -> Group:
-        """The group a TxnOffsetCommit may go to, else GroupError (Kafka's checks with isTransactional):
-        as `validate_commit`, but neither an anonymous commit to a group with members nor one during
-        a rebalance is refused."""
-        group = self.groups.get(group_id)
-        if group is None:
-            if generation_id >= 0:
-                raise GroupError(ErrorCode.ILLEGAL_GENERATION)
-            return self._create_group(group_id, self._now())
-        if group.is_(GroupState.DEAD):
-            raise GroupError(ErrorCode.COORDINATOR_NOT_AVAILABLE)
-        if generation_id < 0 and group.is_(GroupState.EMPTY):
-            return group
-        if generation_id >= 0 or member_id or instance_id is not None:
-            error = group.validate_member(member_id, instance_id)
-            if error is not None:
-                raise GroupError(error)
-            if generation_id != group.generation_id:
-                raise GroupError(ErrorCode.ILLEGAL_GENERATION)
         return group
 
     def store_offset(

@@ -12,6 +12,9 @@ closes it too. Versions 1-3, as Kafka 4 serves them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from construct import Container
 
 from kstub.cluster.acls import (
@@ -32,17 +35,26 @@ from .base import Body, Context, handles
 
 _NO_AUTHORIZER = "No Authorizer is configured."
 
+T = TypeVar("T")
+
 
 def _filter(f: Container) -> AclFilter:
-    _refuse_unknown(f.resource_type_filter, f.pattern_type_filter, f.operation, f.permission_type)
-    return AclFilter(
-        from_code(ResourceType, f.resource_type_filter),
-        f.resource_name_filter,
-        from_code(PatternType, f.pattern_type_filter),
-        f.principal_filter,
-        f.host_filter,
-        from_code(AclOperation, f.operation),
-        from_code(Permission, f.permission_type),
+    codes = (f.resource_type_filter, f.pattern_type_filter, f.operation, f.permission_type)
+    _refuse_unknown(*codes)
+    return _of_codes(AclFilter, f.resource_name_filter, f.principal_filter, f.host_filter, *codes)
+
+
+def _of_codes(kind: Callable[..., T], name: str | None, principal: str | None, host: str | None, *codes: int) -> T:
+    """An Acl or AclFilter from the wire's codes (resource type, pattern type, operation, permission)."""
+    resource_type, pattern_type, operation, permission = codes
+    return kind(
+        from_code(ResourceType, resource_type),
+        name,
+        from_code(PatternType, pattern_type),
+        principal,
+        host,
+        from_code(AclOperation, operation),
+        from_code(Permission, permission),
     )
 
 
@@ -103,20 +115,10 @@ def _not_a_binding(acl: Acl) -> bool:
 
 @handles(ApiKey.CREATE_ACLS)
 async def create_acls(ctx: Context, req: Container) -> Body:
-    for c in req.creations:
-        _refuse_unknown(c.resource_type, c.resource_pattern_type, c.operation, c.permission_type)
-    acls = [
-        Acl(
-            from_code(ResourceType, c.resource_type),
-            c.resource_name,
-            from_code(PatternType, c.resource_pattern_type),
-            c.principal,
-            c.host,
-            from_code(AclOperation, c.operation),
-            from_code(Permission, c.permission_type),
-        )
-        for c in req.creations
-    ]
+    creations = [(c, (c.resource_type, c.resource_pattern_type, c.operation, c.permission_type)) for c in req.creations]
+    for _, codes in creations:
+        _refuse_unknown(*codes)
+    acls = [_of_codes(Acl, c.resource_name, c.principal, c.host, *codes) for c, codes in creations]
     denied = _cluster_denied(ctx, AclOperation.ALTER)
     if denied or not ctx.cluster.acls.enabled:
         error = ErrorCode.CLUSTER_AUTHORIZATION_FAILED if denied else ErrorCode.SECURITY_DISABLED

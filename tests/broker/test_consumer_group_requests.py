@@ -18,8 +18,9 @@ import trio
 
 from kstub.protocol import ErrorCode
 
+from support.groups_raw import heartbeat_join_body as join_body
 from support.memory import MemoryClient, memory_cluster
-from support.raw_requests import create_req
+from support.memory import create_topic as create
 
 HB, DESCRIBE = 68, 69
 
@@ -28,25 +29,6 @@ HB, DESCRIBE = 68, 69
 async def mc(autojump_clock):
     async with memory_cluster(1) as cluster:
         yield cluster
-
-
-async def create(c: MemoryClient, name: str, partitions: int) -> uuid.UUID:
-    req = create_req(name, partitions)
-    answer = req.pick(await c.request(req.api_key, req.version, req.body))
-    assert answer.error_code == 0
-    return answer.topic_id
-
-
-def join_body(group: str, member: str, topics: list[str] | None = None, **extra: Any) -> dict[str, Any]:
-    return {
-        "group_id": group,
-        "member_id": member,
-        "member_epoch": 0,
-        "rebalance_timeout_ms": 30000,
-        "subscribed_topic_names": topics,
-        "topic_partitions": [],
-        **extra,
-    }
 
 
 def hb_body(group: str, member: str, epoch: int, owned: dict[uuid.UUID, set[int]] | None = None, **extra: Any):

@@ -18,7 +18,7 @@ from kstub.protocol import ErrorCode
 from kstub.protocol.consumer_protocol import decode_assignment, encode_assignment, encode_subscription
 
 from support.memory import MemoryClient, memory_cluster
-from support.raw_requests import create_req
+from support.memory import create_topic as create
 
 HB, DESCRIBE = 68, 69
 JOIN, SYNC, HEARTBEAT, LEAVE, LIST, COMMIT, FETCH = 11, 14, 12, 13, 16, 8, 9
@@ -28,13 +28,6 @@ JOIN, SYNC, HEARTBEAT, LEAVE, LIST, COMMIT, FETCH = 11, 14, 12, 13, 16, 8, 9
 async def mc(autojump_clock):
     async with memory_cluster(1, config={"group.initial.rebalance.delay.ms": 0}) as cluster:
         yield cluster
-
-
-async def create(c: MemoryClient, name: str, partitions: int) -> uuid.UUID:
-    req = create_req(name, partitions)
-    answer = req.pick(await c.request(req.api_key, req.version, req.body))
-    assert answer.error_code == 0
-    return answer.topic_id
 
 
 class Classic:

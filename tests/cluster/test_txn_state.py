@@ -9,7 +9,8 @@ replica fetcher does, and --data-dir reloads go through `DiskStore.recover`.
 from __future__ import annotations
 
 import os
-from pathlib import Path
+
+from logtools import open_cluster
 
 from kstub.cluster.config import TOPIC_CONFIGS, BrokerConfig
 from kstub.cluster.disk_store import DiskStore
@@ -209,15 +210,6 @@ def test_retention_drops_the_aborted_index_with_its_segments():
     assert [t[2] for t in aborted(lg)] == [3 * i + 2 for i in range(6) if 3 * i + 2 >= start]
 
 
-def _open_disk(data_dir: Path, brokers: int) -> ClusterState:
-    c = ClusterState(BrokerConfig({}))
-    c.store = DiskStore(data_dir)
-    for i in range(brokers):
-        c.add_broker(i, "127.0.0.1", 9092 + i)
-    c.store.recover(c)
-    return c
-
-
 def _fill(c: ClusterState) -> Partition:
     c.create_topic("t", 1, 3)
     p = c.partition("t", 0)
@@ -235,12 +227,12 @@ def _state(lg: Log) -> tuple:
 
 
 def test_reload_from_the_data_dir_after_a_clean_stop(tmp_path):
-    c = _open_disk(tmp_path, 3)
+    c = open_cluster(tmp_path, 3)
     p = _fill(c)
     before = {r: _state(p.logs[r]) for r in p.replicas}
     assert before[p.leader][0] == [(10, 0, 2)] and before[p.leader][1] == {12: 6}
     c.store.close(c)
-    c2 = _open_disk(tmp_path, 3)
+    c2 = open_cluster(tmp_path, 3)
     p2 = c2.partition("t", 0)
     assert {r: _state(p2.logs[r]) for r in p2.replicas} == before
     assert p2.last_stable_offset == 6
@@ -251,7 +243,7 @@ def test_reload_from_the_data_dir_after_a_clean_stop(tmp_path):
 
 def test_reload_without_snapshot_replays_markers(tmp_path):
     """No snapshot (a crash before any roll or clean stop): the state comes from the batches, markers included."""
-    c = _open_disk(tmp_path, 3)
+    c = open_cluster(tmp_path, 3)
     p = _fill(c)
     before = {r: _state(p.logs[r]) for r in p.replicas}
     for lg in p.logs.values():
@@ -262,7 +254,7 @@ def test_reload_without_snapshot_replays_markers(tmp_path):
     if store._offsets_fd is not None:
         os.close(store._offsets_fd)
     assert not list(tmp_path.rglob("*.snapshot"))
-    c2 = _open_disk(tmp_path, 3)
+    c2 = open_cluster(tmp_path, 3)
     p2 = c2.partition("t", 0)
     assert {r: _state(p2.logs[r]) for r in p2.replicas} == before
     c2.store.close(c2)

@@ -1,4 +1,4 @@
-"""kstub/kafka_versions_data.py is what the releases' own jars say (compat/derive_kafka_versions.py --check),
+"""kstub/kafka_versions.json is what the releases' own jars say (compat/derive_kafka_versions.py --check),
 and what a real broker of an older release (3.7) advertises.
 
 Maven fetches each release's kafka-clients and kafka-server-common jars (once, into ~/.m2) and Java reads
@@ -65,8 +65,7 @@ def test_the_table_is_what_a_real_3_7_broker_advertises(tmp_path: Path) -> None:
     with exactly the table derived for 3.7, the same feature levels, and refuses ConsumerGroupHeartbeat."""
     require_programs("mvn", "java")
     from kstub.kafka_client import Connection
-    from kstub.kafka_versions import resolve
-    from kstub.kafka_versions_data import RELEASES
+    from kstub.kafka_versions import RELEASES, resolve
 
     lib = _old_kafka_lib(OLD_RELEASE)
     port, cport = _free_port(), _free_port()

@@ -23,6 +23,7 @@ from kstub.protocol import ApiKey
 
 from support.diff_requests import create, fetch_body, list_offsets_body, produce_body
 from support.differential import Pair, Side
+from support.groups_raw import heartbeat_join_body as _hb_join
 from support.raw_requests import batch
 from support.real_kafka import start_sasl_kafka
 from support.served import free_ports
@@ -742,17 +743,6 @@ def test_describe_producers(secured: Secured) -> None:
         ]
     }
     secured.as_alice(ApiKey.DESCRIBE_PRODUCERS, body)
-
-
-def _hb_join(group: str, member: str, topics: list[str] | None, **extra: Any) -> dict:
-    return {
-        "group_id": group,
-        "member_id": member,
-        "member_epoch": 0,
-        "rebalance_timeout_ms": 30000,
-        "subscribed_topic_names": topics,
-        "topic_partitions": [],
-    } | extra
 
 
 def test_consumer_group_protocol(secured: Secured) -> None:

@@ -103,7 +103,9 @@ def _removed_request(api_key: int, version: int, topic: str) -> dict:
     }[api_key]
 
 
-def test_versions_kafka_4_removed(pair: Pair) -> None:
+def removed_outcomes(pair: Pair) -> dict[str, dict[str, str]]:
+    """Per side, what each request at a version Kafka 4 removed (REMOVED) met: "connection closed",
+    "answered" or "no answer" (a closed connection is replaced for the next request)."""
     topic = create(pair)
     outcomes: dict[str, dict[str, str]] = {"kstub": {}, "kafka": {}}
     for side in pair.sides:
@@ -118,6 +120,11 @@ def test_versions_kafka_4_removed(pair: Pair) -> None:
                 side.admin._bootstrap = BrokerConnection(host, int(port), "differential", 30.0)
             else:
                 outcomes[side.name][label] = "answered" if answer is not None else "no answer"
+    return outcomes
+
+
+def test_versions_kafka_4_removed(pair: Pair) -> None:
+    outcomes = removed_outcomes(pair)
     pair.judge("removed versions", outcomes["kstub"], outcomes["kafka"], known="removed-versions")
 
 

@@ -18,24 +18,13 @@ from kstub.protocol import ErrorCode
 
 from support.differential import Pair
 from support.differential_groups import create_topic, new_group
+from support.groups_raw import heartbeat_join_body as join
 
 HB, DESCRIBE, LIST_GROUPS, DESCRIBE_GROUPS, OFFSET_COMMIT, OFFSET_FETCH = 68, 69, 16, 15, 8, 9
 
 
 def member_id() -> str:
     return uuid.uuid4().hex[:22]
-
-
-def join(group: str, member: str, topics: list[str] | None, **extra: Any) -> dict[str, Any]:
-    return {
-        "group_id": group,
-        "member_id": member,
-        "member_epoch": 0,
-        "rebalance_timeout_ms": 30000,
-        "subscribed_topic_names": topics,
-        "topic_partitions": [],
-        **extra,
-    }
 
 
 def beat(group: str, member: str, epoch: int, **extra: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from test_transactions import ADD_OFFSETS, END, _end, _start, _wait_complete
 from kstub.protocol import ErrorCode
 
 from support.differential import Pair, Side
-from support.differential_groups import create_topic, member, new_group, stable_group
+from support.differential_groups import committed_topics, create_topic, member, new_group, stable_group
 
 TXN_COMMIT, OFFSET_FETCH = 28, 9
 
@@ -40,21 +40,7 @@ def _txn_commit(
             "generation_id_or_member_epoch": generation,
             "member_id": member(side, member_alias),
             "group_instance_id": instance,
-            "topics": [
-                {
-                    "name": topic,
-                    "partitions": [
-                        {
-                            "partition_index": p,
-                            "committed_offset": o,
-                            "committed_leader_epoch": -1,
-                            "committed_metadata": "m",
-                        }
-                        for p, o in partitions.items()
-                    ],
-                }
-                for topic, partitions in offsets.items()
-            ],
+            "topics": committed_topics(offsets, "m"),
         }
 
     return body

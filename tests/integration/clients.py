@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 TIMEOUT = 30.0
 
@@ -213,3 +214,19 @@ class ConfluentClient:
 
 
 CLIENTS = [KafkaPythonClient, ConfluentClient]
+
+
+def java_client(bootstrap: str) -> Any:
+    """The Java client's driver (kstub.compat.clients.java.Java, 30 s per call); skips the test without java or
+    mvn (a failure under CI), or with the reason `Java.unavailable` gives."""
+    import pytest
+
+    from support.external import require_programs
+
+    require_programs("java", "mvn")
+    from kstub.compat.clients.java import Java
+
+    unavailable = Java.unavailable()
+    if unavailable:
+        pytest.skip(unavailable)
+    return Java(bootstrap, timeout=30.0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import confluent_kafka as ck
 import kafka
@@ -147,11 +148,11 @@ def test_prefixed_allow_and_literal_deny(cluster: Cluster) -> None:
     assert reports == {open_topic: None, secret: ck.KafkaError.TOPIC_AUTHORIZATION_FAILED}
 
 
-def test_kafka_python_consumer_needs_read(cluster: Cluster) -> None:
+def _describe_but_no_read(cluster: Cluster) -> tuple[str, str, dict[str, Any]]:
+    """A topic with records that alice may DESCRIBE but not READ, a group she may READ, and her SASL settings
+    (kafka-python's and aiokafka's names)."""
     topic = _topic_with_records(cluster)
     group = f"g-{topic}"
-    # DESCRIBE but no READ on the topic: the fetch is refused (without DESCRIBE, Metadata hides the topic
-    # and kafka-python only logs that it is not authorized)
     _allow(
         cluster,
         (ResourceType.GROUP, group, AclOperation.READ, LITERAL),
@@ -163,10 +164,15 @@ def test_kafka_python_consumer_needs_read(cluster: Cluster) -> None:
         "sasl_mechanism": SCRAM,
         "sasl_plain_username": "alice",
         "sasl_plain_password": USERS["alice"],
-        "group_id": group,
-        "auto_offset_reset": "earliest",
-        "consumer_timeout_ms": 15000,
     }
+    return topic, group, settings
+
+
+def test_kafka_python_consumer_needs_read(cluster: Cluster) -> None:
+    # DESCRIBE but no READ on the topic: the fetch is refused (without DESCRIBE, Metadata hides the topic
+    # and kafka-python only logs that it is not authorized)
+    topic, group, sasl = _describe_but_no_read(cluster)
+    settings = {**sasl, "group_id": group, "auto_offset_reset": "earliest", "consumer_timeout_ms": 15000}
     consumer = kafka.KafkaConsumer(topic, **settings)
     try:
         with pytest.raises(kafka.errors.TopicAuthorizationFailedError):
@@ -253,20 +259,7 @@ def test_aiokafka_consumer_needs_read(cluster: Cluster) -> None:
     from aiokafka import AIOKafkaConsumer
     from aiokafka.errors import TopicAuthorizationFailedError
 
-    topic = _topic_with_records(cluster)
-    group = f"g-{topic}"
-    _allow(
-        cluster,
-        (ResourceType.GROUP, group, AclOperation.READ, LITERAL),
-        (ResourceType.TOPIC, topic, AclOperation.DESCRIBE, LITERAL),
-    )
-    settings = {
-        "bootstrap_servers": _config(cluster, "alice")["bootstrap.servers"],
-        "security_protocol": "SASL_PLAINTEXT",
-        "sasl_mechanism": SCRAM,
-        "sasl_plain_username": "alice",
-        "sasl_plain_password": USERS["alice"],
-    }
+    topic, group, settings = _describe_but_no_read(cluster)
 
     async def consume() -> list[bytes]:
         consumer = AIOKafkaConsumer(topic, auto_offset_reset="earliest", group_id=group, **settings)

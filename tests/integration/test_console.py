@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
-from modern_group import BROKER_CONFIG, ModernMember, stop, wait_for
+from modern_group import BROKER_CONFIG, settled_group, wait_for
 
 from kstub import Cluster
 
@@ -172,30 +172,7 @@ def test_the_snapshot_shows_a_consumer_group_beside_a_classic_one_and_an_open_tr
 
     kc = kstub_cluster
     url = kc.admin_url
-    create_topic(kc, "flows", 4, 3)
-    producer = Producer({"bootstrap.servers": kc.bootstrap_servers, "acks": "all"})
-    for i in range(8):
-        producer.produce("flows", b"%d" % i, partition=i % 4)
-    producer.flush(30)
-    members = [ModernMember(kc.bootstrap_servers, "modern", "flows", f"modern-{i}") for i in (1, 2)]
-    for m in members:
-        m.start()
-    try:
-
-        def settled() -> bool:
-            cgroup = kc.cluster.groups.consumer.groups.get("modern")
-            keeper = kc.cluster.groups.groups.get("modern")
-            return (
-                cgroup is not None
-                and cgroup.state.value == "Stable"
-                and len(cgroup.members) == 2
-                and keeper is not None
-                and sum(o.offset for o in keeper.offsets.values()) == 8
-            )
-
-        wait_for(lambda: kc.call(settled), 60, "a stable two-member consumer group that committed all 8 records")
-        for m in members:
-            m.commit = False
+    with settled_group(kc) as producer:
         producer.produce("flows", b"late", partition=2)
         producer.flush(30)
 
@@ -233,8 +210,6 @@ def test_the_snapshot_shows_a_consumer_group_beside_a_classic_one_and_an_open_tr
         coordinator = kc.call(lambda: kc.cluster.groups.coordinator_for("modern").node_id)
         assert group["coordinator"] == coordinator
         assert [b["coordinates"] for b in snap["brokers"] if b["id"] == coordinator] == [["modern"]]
-    finally:
-        stop(members)
 
     # A transaction under way is shown with its partitions, and no longer once committed.
     txn = Producer({"bootstrap.servers": kc.bootstrap_servers, "transactional.id": "shown-txn"})

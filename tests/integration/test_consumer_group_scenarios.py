@@ -28,8 +28,7 @@ from group_members import Timeline, owners_never_overlap, wait_for
 from test_consumer_group_failover import CommittedSampler
 from test_consumer_protocol_clients import NewProtocolConfluentMember, produce
 
-from clients import ConfluentClient, unique_topic
-from support.external import require_programs
+from clients import ConfluentClient, java_client, unique_topic
 from support.raw import RawClient
 
 PARTITIONS, GROWN = 12, 16
@@ -138,15 +137,10 @@ def test_confluent_four_members_a_fifth_and_added_partitions(kstub_cluster) -> N
 
 
 def test_java_four_members_a_fifth_and_added_partitions(kstub_cluster) -> None:
-    require_programs("java", "mvn")
     from kstub.compat.clients.driven import DrivenMember
-    from kstub.compat.clients.java import Java
 
-    unavailable = Java.unavailable()
-    if unavailable:
-        pytest.skip(unavailable)
     bootstrap = kstub_cluster.bootstrap_servers
-    client = Java(bootstrap, timeout=30.0)
+    client = java_client(bootstrap)
     topic, group = unique_topic("kip848"), unique_topic("g")
     ConfluentClient(bootstrap).create_topic(topic, PARTITIONS)
     sampler = CommittedSampler(kstub_cluster, group, topic).start()
@@ -220,20 +214,15 @@ def test_confluent_static_member_restarts_and_gets_its_partitions_back(kstub_clu
 
 def test_java_member_killed_its_partitions_move_after_the_session_timeout(kstub_cluster) -> None:
     """A Java member's JVM killed (SIGKILL: no leave heartbeat): its partitions move once its session expires."""
-    require_programs("java", "mvn")
     from kstub.compat.clients.driven import DrivenMember, Driver
-    from kstub.compat.clients.java import Java
 
-    unavailable = Java.unavailable()
-    if unavailable:
-        pytest.skip(unavailable)
     bootstrap = kstub_cluster.bootstrap_servers
-    client = Java(bootstrap, timeout=30.0)
+    client = java_client(bootstrap)
     topic, group = unique_topic("kip848k"), unique_topic("g")
     ConfluentClient(bootstrap).create_topic(topic, 6)
     args = client._args({"group": group, "topic": topic, "protocol": "consumer"})
     survivor = DrivenMember(client.driver(), dict(args), client.timeout)
-    victim_jvm = Driver(Java.argv(), "java-victim")  # a JVM of its own, to kill
+    victim_jvm = Driver(client.argv(), "java-victim")  # a JVM of its own, to kill
     victim = DrivenMember(victim_jvm, dict(args), client.timeout)
     try:
         wait_for(lambda: len(survivor.assignment() or ()) == 3 and len(victim.assignment() or ()) == 3,
@@ -253,15 +242,10 @@ def test_java_member_killed_its_partitions_move_after_the_session_timeout(kstub_
 
 def test_java_regex_subscription_picks_up_a_topic_created_later(kstub_cluster) -> None:
     """The Java client's SubscriptionPattern is the broker-side regular expression (KIP-848, RE2/J syntax)."""
-    require_programs("java", "mvn")
     from kstub.compat.clients.driven import DrivenMember
-    from kstub.compat.clients.java import Java
 
-    unavailable = Java.unavailable()
-    if unavailable:
-        pytest.skip(unavailable)
     bootstrap = kstub_cluster.bootstrap_servers
-    client = Java(bootstrap, timeout=30.0)
+    client = java_client(bootstrap)
     prefix, group = unique_topic("kip848jre"), unique_topic("g")
     ConfluentClient(bootstrap).create_topic(f"{prefix}-a", 2)
     args = client._args({"group": group, "topic": "", "pattern": f"{prefix}-.*", "protocol": "consumer"})

@@ -25,8 +25,7 @@ from group_members import (
     wait_for,
 )
 
-from clients import ConfluentClient, Msg, unique_topic
-from support.external import require_programs
+from clients import ConfluentClient, Msg, java_client, unique_topic
 from support.raw import RawClient
 
 PARTITIONS = 6
@@ -105,14 +104,9 @@ def test_confluent_three_members_share_then_one_leaves(bootstrap: str) -> None:
 
 
 def test_java_three_members_share_then_one_leaves(bootstrap: str) -> None:
-    require_programs("java", "mvn")
     from kstub.compat.clients.driven import DrivenMember
-    from kstub.compat.clients.java import Java
 
-    unavailable = Java.unavailable()
-    if unavailable:
-        pytest.skip(unavailable)
-    client = Java(bootstrap, timeout=30.0)
+    client = java_client(bootstrap)
     topic, group = new_topic(bootstrap), unique_topic("g")
     sent = produce(bootstrap, topic, 0, 300)
     args = client._args({"group": group, "topic": topic, "protocol": "consumer"})
@@ -221,14 +215,9 @@ def test_kstub_groups_describes_a_consumer_group(bootstrap: str) -> None:
 
 
 def test_java_static_member_restarts_and_gets_its_partitions_back(bootstrap: str) -> None:
-    require_programs("java", "mvn")
     from kstub.compat.clients.driven import DrivenMember
-    from kstub.compat.clients.java import Java
 
-    unavailable = Java.unavailable()
-    if unavailable:
-        pytest.skip(unavailable)
-    client = Java(bootstrap, timeout=30.0)
+    client = java_client(bootstrap)
     topic, group = new_topic(bootstrap), unique_topic("g")
 
     def member(instance: str) -> DrivenMember:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
-from modern_group import BROKER_CONFIG, ModernMember, stop, wait_for
+from modern_group import BROKER_CONFIG, settled_group
 from prometheus_client.parser import text_string_to_metric_families
 
 from multibroker import create_topic, produce
@@ -311,33 +311,8 @@ def test_partition_health_metrics_follow_a_broker_leaving_and_returning(kstub_cl
 def test_consumer_groups_of_the_new_protocol_are_measured_as_classic_ones(kstub_cluster):
     """A KIP-848 group (confluent-kafka, group.protocol=consumer): its members, state, group epoch, each
     member's epoch, its committed offsets and lag, under the names a classic group's carry."""
-    from confluent_kafka import Producer
-
     kc = kstub_cluster
-    create_topic(kc, "flows", 4, 3)
-    producer = Producer({"bootstrap.servers": kc.bootstrap_servers, "acks": "all"})
-    for i in range(8):
-        producer.produce("flows", b"%d" % i, partition=i % 4)
-    producer.flush(30)
-    members = [ModernMember(kc.bootstrap_servers, "modern", "flows", f"modern-{i}") for i in (1, 2)]
-    for m in members:
-        m.start()
-    try:
-
-        def settled() -> bool:
-            cgroup = kc.cluster.groups.consumer.groups.get("modern")
-            keeper = kc.cluster.groups.groups.get("modern")
-            return (
-                cgroup is not None
-                and cgroup.state.value == "Stable"
-                and len(cgroup.members) == 2
-                and keeper is not None
-                and sum(o.offset for o in keeper.offsets.values()) == 8
-            )
-
-        wait_for(lambda: kc.call(settled), 60, "a stable two-member consumer group that committed all 8 records")
-        for m in members:
-            m.commit = False
+    with settled_group(kc) as producer:
         for _ in range(3):
             producer.produce("flows", b"late", partition=3)
         producer.flush(30)
@@ -351,8 +326,6 @@ def test_consumer_groups_of_the_new_protocol_are_measured_as_classic_ones(kstub_
                 },
             )
         )
-    finally:
-        stop(members)
     assert value(samples, "kstub_consumergroup_type", consumergroup="modern", type="consumer") == 1
     assert total(samples, "kstub_consumergroup_type", consumergroup="modern") == 1, "one group, not two"
     assert value(samples, "kafka_consumergroup_members", consumergroup="modern") == 2

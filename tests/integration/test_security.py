@@ -26,6 +26,7 @@ from kstub.protocol import ApiKey, ErrorCode
 from kstub.security import SecurityConfigError, ensure_tls_dir
 
 from support.raw import RawClient
+from support.roundtrips import aiokafka_roundtrip, confluent_roundtrip, kafka_python_roundtrip
 from support.served import free_ports
 
 USERS = {"alice": "alice-secret", "bob": "bob:with:colons"}
@@ -34,31 +35,6 @@ MECHANISMS = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 def _topic() -> str:
     return f"sec-{uuid.uuid4().hex[:8]}"
-
-
-def _confluent_roundtrip(config: dict[str, str], topic: str, count: int = 5) -> list[bytes]:
-    """Produce `count` records with confluent-kafka and read them back; returns the values read."""
-    producer = ck.Producer(config)
-    for i in range(count):
-        producer.produce(topic, f"v{i}".encode())
-    assert producer.flush(30) == 0
-    consumer = ck.Consumer({**config, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"})
-    consumer.subscribe([topic])
-    got: list[bytes] = []
-    try:
-        for _ in range(60):
-            message = consumer.poll(1.0)
-            if message is None:
-                if len(got) >= count:
-                    break
-                continue
-            assert message.error() is None, message.error()
-            got.append(message.value())
-            if len(got) >= count:
-                break
-    finally:
-        consumer.close()
-    return sorted(got)
 
 
 def _kafka_python_settings(cluster: Cluster, username: str | None, password: str | None, mechanism: str) -> dict:
@@ -72,26 +48,6 @@ def _kafka_python_settings(cluster: Cluster, username: str | None, password: str
     if "sasl.mechanism" in config:
         settings.update(sasl_mechanism=mechanism, sasl_plain_username=username, sasl_plain_password=password)
     return settings
-
-
-def _kafka_python_roundtrip(settings: dict, topic: str, count: int = 5) -> list[bytes]:
-    producer = kafka.KafkaProducer(**settings)
-    for i in range(count):
-        producer.send(topic, f"v{i}".encode())
-    producer.flush(30)
-    producer.close()
-    consumer = kafka.KafkaConsumer(
-        topic, auto_offset_reset="earliest", group_id=f"g-{topic}", consumer_timeout_ms=15000, **settings
-    )
-    got: list[bytes] = []
-    try:
-        for message in consumer:
-            got.append(message.value)
-            if len(got) >= count:
-                break
-    finally:
-        consumer.close()
-    return sorted(got)
 
 
 EXPECTED = [f"v{i}".encode() for i in range(5)]
@@ -117,13 +73,13 @@ def test_confluent_sasl_ssl_three_brokers(sasl_ssl_cluster: Cluster, mechanism: 
     config = sasl_ssl_cluster.client_config("alice", USERS["alice"], mechanism=mechanism)
     assert config["security.protocol"] == "SASL_SSL"
     assert Path(config["ssl.ca.location"]).is_file()
-    assert _confluent_roundtrip(config, _topic()) == EXPECTED
+    assert confluent_roundtrip(config, _topic(), EXPECTED) == EXPECTED
 
 
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_confluent_sasl_plaintext(sasl_plaintext_cluster: Cluster, mechanism: str) -> None:
     config = sasl_plaintext_cluster.client_config("bob", USERS["bob"], mechanism=mechanism)
-    assert _confluent_roundtrip(config, _topic()) == EXPECTED
+    assert confluent_roundtrip(config, _topic(), EXPECTED) == EXPECTED
 
 
 def _confluent_failure(config: dict[str, str]) -> ck.KafkaError:
@@ -156,7 +112,7 @@ def test_confluent_untrusted_ca(sasl_ssl_cluster: Cluster, tmp_path: Path) -> No
     config = sasl_ssl_cluster.client_config("alice", USERS["alice"], mechanism="PLAIN")
     error = _confluent_failure({**config, "ssl.ca.location": str(other.ca)})
     assert error.code() in (ck.KafkaError._SSL, ck.KafkaError._TRANSPORT, ck.KafkaError._ALL_BROKERS_DOWN)
-    assert _confluent_roundtrip(config, _topic()) == EXPECTED
+    assert confluent_roundtrip(config, _topic(), EXPECTED) == EXPECTED
 
 
 # --- kafka-python ---------------------------------------------------------------------------
@@ -165,13 +121,13 @@ def test_confluent_untrusted_ca(sasl_ssl_cluster: Cluster, tmp_path: Path) -> No
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_kafka_python_sasl_plaintext(sasl_plaintext_cluster: Cluster, mechanism: str) -> None:
     settings = _kafka_python_settings(sasl_plaintext_cluster, "alice", USERS["alice"], mechanism)
-    assert _kafka_python_roundtrip(settings, _topic()) == EXPECTED
+    assert kafka_python_roundtrip(settings, _topic(), EXPECTED) == EXPECTED
 
 
 def test_kafka_python_sasl_ssl_scram_512(sasl_ssl_cluster: Cluster) -> None:
     settings = _kafka_python_settings(sasl_ssl_cluster, "bob", USERS["bob"], "SCRAM-SHA-512")
     assert settings["security_protocol"] == "SASL_SSL"
-    assert _kafka_python_roundtrip(settings, _topic()) == EXPECTED
+    assert kafka_python_roundtrip(settings, _topic(), EXPECTED) == EXPECTED
 
 
 def test_kafka_python_wrong_password(sasl_plaintext_cluster: Cluster, caplog: pytest.LogCaptureFixture) -> None:
@@ -187,10 +143,7 @@ def test_kafka_python_wrong_password(sasl_plaintext_cluster: Cluster, caplog: py
 def test_aiokafka_sasl_ssl(
     sasl_ssl_cluster: Cluster, mechanism: str, wrong: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import asyncio
-
     caplog.set_level(logging.ERROR, logger="aiokafka")
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
     from aiokafka.errors import KafkaError as AioKafkaError
     from aiokafka.helpers import create_ssl_context
 
@@ -205,31 +158,12 @@ def test_aiokafka_sasl_ssl(
     }
     topic = _topic()
 
-    async def run() -> list[bytes]:
-        producer = AIOKafkaProducer(acks="all", **settings)
-        await producer.start()
-        try:
-            for value in EXPECTED:
-                await producer.send_and_wait(topic, value)
-        finally:
-            await producer.stop()
-        consumer = AIOKafkaConsumer(topic, auto_offset_reset="earliest", group_id=f"g-{topic}", **settings)
-        await consumer.start()
-        try:
-            got: list[bytes] = []
-            while len(got) < len(EXPECTED):
-                batches = await asyncio.wait_for(consumer.getmany(timeout_ms=1000), 30)
-                got += [r.value for records in batches.values() for r in records]
-            return sorted(got)
-        finally:
-            await consumer.stop()
-
     if wrong:
         with pytest.raises(AioKafkaError):  # "Unable to bootstrap", having logged why
-            asyncio.run(run())
+            aiokafka_roundtrip(settings, topic, EXPECTED)
         assert any(r.name.startswith("aiokafka") and "Authentication failed" in r.getMessage() for r in caplog.records)
     else:
-        assert asyncio.run(run()) == EXPECTED
+        assert aiokafka_roundtrip(settings, topic, EXPECTED) == EXPECTED
 
 
 def test_confluent_oauthbearer_unsecured_jwt() -> None:
@@ -241,7 +175,7 @@ def test_confluent_oauthbearer_unsecured_jwt() -> None:
             "enable.sasl.oauthbearer.unsecure.jwt": True,
             "sasl.oauthbearer.config": "principal=alice",
         }
-        assert _confluent_roundtrip(client, _topic()) == EXPECTED
+        assert confluent_roundtrip(client, _topic(), EXPECTED) == EXPECTED
 
 
 def test_oauthbearer_is_not_enabled_by_default(sasl_plaintext_cluster: Cluster) -> None:
@@ -275,7 +209,7 @@ def _client_cert_config(cluster: Cluster) -> dict[str, str]:
 
 def test_confluent_mutual_tls(mtls_cluster: Cluster, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="kstub.server")
-    assert _confluent_roundtrip(_client_cert_config(mtls_cluster), _topic()) == EXPECTED
+    assert confluent_roundtrip(_client_cert_config(mtls_cluster), _topic(), EXPECTED) == EXPECTED
     # ssl.principal.mapping.rules made the subject (CN=client,OU=kstub,O=...) into CLIENT@KSTUB
     assert any(r.getMessage().endswith("is User:CLIENT@KSTUB") for r in caplog.records)
 
@@ -294,7 +228,7 @@ def test_kafka_python_mutual_tls(mtls_cluster: Cluster) -> None:
         "ssl_certfile": config["ssl.certificate.location"],
         "ssl_keyfile": config["ssl.key.location"],
     }
-    assert _kafka_python_roundtrip(settings, _topic()) == EXPECTED
+    assert kafka_python_roundtrip(settings, _topic(), EXPECTED) == EXPECTED
 
 
 @pytest.mark.parametrize("case", ["sasl_ssl", "mtls", "wrong_password"])
@@ -350,7 +284,7 @@ def test_restarted_broker_listens_on_both_listeners_again() -> None:
             assert client.request(ApiKey.API_VERSIONS, 2, {}).error_code == ErrorCode.NONE
         ssl_config = cluster.client_config(listener="SSL")
         assert ssl_config["security.protocol"] == "SSL"
-        assert _confluent_roundtrip(ssl_config, _topic()) == EXPECTED
+        assert confluent_roundtrip(ssl_config, _topic(), EXPECTED) == EXPECTED
 
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-512"])
@@ -366,7 +300,7 @@ def test_kstub_groups_with_command_config(sasl_ssl_cluster: Cluster, tmp_path: P
 
     topic = _topic()
     config = sasl_ssl_cluster.client_config("alice", USERS["alice"], mechanism=mechanism)
-    assert _confluent_roundtrip(config, topic) == EXPECTED  # leaves group g-<topic> with committed offsets
+    assert confluent_roundtrip(config, topic, EXPECTED) == EXPECTED  # leaves group g-<topic> with committed offsets
     properties = tmp_path / "client.properties"
     module = "plain.PlainLoginModule" if mechanism == "PLAIN" else "scram.ScramLoginModule"
     properties.write_text(
@@ -489,7 +423,7 @@ def test_describe_configs_hides_secrets(sasl_plaintext_cluster: Cluster) -> None
 def test_pytest_marker_asks_for_sasl(kafka_cluster: Cluster) -> None:
     config = kafka_cluster.client_config("carol", "c-pw", mechanism="SCRAM-SHA-256")
     assert config["security.protocol"] == "SASL_PLAINTEXT"
-    assert _confluent_roundtrip(config, _topic()) == EXPECTED
+    assert confluent_roundtrip(config, _topic(), EXPECTED) == EXPECTED
 
 
 def test_request_before_authentication_closes(sasl_plaintext_cluster: Cluster) -> None:
@@ -565,7 +499,7 @@ def test_metadata_names_the_listener_it_came_through() -> None:
             ]
         config_carol = cluster.client_config("carol", "carol-pw", listener="secure")
         assert config_carol["security.protocol"] == "SASL_PLAINTEXT"
-        assert _confluent_roundtrip(config_carol, _topic()) == EXPECTED
+        assert confluent_roundtrip(config_carol, _topic(), EXPECTED) == EXPECTED
 
 
 @pytest.mark.parametrize(
@@ -622,7 +556,7 @@ def test_serve_tls_dir_sasl_ssl(tmp_path: Path) -> None:
             "sasl.username": "alice",
             "sasl.password": "s3cret",
         }
-        assert _confluent_roundtrip(config, _topic()) == EXPECTED
+        assert confluent_roundtrip(config, _topic(), EXPECTED) == EXPECTED
     finally:
         served.close()
 
@@ -758,7 +692,7 @@ def test_kafka_configs_manages_scram_users(tmp_path: Path) -> None:
         described = admin_client.describe_user_scram_credentials(["dave"])["dave"].result(30)
         infos = [(i.mechanism, i.iterations) for i in described.scram_credential_infos]
         assert infos == [(ScramMechanism.SCRAM_SHA_512, 8192)]
-        assert _confluent_roundtrip(dave, _topic()) == EXPECTED
+        assert confluent_roundtrip(dave, _topic(), EXPECTED) == EXPECTED
         everyone = admin_client.describe_user_scram_credentials().result(30)
         assert sorted(everyone) == ["alice", "dave"]
         assert [i.mechanism for i in everyone["alice"].scram_credential_infos] == [

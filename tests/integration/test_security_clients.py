@@ -37,6 +37,7 @@ from kstub.protocol import ApiKey
 from kstub.security import TlsFiles, ensure_tls_dir
 
 from support.external import require_programs, unavailable
+from support.roundtrips import aiokafka_roundtrip, confluent_roundtrip, kafka_python_roundtrip
 from support.served import free_ports
 
 ALICE, SECRET = "alice", "alice-secret"
@@ -175,26 +176,7 @@ class Confluent:
     name = "confluent-kafka"
 
     def roundtrip(self, bootstrap: str, way: Way, topic: str) -> list[bytes]:
-        config = _librdkafka(bootstrap, way)
-        producer = ck.Producer(config)
-        for value in EXPECTED:
-            producer.produce(topic, value)
-        assert producer.flush(30) == 0
-        consumer = ck.Consumer({**config, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"})
-        consumer.subscribe([topic])
-        got: list[bytes] = []
-        try:
-            for _ in range(60):
-                message = consumer.poll(1.0)
-                if message is None:
-                    continue
-                assert message.error() is None, message.error()
-                got.append(message.value())
-                if len(got) >= len(EXPECTED):
-                    break
-        finally:
-            consumer.close()
-        return sorted(got)
+        return confluent_roundtrip(_librdkafka(bootstrap, way), topic, EXPECTED)
 
     def failure(self, bootstrap: str, way: Way) -> tuple[object, frozenset[str]]:
         errors: list[ck.KafkaError] = []
@@ -249,24 +231,7 @@ class KafkaPython:
     name = "kafka-python"
 
     def roundtrip(self, bootstrap: str, way: Way, topic: str) -> list[bytes]:
-        settings = _kafka_python(bootstrap, way)
-        producer = kafka.KafkaProducer(**settings)
-        for value in EXPECTED:
-            producer.send(topic, value)
-        producer.flush(30)
-        producer.close()
-        consumer = kafka.KafkaConsumer(
-            topic, auto_offset_reset="earliest", group_id=f"g-{topic}", consumer_timeout_ms=15000, **settings
-        )
-        got: list[bytes] = []
-        try:
-            for message in consumer:
-                got.append(message.value)
-                if len(got) >= len(EXPECTED):
-                    break
-        finally:
-            consumer.close()
-        return sorted(got)
+        return kafka_python_roundtrip(_kafka_python(bootstrap, way), topic, EXPECTED)
 
     def failure(self, bootstrap: str, way: Way) -> tuple[object, frozenset[str]]:
         settings = _kafka_python(bootstrap, way) | {"bootstrap_timeout_ms": 8000}
@@ -293,30 +258,7 @@ class AioKafka:
     name = "aiokafka"
 
     def roundtrip(self, bootstrap: str, way: Way, topic: str) -> list[bytes]:
-        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
-        settings = _aiokafka(bootstrap, way)
-
-        async def run() -> list[bytes]:
-            producer = AIOKafkaProducer(acks="all", **settings)
-            await producer.start()
-            try:
-                for value in EXPECTED:
-                    await producer.send_and_wait(topic, value)
-            finally:
-                await producer.stop()
-            consumer = AIOKafkaConsumer(topic, auto_offset_reset="earliest", group_id=f"g-{topic}", **settings)
-            await consumer.start()
-            try:
-                got: list[bytes] = []
-                while len(got) < len(EXPECTED):
-                    batches = await asyncio.wait_for(consumer.getmany(timeout_ms=1000), 30)
-                    got += [r.value for records in batches.values() for r in records]
-                return sorted(got)
-            finally:
-                await consumer.stop()
-
-        return asyncio.run(run())
+        return aiokafka_roundtrip(_aiokafka(bootstrap, way), topic, EXPECTED)
 
     def failure(self, bootstrap: str, way: Way) -> tuple[object, frozenset[str]]:
         from aiokafka import AIOKafkaProducer

@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,10 @@ def test_twine_accepts_the_wheel_and_the_sdist(dist: Path) -> None:
     assert sorted(f.suffix for f in files) == [".gz", ".whl"]
     done = _run(sys.executable, "-m", "twine", "check", "--strict", *files)
     assert done.stdout.count("PASSED") == 2
+    (wheel,) = dist.glob("kstub-*.whl")
+    with zipfile.ZipFile(wheel) as shipped:
+        names = set(shipped.namelist())
+    assert {"kstub/console.html", "kstub/kafka_versions.json"} <= names  # package data serving reads
 
 
 def test_the_installed_kstub_serves_and_takes_legacy_compressed_produce(clean_venv: Path, tmp_path: Path) -> None:

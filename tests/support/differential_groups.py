@@ -225,6 +225,25 @@ def _known(side: Side, topic: str, partitions: int) -> bool:
     )
 
 
+def committed_topics(offsets: dict[str, dict[int, int]], metadata: str | None) -> list[dict[str, Any]]:
+    """The ``topics`` of an OffsetCommit or TxnOffsetCommit: `offsets` is {topic: {partition: offset}}."""
+    return [
+        {
+            "name": topic,
+            "partitions": [
+                {
+                    "partition_index": p,
+                    "committed_offset": o,
+                    "committed_leader_epoch": -1,
+                    "committed_metadata": metadata,
+                }
+                for p, o in partitions.items()
+            ],
+        }
+        for topic, partitions in offsets.items()
+    ]
+
+
 def commit_body(
     group: str,
     offsets: dict[str, dict[int, int]],
@@ -242,21 +261,7 @@ def commit_body(
         "member_id": member(side, member_alias),
         "group_instance_id": instance,
         "retention_time_ms": retention_ms,
-        "topics": [
-            {
-                "name": topic,
-                "partitions": [
-                    {
-                        "partition_index": p,
-                        "committed_offset": o,
-                        "committed_leader_epoch": -1,
-                        "committed_metadata": metadata,
-                    }
-                    for p, o in partitions.items()
-                ],
-            }
-            for topic, partitions in offsets.items()
-        ],
+        "topics": committed_topics(offsets, metadata),
     }
 
 

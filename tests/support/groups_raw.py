@@ -4,6 +4,7 @@ offset commits and fetches, DescribeGroups, waiting for a group's state."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from kstub.protocol import ErrorCode
 from kstub.protocol.consumer_protocol import encode_subscription
@@ -14,6 +15,19 @@ TOPIC_META = encode_subscription({"topics": ["t"]})
 
 
 # --- helpers ----------------------------------------------------------------------
+
+
+def heartbeat_join_body(group: str, member: str, topics: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    """A ConsumerGroupHeartbeat joining `group` (KIP-848: member epoch 0) subscribed to `topics`, plus `extra`."""
+    return {
+        "group_id": group,
+        "member_id": member,
+        "member_epoch": 0,
+        "rebalance_timeout_ms": 30000,
+        "subscribed_topic_names": topics,
+        "topic_partitions": [],
+        **extra,
+    }
 
 
 def create_topic(c: RawClient, name: str, partitions: int = 4) -> None:

@@ -15,6 +15,7 @@ timeouts, session expiries and replication delays pass as virtual time.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -102,3 +103,13 @@ async def memory_cluster(
             yield MemoryCluster(model, server)
         finally:
             nursery.cancel_scope.cancel()
+
+
+async def create_topic(c: MemoryClient, name: str, partitions: int) -> uuid.UUID:
+    """Creates topic `name` (replication factor 1) through `c`; its topic id."""
+    from support.raw_requests import create_req
+
+    req = create_req(name, partitions)
+    answer = req.pick(await c.request(req.api_key, req.version, req.body))
+    assert answer.error_code == 0
+    return answer.topic_id
