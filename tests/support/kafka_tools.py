@@ -62,7 +62,7 @@ def table(text: str, header_first: str = "GROUP") -> list[dict[str, str]]:
             body = []
             for row in lines[i + 1 :]:
                 values = row.split()
-                if len(values) != len(cols):
+                if len(values) != len(cols) or values[0] == header_first:  # its end, or the next table's header
                     break
                 body.append(dict(zip(cols, values, strict=True)))
             return body
