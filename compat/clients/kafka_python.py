@@ -179,13 +179,27 @@ class KafkaPython(PythonLibraryClient):
                     # kafka-python rejoins when its metadata changes (other topics come and go on a shared
                     # cluster); as the error says, poll to complete the rebalance, then commit again
                     if time.monotonic() > deadline:
-                        raise
+                        # kafka-python 3.0.12 sometimes never completes a rejoin's SyncGroup when other consumers
+                        # run in the process (see _group_consumer): leave, and commit as a fresh member
+                        consumer.close()
+                        consumer = self._rejoined(group, topic, reset)
+                        self._commit(consumer, topic, got)
+                        break
                     consumer.poll(timeout_ms=100)
             return got
         except KafkaError as exc:
             raise _error(exc) from exc
         finally:
             consumer.close()
+
+    def _rejoined(self, group: str, topic: str, reset: str) -> Any:
+        """A new member of `group`, once it has its assignment (it may then commit)."""
+        consumer = self._group_consumer(group, topic, reset)
+        deadline = time.monotonic() + self.timeout
+        while not consumer.assignment() and time.monotonic() < deadline:
+            consumer.poll(timeout_ms=100, max_records=1)
+            consumer.pause(*consumer.assignment())  # read nothing more: only the commit is wanted
+        return consumer
 
     def group_member(self, group: str, topic: str) -> Member:
         def body(member: ThreadMember) -> None:

@@ -234,7 +234,9 @@ class KafkaPython:
         return kafka_python_roundtrip(_kafka_python(bootstrap, way), topic, EXPECTED)
 
     def failure(self, bootstrap: str, way: Way) -> tuple[object, frozenset[str]]:
-        settings = _kafka_python(bootstrap, way) | {"bootstrap_timeout_ms": 8000}
+        # kafka-python retries until its bootstrap timeout and logs why each try failed: long enough for a real
+        # Kafka under load to have answered (its first TLS handshakes can take seconds in a busy JVM)
+        settings = _kafka_python(bootstrap, way) | {"bootstrap_timeout_ms": 20000}
         name, messages = _logged("kafka", lambda: kafka.KafkaProducer(**settings).close())
         return name, categories(*messages)
 
