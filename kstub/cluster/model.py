@@ -167,6 +167,7 @@ class ClusterState:
         self.cluster_id: str = self.config["cluster.id"]
         self.brokers: dict[int, Broker] = {}
         self.topics: dict[str, Topic] = {}
+        self._topics_by_id: dict[uuid.UUID, Topic] = {}  # see topic_by_id
         self.producer_ids = ProducerIds()
         self.controller_id = -1
         self.control = ControlPlane(self)
@@ -390,10 +391,13 @@ class ClusterState:
         return retention_pass(self, self.now_ms() if now_ms is None else now_ms)
 
     def topic_by_id(self, topic_id: uuid.UUID) -> Topic | None:
-        for topic in self.topics.values():
-            if topic.topic_id == topic_id:
-                return topic
-        return None
+        """The topic with this id. Fetch v13+ names every partition by id, so the index is kept: an entry is
+        good while its topic is still the one registered under its name; a miss rebuilds it from `topics`."""
+        topic = self._topics_by_id.get(topic_id)
+        if topic is None or self.topics.get(topic.name) is not topic:
+            self._topics_by_id = {t.topic_id: t for t in self.topics.values()}
+            topic = self._topics_by_id.get(topic_id)
+        return topic
 
     def partition(self, topic: str, index: int) -> Partition | None:
         t = self.topics.get(topic)

@@ -203,6 +203,11 @@ class _Round:
         self.endpoints: dict[int, Body] = {}
 
 
+def _topic_name(ctx: Context, topic_id: Any) -> str | None:
+    topic = ctx.cluster.topic_by_id(topic_id)
+    return None if topic is None else topic.name
+
+
 def _may_read(ctx: Context, topic: str, allowed: dict[str, bool]) -> bool:
     """READ on the topic (a consumer's fetch; kstub's followers replicate in process), asked once a fetch."""
     if topic not in allowed:
@@ -219,11 +224,10 @@ def _read_all(
 ) -> _Round:
     budget = max_response_bytes(ctx, req)
     read_committed = ctx.api_version >= 4 and req.isolation_level == READ_COMMITTED
-    names = {t.topic_id: name for name, t in ctx.cluster.topics.items()} if uses_ids else None
     out = _Round()
     for key, fp in partitions:
         topic_key, index = key
-        name = names.get(topic_key) if names is not None else topic_key
+        name = _topic_name(ctx, topic_key) if uses_ids else topic_key
         if name is None:
             out.erroneous.append((key, _error_partition(index, ErrorCode.UNKNOWN_TOPIC_ID)))
             continue
@@ -307,19 +311,13 @@ def _throttle(
 
 def _count_out(ctx: Context, answers: list[tuple[PartitionKey, Body]], uses_ids: bool) -> None:
     """The record bytes sent per topic, for metrics (Kafka's BytesOutPerSec)."""
-    names: dict[Any, str] | None = None
     for (topic_key, _), body in answers:
         records = body["records"]
         if not records:
             continue
-        if uses_ids:
-            if names is None:
-                names = {t.topic_id: name for name, t in ctx.cluster.topics.items()}
-            topic = names.get(topic_key)
-            if topic is None:
-                continue
-        else:
-            topic = topic_key
+        topic = _topic_name(ctx, topic_key) if uses_ids else topic_key
+        if topic is None:
+            continue
         ctx.broker.stats.fetched(topic, sum(len(r) for r in records) if isinstance(records, list) else len(records))
 
 
