@@ -14,8 +14,8 @@ broker it measures. The client is confluent-kafka (librdkafka).
 Measured per target (topics of 4 partitions):
 
 - produce 100 B and 1 KiB x acks 1/all x replication factor 1/3: messages
-  per second, and the broker's CPU meanwhile (cores: its processes' user +
-  system time over the wall time);
+  per second, and the broker's and the client's CPU meanwhile (cores: user +
+  system time over the wall time of the produce loop and its flush);
 - consume of the 100 B and 1 KiB acks=all RF 3 topics: messages per second;
 - acks=all latency, one message at a time, RF 1 and 3: p50 / p99;
 - four consumers subscribing to one topic until all four hold partitions,
@@ -116,6 +116,7 @@ class Target:
 @contextmanager
 def kstub_target(delay_ms: int | None) -> Iterator[Target]:
     command = [sys.executable, "-m", "kstub", "serve", "--brokers", "3", "--host", "127.0.0.1", "--port", "0"]
+    command += os.environ.get("KSTUB_BENCH_ARGS", "").split()  # e.g. -c kstub.memory.budget.bytes=-1
     if delay_ms is not None:
         command += ["-c", f"group.initial.rebalance.delay.ms={delay_ms}"]
     # As an installed kstub runs: from byte code (an editable checkout under PYTHONDONTWRITEBYTECODE=1
@@ -208,12 +209,17 @@ def producer(bootstrap: str, acks: str, **extra: Any) -> Any:
     )
 
 
-def job_produce(bootstrap: str, topic: str, n: int, size: int, acks: str, idle: int = 0) -> dict:
+def job_produce(
+    bootstrap: str, topic: str, n: int, size: int, acks: str, idle: int = 0, broker_pids: tuple[int, ...] = ()
+) -> dict:
+    """Messages per second, and the cores the broker and this client used while producing (the window only:
+    the job's start and its client's connection set-up are not in it)."""
     held = idle_connections(bootstrap, idle)
     p = producer(bootstrap, acks)
     p.list_topics(topic, timeout=30)
     payload = os.urandom(size)
-    start = time.perf_counter()
+    # process time: every thread of the client
+    start, cpu, broker_cpu = time.perf_counter(), time.process_time(), cpu_seconds(list(broker_pids))
     for i in range(n):
         while True:
             try:
@@ -224,9 +230,11 @@ def job_produce(bootstrap: str, topic: str, n: int, size: int, acks: str, idle: 
     if p.flush(600) != 0:
         raise SystemExit("not every message was delivered")
     seconds = time.perf_counter() - start
+    client_cores = (time.process_time() - cpu) / seconds
+    broker_cores = (cpu_seconds(list(broker_pids)) - broker_cpu) / seconds
     for s in held:
         s.close()
-    return {"rate": n / seconds, "seconds": seconds}
+    return {"rate": n / seconds, "seconds": seconds, "client_cores": client_cores, "broker_cores": broker_cores}
 
 
 def idle_connections(bootstrap: str, count: int) -> list[Any]:
@@ -438,10 +446,12 @@ def measure(target: Target, scale: float, rss_gb: float, row: Callable[[str, Any
     for size, n in counts.items():
         for acks in ("1", "all"):
             for rf in (1, 3):
-                r = run_job(target, "produce", topic=f"p{size}-acks{acks}-rf{rf}", n=n, size=size, acks=acks)
+                topic = f"p{size}-acks{acks}-rf{rf}"
+                r = run_job(target, "produce", topic=topic, n=n, size=size, acks=acks, broker_pids=target.pids)
                 label = f"produce {size} B acks={acks} RF {rf}"
                 row(f"{label} (msgs/s)", r["rate"])
-                row(f"{label}: broker cores", r["cores"])
+                row(f"{label}: broker cores", r["broker_cores"])
+                row(f"{label}: client cores", r["client_cores"])
         r = run_job(target, "consume", topic=f"p{size}-acksall-rf3", n=n)
         row(f"consume {size} B (msgs/s)", r["rate"])
     for rf in (1, 3):

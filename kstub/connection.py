@@ -113,6 +113,36 @@ async def serve_connection(
 async def _request_loop(
     stream: trio.abc.Stream, conn: ServerConnection, cluster: ClusterState, broker: Broker, peer: str, session: Session
 ) -> None:
+    # One scope for every wait for bytes, its deadline set only while waiting (not one scope per
+    # receive: this loop runs once per request)
+    receiving = _Receiving()
+    with receiving.scope:
+        await _requests(stream, conn, cluster, broker, peer, session, receiving)
+    if receiving.scope.cancel_called:
+        message = _timed_out(cluster, receiving.in_request)
+        log.info("broker %d: closing connection from %s: %s", broker.node_id, peer, message)
+
+
+class _Receiving:
+    """The wait for a connection's next bytes: a cancel scope with a deadline only while waiting."""
+
+    __slots__ = ("in_request", "scope")
+
+    def __init__(self) -> None:
+        self.scope = trio.CancelScope()
+        #: whether the deadline is the request's (kstub.request.receive.timeout.ms), not the idle one
+        self.in_request = False
+
+
+async def _requests(
+    stream: trio.abc.Stream,
+    conn: ServerConnection,
+    cluster: ClusterState,
+    broker: Broker,
+    peer: str,
+    session: Session,
+    receiving: _Receiving,
+) -> None:
     control = cluster.control
     stats = broker.stats
     #: when the first byte of the request now arriving came (None: between requests)
@@ -126,14 +156,11 @@ async def _request_loop(
             now = trio.current_time()
             if conn.buffered and begun is None:
                 begun = now
-            deadline, in_request = _receive_deadline(cluster, now, begun)
-            with trio.move_on_at(deadline) as waiting:
-                data = await stream.receive_some(RECEIVE_SIZE)
-            if waiting.cancelled_caught:
-                log.info(
-                    "broker %d: closing connection from %s: %s", broker.node_id, peer, _timed_out(cluster, in_request)
-                )
+            receiving.scope.deadline, receiving.in_request = _receive_deadline(cluster, now, begun)
+            data = await stream.receive_some(RECEIVE_SIZE)
+            if receiving.scope.cancel_called:  # the deadline passed just as the bytes came: too late all the same
                 return
+            receiving.scope.deadline = math.inf
             if begun is None:
                 begun = trio.current_time()
             if not data:

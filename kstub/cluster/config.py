@@ -27,6 +27,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from .broker_settings import BROKER_SETTINGS, DYNAMIC_BROKER_SETTINGS, SECURITY_SETTINGS, broker_synonyms
@@ -96,16 +97,49 @@ class BrokerConfig:
         self.unknown: dict[str, str] = {}
         #: names the user set explicitly (Kafka reports them as STATIC_BROKER_CONFIG), as given
         self.explicit: set[str] = set()
-        self.static_raw: dict[str, str] = {}
-        #: AlterConfigs on BROKER "": DYNAMIC_DEFAULT_BROKER_CONFIG
-        self.dynamic_default: dict[str, str] = {}
-        #: AlterConfigs on BROKER "<id>": DYNAMIC_BROKER_CONFIG of that broker
-        self.dynamic_broker: dict[int, dict[str, str]] = {}
+        #: counts every change of a setting, so that what was derived from them (a topic's effective
+        #: configs, cached by `Topic.config`) knows when to look again
+        self.generation = 0
+        self._static_raw: dict[str, str] = {}
+        self._dynamic_default: dict[str, str] = {}
+        self._dynamic_broker: dict[int, dict[str, str]] = {}
         for name, value in (overrides or {}).items():
             self.set(name, value)
         # A Kafka 4 cluster is formatted with the cluster-wide min.insync.replicas as a dynamic default
         # (eligible leader replicas, KIP-966): DescribeConfigs reports it as DYNAMIC_DEFAULT_BROKER_CONFIG.
-        self.dynamic_default["min.insync.replicas"] = self.raw("min.insync.replicas") or "1"
+        self.dynamic_default = {"min.insync.replicas": self.raw("min.insync.replicas") or "1"}
+
+    # The layers are read-only views: a change goes through an assignment (or `set`), which counts it.
+
+    @property
+    def static_raw(self) -> Mapping[str, str]:
+        """``-c`` settings as given (STATIC_BROKER_CONFIG)."""
+        return MappingProxyType(self._static_raw)
+
+    @property
+    def dynamic_default(self) -> Mapping[str, str]:
+        """AlterConfigs on BROKER "": DYNAMIC_DEFAULT_BROKER_CONFIG."""
+        return MappingProxyType(self._dynamic_default)
+
+    @dynamic_default.setter
+    def dynamic_default(self, values: Mapping[str, str]) -> None:
+        self._dynamic_default = dict(values)
+        self.generation += 1
+
+    @property
+    def dynamic_broker(self) -> Mapping[int, Mapping[str, str]]:
+        """AlterConfigs on BROKER "<id>": DYNAMIC_BROKER_CONFIG of that broker."""
+        return MappingProxyType({k: MappingProxyType(v) for k, v in self._dynamic_broker.items()})
+
+    @dynamic_broker.setter
+    def dynamic_broker(self, values: Mapping[int, Mapping[str, str]]) -> None:
+        self._dynamic_broker = {k: dict(v) for k, v in values.items()}
+        self.generation += 1
+
+    def set_dynamic_broker(self, broker_id: int, values: Mapping[str, str]) -> None:
+        """Replace one broker's dynamic settings."""
+        self._dynamic_broker[broker_id] = dict(values)
+        self.generation += 1
 
     def set(self, name: str, value: Any) -> None:
         setting = BROKER_SETTINGS.get(name)
@@ -113,19 +147,21 @@ class BrokerConfig:
             if not name.startswith(SECURITY_SETTINGS):  # read as strings by kstub/security.py
                 log.warning("setting %s=%s is not used by kstub", name, value)
             self.unknown[name] = str(value)
-            self.static_raw[name] = str(value)
+            self._static_raw[name] = str(value)
+            self.generation += 1
             return
         try:
             self._values[name] = setting.parse(value)
             self.explicit.add(name)
-            self.static_raw[name] = to_config_string(value) if isinstance(value, bool) else str(value)
+            self._static_raw[name] = to_config_string(value) if isinstance(value, bool) else str(value)
+            self.generation += 1
         except ValueError as exc:
             raise ValueError(f"invalid value for {name}: {exc}") from None
 
     def __getitem__(self, name: str) -> Any:
         """The typed value, dynamic defaults included (per-broker dynamic settings: `value`)."""
-        if name in self.dynamic_default and name in BROKER_SETTINGS:
-            return BROKER_SETTINGS[name].parse(self.dynamic_default[name])
+        if name in self._dynamic_default and name in BROKER_SETTINGS:
+            return BROKER_SETTINGS[name].parse(self._dynamic_default[name])
         return self._values[name]
 
     def items(self) -> Iterable[tuple[str, Any]]:
@@ -133,12 +169,12 @@ class BrokerConfig:
 
     def raw(self, name: str, broker_id: int | None = None) -> str | None:
         """The setting's string value as one broker sees it, or None (unset, no default)."""
-        if broker_id is not None and name in self.dynamic_broker.get(broker_id, {}):
-            return self.dynamic_broker[broker_id][name]
-        if name in self.dynamic_default:
-            return self.dynamic_default[name]
-        if name in self.static_raw:
-            return self.static_raw[name]
+        if broker_id is not None and name in self._dynamic_broker.get(broker_id, {}):
+            return self._dynamic_broker[broker_id][name]
+        if name in self._dynamic_default:
+            return self._dynamic_default[name]
+        if name in self._static_raw:
+            return self._static_raw[name]
         setting = BROKER_SETTINGS.get(name)
         return None if setting is None else to_config_string(setting.default)
 

@@ -115,13 +115,13 @@ class DiskStore(DiskRecovery, DiskGroupOffsets, StateStore):
         doc = {
             "version": 1,
             "cluster_id": cluster.cluster_id,
-            "dynamic_default": config.dynamic_default,
-            "dynamic_broker": {str(k): v for k, v in config.dynamic_broker.items()},
+            "dynamic_default": dict(config.dynamic_default),
+            "dynamic_broker": {str(k): dict(v) for k, v in config.dynamic_broker.items()},
             "topics": [
                 {
                     "name": t.name,
                     "id": str(t.topic_id),
-                    "configs": t.configs,
+                    "configs": dict(t.configs),
                     "partitions": [
                         {
                             "replicas": p.replicas,

@@ -25,7 +25,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from kstub.control import ControlPlane
 from kstub.protocol import ErrorCode
@@ -112,8 +113,18 @@ class Topic:
     cluster: ClusterState
     name: str
     topic_id: uuid.UUID
-    configs: dict[str, str]
+    #: the topic's own overrides (DYNAMIC_TOPIC_CONFIG), read-only: a change assigns a new mapping
+    configs: Mapping[str, str]
     partitions: list[Partition] = field(default_factory=list)
+    #: effective values by (name, broker id), valid while the overrides and the broker settings are unchanged
+    _resolved: dict[tuple[str, int | None], str] = field(default_factory=dict, init=False, repr=False)
+    _resolved_generation: int = field(default=-1, init=False, repr=False)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "configs":
+            value = MappingProxyType(dict(value))
+            self._resolved_generation = -1
+        super().__setattr__(name, value)
 
     @property
     def replication_factor(self) -> int:
@@ -123,9 +134,21 @@ class Topic:
         """A topic setting: explicit, else its broker synonyms (log.retention.ms...), else Kafka's default.
 
         Broker synonyms are looked up as `broker_id` sees them (its dynamic
-        settings first), or cluster-wide if None.
+        settings first), or cluster-wide if None. Read several times by every
+        produce and follower append, so resolved values are kept until a
+        setting changes (the broker settings count their changes).
         """
-        return topic_config_value(name, self.configs, self.cluster.config, broker_id)
+        generation = self.cluster.config.generation
+        if self._resolved_generation != generation:
+            self._resolved.clear()
+            self._resolved_generation = generation
+        try:
+            return self._resolved[name, broker_id]
+        except KeyError:
+            value = self._resolved[name, broker_id] = topic_config_value(
+                name, self.configs, self.cluster.config, broker_id
+            )
+            return value
 
     def settings(self, broker_id: int | None = None) -> TopicSettings:
         """The topic's settings as `broker_id` sees them (cluster-wide if None), read typed (`get_int`...)."""

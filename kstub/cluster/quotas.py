@@ -101,6 +101,8 @@ class ClientQuotas:
 
     def quota_for(self, key: str, user: str, client_id: str) -> tuple[Entity, float] | None:
         """The quota `key` that applies to (user, client id), in Kafka's order of precedence, and its entity."""
+        if not self.entities:  # no quota set: asked on every Produce and Fetch
+            return None
         candidates: list[Entity] = [
             frozenset({(USER, user), (CLIENT_ID, client_id)}),
             frozenset({(USER, user), (CLIENT_ID, None)}),

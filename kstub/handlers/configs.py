@@ -314,7 +314,7 @@ def _alter_broker(ctx: Context, name: str, change: Change, validate_only: bool) 
     if broker_id is None:
         config.dynamic_default = new
     else:
-        config.dynamic_broker[broker_id] = new
+        config.set_dynamic_broker(broker_id, new)
     ctx.cluster.store.save_metadata(ctx.cluster)
     ctx.cluster.cleaner.wake()  # log.cleaner.* settings may have changed
     log.info("broker %s dynamic configs now %s", name or "<default>", new or "{}")

@@ -202,7 +202,7 @@ async def test_write_marker_errors(mc):
         await write_marker(mc.model, TOPIC, 0, Marker(800, 5, False, 2))
     assert info.value.code == ErrorCode.TRANSACTION_COORDINATOR_FENCED
     # the ISR below min.insync.replicas: refused before appending, as an acks=all produce is
-    p.topic.configs["min.insync.replicas"] = "3"
+    p.topic.configs = {**p.topic.configs, "min.insync.replicas": "3"}
     await wait_replicated(mc)
     end = p.log_end_offset
     follower = next(r for r in p.replicas if r != p.leader)

@@ -77,7 +77,7 @@ def test_a_topic_override_comes_first_then_the_broker_chain():
 
 def test_dynamic_defaults_outrank_static_settings():
     broker = BrokerConfig({"log.segment.bytes": "2000"})
-    broker.dynamic_default["log.segment.bytes"] = "3000"
+    broker.dynamic_default = {**broker.dynamic_default, "log.segment.bytes": "3000"}
     d = describe_topic_config("segment.bytes", {}, broker)
     assert (d.value, d.source) == ("3000", ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG)
     assert [s[2] for s in synonyms(d)] == [
@@ -133,3 +133,40 @@ def test_topic_settings_refuse_a_read_of_the_wrong_type():
         settings.get_int("cleanup.policy")
     with pytest.raises(TypeError, match=r"retention\.ms is a LONG, not BOOLEAN"):
         settings.get_bool("retention.ms")
+
+
+def test_a_topics_resolved_settings_follow_every_change():
+    """Topic.config keeps resolved values; each kind of change is seen at the next read."""
+    from kstub.cluster.model import ClusterState
+
+    cluster = ClusterState(BrokerConfig())
+    for node in (1, 2, 3):
+        cluster.add_broker(node, "127.0.0.1", 9090 + node)
+    topic = cluster.create_topic("t", 1, 1)
+    assert topic.config("segment.bytes") == "1073741824"
+    cluster.config.set("log.segment.bytes", "2000")  # static
+    assert topic.config("segment.bytes") == "2000"
+    cluster.config.dynamic_default = {**cluster.config.dynamic_default, "log.segment.bytes": "3000"}
+    assert topic.config("segment.bytes") == topic.config("segment.bytes", 1) == "3000"
+    cluster.config.set_dynamic_broker(1, {"log.segment.bytes": "4000"})
+    assert (topic.config("segment.bytes"), topic.config("segment.bytes", 1)) == ("3000", "4000")
+    topic.configs = {"segment.bytes": "5000"}
+    assert topic.config("segment.bytes", 1) == "5000"
+    topic.configs = {}
+    assert topic.config("segment.bytes", 1) == "4000"
+
+
+def test_settings_change_only_by_assignment():
+    """The layers are read-only views, so a change in place (which no cache would see) is refused."""
+    from kstub.cluster.model import ClusterState
+
+    cluster = ClusterState(BrokerConfig())
+    cluster.add_broker(1, "127.0.0.1", 9091)
+    topic = cluster.create_topic("t", 1, 1, {"retention.ms": "1000"})
+    with pytest.raises(TypeError):
+        topic.configs["retention.ms"] = "2000"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        cluster.config.dynamic_default["log.segment.bytes"] = "3000"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        cluster.config.static_raw["log.segment.bytes"] = "3000"  # type: ignore[index]
+    assert topic.config("retention.ms") == "1000"

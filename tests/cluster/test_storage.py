@@ -53,7 +53,7 @@ def log_dir(data_dir: Path, topic: str, partition: int, broker: int = 0) -> Path
 def test_topics_configs_data_and_offsets_come_back_after_a_clean_stop(tmp_path):
     c = open_cluster(tmp_path)
     topic = c.create_topic("orders", 2, 1, configs={"retention.ms": "1000", "segment.bytes": "400"})
-    c.config.dynamic_default["log.retention.bytes"] = "12345"
+    c.config.dynamic_default = {**c.config.dynamic_default, "log.retention.bytes": "12345"}
     c.store.save_metadata(c)
     produce(c, "orders", 0, 10)
     produce(c, "orders", 1, 3)
