@@ -27,7 +27,7 @@ from typing import Any
 import construct as c
 from construct import Container
 
-from .primitives import KArray, KBytes, KString, _Boolean, _Fixed, _Uuid, _UVarInt, write_uvarint
+from .primitives import KArray, KBytes, KRecordView, KString, _Boolean, _Fixed, _Uuid, _UVarInt, write_uvarint
 
 __all__ = ["compile_decoder", "compile_encoder"]
 
@@ -134,6 +134,7 @@ class _Gen:
             "type": type,
             "str": str,
             "bytes": bytes,
+            "memoryview": memoryview,
             "sum": sum,
             "map": map,
             "sorted": sorted,
@@ -420,6 +421,8 @@ class _DecGen(_Gen):
             out.append("    if end > len(buf): raise GiveUp")
             if isinstance(con, KString):
                 out.append(f"    {v} = buf[pos:end].decode('utf-8'); pos = end")
+            elif isinstance(con, KRecordView):
+                out.append(f"    {v} = memoryview(buf)[pos:end]; pos = end")
             else:
                 out.append(f"    {v} = buf[pos:end]; pos = end")
             return out

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import struct
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -68,31 +69,81 @@ class Response:
 
 
 class _FrameBuffer:
-    """Length-prefixed frames with a size cap."""
+    """Length-prefixed frames with a size cap.
+
+    Received chunks are kept as they came, with an offset into the first. A
+    frame leaves them as one copy: a slice of one chunk, or one join of its
+    pieces when it spans several (a large produce request). Nothing buffered
+    is copied as more arrives or when a frame is taken out before the rest.
+    """
 
     def __init__(self, max_frame: int) -> None:
-        self._buf = bytearray()
+        self._chunks: deque[bytes] = deque()
+        self._offset = 0  # bytes of the first chunk already taken
+        self._pending = 0  # bytes buffered and not yet taken
         self._max = max_frame
 
-    def feed(self, data: bytes) -> None:
-        self._buf += data
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        if data:
+            self._chunks.append(data if isinstance(data, bytes) else bytes(data))
+            self._pending += len(data)
 
     def next_frame(self) -> bytes | None:
-        buf = self._buf
-        if len(buf) < 4:
+        if self._pending < 4:
             return None
-        (size,) = _SIZE.unpack_from(buf)
+        first, offset = self._chunks[0], self._offset
+        if len(first) - offset >= 4:
+            (size,) = _SIZE.unpack_from(first, offset)
+        else:
+            (size,) = _SIZE.unpack(self._peek(4))
         if size < 0 or size > self._max:
             raise FrameTooLarge(f"frame of {size} bytes (maximum {self._max})")
-        if len(buf) < 4 + size:
+        if self._pending < 4 + size:
             return None
-        frame = bytes(buf[4 : 4 + size])
-        del buf[: 4 + size]
-        return frame
+        self._take(4)
+        return self._take(size)
+
+    def _peek(self, n: int) -> bytes:
+        """The next `n` buffered bytes (`n` at most what is buffered), left in the buffer."""
+        out = bytearray()
+        offset = self._offset
+        for chunk in self._chunks:
+            out += chunk[offset : offset + n - len(out)]
+            offset = 0
+            if len(out) == n:
+                break
+        return bytes(out)
+
+    def _take(self, n: int) -> bytes:
+        """The next `n` buffered bytes (`n` at most what is buffered), taken out of the buffer."""
+        if not n:
+            return b""
+        chunks = self._chunks
+        first, offset = chunks[0], self._offset
+        if len(first) - offset >= n:
+            out = first[offset : offset + n]  # the chunk itself when it is exactly the frame
+            self._advance(n)
+            return out
+        pieces: list[memoryview] = []
+        need = n
+        while need:
+            first, offset = chunks[0], self._offset
+            take = min(len(first) - offset, need)
+            pieces.append(memoryview(first)[offset : offset + take])
+            need -= take
+            self._advance(take)
+        return b"".join(pieces)
+
+    def _advance(self, n: int) -> None:
+        self._offset += n
+        self._pending -= n
+        if self._offset == len(self._chunks[0]):
+            self._chunks.popleft()
+            self._offset = 0
 
     @property
     def pending(self) -> int:
-        return len(self._buf)
+        return self._pending
 
 
 class ServerConnection:

@@ -31,6 +31,7 @@ __all__ = [
     "Int64",
     "KArray",
     "KBytes",
+    "KRecordView",
     "KString",
     "UInt16",
     "UInt32",
@@ -287,6 +288,19 @@ class KBytes(_Sized):
         for part in parts:
             stream.write(part)
         return obj
+
+
+class KRecordView(KBytes):
+    """RECORDS of a request (Produce's) read as a memoryview of the message's bytes, not a copy.
+
+    The records are copied once, into the log, by the record-batch layer; a
+    view here saves a copy of every produced byte on the way. (The constructs'
+    own path, the fallback, reads a copy and wraps it, so both give a view.)
+    """
+
+    def _parse(self, stream, context, path):
+        n = self._read_size(stream, context, path)
+        return None if n is None else memoryview(stream_read(stream, n, path))
 
 
 class KArray(_Sized):

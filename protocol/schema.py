@@ -42,6 +42,7 @@ from .primitives import (
     Int64,
     KArray,
     KBytes,
+    KRecordView,
     KString,
     UInt16,
     UInt32,
@@ -179,11 +180,13 @@ _FIXED: dict[str, c.Construct] = {
 }
 
 
-def _scalar(type_: str, flexible: bool, nullable: bool) -> c.Construct:
+def _scalar(type_: str, flexible: bool, nullable: bool, views: bool = False) -> c.Construct:
     if type_ in _FIXED:
         return _FIXED[type_]
     if type_ == "string":
         return KString(flexible, nullable)
+    if type_ == "records" and views:
+        return KRecordView(flexible, nullable)
     if type_ in ("bytes", "records"):
         return KBytes(flexible, nullable)
     raise ValueError(f"unknown type {type_!r}")
@@ -286,7 +289,7 @@ class _NullableStruct(c.Construct):
         return self.struct._build(obj, stream, context, path)
 
 
-def _compile_struct(fields: Sequence[Field], version: int, flexible: bool, path: str) -> _KStruct:
+def _compile_struct(fields: Sequence[Field], version: int, flexible: bool, path: str, views: bool = False) -> _KStruct:
     present: list[tuple[str, c.Construct, Callable[[], Any], str]] = []
     absent: list[tuple[str, Callable[[], Any]]] = []
     tagged: dict[int, tuple[str, c.Construct, Callable[[], Any]]] = {}
@@ -297,7 +300,7 @@ def _compile_struct(fields: Sequence[Field], version: int, flexible: bool, path:
             absent.append((f.name, make))
             continue
         fpath = f"{path}.{f.name}"
-        con = _compile_field(f, version, flexible and not f.classic, fpath)
+        con = _compile_field(f, version, flexible and not f.classic, fpath, views)
         if is_tagged:
             tagged[f.tag] = (f.name, con, make)
         else:
@@ -305,27 +308,27 @@ def _compile_struct(fields: Sequence[Field], version: int, flexible: bool, path:
     return _KStruct(path, present, absent, tagged if flexible else None)
 
 
-def _compile_field(f: Field, version: int, flexible: bool, path: str) -> c.Construct:
+def _compile_field(f: Field, version: int, flexible: bool, path: str, views: bool = False) -> c.Construct:
     nullable = _in(f.nullable_range, version)
     if isinstance(f.type, Struct):
-        struct = _compile_struct(f.type.fields, version, flexible, path)
+        struct = _compile_struct(f.type.fields, version, flexible, path, views)
         return _NullableStruct(struct) if nullable and f.tag is None else struct
     if isinstance(f.type, str):
         if f.type.startswith("[]"):
-            return KArray(_scalar(f.type[2:], flexible, False), flexible, nullable)
-        return _scalar(f.type, flexible, nullable)
-    element = _compile_struct(f.type, version, flexible, path)
+            return KArray(_scalar(f.type[2:], flexible, False, views), flexible, nullable)
+        return _scalar(f.type, flexible, nullable, views)
+    element = _compile_struct(f.type, version, flexible, path, views)
     return KArray(element, flexible, nullable)
 
 
 class MessageCodec:
     """The encoder/decoder of one message at one version."""
 
-    def __init__(self, name: str, version: int, flexible: bool, fields: Sequence[Field]) -> None:
+    def __init__(self, name: str, version: int, flexible: bool, fields: Sequence[Field], views: bool = False) -> None:
         self.name = name
         self.version = version
         self.flexible = flexible
-        self._struct = _compile_struct(fields, version, flexible, f"{name} v{version}")
+        self._struct = _compile_struct(fields, version, flexible, f"{name} v{version}", views)
         # The same tree compiled to plain Python (protocol/compiled.py): a fast path that leaves anything
         # unusual, and every error, to the constructs above. Compiled at the second use of each direction
         # (compiling costs a few milliseconds: not worth it for a codec used once, as at start-up).
@@ -411,6 +414,8 @@ class Message:
 
     name: str
     fields: Sequence[Field]
+    #: records are read as views of the message's bytes (requests: the server stores them, copied once)
+    views: bool = False
 
     def codec(self, version: int, flexible: bool) -> MessageCodec:
         return _codec(self, version, flexible)
@@ -424,7 +429,7 @@ class Message:
 
 @cache
 def _codec(message: Message, version: int, flexible: bool) -> MessageCodec:
-    return MessageCodec(message.name, version, flexible, message.fields)
+    return MessageCodec(message.name, version, flexible, message.fields, message.views)
 
 
 @dataclass(frozen=True)
@@ -440,7 +445,7 @@ class Api:
     response: Sequence[Field]
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_request", Message(f"{self.name}Request", self.request))
+        object.__setattr__(self, "_request", Message(f"{self.name}Request", self.request, views=True))
         object.__setattr__(self, "_response", Message(f"{self.name}Response", self.response))
 
     def supports(self, version: int) -> bool:

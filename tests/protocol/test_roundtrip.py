@@ -18,6 +18,7 @@ exception is a bug.
 from __future__ import annotations
 
 import io
+import math
 import struct
 import uuid
 from collections.abc import Mapping, Sequence
@@ -164,11 +165,16 @@ def expected_value(f: Field, v: int, flexible: bool, value: Any) -> Any:
 
 
 def plain(obj: Any) -> Any:
-    """Containers to dicts (keeping ``_unknown_tags``, which Container.__eq__ ignores)."""
+    """Containers to dicts (keeping ``_unknown_tags``, which Container.__eq__ ignores); a float64 NaN
+    read from garbage as a marker (NaN is not equal to itself); records views as bytes."""
     if isinstance(obj, Mapping):
         return {k: plain(val) for k, val in obj.items()}
     if isinstance(obj, list):
         return [plain(x) for x in obj]
+    if isinstance(obj, float) and math.isnan(obj):
+        return "NaN"
+    if isinstance(obj, memoryview):
+        return bytes(obj)
     return obj
 
 
