@@ -9,11 +9,11 @@ tagged versions. This mirrors Kafka's message JSON closely enough that a test
 compares each declaration with Kafka's own schema field by field.
 
 From a declaration, `Message.codec(version, flexible)` derives the encoder and
-decoder for one version: a `construct` construct in which every version test
+decoder for one version: a construct (protocol/constructs.py) in which every version test
 has already been resolved, so decoding does not branch on the version. Codecs
 are built lazily and cached.
 
-Decoded messages are `construct.Container`s (dicts with attribute access).
+Decoded messages are `Container`s (dicts with attribute access).
 Fields a version does not carry are filled in with their defaults, so handlers
 can read any field of any version. Encoding takes any mapping; a field that is
 missing gets its default.
@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-import construct as c
-
+from . import constructs as c
 from .compiled import GiveUp, compile_decoder, compile_encoder
 from .errors import DecodeError, LocalProtocolError
 from .primitives import (
