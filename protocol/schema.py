@@ -29,7 +29,6 @@ from functools import cache
 from typing import Any
 
 from . import constructs as c
-from .compiled import GiveUp, compile_decoder, compile_encoder
 from .errors import DecodeError, LocalProtocolError
 from .primitives import (
     ZERO_UUID,
@@ -336,12 +335,16 @@ class MessageCodec:
     def _compile_encoder(self) -> Callable[[Any], bytes] | None:
         self._encodes += 1
         if self._encodes == COMPILE_AT_USE:
+            from .compiled import compile_encoder  # imported at the first codec used twice
+
             self._fast_encode = compile_encoder(self._struct, self._struct.path, _MISSING)
         return self._fast_encode
 
     def _compile_decoder(self) -> Callable[[bytes, int], tuple[c.Container, int]] | None:
         self._decodes += 1
         if self._decodes == COMPILE_AT_USE:
+            from .compiled import GiveUp, compile_decoder
+
             try:
                 self._fast_decode = compile_decoder(self._struct, self._struct.path)
             except GiveUp:  # a construct the compiler does not know: the constructs decode
