@@ -79,9 +79,9 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def one_serve(bytecode: bool = True) -> tuple[float, float]:
+def one_serve(bytecode: bool = True, brokers: int = 1) -> tuple[float, float]:
     """Seconds from spawning ``kstub serve`` to a Metadata response; its RSS then, in MB."""
-    command = [*serve_command(), "serve", "--host", "127.0.0.1", "--port", "0"]
+    command = [*serve_command(), "serve", "--host", "127.0.0.1", "--port", "0", "--brokers", str(brokers)]
     env = child_env(bytecode)
     start = time.perf_counter()
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
@@ -144,16 +144,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--brokers", type=int, default=1, help="kstub serve --brokers N (default 1)")
     args = parser.parse_args()
 
-    one_serve(), in_process(1)  # warm-up: fills the bytecode cache
+    one_serve(brokers=args.brokers), in_process(1)  # warm-up: fills the bytecode cache
     bare = [bare_interpreter() for _ in range(args.runs)]
-    no_pyc = [one_serve(bytecode=False) for _ in range(args.runs)]
-    serves = [one_serve() for _ in range(args.runs)]
+    no_pyc = [one_serve(bytecode=False, brokers=args.brokers) for _ in range(args.runs)]
+    serves = [one_serve(brokers=args.brokers) for _ in range(args.runs)]
     runs = [in_process(10) for _ in range(args.runs)]
     figures = {
         "python": sys.version.split()[0],
         "command": " ".join(serve_command()),
+        "brokers": args.brokers,
         "bare_interpreter_s": summary(bare),
         "serve_to_metadata_s": summary([s[0] for s in serves]),
         "serve_idle_rss_mb": summary([s[1] for s in serves]),
@@ -180,7 +182,10 @@ def main() -> None:
             f"  (min {f['min'] * scale:.1f}, max {f['max'] * scale:.1f}){verdict}"
         )
 
-    print(f"kstub start-up, Python {figures['python']}, {args.runs} runs each, median (min, max)")
+    print(
+        f"kstub start-up, Python {figures['python']}, kstub serve --brokers {args.brokers}, "
+        f"{args.runs} runs each, median (min, max)"
+    )
     line("bare interpreter: python -c pass", "bare_interpreter_s", "ms")
     line("(a) kstub serve: process start -> Metadata response", "serve_to_metadata_s", "ms")
     line("    the same, kstub's sources compiled at start", "serve_to_metadata_no_pyc_s", "ms")

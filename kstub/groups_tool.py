@@ -23,9 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
 
-from construct import Container
-
-from kstub.protocol import ApiKey, DecodeError, ErrorCode
+from kstub.protocol import ApiKey, Container, DecodeError, ErrorCode
 from kstub.protocol.consumer_protocol import PROTOCOL_TYPE, decode_assignment
 
 from .kafka_client import AdminClient, AdminError

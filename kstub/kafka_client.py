@@ -14,9 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from construct import Container
-
-from kstub.protocol import APIS, ApiKey, ErrorCode
+from kstub.protocol import APIS, ApiKey, Container, ErrorCode
 from kstub.protocol.connection import NEED_DATA, ClientConnection
 
 

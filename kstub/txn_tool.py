@@ -20,9 +20,7 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
-from construct import Container
-
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol import ApiKey, Container, ErrorCode
 
 from .groups_tool import connection_options, run_with_client
 from .kafka_client import AdminClient, AdminError

@@ -6,6 +6,7 @@ this package is ``kstub.protocol``; its source lives in the top-level
 """
 
 from .api_keys import ApiKey
+from .constructs import Container
 from .errors import (
     DecodeError,
     ErrorCode,
@@ -22,6 +23,7 @@ __all__ = [
     "APIS",
     "Api",
     "ApiKey",
+    "Container",
     "DecodeError",
     "ErrorCode",
     "Field",

@@ -1,8 +1,8 @@
 """A faster encoder and decoder compiled from the same declaration.
 
-`schema.py` derives, for one message version, a tree of `construct`
-constructs (every version test already resolved). This module walks that tree
-once and generates plain Python functions for it: consecutive fixed-width
+`schema.py` derives, for one message version, a tree of constructs
+(protocol/constructs.py; every version test already resolved). This module
+walks that tree once and generates plain Python functions for it: consecutive fixed-width
 fields become one `struct` call, arrays of structs a loop over a per-struct
 function, compact lengths a table lookup. Nothing is written by hand per API:
 the generated code is derived from the declaration, like the constructs.
@@ -24,9 +24,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import construct as c
-from construct import Container
-
+from . import constructs as c
+from .constructs import Container
 from .primitives import KArray, KBytes, KRecordView, KString, _Boolean, _Fixed, _Uuid, _UVarInt, write_uvarint
 
 __all__ = ["compile_decoder", "compile_encoder"]

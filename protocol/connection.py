@@ -20,9 +20,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Final
 
-from construct import Container
-
 from .api_keys import ApiKey
+from .constructs import Container
 from .errors import DecodeError, ErrorCode, FrameTooLarge, RemoteProtocolError, UnsupportedRequest
 from .headers import encode_request_header, encode_response_header, read_request_header, response_header_codec
 from .messages import ALL

@@ -18,8 +18,7 @@ import struct
 from collections.abc import Mapping
 from typing import Any
 
-from construct import Container
-
+from .constructs import Container
 from .errors import DecodeError
 from .schema import Field as F
 from .schema import Message

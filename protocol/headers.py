@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import io
 
-from construct import Container
-
+from .constructs import Container
 from .schema import Field as F
 from .schema import Message, MessageCodec
 

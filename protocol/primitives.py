@@ -1,4 +1,4 @@
-"""Kafka's primitive wire types as `construct` constructs.
+"""Kafka's primitive wire types as constructs (protocol/constructs.py).
 
 Names follow Kafka's own vocabulary (see the protocol guide): int8..int64,
 uint16/uint32, float64, boolean, uuid, (compact)(nullable) string and bytes,
@@ -6,8 +6,8 @@ uint16/uint32, float64, boolean, uuid, (compact)(nullable) string and bytes,
 
 Varints are bounded as Kafka bounds them: an unsigned varint may take at most
 5 bytes (varint/int32) or 10 bytes (varlong/int64); a longer one is a
-`DecodeError`, never a silent parse. construct's own `VarInt` accepts any
-length, which is why these are written out here.
+`DecodeError`, never a silent parse. The `construct` library's `VarInt` (kstub
+used that library once) accepts any length, which is why these are written out here.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ import struct
 import uuid
 from typing import Any
 
-import construct as c
-from construct import stream_read, stream_write
-
+from . import constructs as c
+from .constructs import stream_read, stream_write
 from .errors import DecodeError, LocalProtocolError
 
 __all__ = [
@@ -51,7 +50,7 @@ ZERO_UUID = uuid.UUID(int=0)
 
 
 class _Fixed(c.Construct):
-    """A big-endian fixed-width number (faster than construct's FormatField)."""
+    """A big-endian fixed-width number (faster than the `construct` library's FormatField)."""
 
     def __init__(self, fmt: str) -> None:
         super().__init__()

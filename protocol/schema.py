@@ -9,11 +9,11 @@ tagged versions. This mirrors Kafka's message JSON closely enough that a test
 compares each declaration with Kafka's own schema field by field.
 
 From a declaration, `Message.codec(version, flexible)` derives the encoder and
-decoder for one version: a `construct` construct in which every version test
+decoder for one version: a construct (protocol/constructs.py) in which every version test
 has already been resolved, so decoding does not branch on the version. Codecs
 are built lazily and cached.
 
-Decoded messages are `construct.Container`s (dicts with attribute access).
+Decoded messages are `Container`s (dicts with attribute access).
 Fields a version does not carry are filled in with their defaults, so handlers
 can read any field of any version. Encoding takes any mapping; a field that is
 missing gets its default.
@@ -28,9 +28,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-import construct as c
-
-from .compiled import GiveUp, compile_decoder, compile_encoder
+from . import constructs as c
 from .errors import DecodeError, LocalProtocolError
 from .primitives import (
     ZERO_UUID,
@@ -340,12 +338,16 @@ class MessageCodec:
     def _compile_encoder(self) -> Callable[[Any], bytes] | None:
         self._encodes += 1
         if self._encodes == COMPILE_AT_USE:
+            from .compiled import compile_encoder  # imported at the first codec used twice
+
             self._fast_encode = compile_encoder(self._struct, self._struct.path, _MISSING)
         return self._fast_encode
 
     def _compile_decoder(self) -> Callable[[bytes, int], tuple[c.Container, int]] | None:
         self._decodes += 1
         if self._decodes == COMPILE_AT_USE:
+            from .compiled import GiveUp, compile_decoder
+
             try:
                 self._fast_decode = compile_decoder(self._struct, self._struct.path)
             except GiveUp:  # a construct the compiler does not know: the constructs decode

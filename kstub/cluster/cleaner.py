@@ -68,8 +68,9 @@ thread, so the server's other tasks keep running. `LogCleaner.clean_now`
 (the control plane's ``clean_logs``) runs one pass at once.
 
 **Modules.** This one holds the cleaner task (`LogCleaner`) and the first dirty
-offsets; ``cleaner_plan.py`` decides whether and what to clean (1, 2) and when
-next; ``cleaner_rewrite.py`` cleans one log (3 to 5: the offset map, the
+offsets, and imports the others when it first meets a compacted partition;
+``cleaner_plan.py`` decides whether and what to clean (1, 2) and when next;
+``cleaner_rewrite.py`` cleans one log (3 to 5: the offset map, the
 filtering, the segment groups); ``cleaner_transactions.py`` reads the
 transactions off the batches (6); ``cleaner_batches.py`` reads segments a
 window at a time, decodes batches and rebuilds them.
@@ -85,12 +86,11 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .cleaner_batches import Work
-from .cleaner_plan import LogToClean, cleanable, next_deadline, segment_base_at, should_clean
-from .cleaner_rewrite import CleaningResult, clean_log
 from .log import Log
 
 if TYPE_CHECKING:
+    from .cleaner_plan import LogToClean
+    from .cleaner_rewrite import CleaningResult
     from .model import ClusterState, Partition
 
 log = logging.getLogger("kstub.cleaner")
@@ -233,6 +233,11 @@ class LogCleaner:
     async def _clean_partition(
         self, partition: Partition, now: int, force: bool, results: list[dict[str, Any]] | None
     ) -> int | None:
+        # the cleaning itself is imported with the first compacted partition (most servers never compact)
+        from .cleaner_batches import Work
+        from .cleaner_plan import cleanable, next_deadline, segment_base_at, should_clean
+        from .cleaner_rewrite import clean_log
+
         leader_log = partition.leader_log
         config = partition.config
         stable = self._stable_offset(partition)

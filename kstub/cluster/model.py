@@ -218,6 +218,8 @@ class ClusterState:
     @property
     def kafka_version(self) -> KafkaVersion | None:
         """The Apache Kafka release kstub poses as (kstub/kafka_versions.py), or None: kstub's newest surface."""
+        if not self._kafka_version_setting:  # the usual case: no need to load the releases' tables
+            return None
         from kstub.kafka_versions import resolve
 
         return resolve(self._kafka_version_setting)

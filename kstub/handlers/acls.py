@@ -15,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from construct import Container
-
 from kstub.cluster.acls import (
     Acl,
     AclError,
@@ -28,7 +26,7 @@ from kstub.cluster.acls import (
     from_code,
     validate_new,
 )
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol import ApiKey, Container, ErrorCode
 from kstub.protocol.errors import RemoteProtocolError
 
 from .base import Body, Context, handles

@@ -19,10 +19,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from construct import Container
-
 from kstub.cluster import features
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol import ApiKey, Container, ErrorCode
 
 from .base import Body, Context, handles, served_apis
 

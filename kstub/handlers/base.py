@@ -14,11 +14,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from construct import Container
-
 from kstub.cluster.acls import AclOperation, ResourceType
 from kstub.cluster.model import Broker, ClusterState
-from kstub.protocol import APIS, Api, ErrorCode
+from kstub.protocol import APIS, Api, Container, ErrorCode
 
 #: short names for handlers' checks: ``ctx.authorize(Op.READ, Res.TOPIC, name)``
 Op = AclOperation

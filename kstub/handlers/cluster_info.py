@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import shutil
 
-from construct import Container
-
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol import ApiKey, Container, ErrorCode
 
 from .base import Body, Context, Op, Res, handles
 

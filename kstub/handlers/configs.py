@@ -20,8 +20,6 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 
-from construct import Container
-
 from kstub.cluster.config import (
     BROKER_SETTINGS,
     TOPIC_CONFIGS,
@@ -36,7 +34,7 @@ from kstub.cluster.config import (
     validate_topic_configs,
 )
 from kstub.cluster.model import Topic, topic_name_error
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol import ApiKey, Container, ErrorCode
 from kstub.security import is_secret_setting
 
 from .base import Body, Context, Op, Res, handles

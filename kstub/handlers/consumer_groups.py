@@ -16,12 +16,10 @@ resolves only to the topics the member's principal may describe.
 
 from __future__ import annotations
 
-from construct import Container
-
 from kstub.cluster.consumer_group import HeartbeatRequest
 from kstub.cluster.consumer_group.membership import ConsumerGroupError
 from kstub.cluster.consumer_group.model import Assignment
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol import ApiKey, Container, ErrorCode
 
 from .base import Body, Context, Op, Res, handles
 from .groups import NOT_REQUESTED, client_host

@@ -11,9 +11,7 @@ key. An unknown key type is INVALID_REQUEST.
 
 from __future__ import annotations
 
-from construct import Container
-
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol import ApiKey, Container, ErrorCode
 
 from .base import Body, Context, Op, Res, handles
 

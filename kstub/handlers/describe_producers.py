@@ -13,9 +13,7 @@ checked before whether the topic exists, as KafkaApis checks it.
 
 from __future__ import annotations
 
-from construct import Container
-
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol import ApiKey, Container, ErrorCode
 
 from .base import Body, Context, Op, Res, handles
 

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import logging
 
-from construct import Container
-
 from kstub.cluster.model import Partition
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol import ApiKey, Container, ErrorCode
 
 from .base import Body, Context, Op, handles
 

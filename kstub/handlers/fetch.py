@@ -37,7 +37,6 @@ from __future__ import annotations
 from typing import Any
 
 import trio
-from construct import Container
 
 from kstub.cluster.fetch_sessions import (
     FINAL_EPOCH,
@@ -52,7 +51,7 @@ from kstub.cluster.log import Log
 from kstub.cluster.model import ClusterError, Partition
 from kstub.cluster.quotas import CONSUMER_BYTE_RATE, quota_user
 from kstub.cluster.segments import Chunk
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol import ApiKey, Container, ErrorCode
 
 from .base import Body, Context, Op, Res, handles
 

@@ -10,11 +10,9 @@ the rest of the group (long-polls bounded by the rebalance timeout).
 
 from __future__ import annotations
 
-from construct import Container
-
 from kstub.cluster.groups import GroupState, JoinResult, SyncResult
 from kstub.cluster.membership import JoinRequest, SyncRequest
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol import ApiKey, Container, ErrorCode
 
 from .base import Body, Context, Op, Res, handles
 

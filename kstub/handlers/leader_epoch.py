@@ -11,9 +11,7 @@ same lookup (kstub/cluster/replication.py).
 
 from __future__ import annotations
 
-from construct import Container
-
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol import ApiKey, Container, ErrorCode
 
 from .base import Body, Context, Op, Res, handles
 from .fetch import resolve

@@ -26,12 +26,10 @@ from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
 
-from construct import Container
-
 from kstub.cluster import timestamps
 from kstub.cluster.log import Log
 from kstub.cluster.segments import Chunk
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol import ApiKey, Container, ErrorCode
 from kstub.protocol.records import BatchError
 
 from .base import Body, Context, Op, Res, handles, unique_partitions

@@ -23,10 +23,8 @@ from __future__ import annotations
 
 from weakref import WeakKeyDictionary
 
-from construct import Container
-
 from kstub.cluster.model import ClusterError, Partition, Topic, topic_name_error
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol import ApiKey, Container, ErrorCode
 from kstub.protocol.primitives import ZERO_UUID
 
 from .base import Body, Context, Op, Res, handles

@@ -33,13 +33,12 @@ import logging
 from dataclasses import dataclass
 
 import trio
-from construct import Container
 
 from kstub.cluster.model import ClusterError, Partition
 from kstub.cluster.partition import await_commits
 from kstub.cluster.quotas import PRODUCER_BYTE_RATE, quota_user
 from kstub.cluster.replication import replicate_now
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol import ApiKey, Container, ErrorCode
 from kstub.protocol.records import BatchError, inflates_on_read, iter_records, read_produce_data
 
 from .base import Body, Context, Op, Res, handles, unique_partitions

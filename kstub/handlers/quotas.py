@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from construct import Container
-
 from kstub.cluster.quotas import CLIENT_ID, CLIENT_KEYS, IP, IP_KEYS, USER, Entity
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol import ApiKey, Container, ErrorCode
 
 from .base import Body, Context, Op, handles
 

@@ -11,11 +11,9 @@ answers only the partitions being reassigned, and skips unknown topics.
 
 from __future__ import annotations
 
-from construct import Container
-
 from kstub.cluster import reassignment
 from kstub.cluster.reassignment import ReassignmentError
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol import ApiKey, Container, ErrorCode
 
 from .base import Body, Context, Op, handles
 

@@ -10,9 +10,7 @@ Kafka answers ILLEGAL_SASL_STATE there.
 
 from __future__ import annotations
 
-from construct import Container
-
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol import ApiKey, Container, ErrorCode
 
 from .base import Body, Context, handles
 

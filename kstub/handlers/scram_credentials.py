@@ -12,9 +12,7 @@ missing credential: RESOURCE_NOT_FOUND).
 
 from __future__ import annotations
 
-from construct import Container
-
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol import ApiKey, Container, ErrorCode
 from kstub.security import SCRAM_MECHANISMS, scram_keys
 
 from .base import Body, Context, Op, handles

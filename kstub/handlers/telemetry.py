@@ -33,10 +33,8 @@ import weakref
 import zlib
 from dataclasses import dataclass
 
-from construct import Container
-
 from kstub.cluster.model import Broker
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol import ApiKey, Container, ErrorCode
 
 from .base import Body, Context, Op, handles
 

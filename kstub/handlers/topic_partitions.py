@@ -12,9 +12,7 @@ operation is authorized, and said so.
 
 from __future__ import annotations
 
-from construct import Container
-
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol import ApiKey, Container, ErrorCode
 from kstub.protocol.primitives import ZERO_UUID
 
 from .base import Body, Context, Op, Res, handles

@@ -24,10 +24,8 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 
-from construct import Container
-
 from kstub.cluster.model import ClusterError, Partition, Topic
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol import ApiKey, Container, ErrorCode
 from kstub.protocol.primitives import ZERO_UUID
 
 from .base import Body, Context, Op, Res, handles, unique_partitions

@@ -25,10 +25,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from construct import Container
-
 from kstub.cluster.groups import GroupError
-from kstub.protocol import ApiKey, ErrorCode
+from kstub.protocol import ApiKey, Container, ErrorCode
 
 from .base import Body, Context, Op, Res, handles
 from .groups import check_group

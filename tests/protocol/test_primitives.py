@@ -1,6 +1,6 @@
 """Property tests of every primitive wire type in kstub.protocol.primitives.
 
-Each primitive is a `construct` construct: `.build(value)` gives bytes,
+Each primitive is a construct (kstub/protocol/constructs.py): `.build(value)` gives bytes,
 `.parse(bytes)` the value back. The expected byte layouts are written out here
 independently (``struct`` for fixed widths, a reference varint encoder) so the
 tests do not just check the codec against itself. Errors seen through a
@@ -13,11 +13,11 @@ from __future__ import annotations
 import struct
 import uuid
 
-import construct as c
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kstub.protocol.constructs import StreamError
 from kstub.protocol.errors import DecodeError, LocalProtocolError
 from kstub.protocol.primitives import (
     ZERO_UUID,
@@ -49,7 +49,7 @@ SETTINGS = settings(max_examples=200, deadline=None)
 
 #: errors a raw construct may raise on a short stream (through a MessageCodec
 #: both become DecodeError, tested at the bottom)
-SHORT = (DecodeError, c.StreamError)
+SHORT = (DecodeError, StreamError)
 
 
 def ref_uvarint(value: int) -> bytes:

@@ -24,11 +24,11 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import construct
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kstub.protocol.constructs import ConstructError
 from kstub.protocol.errors import DecodeError, LocalProtocolError
 from kstub.protocol.headers import read_request_header
 from kstub.protocol.messages import ALL
@@ -206,7 +206,7 @@ def constructs_decode(codec: MessageCodec, raw: bytes) -> tuple[Any, int]:
     stream = io.BytesIO(raw)
     try:
         obj = codec._struct._parse(stream, None, codec._struct.path)
-    except construct.ConstructError as exc:
+    except ConstructError as exc:
         raise DecodeError(str(exc), "") from None
     return obj, stream.tell()
 

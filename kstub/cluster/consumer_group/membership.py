@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING
 
 from kstub.protocol import ErrorCode
 
-from .classic import ClassicInConsumerGroups
 from .model import (  # noqa: F401  (ConsumerGroupError: re-exported)
     JOIN_EPOCH,
     LEAVE_EPOCH,
@@ -40,11 +39,13 @@ from .model import (  # noqa: F401  (ConsumerGroupError: re-exported)
     ConsumerMember,
     MemberState,
 )
-from .reconcile import Owned, reconcile
 from .upkeep import GroupUpkeep, compile_regex
 
 if TYPE_CHECKING:
     from kstub.cluster.coordinator import GroupCoordinator
+
+    from .classic import ClassicInConsumerGroups
+    from .reconcile import Owned
 
 log = logging.getLogger("kstub.groups")
 
@@ -90,10 +91,20 @@ class ConsumerMembership(GroupUpkeep):
         self.groups: dict[str, ConsumerGroup] = {}
         #: the periodic cleanup (offsets.retention.check.interval.ms) that drops empty groups without offsets
         self.next_cleanup: float | None = None
-        #: classic members in consumer groups, and conversions between the two kinds (classic.py)
-        self.classic = ClassicInConsumerGroups(self)
+        self._classic: ClassicInConsumerGroups | None = None
         #: the groups as last saved (--data-dir: persist.py), to write only what changed
         self._saved: str | None = None
+
+    @property
+    def classic(self) -> ClassicInConsumerGroups:
+        """Classic members in consumer groups, and conversions between the two kinds (classic.py; imported at
+        first use, as the reconciliation, the assignors and the persistence: most servers never see a group)."""
+        classic = self._classic
+        if classic is None:
+            from .classic import ClassicInConsumerGroups
+
+            classic = self._classic = ClassicInConsumerGroups(self)
+        return classic
 
     def heartbeat_interval_ms(self) -> int:
         return self._conf("group.consumer.heartbeat.interval.ms")
@@ -362,6 +373,8 @@ class ConsumerMembership(GroupUpkeep):
 
     def reconcile(self, group: ConsumerGroup, updated: ConsumerMember, owned: Owned, now: float) -> ConsumerMember:
         """Move `updated` (already in the group) one step towards its target; restart its timers."""
+        from .reconcile import reconcile
+
         metadata = group.subscription_metadata
         target = group.target.get(updated.member_id, {})
         subscribed = {metadata[t][0] for t in self.member_topics(updated) if t in metadata}

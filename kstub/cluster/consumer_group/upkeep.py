@@ -3,7 +3,6 @@ the target assignment, timers, the offsets rules, deletion, and the groups kept 
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import uuid
@@ -14,9 +13,7 @@ from typing import TYPE_CHECKING, Any
 from kstub.cluster.acls import AclOperation, ResourceType
 from kstub.protocol import ErrorCode
 
-from .assignors import ASSIGNORS, AssignmentSpec
 from .model import ConsumerGroup, ConsumerGroupError, ConsumerGroupState, ConsumerMember, MemberState
-from .persist import from_doc, group_doc
 
 if TYPE_CHECKING:
     from kstub.cluster.coordinator import GroupCoordinator
@@ -54,6 +51,8 @@ class GroupUpkeep:
 
     @property
     def assignors(self) -> list[str]:
+        from .assignors import ASSIGNORS  # the assignors, the persistence: imported at first use
+
         value = self.cluster.config["group.consumer.assignors"]
         names = value if isinstance(value, list) else str(value).split(",")
         return [n.strip() for n in names if n.strip() in ASSIGNORS]
@@ -99,6 +98,8 @@ class GroupUpkeep:
         return assignors[0] if assignors else "uniform"
 
     def assign(self, group: ConsumerGroup) -> None:
+        from .assignors import ASSIGNORS, AssignmentSpec
+
         metadata = group.subscription_metadata
         spec = AssignmentSpec(
             subscriptions={
@@ -210,6 +211,10 @@ class GroupUpkeep:
         store = self.cluster.store
         if not store.keeps_consumer_groups:
             return
+        import json
+
+        from .persist import group_doc
+
         docs = [group_doc(g) for _, g in sorted(self.groups.items())]
         text = json.dumps(docs, separators=(",", ":"), sort_keys=True)
         if text != self._saved:
@@ -218,13 +223,18 @@ class GroupUpkeep:
 
     def restore(self, docs: list[dict[str, Any]]) -> None:
         """The groups a previous run saved: loaded as at a coordinator move (their members' timers afresh)."""
+        if not docs:
+            return
+        import json
+
+        from .persist import from_doc, group_doc
+
         now = self._coordinator.now()
         for doc in docs:
             group = from_doc(doc)
             self.groups[group.group_id] = group
             self.load(group, now)
-        if docs:
-            log.info("restored %d consumer group(s)", len(docs))
-            self._saved = json.dumps(
-                [group_doc(g) for _, g in sorted(self.groups.items())], separators=(",", ":"), sort_keys=True
-            )
+        log.info("restored %d consumer group(s)", len(docs))
+        self._saved = json.dumps(
+            [group_doc(g) for _, g in sorted(self.groups.items())], separators=(",", ":"), sort_keys=True
+        )
