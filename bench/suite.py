@@ -125,7 +125,7 @@ def kstub_target(delay_ms: int | None) -> Iterator[Target]:
     if delay_ms is not None:
         command += ["-c", f"group.initial.rebalance.delay.ms={delay_ms}"]
     # As an installed kstub runs: from byte code (an editable checkout under PYTHONDONTWRITEBYTECODE=1
-    # would compile every module at each start), cached in a private folder by a warm-up import.
+    # would compile every module at each start), written next to the sources by a warm-up import.
     env = child_env()
     subprocess.run([sys.executable, "-c", "import kstub.cli, kstub.server"], env=env, check=True)
     start = time.perf_counter()
