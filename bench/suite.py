@@ -219,31 +219,56 @@ def job_produce(
 ) -> dict:
     """Messages per second, and the cores the broker and this client used while producing (the window only:
     the job's start and its client's connection set-up are not in it)."""
-    held = idle_connections(bootstrap, idle)
-    p = producer(bootstrap, acks)
-    p.list_topics(topic, timeout=30)
-    payload = os.urandom(size)
-    # process time: every thread of the client
-    start, cpu, broker_cpu = time.perf_counter(), time.process_time(), cpu_seconds(list(broker_pids))
-    for i in range(n):
-        while True:
-            try:
-                p.produce(topic, value=payload, key=str(i % 1000).encode())
-                break
-            except BufferError:
-                p.poll(0.005)
-    if p.flush(600) != 0:
-        raise SystemExit("not every message was delivered")
-    seconds = time.perf_counter() - start
-    client_cores = (time.process_time() - cpu) / seconds
-    broker_cores = (cpu_seconds(list(broker_pids)) - broker_cpu) / seconds
-    for s in held:
-        s.close()
+    with idle_connections(bootstrap, idle):
+        p = producer(bootstrap, acks)
+        p.list_topics(topic, timeout=30)
+        payload = os.urandom(size)
+        # process time: every thread of the client
+        start, cpu, broker_cpu = time.perf_counter(), time.process_time(), cpu_seconds(list(broker_pids))
+        for i in range(n):
+            while True:
+                try:
+                    p.produce(topic, value=payload, key=str(i % 1000).encode())
+                    break
+                except BufferError:
+                    p.poll(0.005)
+        if p.flush(600) != 0:
+            raise SystemExit("not every message was delivered")
+        seconds = time.perf_counter() - start
+        client_cores = (time.process_time() - cpu) / seconds
+        broker_cores = (cpu_seconds(list(broker_pids)) - broker_cpu) / seconds
     return {"rate": n / seconds, "seconds": seconds, "client_cores": client_cores, "broker_cores": broker_cores}
 
 
-def idle_connections(bootstrap: str, count: int) -> list[Any]:
-    """`count` client connections that each said ApiVersions once, then stay idle, spread over the brokers."""
+@contextmanager
+def idle_connections(bootstrap: str, count: int) -> Iterator[None]:
+    """`count` client connections that each said ApiVersions once, then stay idle, spread over the brokers.
+
+    Held by a process of their own: in the producing client's process, their objects would slow
+    its garbage collector, and the ratio would measure the client rather than the broker.
+    """
+    if not count:
+        yield
+        return
+    holder = subprocess.Popen(
+        [sys.executable, str(HERE), "--hold-idle", bootstrap, str(count)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdin is not None
+        if holder.stdout.readline().strip() != "ready":
+            raise RuntimeError("the idle connections could not be opened")
+        yield
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(60)
+
+
+def hold_idle(bootstrap: str, count: int) -> None:
+    """Open `count` idle connections (see `idle_connections`), say ready, hold them until stdin closes."""
     from kstub.kafka_client import Connection
     from kstub.protocol import ApiKey
 
@@ -253,7 +278,10 @@ def idle_connections(bootstrap: str, count: int) -> list[Any]:
         conn = Connection(addresses[i % len(addresses)], client_id="idle")
         conn.request(ApiKey.API_VERSIONS, 0, {})
         held.append(conn)
-    return held
+    print("ready", flush=True)
+    sys.stdin.read()
+    for conn in held:
+        conn.close()
 
 
 def job_consume(bootstrap: str, topic: str, n: int) -> dict:
@@ -471,7 +499,8 @@ def measure(target: Target, scale: float, rss_gb: float, row: Callable[[str, Any
     run_job(target, "produce", topic="rss", n=n, size=1024, acks="1")
     row(f"RSS after producing {rss_gb:g} GB (MB)", rss_mb(target.pids))
     if target.creates_topics:
-        create_topics(target, {f"many-{i}": (1000, 1) for i in range(10)})
+        for i in range(10):  # a request each: Kafka refuses 10,000 partitions in one (POLICY_VIOLATION)
+            create_topics(target, {f"many-{i}": (1000, 1)})
         row("Metadata, all topics, 10,000 partitions (ms)", run_job(target, "metadata")["ms"])
 
 
@@ -507,9 +536,13 @@ def main() -> int:
     parser.add_argument("--json", metavar="FILE")
     parser.add_argument("--job", help=argparse.SUPPRESS)
     parser.add_argument("--hold-mock", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--hold-idle", nargs=2, metavar=("BOOTSTRAP", "COUNT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.hold_mock:
         hold_mock()
+        return 0
+    if args.hold_idle:
+        hold_idle(args.hold_idle[0], int(args.hold_idle[1]))
         return 0
     if args.job:
         spec = json.loads(args.job)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import logging
 import os
@@ -216,6 +217,9 @@ def _serve(args: argparse.Namespace) -> int:
                 if args.tls_dir and os.path.exists(os.path.join(args.tls_dir, "ca.pem")):
                     logging.getLogger("kstub").info("TLS: clients trust %s", os.path.join(args.tls_dir, "ca.pem"))
                 logging.getLogger("kstub").info("kstub ready: bootstrap servers %s", bootstrap)
+                # What start-up made (modules, schemas, settings, the cluster) lives as long as the process:
+                # out of the cyclic collector's full passes, which would otherwise walk it again each time
+                gc.freeze()
                 if cluster.kafka_version is not None:
                     posed = cluster.kafka_version
                     logging.getLogger("kstub").info(
