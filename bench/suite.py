@@ -393,20 +393,25 @@ def job_metadata(bootstrap: str, partitions: int = 10_000) -> dict:
 
     host, port = bootstrap.split(",")[0].rsplit(":", 1)
     conn = ClientConnection("bench")
-    times = []
+    times: list[float] = []
+    waited = time.perf_counter()
     with socket.create_connection((host, int(port))) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for _ in range(5):
+        while len(times) < 5:
             request = conn.send_request(ApiKey.METADATA, 12, {"topics": None, "allow_auto_topic_creation": False})
             start = time.perf_counter()
             sock.sendall(request)
             frame = _read_frame(sock)
-            times.append((time.perf_counter() - start) * 1000)
+            elapsed = (time.perf_counter() - start) * 1000
             conn.receive_data(frame)
             body = conn.next_response().body
             got = sum(len(t.partitions) for t in body.topics)
-            if got < partitions:
+            if got >= partitions:
+                times.append(elapsed)
+            elif time.perf_counter() - waited > 120:
                 raise SystemExit(f"Metadata listed {got} partitions, expected at least {partitions}")
+            else:  # Kafka's brokers learn of new topics from the controller a little later
+                time.sleep(0.5)
     return {"ms": statistics.median(times)}
 
 
