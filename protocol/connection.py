@@ -206,7 +206,7 @@ class ServerConnection:
 
 def _frame(*parts: bytes) -> bytes:
     size = sum(len(p) for p in parts)
-    return _SIZE.pack(size) + b"".join(parts)
+    return b"".join((_SIZE.pack(size), *parts))  # one copy (a body can be megabytes of fetched records)
 
 
 class ClientConnection:
