@@ -100,9 +100,11 @@ def _read(p: Partition, fp: Container, budget: int, min_one: bool, read_committe
 
     Kafka reads a byte range (the partition's limit, capped by what is left of
     the response's) and may end it inside a batch, which the client drops; it
-    counts the whole range against the budget. kstub returns whole batches only
-    but counts as Kafka does, so that later partitions get what they would get
-    from Kafka.
+    counts the whole range against the budget. kstub does the same: whole
+    batches up to the limit, then, if there is more below the bound, the first
+    bytes of the next batch up to the limit (a view of them, not a copy). A
+    client's fetcher paces itself by those bytes: librdkafka, answered whole
+    batches only, postponed its next Fetch and read about a third as fast.
     """
     log = p.leader_log
     hw = p.high_watermark
@@ -114,8 +116,13 @@ def _read(p: Partition, fp: Container, budget: int, min_one: bool, read_committe
     limit = min(fp.partition_max_bytes, budget)
     chunks = log.read(fp.fetch_offset, limit, upper, min_one=min_one)
     size = sum(c.size for c in chunks)
+    records: list[Any] = [c.data for c in chunks]
     end = chunks[-1].last_offset + 1 if chunks else fp.fetch_offset
     if end < upper:  # more data below the bound: Kafka's byte range was cut at the limit
+        if chunks and size < limit:
+            following = log.read(end, limit - size, upper, min_one=True)[:1]
+            if following:
+                records.append(memoryview(following[0].data)[: limit - size])
         size = max(size, limit)
     aborted = None
     if read_committed:
@@ -135,7 +142,7 @@ def _read(p: Partition, fp: Container, budget: int, min_one: bool, read_committe
         "log_start_offset": log.log_start_offset,
         "aborted_transactions": aborted,
         "preferred_read_replica": -1,
-        "records": [c.data for c in chunks],
+        "records": records,
     }, size
 
 

@@ -89,3 +89,22 @@ def test_long_poll_ends_at_max_wait(pair: Pair, min_bytes: int) -> None:
     name = topic_with_data(pair, batches=1)
     pair.compare(1, fetch_body(name, 2, min_bytes=min_bytes, max_wait_ms=200))  # at the end: nothing comes
     pair.compare(1, fetch_body(name, 0, min_bytes=min_bytes, max_wait_ms=200))  # less than min_bytes: all there is
+
+
+def _record_bytes(partition: object) -> int:
+    records = partition.records  # type: ignore[attr-defined]
+    if records is None:
+        return 0
+    return len(records) if isinstance(records, (bytes, bytearray, memoryview)) else sum(len(r) for r in records)
+
+
+@pytest.mark.parametrize(("partition_max_bytes", "max_bytes"), [(100, 1 << 20), (200, 1 << 20), (300, 250), (1, 1)])
+def test_a_limit_inside_a_batch_cuts_it_as_kafka_does(pair: Pair, partition_max_bytes: int, max_bytes: int) -> None:
+    """Kafka answers a byte range, so a limit that falls inside a batch ends the records with the first bytes
+    of that batch (the client drops them); the decoded comparison above cannot see them, the byte counts can."""
+    name = topic_with_data(pair, partitions=2)
+    body = fetch_body(name, 0, partition_max_bytes=partition_max_bytes, max_bytes=max_bytes)
+    body["topics"][0]["partitions"].append({**body["topics"][0]["partitions"][0], "partition": 1})
+    kstub, kafka = pair.send(1, body)
+    sizes = [[_record_bytes(p) for t in answer.responses for p in t.partitions] for answer in (kstub, kafka)]
+    assert sizes[0] == sizes[1], f"record bytes per partition: kstub {sizes[0]}, Kafka {sizes[1]}"
