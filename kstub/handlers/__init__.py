@@ -14,7 +14,7 @@ import importlib
 
 from kstub.protocol import ApiKey, Container
 
-from .base import REGISTRY, UNADVERTISED, Body, Context, Handler, handles, served_apis
+from .base import REGISTRY, Body, Context, Handler, handles, served_apis
 
 __all__ = ["HANDLERS", "REGISTRY", "Context", "handles", "load_all", "served_apis"]
 
@@ -73,9 +73,6 @@ HANDLERS: dict[int, str] = {
     ApiKey.LIST_CONFIG_RESOURCES: "telemetry",
     ApiKey.DESCRIBE_TOPIC_PARTITIONS: "topic_partitions",
 }
-
-#: answered but not advertised (``@handles(..., advertised=False)`` in their modules says the same)
-UNADVERTISED.update({ApiKey.GET_TELEMETRY_SUBSCRIPTIONS, ApiKey.PUSH_TELEMETRY})
 
 
 def _load(module: str) -> None:

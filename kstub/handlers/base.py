@@ -16,7 +16,7 @@ from typing import Any
 
 from kstub.cluster.acls import AclOperation, ResourceType
 from kstub.cluster.model import Broker, ClusterState
-from kstub.protocol import APIS, Api, Container, ErrorCode
+from kstub.protocol import APIS, Api, ApiKey, Container, ErrorCode
 
 #: short names for handlers' checks: ``ctx.authorize(Op.READ, Res.TOPIC, name)``
 Op = AclOperation
@@ -96,18 +96,17 @@ Handler = Callable[[Context, Container], Awaitable[Body | None]]
 
 #: api key → handler; only registered APIs are served, and advertised unless in UNADVERTISED.
 REGISTRY: dict[int, Handler] = {}
-#: APIs answered but left out of ApiVersions, as Kafka leaves them out (telemetry without a metrics plugin)
-UNADVERTISED: set[int] = set()
+#: APIs answered but left out of ApiVersions, as Kafka leaves them out (telemetry without a metrics plugin);
+#: known before their handler modules are imported (kstub/handlers/__init__.py), so ApiVersions needs none
+UNADVERTISED: frozenset[int] = frozenset({ApiKey.GET_TELEMETRY_SUBSCRIPTIONS, ApiKey.PUSH_TELEMETRY})
 
 
-def handles(api_key: int, *, advertised: bool = True) -> Callable[[Handler], Handler]:
+def handles(api_key: int) -> Callable[[Handler], Handler]:
     if api_key not in APIS:
         raise ValueError(f"no codec declared for api key {api_key}")
 
     def register(handler: Handler) -> Handler:
         REGISTRY[api_key] = handler
-        if not advertised:
-            UNADVERTISED.add(api_key)
         return handler
 
     return register

@@ -97,7 +97,7 @@ def _subscription(instance_id: uuid.UUID, instance: _Instance | None, error: Err
     }
 
 
-@handles(ApiKey.GET_TELEMETRY_SUBSCRIPTIONS, advertised=False)
+@handles(ApiKey.GET_TELEMETRY_SUBSCRIPTIONS)  # not advertised: base.UNADVERTISED
 async def get_telemetry_subscriptions(ctx: Context, req: Container) -> Body:
     instances = _known(ctx)
     now = ctx.cluster.now_ms()
@@ -144,7 +144,7 @@ def _push_error(ctx: Context, req: Container) -> ErrorCode:
     return ErrorCode.NONE
 
 
-@handles(ApiKey.PUSH_TELEMETRY, advertised=False)
+@handles(ApiKey.PUSH_TELEMETRY)  # not advertised: base.UNADVERTISED
 async def push_telemetry(ctx: Context, req: Container) -> Body:
     return {"throttle_time_ms": 0, "error_code": _push_error(ctx, req)}
 

@@ -211,23 +211,25 @@ class GroupUpkeep:
         store = self.cluster.store
         if not store.keeps_consumer_groups:
             return
+        docs, text = self._saved_form()
+        if text != self._saved:
+            store.save_consumer_groups(docs)
+            self._saved = text
+
+    def _saved_form(self) -> tuple[list[dict[str, Any]], str]:
+        """The groups as saved (persist.py), and as text, compared with the last save to know what changed."""
         import json
 
         from .persist import group_doc
 
         docs = [group_doc(g) for _, g in sorted(self.groups.items())]
-        text = json.dumps(docs, separators=(",", ":"), sort_keys=True)
-        if text != self._saved:
-            store.save_consumer_groups(docs)
-            self._saved = text
+        return docs, json.dumps(docs, separators=(",", ":"), sort_keys=True)
 
     def restore(self, docs: list[dict[str, Any]]) -> None:
         """The groups a previous run saved: loaded as at a coordinator move (their members' timers afresh)."""
         if not docs:
             return
-        import json
-
-        from .persist import from_doc, group_doc
+        from .persist import from_doc
 
         now = self._coordinator.now()
         for doc in docs:
@@ -235,6 +237,4 @@ class GroupUpkeep:
             self.groups[group.group_id] = group
             self.load(group, now)
         log.info("restored %d consumer group(s)", len(docs))
-        self._saved = json.dumps(
-            [group_doc(g) for _, g in sorted(self.groups.items())], separators=(",", ":"), sort_keys=True
-        )
+        self._saved = self._saved_form()[1]
