@@ -221,10 +221,31 @@ class KafkaPython(PythonLibraryClient):
                         # cluster): as the error says, the next poll completes the rebalance; commit then
                         pass
                     member.set_assignment(owned)
+                # leaving: what was read is committed first (kafka-python does not on close without
+                # auto-commit), or the next owner reads it again
+                self._commit_before_leaving(consumer, topic, pending)
             finally:
                 consumer.close()
 
         return ThreadMember(f"{self.name}-{group}", body)
+
+    def _commit_before_leaving(self, consumer: Any, topic: str, pending: list[Record]) -> None:
+        """Commit `pending` (read, not yet committed) for the partitions still owned, completing a rebalance
+        kafka-python has begun (its commit refuses until then); partitions are paused meanwhile, and what
+        a newly assigned one gives is left uncommitted, for the next owner."""
+        from kafka.errors import RebalanceInProgressError
+
+        deadline = time.monotonic() + self.timeout
+        while pending:
+            owned = frozenset(tp.partition for tp in consumer.assignment())
+            try:
+                self._commit(consumer, topic, [r for r in pending if r.partition in owned])
+                return
+            except RebalanceInProgressError:
+                if time.monotonic() > deadline:
+                    raise
+                consumer.pause(*consumer.assignment())  # kept through the rebalance for partitions kept
+                consumer.poll(timeout_ms=100)
 
     def consume_new(self, group: str, topic: str, then_produce: list[Msg]) -> list[Record]:
         consumer = self._group_consumer(group, topic, "latest")
