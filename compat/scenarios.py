@@ -343,6 +343,8 @@ def group_rebalance(c: Client, ctx: Ctx) -> str | None:
         b_before = len(b.records())
         a.close()
         members.remove(a)
+        if a.error():
+            raise CheckFailed(f"the first member failed as it left: {a.error()}")
         _wait_members(members, lambda: b.assignment() == everything, wait, "the remaining member did not take over")
         second = keyed(40, keys=16, prefix="second")
         c.produce(topic, second)

@@ -150,8 +150,11 @@ class KafkaPython(PythonLibraryClient):
         # Know the topic's partitions before joining: otherwise the leader assigns nothing, refreshes
         # metadata and rejoins at once, and kafka-python 3.0.12 sometimes never completes that second
         # SyncGroup when other consumers run in the process (the broker's answer is sent; see README).
-        consumer.partitions_for_topic(topic)
+        # After subscribe(): the coordinator's snapshot of the subscribed topics' partitions, which the
+        # leader compares after each assignment, is taken at a metadata update once subscribed; taken
+        # before, it stays {} until the next update, and the leader rejoins when that comes.
         consumer.subscribe([topic])
+        consumer.partitions_for_topic(topic)
         return consumer
 
     @staticmethod
@@ -241,9 +244,9 @@ class KafkaPython(PythonLibraryClient):
             try:
                 self._commit(consumer, topic, [r for r in pending if r.partition in owned])
                 return
-            except RebalanceInProgressError:
+            except RebalanceInProgressError as exc:
                 if time.monotonic() > deadline:
-                    raise
+                    raise ClientError("REBALANCE_IN_PROGRESS", f"left without committing what it read: {exc}") from exc
                 consumer.pause(*consumer.assignment())  # kept through the rebalance for partitions kept
                 consumer.poll(timeout_ms=100)
 
