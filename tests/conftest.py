@@ -102,6 +102,7 @@ SLOW_PATHS = (
     "tests/integration/test_transactions_eos.py",
     "tests/integration/test_transactions_java.py",
     "tests/integration/test_transactions_timeout.py",
+    "tests/integration/test_txn_copier.py",
 )
 
 

@@ -111,6 +111,18 @@ class App:
             if condition(line):
                 return line
 
+    def drain(self) -> list[str]:
+        """Every line the program has printed so far (those no wait_line read as well), for diagnostics."""
+        while True:
+            try:
+                line = self.lines.get_nowait()
+            except queue.Empty:
+                return self.seen
+            if line is None:
+                self.lines.put(None)
+                return self.seen
+            self.seen.append(line)
+
     def tail(self) -> str:
         self.log.flush()
         return Path(self.log.name).read_text()[-3000:]
@@ -348,7 +360,7 @@ def _diagnose(kc, tid: str, group: str, app: App) -> str:
             f"committed: {kc.cluster.groups.committed(group)!r}"
         )
 
-    return f"{kc.call(snapshot)}\nprogram said: {app.seen[-5:]}, exit {app.proc.poll()}\n{app.tail()}"
+    return f"{kc.call(snapshot)}\nprogram said: {app.drain()[-5:]}, exit {app.proc.poll()}\n{app.tail()}"
 
 
 # --- the coordinator's broker killed ---------------------------------------------------------------
