@@ -410,6 +410,13 @@ def _failure_ways(tls: TlsFiles, other: TlsFiles, client: str) -> dict[str, Way]
 
 
 FAILURES = ["wrong-password", "unknown-mechanism", "untrusted-ca", "no-client-certificate"]
+#: kafka-python drops what it read together with the end of the connection (kafka/net/transport.py's
+#: `_sock_recv` returns the error and discards the bytes read before it). Kafka answers a failed SASL step
+#: after its failed-authentication delay and closes at once, so whether kafka-python reads that answer, and
+#: logs its reason, is a race on the client's side: CI saw it lost against Kafka (kstub's answer read) and
+#: lost against kstub (Kafka's read). For these cases the exception must match, and the reason too where
+#: the client read one; the other clients compare the reason in full.
+ANSWER_LOST_AT_CLOSE = {("kafka-python", "unknown-mechanism"): "mechanism", ("kafka-python", "wrong-password"): "auth"}
 
 
 @pytest.mark.parametrize("case", FAILURES)
@@ -427,8 +434,13 @@ def test_failures_as_against_kafka(
     first = kstub3[way.protocol].split(",")[0]  # one bootstrap broker each, as the one Kafka broker
     ours = client.failure(first, way, *extra)
     theirs = client.failure(kafka1[way.protocol], way, *extra)
-    assert ours == theirs, f"{client.name}, {case}: kstub {ours}, Kafka {theirs}"
-    assert ours[1], f"{client.name}, {case}: the failure says nothing recognisable: {ours}"
+    reason = ANSWER_LOST_AT_CLOSE.get((client.name, case))
+    if reason is None:
+        assert ours == theirs, f"{client.name}, {case}: kstub {ours}, Kafka {theirs}"
+        assert ours[1], f"{client.name}, {case}: the failure says nothing recognisable: {ours}"
+    else:
+        assert ours[0] == theirs[0], f"{client.name}, {case}: kstub {ours}, Kafka {theirs}"
+        assert ours[1] <= {reason} and theirs[1] <= {reason}, f"{client.name}, {case}: kstub {ours}, Kafka {theirs}"
     # the failure cost that client only: a good one is served as before
     good = _ways(tls[0])["SASL_SSL/SCRAM-SHA-512"]
     assert Confluent().roundtrip(kstub3["SASL_SSL"], good, _topic()) == EXPECTED
