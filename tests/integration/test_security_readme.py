@@ -10,9 +10,7 @@ in an empty directory: `kstub serve` (on free ports instead of 9092-9094;
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -59,15 +57,9 @@ def test_sasl_ssl_quick_start_works_as_written(tmp_path: Path) -> None:
 
     serve_line = serve.strip()
     assert serve_line.startswith(".venv/bin/kstub serve --brokers 3 --security-protocol SASL_SSL")
-    # the shell replaced by kstub (exec), in a session of its own: terminating the shell alone left kstub
-    # running after the test
+    # the shell replaced by kstub (exec): terminating the shell alone left kstub running after the test
     server = subprocess.Popen(
-        "exec " + adapt(serve_line) + f" --port {base}",
-        shell=True,
-        cwd=tmp_path,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+        "exec " + adapt(serve_line) + f" --port {base}", shell=True, cwd=tmp_path, stderr=subprocess.PIPE, text=True
     )
     try:
         assert server.stderr is not None
@@ -97,9 +89,9 @@ def test_sasl_ssl_quick_start_works_as_written(tmp_path: Path) -> None:
         assert consumed.returncode == 0, consumed.stderr
         assert consumed.stdout.splitlines()[-2:] == ["hello over SASL_SSL", "hello from Java"], consumed.stdout
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        server.terminate()
         try:
             server.wait(15)
         except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+            server.kill()
             pytest.fail("kstub serve did not stop")
