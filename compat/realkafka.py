@@ -140,10 +140,26 @@ def run_tool(
     return subprocess.run(tool_command(name, args), timeout=timeout, **kwargs)
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+def _free_ports(host: str, count: int, avoid: set[int]) -> list[int]:
+    """`count` distinct free ports, none in `avoid`.
+
+    Each port's socket stays bound until all are picked: a port picked and released at once can be
+    handed out again by the next pick (CI once saw PLAINTEXT and CONTROLLER get the same port).
+    """
+    held: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < count:
+            sock = socket.socket()
+            held.append(sock)
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+            if port not in avoid:
+                ports.append(port)
+    finally:
+        for sock in held:
+            sock.close()
+    return ports
 
 
 class RealKafka:
@@ -218,15 +234,22 @@ class RealKafka:
         )
         return props
 
+    def _pick_ports(self) -> list[int]:
+        """Set each node's client port (`ports`) and return each node's controller port, all distinct
+        and none a port the settings name themselves (for extra listeners)."""
+        avoid = {int(p) for v in self.config.values() for p in re.findall(r":(\d{2,5})\b", v)}
+        if self.first_port:
+            self.ports = [self.first_port + i for i in range(self.brokers)]
+            return _free_ports(self.host, self.brokers, avoid | set(self.ports))
+        picked = _free_ports(self.host, 2 * self.brokers, avoid)
+        self.ports = picked[: self.brokers]
+        return picked[self.brokers :]
+
     def start(self) -> RealKafka:
         ensure_jars()
         self._tmp = tempfile.TemporaryDirectory(prefix="realkafka-")
         self.started_at = time.monotonic()
-        if self.first_port:
-            self.ports = [self.first_port + i for i in range(self.brokers)]
-        else:
-            self.ports = [_free_port(self.host) for _ in range(self.brokers)]
-        controller_ports = [_free_port(self.host) for _ in range(self.brokers)]
+        controller_ports = self._pick_ports()
         cluster_id = _cluster_id()
         try:
             for node in range(1, self.brokers + 1):

@@ -7,7 +7,6 @@ their feature levels: skipped without mvn or java (a failure under CI).
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from kstub.protocol import ErrorCode
 
 from support.external import require_programs
+from support.served import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,12 +54,6 @@ def _old_kafka_lib(version: str) -> Path:
     return lib
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_the_table_is_what_a_real_3_7_broker_advertises(tmp_path: Path) -> None:
     """The derivation's rule checked on a second real release: Kafka 3.7.2 in KRaft mode answers ApiVersions
     with exactly the table derived for 3.7, the same feature levels, and refuses ConsumerGroupHeartbeat."""
@@ -68,7 +62,8 @@ def test_the_table_is_what_a_real_3_7_broker_advertises(tmp_path: Path) -> None:
     from kstub.kafka_versions import RELEASES, resolve
 
     lib = _old_kafka_lib(OLD_RELEASE)
-    port, cport = _free_port(), _free_port()
+    port = free_ports(2)
+    cport = port + 1
     props = tmp_path / "server.properties"
     props.write_text(
         "process.roles=broker,controller\nnode.id=1\n"
