@@ -287,10 +287,15 @@ class TopicSettings:
     does not validate again.
     """
 
-    __slots__ = ("_lookup",)
+    __slots__ = ("_lookup", "_memo")
 
-    def __init__(self, lookup: Callable[[str], str] | None = None) -> None:
+    def __init__(
+        self, lookup: Callable[[str], str] | None = None, memo: Callable[[], dict[tuple[str, str], Any]] | None = None
+    ) -> None:
         self._lookup = lookup or _default_topic_config
+        #: the typed values read so far, kept by the owner of the lookup (a Topic) and emptied when a
+        #: setting changes: produce and follower appends read a dozen of them per request
+        self._memo = memo
 
     def __call__(self, name: str) -> str:
         """The value as a string (as DescribeConfigs reports it)."""
@@ -302,26 +307,44 @@ class TopicSettings:
             raise TypeError(f"topic config {name} is a {type_.name}, not {' or '.join(t.name for t in types)}")
         return self._lookup(name)
 
+    def _read(self, kind: str, name: str, parse: Callable[[str], Any], *types: ConfigType) -> Any:
+        if self._memo is None:
+            return parse(self._typed(name, *types))
+        memo = self._memo()
+        try:
+            return memo[kind, name]
+        except KeyError:
+            value = memo[kind, name] = parse(self._typed(name, *types))
+            return value
+
     def get_int(self, name: str) -> int:
         """An INT, LONG or SHORT config (``retention.ms``, ``segment.bytes``, ``min.insync.replicas``...)."""
-        return int(self._typed(name, *_INT_TYPES))
+        return self._read("int", name, int, *_INT_TYPES)
 
     def get_bool(self, name: str) -> bool:
         """A BOOLEAN config (``unclean.leader.election.enable``...)."""
-        return self._typed(name, ConfigType.BOOLEAN).strip().lower() == "true"
+        return self._read("bool", name, _parse_bool, ConfigType.BOOLEAN)
 
     def get_list(self, name: str) -> list[str]:
         """A LIST config, split and trimmed (``cleanup.policy``...)."""
-        raw = self._typed(name, ConfigType.LIST).strip()
-        return [part.strip() for part in raw.split(",")] if raw else []
+        return list(self._read("list", name, _parse_list, ConfigType.LIST))
 
     def get_str(self, name: str) -> str:
         """A STRING config (``message.timestamp.type``, ``compression.type``...)."""
-        return self._typed(name, ConfigType.STRING)
+        return self._read("str", name, str, ConfigType.STRING)
 
     def get(self, name: str) -> Any:
         """The value typed by its ConfigDef type (int, bool, float, list of str, or str)."""
         return parse_typed(name, self._lookup(name), TOPIC_CONFIGS[name].type)
+
+
+def _parse_bool(raw: str) -> bool:
+    return raw.strip().lower() == "true"
+
+
+def _parse_list(raw: str) -> tuple[str, ...]:
+    raw = raw.strip()
+    return tuple(part.strip() for part in raw.split(",")) if raw else ()
 
 
 def _default_topic_config(name: str) -> str:

@@ -119,6 +119,8 @@ class Topic:
     #: effective values by (name, broker id), valid while the overrides and the broker settings are unchanged
     _resolved: dict[tuple[str, int | None], str] = field(default_factory=dict, init=False, repr=False)
     _resolved_generation: int = field(default=-1, init=False, repr=False)
+    #: typed values (TopicSettings' memo) by broker id, valid as long as `_resolved`
+    _typed: dict[int | None, dict[tuple[str, str], Any]] = field(default_factory=dict, init=False, repr=False)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "configs":
@@ -140,8 +142,7 @@ class Topic:
         """
         generation = self.cluster.config.generation
         if self._resolved_generation != generation:
-            self._resolved.clear()
-            self._resolved_generation = generation
+            self._forget_resolved(generation)
         try:
             return self._resolved[name, broker_id]
         except KeyError:
@@ -150,9 +151,24 @@ class Topic:
             )
             return value
 
+    def _forget_resolved(self, generation: int) -> None:
+        self._resolved.clear()
+        self._typed.clear()
+        self._resolved_generation = generation
+
+    def _typed_memo(self, broker_id: int | None) -> dict[tuple[str, str], Any]:
+        generation = self.cluster.config.generation
+        if self._resolved_generation != generation:
+            self._forget_resolved(generation)
+        try:
+            return self._typed[broker_id]
+        except KeyError:
+            memo = self._typed[broker_id] = {}
+            return memo
+
     def settings(self, broker_id: int | None = None) -> TopicSettings:
         """The topic's settings as `broker_id` sees them (cluster-wide if None), read typed (`get_int`...)."""
-        return TopicSettings(lambda name: self.config(name, broker_id))
+        return TopicSettings(lambda name: self.config(name, broker_id), lambda: self._typed_memo(broker_id))
 
 
 def assign_replicas(

@@ -194,7 +194,7 @@ class Partition:
     @property
     def settings(self) -> TopicSettings:
         """The topic's settings as the leader's broker sees them, read typed (`get_int`, `get_list`...)."""
-        return TopicSettings(self.config)
+        return self.topic.settings(self.leader)
 
     # --- the leader's side of replication ---------------------------------------
 

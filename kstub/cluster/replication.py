@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import trio
@@ -75,18 +77,47 @@ class BrokerReplication:
                 await self.delay_event.wait()
 
     def wake(self, partition: Partition | None) -> None:
-        """Wake the fetcher for one partition, or (None) for all it follows."""
+        """Wake the fetcher for one partition, or (None) for all it follows (under `wakes_held`: on release)."""
         if partition is None:
             self.rescan = True
         else:
             self.pending[partition] = None
-        self.fetch_event.set()
+        if _held is not None:
+            _held.append(self)
+        else:
+            self.fetch_event.set()
 
     def wake_isr_check(self) -> None:
         self.isr_event.set()
 
     def snapshot(self) -> dict[str, object]:
         return {"paused": self.paused, "isolated": self.isolated, "delay_ms": self.delay_ms}
+
+
+#: fetchers woken inside `wakes_held`, woken for real when it ends (None: not holding)
+_held: list[BrokerReplication] | None = None
+
+
+@contextmanager
+def wakes_held() -> Iterator[None]:
+    """Hold back fetcher wake-ups over a synchronous stretch (no await inside), then set each one still
+    needed: a fetcher whose partitions `replicate_now` already copied in the stretch is left asleep.
+
+    An acks=all append wakes each follower's fetcher, then copies to them at once; without this, every
+    fetcher would still run one empty round per produce request.
+    """
+    global _held
+    if _held is not None:  # nested: the outer stretch releases
+        yield
+        return
+    _held = []
+    try:
+        yield
+    finally:
+        held, _held = _held, None
+        for rep in held:
+            if rep.pending or rep.rescan:
+                rep.fetch_event.set()
 
 
 # --- truncation -------------------------------------------------------------------
@@ -181,13 +212,15 @@ def replicate_now(cluster: ClusterState, p: Partition) -> None:
     """
     if p.leader < 0:
         return
-    for r in p.isr:
-        if r == p.leader:
-            continue
-        broker = cluster.brokers[r]
-        rep = broker.replication
-        if broker.running and not (rep.paused or rep.isolated or rep.delay_ms > 0) and p in rep.pending:
-            replicate(cluster, r, p)
+    # a second pass brings the high watermark the first one moved to the followers that copied before it moved
+    for _ in range(2):
+        for r in list(p.isr):
+            if r == p.leader:
+                continue
+            broker = cluster.brokers[r]
+            rep = broker.replication
+            if broker.running and not (rep.paused or rep.isolated or rep.delay_ms > 0) and p in rep.pending:
+                replicate(cluster, r, p)
 
 
 async def run_replica_fetcher(cluster: ClusterState, broker: Broker) -> None:

@@ -37,7 +37,7 @@ import trio
 from kstub.cluster.model import ClusterError, Partition
 from kstub.cluster.partition import await_commits
 from kstub.cluster.quotas import PRODUCER_BYTE_RATE, quota_user
-from kstub.cluster.replication import replicate_now
+from kstub.cluster.replication import replicate_now, wakes_held
 from kstub.protocol import ApiKey, Container, ErrorCode
 from kstub.protocol.records import BatchError, inflates_on_read, iter_records, read_produce_data
 
@@ -170,7 +170,10 @@ async def _produce_partition(
             message = "Partition was not added to the transaction" if verdict == ErrorCode.INVALID_TXN_STATE else None
             return _partition_error(data.index, verdict, message, partition)
     try:
-        result = partition.append(batches, now)
+        with wakes_held():
+            result = partition.append(batches, now)
+            if acks == -1 and not result.error and partition.high_watermark < result.end_offset:
+                replicate_now(cluster, partition)  # the followers' fetch round, in this same scheduling round
     except OSError as exc:
         log.error("produce to %s-%d: cannot write the log: %s", topic, data.index, exc)
         return _partition_error(data.index, ErrorCode.KAFKA_STORAGE_ERROR, str(exc), partition)
@@ -271,8 +274,6 @@ def _has_transactional_records(data: Container) -> bool:
 async def _await_commit(ctx: Context, pending: list[_Pending], timeout_ms: int) -> None:
     """Wait until each pending append is committed (or fails); bodies get their final error."""
     deadline = trio.current_time() + max(timeout_ms, 0) / 1000
-    for entry in pending:
-        replicate_now(ctx.cluster, entry.partition)  # the followers' next fetch round, now
     appends = [(entry.partition, entry.end_offset, entry.leader_epoch) for entry in pending]
     for entry, status in zip(pending, await await_commits(appends, ctx.node_id, deadline), strict=True):
         if status != ErrorCode.NONE:

@@ -12,6 +12,7 @@ from .layout import (
     _BASE_OFFSET,
     _BATCH_LENGTH,
     _COMPRESSION_MASK,
+    _CONTROL_BIT,
     _CRC,
     _I32,
     _I64,
@@ -21,6 +22,7 @@ from .layout import (
     _MAGIC_OFFSET,
     _NO_TIMESTAMP,
     _TIMESTAMP_TYPE_BIT,
+    _TRANSACTIONAL_BIT,
     _U32,
     LOG_OVERHEAD,
     BatchError,
@@ -335,31 +337,33 @@ def _read_v2(mv: memoryview, entries: list[tuple[int, int, int]]) -> ProducedBat
     if len(entries) > 1:
         raise _invalid("a produce of magic 2 data must hold exactly one record batch")
     pos, total, _ = entries[0]
-    b = RecordBatch(mv, pos)
-    lod, count = b.last_offset_delta, b.records_count
+    h = RecordBatch(mv, pos).header()
+    lod, count = h.last_offset_delta, h.records_count
     if lod < 0:
         raise _invalid(f"batch has an invalid offset range: last offset delta {lod}")
     if count <= 0:
         raise _invalid(f"invalid reported count for record batch: {count}")
     if count != lod + 1:
         raise _invalid(f"inconsistent batch offset range [0, {lod}] and count of records {count}")
-    if b.is_control:
+    attributes = h.attributes
+    if attributes & _CONTROL_BIT:
         raise _invalid("clients are not allowed to write control records")
-    if b.producer_id >= 0 and b.base_sequence < 0:
-        raise _invalid(f"invalid sequence number {b.base_sequence} in record batch with producerId {b.producer_id}")
-    if b.compression > 4:
-        raise BatchError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, f"unknown compression id {b.compression}")
+    if h.producer_id >= 0 and h.base_sequence < 0:
+        raise _invalid(f"invalid sequence number {h.base_sequence} in record batch with producerId {h.producer_id}")
+    compression = attributes & _COMPRESSION_MASK
+    if compression > 4:
+        raise BatchError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, f"unknown compression id {compression}")
     return ProducedBatch(
         data=bytearray(mv[pos : pos + total]),
         magic=2,
         offset_count=lod + 1,
-        first_timestamp=b.base_timestamp,
-        max_timestamp=b.max_timestamp,
-        producer_id=b.producer_id,
-        producer_epoch=b.producer_epoch,
-        base_sequence=b.base_sequence,
-        is_transactional=b.is_transactional,
-        compression=b.compression,
+        first_timestamp=h.base_timestamp,
+        max_timestamp=h.max_timestamp,
+        producer_id=h.producer_id,
+        producer_epoch=h.producer_epoch,
+        base_sequence=h.base_sequence,
+        is_transactional=bool(attributes & _TRANSACTIONAL_BIT),
+        compression=compression,
     )
 
 
