@@ -26,13 +26,14 @@ behind.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import trio
+
+from .segments import Chunk
 
 if TYPE_CHECKING:
     from .log import Log
@@ -187,7 +188,9 @@ def replicate(cluster: ClusterState, follower_id: int, p: Partition) -> bool:
             # the leader's log starts inside this chunk (DeleteRecords): start over at the chunk
             # (a chunk past the log end follows a gap a compaction left: appended as it is)
             flog.truncate_fully(chunk.base_offset)
-        flog.append_chunk(dataclasses.replace(chunk))
+        # a Chunk of its own, sharing the bytes (as dataclasses.replace would, at a fraction of its cost)
+        c = chunk
+        flog.append_chunk(Chunk(c.base_offset, c.last_offset, c.max_timestamp, c.leader_epoch, c.data))
     if llog.log_start_offset > flog.log_start_offset:
         flog.advance_start(llog.log_start_offset)
     p.follower_fetched(follower_id, fetch_offset, flog.log_end_offset, cluster.now_ms())
