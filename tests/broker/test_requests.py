@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from kstub.protocol import ErrorCode
 
@@ -416,6 +417,66 @@ async def test_partitions_spread_over_brokers_and_non_leaders_refuse(cluster):
                 code = (await produce(c, "spread", batch(1), partition=p.partition_index)).error_code
                 expected = ErrorCode.NONE if b.node_id == p.leader_id else ErrorCode.NOT_LEADER_OR_FOLLOWER
                 assert code == expected
+
+
+class _FetcherSteps(trio.abc.Instrument):
+    """Counts the steps the brokers' replica fetcher tasks take."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task.name.endswith("run_replica_fetcher"):
+            self.steps += 1
+
+
+@pytest.mark.kstub(brokers=3)
+async def test_acks_all_copies_to_followers_within_the_request(cluster):
+    """An acks=all produce to RF 3 copies to both followers while its request is handled: when it is
+    answered the followers hold the batch and the high watermark covers it, and their fetcher tasks
+    were never woken for it (an empty fetch round per request was most of RF 3's extra latency)."""
+    async with cluster.connect(0) as c:
+        assert (await create(c, "rf3", rf=3))["error_code"] == ErrorCode.NONE
+    p = cluster.model.topics["rf3"].partitions[0]
+    followers = [r for r in p.replicas if r != p.leader]
+    async with cluster.connect(p.leader) as c:
+        await produce(c, "rf3", batch(1))  # the fetchers settle (their first round, the new partition)
+        await trio.testing.wait_all_tasks_blocked()
+        counter = _FetcherSteps()
+        trio.lowlevel.add_instrument(counter)
+        try:
+            for i in range(1, 11):
+                answer = await produce(c, "rf3", batch(2))
+                assert (answer.error_code, answer.base_offset) == (ErrorCode.NONE, 1 + 2 * (i - 1))
+                assert [p.logs[r].log_end_offset for r in followers] == [1 + 2 * i] * 2
+                assert p.high_watermark == 1 + 2 * i
+            await trio.testing.wait_all_tasks_blocked()
+        finally:
+            trio.lowlevel.remove_instrument(counter)
+    assert counter.steps == 0
+
+
+@pytest.mark.kstub(brokers=3)
+async def test_acks_all_waits_for_a_paused_follower_and_its_fetcher_copies(cluster):
+    """A follower that cannot copy at once (replication paused) is left to its fetcher, which is woken
+    when it resumes: the produce waits until then, as Kafka's DelayedProduce does."""
+    async with cluster.connect(0) as c:
+        assert (await create(c, "rf3p", rf=3))["error_code"] == ErrorCode.NONE
+    p = cluster.model.topics["rf3p"].partitions[0]
+    slow = next(r for r in p.replicas if r != p.leader)
+    cluster.control.pause_replication(slow)
+    answers = []
+    async with cluster.connect(p.leader) as c, trio.open_nursery() as nursery:
+
+        async def send() -> None:
+            answers.append(await produce(c, "rf3p", batch(1)))
+
+        nursery.start_soon(send)
+        await trio.sleep(1)
+        assert answers == [] and p.high_watermark == 0
+        cluster.control.resume_replication(slow)
+    assert answers[0].error_code == ErrorCode.NONE
+    assert p.logs[slow].log_end_offset == 1 and p.high_watermark == 1
 
 
 # --- bad frames -------------------------------------------------------------------
