@@ -139,7 +139,12 @@ def test_with_a_token_the_page_takes_it_from_its_url():
         assert state(url, {"Authorization": "Bearer t0ken"})["brokers"][0]["state"] == "running"
 
 
-@pytest.mark.kstub(brokers=3, admin_port=0)
+#: the killed broker stays registered and in the ISR however long Chromium takes (9 s and 30 s by default:
+#: a CI run once drew it fenced, out of sync, after its leadership had moved)
+UNFENCED = {"broker.session.timeout.ms": "3600000", "replica.lag.time.max.ms": "3600000"}
+
+
+@pytest.mark.kstub(brokers=3, admin_port=0, config=UNFENCED)
 def test_chromium_draws_the_cluster(kstub_cluster, tmp_path):
     """Headless Chromium runs the page's script against the live API; the DOM it builds is the picture."""
     require_programs("chromium")
