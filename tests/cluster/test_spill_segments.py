@@ -7,8 +7,10 @@ every read is compared with the bytes that were appended.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import logging
+import mmap
 import os
 from pathlib import Path
 
@@ -242,3 +244,52 @@ def test_a_spill_directory_left_by_a_killed_process_is_removed_by_the_next(tmp_p
         assert not mine.exists()
     finally:
         os.close(held)
+
+
+def _cached_pages(path: Path) -> int:
+    """How many of the file's pages the kernel holds in its page cache (mincore over a private mapping)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    size = path.stat().st_size
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), size, access=mmap.ACCESS_COPY) as mm:
+        window = (ctypes.c_char * size).from_buffer(mm)
+        try:
+            vec = (ctypes.c_ubyte * ((size + mmap.PAGESIZE - 1) // mmap.PAGESIZE))()
+            if libc.mincore(ctypes.c_void_p(ctypes.addressof(window)), ctypes.c_size_t(size), vec) != 0:
+                raise OSError(ctypes.get_errno(), "mincore")
+            return sum(v & 1 for v in vec)
+        finally:
+            del window
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="posix_fadvise and mincore are Linux's")
+def test_spilled_data_leaves_the_page_cache_too(tmp_path):
+    """What a spill wrote does not stay in the kernel's page cache either: once written back (here the
+    test fsyncs it), the segment's next spill drops it. Without the advice the whole file stays cached."""
+    big = 64 * 1024
+    budget = MemoryBudget(big * 8, tmp_path / "spill")
+    try:
+        lg = make(budget)
+        sent = []
+
+        def append_big(n: int) -> None:
+            for _ in range(n):
+                batch = build_batch(value_size=big - 200)
+                lg.append(batch, 0)
+                sent.append(bytes(batch.data))
+
+        append_big(12)  # past the budget: the first spill
+        seg = lg.active_segment
+        assert seg.spilled_count > 0 and seg.path is not None
+        first = seg.file_size
+        fd = os.open(seg.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the first spill's pages written back: clean, so the advice may drop them
+        finally:
+            os.close(fd)
+        append_big(6)  # the second spill, to the same file
+        assert seg.file_size > first
+        cached = _cached_pages(seg.path) * mmap.PAGESIZE
+        assert cached <= seg.file_size - first + mmap.PAGESIZE, (cached, first, seg.file_size)
+        assert stored(lg) == sent  # and read back from the disk, byte for byte
+    finally:
+        budget.close()
