@@ -140,9 +140,7 @@ class Topic:
         produce and follower append, so resolved values are kept until a
         setting changes (the broker settings count their changes).
         """
-        generation = self.cluster.config.generation
-        if self._resolved_generation != generation:
-            self._forget_resolved(generation)
+        self._drop_stale_values()
         try:
             return self._resolved[name, broker_id]
         except KeyError:
@@ -151,15 +149,16 @@ class Topic:
             )
             return value
 
-    def _forget_resolved(self, generation: int) -> None:
-        self._resolved.clear()
-        self._typed.clear()
-        self._resolved_generation = generation
-
-    def _typed_memo(self, broker_id: int | None) -> dict[tuple[str, str], Any]:
+    def _drop_stale_values(self) -> None:
+        """Forget the resolved and typed values if a setting changed since they were kept."""
         generation = self.cluster.config.generation
         if self._resolved_generation != generation:
-            self._forget_resolved(generation)
+            self._resolved.clear()
+            self._typed.clear()
+            self._resolved_generation = generation
+
+    def _typed_memo(self, broker_id: int | None) -> dict[tuple[str, str], Any]:
+        self._drop_stale_values()
         try:
             return self._typed[broker_id]
         except KeyError:

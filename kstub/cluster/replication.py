@@ -189,8 +189,9 @@ def replicate(cluster: ClusterState, follower_id: int, p: Partition) -> bool:
             # (a chunk past the log end follows a gap a compaction left: appended as it is)
             flog.truncate_fully(chunk.base_offset)
         # a Chunk of its own, sharing the bytes (as dataclasses.replace would, at a fraction of its cost)
-        c = chunk
-        flog.append_chunk(Chunk(c.base_offset, c.last_offset, c.max_timestamp, c.leader_epoch, c.data))
+        flog.append_chunk(
+            Chunk(chunk.base_offset, chunk.last_offset, chunk.max_timestamp, chunk.leader_epoch, chunk.data)
+        )
     if llog.log_start_offset > flog.log_start_offset:
         flog.advance_start(llog.log_start_offset)
     p.follower_fetched(follower_id, fetch_offset, flog.log_end_offset, cluster.now_ms())
@@ -217,7 +218,7 @@ def replicate_now(cluster: ClusterState, p: Partition) -> None:
         return
     # a second pass brings the high watermark the first one moved to the followers that copied before it moved
     for _ in range(2):
-        for r in list(p.isr):
+        for r in p.isr:  # a follower's fetch that expands the ISR assigns a new list: this one is not changed
             if r == p.leader:
                 continue
             broker = cluster.brokers[r]

@@ -328,13 +328,15 @@ class SpillingSegment(Segment):
         self.delete()
 
 
+_FADVISE = getattr(os, "posix_fadvise", None)  # not on macOS
+
+
 def _drop_cached_pages(fd: int) -> None:
     """Advise the kernel that a spill file's cached pages are not needed (see the module docstring)."""
-    advise = getattr(os, "posix_fadvise", None)  # not on macOS
-    if advise is None:
+    if _FADVISE is None:
         return
     try:
-        advise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        _FADVISE(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     except OSError as exc:  # advice only: the spill itself succeeded
         log.debug("posix_fadvise on a spill file: %s", exc)
 

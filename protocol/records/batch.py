@@ -225,15 +225,6 @@ _HEADER = struct.Struct(">qiibIhiqqqhii")
 assert _HEADER.size == 61
 
 
-def _crc32c(data: Buffer) -> int:
-    """CRC-32C; the package is imported at first use: it pulls in importlib.metadata, ~10 ms of start-up."""
-    global _crc32c
-    from crc32c import crc32c
-
-    _crc32c = crc32c
-    return crc32c(data)
-
-
 class RecordBatch:
     """A view over one magic-2 record batch starting at `start` in `buf`. Decodes no record.
 
@@ -350,17 +341,22 @@ class RecordBatch:
 
     def compute_crc(self) -> int:
         """CRC-32C over attributes..end of batch (bytes 21..size), as Kafka computes it."""
-        end = self._start + self.size
+        return self._crc(self.size)
+
+    def _crc(self, size: int) -> int:
+        # Imported at first use: the package pulls in importlib.metadata, ~10 ms of `kstub serve`'s start-up.
+        from crc32c import crc32c
+
         with memoryview(self._buf) as mv:
-            return _crc32c(mv[self._start + _ATTRIBUTES : end])
+            return crc32c(mv[self._start + _ATTRIBUTES : self._start + size])
 
     def validate(self) -> None:
         """Kafka's DefaultRecordBatch.ensureValid: size at least 61, magic 2, stored CRC = computed CRC.
 
         Also checks the buffer holds the whole batch. All failures are CORRUPT_MESSAGE.
         """
-        _, length, _, magic, stored, *_ = _HEADER.unpack_from(self._buf, self._start)
-        size = length + LOG_OVERHEAD
+        h = self.header()
+        size, magic, stored = h.batch_length + LOG_OVERHEAD, h.magic, h.crc
         if size < self.HEADER_SIZE:
             raise _corrupt(f"batch size {size} is below the {self.HEADER_SIZE}-byte minimum")
         available = len(self._buf) - self._start
@@ -368,8 +364,7 @@ class RecordBatch:
             raise _corrupt(f"batch is truncated: {size} bytes declared, {available} present")
         if magic != 2:
             raise _corrupt(f"magic {magic} is not 2")
-        with memoryview(self._buf) as mv:
-            computed = _crc32c(mv[self._start + _ATTRIBUTES : self._start + size])
+        computed = self._crc(size)
         if stored != computed:
             raise _corrupt(f"batch CRC-32C mismatch: stored {stored:#010x}, computed {computed:#010x}")
 
