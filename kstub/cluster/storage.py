@@ -106,7 +106,7 @@ class StateStore:
     def new_log(self, cluster: ClusterState, partition: Partition, broker_id: int) -> Log:
         """A new, empty log for `broker_id`'s replica of `partition`."""
         name = f"{partition.topic.name}-{partition.index}-broker-{broker_id}"
-        storage = SpillingLogStorage(self.memory_budget(cluster), name)
+        storage = SpillingLogStorage(self.memory_budget(cluster), name, group=partition)
         return Log(config=replica_config(partition.topic, broker_id), clock=cluster.now_ms, storage=storage)
 
     def broker_dir(self, broker_id: int) -> Path | None:

@@ -19,6 +19,7 @@ from logtools import Clock, build_batch
 
 from kstub.cluster.config import TOPIC_CONFIGS
 from kstub.cluster.log import Log
+from kstub.cluster.segments import Chunk
 from kstub.cluster.spill import MemoryBudget, SpillingLogStorage, SpillingSegment
 from kstub.protocol.records import iter_records
 
@@ -293,3 +294,97 @@ def test_spilled_data_leaves_the_page_cache_too(tmp_path):
         assert stored(lg) == sent  # and read back from the disk, byte for byte
     finally:
         budget.close()
+
+
+# --- replicas sharing their bytes ---------------------------------------------------
+
+
+def make_replicas(budget: MemoryBudget, partition: object, count: int = 3, **configs: object) -> list[Log]:
+    """A partition's replica logs in one process: their storages name the same partition."""
+
+    def config(key: str) -> str:
+        settings = {k.replace("_", "."): str(v) for k, v in configs.items()}
+        return settings.get(key, TOPIC_CONFIGS[key].default_string or "")
+
+    return [
+        Log(config=config, clock=Clock(), storage=SpillingLogStorage(budget, f"t-0-broker-{b}", group=partition))
+        for b in range(count)
+    ]
+
+
+def copy(leader: Log, follower: Log) -> None:
+    """What a follower in this process does: append the leader's chunks, sharing their bytes."""
+    for c in leader.read(follower.log_end_offset, 1 << 30, leader.log_end_offset):
+        follower.append_chunk(Chunk(c.base_offset, c.last_offset, c.max_timestamp, c.leader_epoch, c.data))
+
+
+def produce_replicated(logs: list[Log], n: int) -> list[bytes]:
+    sent = []
+    for _ in range(n):
+        sent += append(logs[0], 1)
+        for f in logs[1:]:
+            copy(logs[0], f)
+    return sent
+
+
+def spill_files(budget: MemoryBudget) -> int:
+    return sum(p.stat().st_size for p in files(budget))
+
+
+def test_replicas_sharing_bytes_count_them_once_and_spill_them_once(budget):
+    logs = make_replicas(budget, object(), segment_bytes=BATCH * 3)
+    sent = produce_replicated(logs, 3)
+    # three segments hold each batch: the budget counts the bytes once
+    assert [resident(lg) for lg in logs] == [3 * BATCH] * 3 and budget.resident == 3 * BATCH
+    sent += produce_replicated(logs, 17)
+    assert budget.resident <= budget.limit
+    # each byte written to a file once, whichever replica spilled it first
+    assert spill_files(budget) == budget.spilled == 20 * BATCH - budget.resident
+    for lg in logs:
+        assert resident(lg) == budget.resident  # the replicas spill together: the same batches stay
+        assert stored(lg) == sent
+    # the followers wrote no file of their own: their spilled batches are read from the leader's
+    assert all(seg.path is None for lg in logs[1:] for seg in lg.segments)
+    assert {f.path for lg in logs for seg in lg.segments for f in seg.files} == set(files(budget))
+
+
+def test_a_file_stays_while_another_replica_reads_from_it(budget):
+    logs = make_replicas(budget, object(), segment_bytes=BATCH * 3)
+    sent = produce_replicated(logs, 12)
+    leader, follower = logs[0], logs[1]
+    first = leader.segments[0].path
+    assert first is not None and first.exists()
+    leader.delete_oldest_segments(2, "retention")  # the leader's file goes from its log ...
+    assert first.exists()  # ... but the followers still read from it
+    assert stored(follower) == sent and stored(leader, 6) == sent[6:]
+    for f in logs[1:]:
+        f.delete_oldest_segments(2, "retention")
+    assert not first.exists()  # the last reader gone: the file goes
+    assert spill_files(budget) == budget.spilled
+    for lg in logs:
+        lg.truncate_fully(100)
+    assert files(budget) == [] and budget.spilled == budget.resident == 0
+
+
+def test_truncating_a_shared_file_keeps_what_others_read(budget):
+    logs = make_replicas(budget, object(), segment_bytes=BATCH * 100)
+    sent = produce_replicated(logs, 10)
+    leader = logs[0]
+    assert leader.active_segment.spilled_count >= 5
+    size = leader.active_segment.file_size
+    leader.truncate_to(3)  # a leader turned follower truncates: the others still read past the cut
+    assert leader.active_segment.file_size == size
+    assert stored(leader) == sent[:3] and stored(logs[1]) == stored(logs[2]) == sent
+    for lg in logs[1:]:
+        lg.truncate_to(3)
+    assert stored(logs[2]) == sent[:3]
+    assert spill_files(budget) == budget.spilled
+
+
+def test_a_follower_copying_spilled_data_holds_its_own_bytes(budget):
+    logs = make_replicas(budget, object(), count=2)
+    sent = append(logs[0], 10)  # the follower lags: the batches it copies come from the leader's file
+    copy(logs[0], logs[1])
+    assert stored(logs[1]) == sent
+    assert budget.resident <= budget.limit and spill_files(budget) == budget.spilled
+    assert budget.resident == resident(logs[0]) + resident(logs[1])  # nothing shared: each counted
