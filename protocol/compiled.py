@@ -407,7 +407,7 @@ class _DecGen(_Gen):
             return [
                 "end = pos + 16",
                 "if end > len(buf): raise GiveUp",
-                f"{v} = UUID(bytes=buf[pos:end]); pos = end",
+                f"{v} = UUID(bytes=bytes(buf[pos:end])); pos = end",
             ]
         if isinstance(con, _UVarInt):
             return [f"{v}, pos = read_uvarint(buf, pos, {con.max_bytes}, {con.limit})"]
@@ -423,7 +423,7 @@ class _DecGen(_Gen):
             elif isinstance(con, KRecordView):
                 out.append(f"    {v} = memoryview(buf)[pos:end]; pos = end")
             else:
-                out.append(f"    {v} = buf[pos:end]; pos = end")
+                out.append(f"    {v} = bytes(buf[pos:end]); pos = end")  # bytes from a bytearray too
             return out
         if isinstance(con, KArray):
             n = self.var("n")
@@ -486,7 +486,7 @@ def _read_tags(buf: bytes, pos: int, obj: Container, table: dict[int, tuple[str,
         if end > len(buf) or tag <= last:
             raise GiveUp
         last = tag
-        data = buf[pos:end]
+        data = bytes(buf[pos:end])
         pos = end
         known = table.get(tag)
         if known is None:
@@ -497,7 +497,11 @@ def _read_tags(buf: bytes, pos: int, obj: Container, table: dict[int, tuple[str,
 
 
 def compile_decoder(root: c.Construct, label: str) -> Callable[[bytes, int], tuple[Any, int]]:
-    """``decode(buf, pos) -> (obj, end)`` for the struct `root` (`buf` must be `bytes`).
+    """``decode(buf, pos) -> (obj, end)`` for the struct `root`.
+
+    `buf` is `bytes`, or a `bytearray` (a request frame received in pieces): the values are the
+    same either way (bytes fields are `bytes`), except that record data, a view of `buf`, is
+    then writable.
 
     Raises `GiveUp` at compile time if the tree holds a construct it does not
     know, and (anything) at run time when the constructs must decode instead.

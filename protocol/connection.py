@@ -23,7 +23,13 @@ from typing import Any, Final
 from .api_keys import ApiKey
 from .constructs import Container
 from .errors import DecodeError, ErrorCode, FrameTooLarge, RemoteProtocolError, UnsupportedRequest
-from .headers import encode_request_header, encode_response_header, read_request_header, response_header_codec
+from .headers import (
+    encode_request_header,
+    encode_response_header,
+    read_request_header,
+    request_header_codec,
+    response_header_codec,
+)
 from .messages import ALL
 from .schema import Api
 
@@ -71,9 +77,10 @@ class _FrameBuffer:
     """Length-prefixed frames with a size cap.
 
     Received chunks are kept as they came, with an offset into the first. A
-    frame leaves them as one copy: a slice of one chunk, or one join of its
-    pieces when it spans several (a large produce request). Nothing buffered
-    is copied as more arrives or when a frame is taken out before the rest.
+    frame leaves them as the chunk itself when it is exactly one, else as one
+    copy (a `bytearray`) of its part of one chunk or of its pieces when it
+    spans several (a large produce request). Nothing buffered is copied as
+    more arrives or when a frame is taken out before the rest.
     """
 
     def __init__(self, max_frame: int) -> None:
@@ -87,7 +94,7 @@ class _FrameBuffer:
             self._chunks.append(data if isinstance(data, bytes) else bytes(data))
             self._pending += len(data)
 
-    def next_frame(self) -> bytes | None:
+    def next_frame(self) -> bytes | bytearray | None:
         if self._pending < 4:
             return None
         first, offset = self._chunks[0], self._offset
@@ -113,25 +120,33 @@ class _FrameBuffer:
                 break
         return bytes(out)
 
-    def _take(self, n: int) -> bytes:
-        """The next `n` buffered bytes (`n` at most what is buffered), taken out of the buffer."""
+    def _take(self, n: int) -> bytes | bytearray:
+        """The next `n` buffered bytes (`n` at most what is buffered), taken out of the buffer.
+
+        The chunk itself when it is exactly those bytes; else a copy, made a `bytearray` so that a
+        produced batch in it can be stored as a view of it and patched in place (its offsets)
+        without a second copy.
+        """
         if not n:
             return b""
         chunks = self._chunks
         first, offset = chunks[0], self._offset
         if len(first) - offset >= n:
-            out = first[offset : offset + n]  # the chunk itself when it is exactly the frame
+            if offset == 0 and len(first) == n:
+                out: bytes | bytearray = first
+            else:
+                out = bytearray(memoryview(first)[offset : offset + n])
             self._advance(n)
             return out
-        pieces: list[memoryview] = []
-        need = n
-        while need:
+        out = bytearray(n)
+        at = 0
+        while at < n:
             first, offset = chunks[0], self._offset
-            take = min(len(first) - offset, need)
-            pieces.append(memoryview(first)[offset : offset + take])
-            need -= take
+            take = min(len(first) - offset, n - at)
+            out[at : at + take] = memoryview(first)[offset : offset + take]
+            at += take
             self._advance(take)
-        return b"".join(pieces)
+        return out
 
     def _advance(self, n: int) -> None:
         self._offset += n
@@ -167,9 +182,9 @@ class ServerConnection:
     def next_raw_frame(self) -> bytes | _NeedData:
         """The next frame's bytes, undecoded: the raw SASL tokens after a SaslHandshake v0."""
         frame = self._frames.next_frame()
-        return NEED_DATA if frame is None else frame
+        return NEED_DATA if frame is None else bytes(frame)
 
-    def decode_request(self, frame: bytes) -> Request:
+    def decode_request(self, frame: bytes | bytearray) -> Request:
         if len(frame) < _KEY_VERSION_CORR.size:
             raise DecodeError(f"request header truncated ({len(frame)} bytes)", "RequestHeader")
         key, version, correlation_id = _KEY_VERSION_CORR.unpack_from(frame)
@@ -180,6 +195,10 @@ class ServerConnection:
             if key == API_VERSIONS_KEY and version > api.max_version:
                 return Request(api, version, correlation_id, None, None, len(frame), unsupported_version=True)
             raise UnsupportedRequest(key, version, correlation_id)
+        if type(frame) is bytearray:  # decoded where it lies: its record data stays a (writable) view of it
+            header, pos = request_header_codec(api.request_header_version(version)).decode_from(frame, 0)
+            body, _ = api.request_codec(version).decode_from(frame, pos)
+            return Request(api, version, correlation_id, header.client_id, body, len(frame))
         stream = io.BytesIO(frame)
         header = read_request_header(stream, api.request_header_version(version))
         body = api.request_codec(version).read(stream)

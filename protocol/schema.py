@@ -354,6 +354,19 @@ class MessageCodec:
                 pass
         return self._fast_decode
 
+    def decode_from(self, buf: bytes | bytearray, pos: int) -> tuple[c.Container, int]:
+        """Decode the message at `pos` of `buf` (no copy of `buf`, a `bytearray` too); returns it and its end."""
+        fast = self._fast_decode or self._compile_decoder()
+        if fast is not None:
+            try:
+                return fast(buf, pos)
+            except Exception:
+                pass  # the constructs decode it, or say what is wrong
+        stream = io.BytesIO(buf if type(buf) is bytes else bytes(buf))
+        stream.seek(pos)
+        obj = self.read(stream)
+        return obj, stream.tell()
+
     def decode(self, data: bytes | memoryview, *, exact: bool = False) -> c.Container:
         """Decode `data`; with `exact`, trailing bytes are an error too."""
         fast = self._fast_decode or self._compile_decoder()

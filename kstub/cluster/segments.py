@@ -130,6 +130,15 @@ class Segment:
         return batch_header(self.chunks(i, i + 1)[0].data)
 
 
+def owned(data: bytes | bytearray | memoryview) -> bytes | bytearray | memoryview:
+    """`data` as a segment keeps it: a read-only view (of a file read, of a fetch buffer) is copied, to
+    hold only its own bytes; a writable one is a produced batch's view of its own request frame
+    (protocol/connection.py), kept as it is: the frame is the batch's one copy."""
+    if type(data) is memoryview and data.readonly:
+        return bytes(data)
+    return data
+
+
 def batch_header(data: bytes | bytearray | memoryview) -> RecordBatch | None:
     """The v2 batch header at the start of `data` (None for a legacy entry)."""
     if len(data) < RecordBatch.HEADER_SIZE or data[16] != 2:
@@ -143,7 +152,7 @@ class MemorySegment(Segment):
         self._data: list[bytes | bytearray | memoryview] = []
 
     def append(self, chunk: Chunk, now_ms: int) -> None:
-        data = chunk.data if not isinstance(chunk.data, memoryview) else bytes(chunk.data)
+        data = owned(chunk.data)
         self._data.append(data)
         self.note(chunk.base_offset, chunk.last_offset, chunk.max_timestamp, chunk.leader_epoch, len(data), now_ms)
 

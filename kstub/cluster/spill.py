@@ -61,7 +61,7 @@ from pathlib import Path
 
 from kstub.protocol.records import RecordBatch
 
-from .segments import Chunk, LogStorage, Segment
+from .segments import Chunk, LogStorage, Segment, owned
 
 log = logging.getLogger("kstub.spill")
 
@@ -141,7 +141,7 @@ class MemoryBudget:
 
     # --- holding -----------------------------------------------------------------
 
-    def charge(self, seg: SpillingSegment, data: bytes | bytearray) -> None:
+    def charge(self, seg: SpillingSegment, data: bytes | bytearray | memoryview) -> None:
         """`seg` holds `data` in memory now; spill if that passes the budget."""
         key = id(data)
         held = self._holders.get(key, 0)
@@ -154,7 +154,7 @@ class MemoryBudget:
         if 0 <= self.limit < self.resident and self.resident > self._retry_at:
             self.spill()
 
-    def let_go(self, data: bytes | bytearray) -> None:
+    def let_go(self, data: bytes | bytearray | memoryview) -> None:
         """A segment no longer holds `data` in memory (spilled or dropped)."""
         key = id(data)
         held = self._holders[key] - 1
@@ -165,13 +165,13 @@ class MemoryBudget:
         self._located.pop(key, None)
         self.resident -= len(data)
 
-    def shared(self, data: bytes | bytearray) -> bool:
+    def shared(self, data: bytes | bytearray | memoryview) -> bool:
         return self._holders.get(id(data), 0) > 1
 
-    def located(self, data: bytes | bytearray) -> tuple[SpillFile, int] | None:
+    def located(self, data: bytes | bytearray | memoryview) -> tuple[SpillFile, int] | None:
         return self._located.get(id(data))
 
-    def locate(self, data: bytes | bytearray, file: SpillFile, position: int) -> None:
+    def locate(self, data: bytes | bytearray | memoryview, file: SpillFile, position: int) -> None:
         self._located[id(data)] = (file, position)
 
     def release(self, seg: SpillingSegment) -> None:
@@ -296,7 +296,7 @@ class SpillingSegment(Segment):
         self.files: list[SpillFile] = []  # the file of each spilled batch
         self.positions = array("q")  # ... its position there
         self.lengths = array("q")  # ... and its size
-        self._data: list[bytes | bytearray] = []  # batches spilled_count..
+        self._data: list[bytes | bytearray | memoryview] = []  # batches spilled_count..
         self.resident_bytes = 0
 
     @property
@@ -315,13 +315,13 @@ class SpillingSegment(Segment):
     # --- memory ------------------------------------------------------------------
 
     def append(self, chunk: Chunk, now_ms: int) -> None:
-        data = chunk.data if not isinstance(chunk.data, memoryview) else bytes(chunk.data)
+        data = owned(chunk.data)
         self._data.append(data)
         self.resident_bytes += len(data)
         self.note(chunk.base_offset, chunk.last_offset, chunk.max_timestamp, chunk.leader_epoch, len(data), now_ms)
         self.budget.charge(self, data)
 
-    def spill(self, need: int | None = None) -> list[bytes | bytearray]:
+    def spill(self, need: int | None = None) -> list[bytes | bytearray | memoryview]:
         """Move the oldest resident batches (at least `need` bytes, all if None) out of memory; returns them."""
         data = self._data
         m = len(data)
@@ -341,7 +341,7 @@ class SpillingSegment(Segment):
         if last >= 0:
             self._spill(last + 1)
 
-    def _spill(self, m: int) -> list[bytes | bytearray]:
+    def _spill(self, m: int) -> list[bytes | bytearray | memoryview]:
         """Spill the first `m` resident batches: those another replica already spilled are not written again."""
         if not m:
             self.budget.release(self)
@@ -498,7 +498,7 @@ def _drop_cached_pages(fd: int) -> None:
         log.debug("posix_fadvise on a spill file: %s", exc)
 
 
-def _writev_all(fd: int, buffers: list[bytes | bytearray]) -> None:
+def _writev_all(fd: int, buffers: list[bytes | bytearray | memoryview]) -> None:
     total = sum(len(b) for b in buffers)
     written = os.writev(fd, buffers)
     if written == total:

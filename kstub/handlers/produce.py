@@ -109,10 +109,11 @@ async def _produce_partition(
     waited = False
     try:
         if inflates_on_read(data.records):
-            batches = await in_thread(read_produce_data, data.records, ctx.api_version, **limits)
+            batches = await in_thread(read_produce_data, data.records, ctx.api_version, in_place=True, **limits)
             waited = True
         else:
-            batches = read_produce_data(data.records, ctx.api_version, **limits)
+            # the request's frame is ours: a batch is stored where it was received (protocol/connection.py)
+            batches = read_produce_data(data.records, ctx.api_version, in_place=True, **limits)
         keyless: list[int] = []
         for batch in batches:
             if not batch.needs_scan(compacted, max_record):

@@ -52,7 +52,7 @@ _RECORDS_START = 61
 class ProducedBatch:
     """One unit the broker appends: a v2 batch, or a legacy (magic 0/1) message set from one produce partition."""
 
-    data: bytearray  # owned, patchable copy of the bytes as sent
+    data: bytearray | memoryview  # the bytes as sent, patchable: a copy, or a view of the broker's own frame
     magic: int
     offset_count: int  # offsets it consumes: v2 last_offset_delta + 1; legacy: number of (outer or inner) messages
     first_timestamp: int  # -1 if none (magic 0)
@@ -243,8 +243,12 @@ def read_produce_data(
     *,
     max_message_bytes: int | None = None,
     max_record_bytes: int = MAX_RECORD_BYTES,
+    in_place: bool = False,
 ) -> list[ProducedBatch]:
     """Validate one partition's produce records as Kafka does, and copy them into owned `ProducedBatch`es.
+
+    With `in_place`, the caller gives `data` up (a view of a request frame that is its own): a v2
+    batch in a writable buffer then stays there, to be patched and stored as that view (no copy).
 
     Returns at most one ProducedBatch (Kafka appends one batch or one legacy
     message set per partition), and none when Produce v0-2 carries no complete
@@ -329,11 +333,11 @@ def read_produce_data(
     if any(magic != first_magic for _, _, magic in entries):
         raise _invalid("batch magic differs from the first batch's magic")
     if first_magic == 2:
-        return [_read_v2(mv, entries)]
+        return [_read_v2(mv, entries, in_place and not mv.readonly)]
     return [_read_legacy(mv, entries, max_record_bytes)]
 
 
-def _read_v2(mv: memoryview, entries: list[tuple[int, int, int]]) -> ProducedBatch:
+def _read_v2(mv: memoryview, entries: list[tuple[int, int, int]], in_place: bool) -> ProducedBatch:
     if len(entries) > 1:
         raise _invalid("a produce of magic 2 data must hold exactly one record batch")
     pos, total, _ = entries[0]
@@ -353,8 +357,9 @@ def _read_v2(mv: memoryview, entries: list[tuple[int, int, int]]) -> ProducedBat
     compression = attributes & _COMPRESSION_MASK
     if compression > 4:
         raise BatchError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, f"unknown compression id {compression}")
+    view = mv[pos : pos + total]
     return ProducedBatch(
-        data=bytearray(mv[pos : pos + total]),
+        data=view if in_place else bytearray(view),
         magic=2,
         offset_count=lod + 1,
         first_timestamp=h.base_timestamp,

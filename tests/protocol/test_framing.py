@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import uuid
+from typing import Any
 
 import pytest
 
@@ -112,3 +114,99 @@ def test_an_empty_frame_is_a_frame() -> None:
     frames.feed(b"\x00\x00\x00\x00")
     assert frames.next_frame() == b""
     assert frames.next_frame() is None and frames.pending == 0
+
+
+def _typed(value: Any) -> Any:
+    """`value` with the type of every leaf kept (record data as its bytes)."""
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    if isinstance(value, memoryview):
+        return ("view", bytes(value))
+    return (type(value).__name__, value)
+
+
+_BODIES: dict[str, tuple[int, int, dict]] = {
+    "join group (bytes metadata)": (
+        ApiKey.JOIN_GROUP,
+        9,
+        {
+            "group_id": "g",
+            "session_timeout_ms": 10_000,
+            "rebalance_timeout_ms": 30_000,
+            "member_id": "",
+            "group_instance_id": None,
+            "protocol_type": "consumer",
+            "protocols": [{"name": "range", "metadata": b"\x00\x01metadata"}],
+            "reason": None,
+        },
+    ),
+    "sasl authenticate (bytes)": (ApiKey.SASL_AUTHENTICATE, 2, {"auth_bytes": b"\x00user\x00secret"}),
+    "fetch (uuid)": (
+        ApiKey.FETCH,
+        13,
+        {
+            "replica_id": -1,
+            "max_wait_ms": 500,
+            "min_bytes": 1,
+            "max_bytes": 1 << 20,
+            "isolation_level": 0,
+            "session_id": 0,
+            "session_epoch": -1,
+            "topics": [
+                {
+                    "topic_id": uuid.UUID(int=12345),
+                    "partitions": [
+                        {
+                            "partition": 0,
+                            "current_leader_epoch": -1,
+                            "fetch_offset": 0,
+                            "last_fetched_epoch": -1,
+                            "log_start_offset": -1,
+                            "partition_max_bytes": 1 << 20,
+                        }
+                    ],
+                }
+            ],
+            "forgotten_topics_data": [],
+            "rack_id": "",
+        },
+    ),
+    "produce (records)": (
+        ApiKey.PRODUCE,
+        9,
+        {
+            "transactional_id": None,
+            "acks": -1,
+            "timeout_ms": 1000,
+            "topic_data": [{"name": "t", "partition_data": [{"index": 0, "records": b"r" * 100}]}],
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(_BODIES))
+def test_a_frame_copied_out_of_the_buffer_decodes_as_the_same_request(name: str) -> None:
+    """A frame the broker copied out of its receive buffer (not exactly one received chunk) is a
+    bytearray, decoded where it lies: the same request, field for field and type for type (bytes
+    fields stay bytes), only its record data a writable view."""
+    key, version, body = _BODIES[name]
+    frame = ClientConnection("framing").send_request(key, version, body)
+    server = ServerConnection()
+    whole = [server.decode_request(frame[4:]) for _ in range(3)][-1]  # from the second: the compiled decoder
+    server.receive_data(frame[:10])
+    server.receive_data(frame[10:] + b"\x00")  # the frame is not one received chunk: it is copied out
+    [copied] = _drain(server)
+    assert server.buffered == 1
+    assert (copied.api_key, copied.api_version, copied.correlation_id, copied.client_id, copied.size) == (
+        whole.api_key,
+        whole.api_version,
+        whole.correlation_id,
+        whole.client_id,
+        whole.size,
+    )
+    assert _typed(copied.body) == _typed(whole.body)
+    if key == ApiKey.PRODUCE:
+        records = copied.body.topic_data[0].partition_data[0].records
+        assert isinstance(records, memoryview) and not records.readonly

@@ -985,3 +985,17 @@ def test_legacy_gzip_of_zeros_is_corrupt_after_its_first_chunk() -> None:
         read_produce_data(data, 2)
     assert code_of(e) == ErrorCode.CORRUPT_MESSAGE
     assert "minimum record overhead" in str(e.value)
+
+
+def test_produce_data_in_place_stays_in_a_writable_frame_and_copies_a_read_only_one() -> None:
+    """The broker's request frames that it copied out of the receive buffer are its own (a bytearray):
+    a batch in one is stored where it lies, patched there; one in read-only bytes is copied."""
+    frame = bytearray(b"header" + build_v2())
+    [copied] = read_produce_data(memoryview(bytes(frame))[6:], 3, in_place=True)
+    assert isinstance(copied.data, bytearray)
+    [pb] = read_produce_data(memoryview(frame)[6:], 3, in_place=True)
+    assert isinstance(pb.data, memoryview) and pb.data.obj is frame
+    pb.assign_offsets(1000, 7)
+    assert RecordBatch(frame[6:]).base_offset == 1000  # patched in the frame itself
+    RecordBatch(pb.data).validate()
+    assert RecordBatch(copied.data).base_offset == 0
