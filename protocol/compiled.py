@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import constructs as c
-from .constructs import Container
+from .constructs import Container, Sealed
 from .primitives import KArray, KBytes, KRecordView, KString, _Boolean, _Fixed, _Uuid, _UVarInt, write_uvarint
 
 __all__ = ["compile_decoder", "compile_encoder"]
@@ -170,6 +170,13 @@ class _EncGen(_Gen):
         fname = f"enc_{len(self.functions)}"
         self.functions[id(con)] = fname
         body: list[str] = []
+        # a Sealed part: its bytes for this struct of this version, encoded at its first use
+        key = self.name(object(), "K")
+        body.append("if type(obj) is Sealed:")
+        body.append(f"    data = obj.encoded.get({key})")
+        body.append(f"    if data is None: data = obj.encoded[{key}] = seal({fname}, obj)")
+        body.append("    w(data)")
+        body.append("    return")
         body.append("if not isinstance(obj, dict): raise GiveUp")
         body.append("get = obj.get")
         run: list[tuple[str, str]] = []  # (format char, variable) of pending fixed-width fields
@@ -308,11 +315,20 @@ def _is_nullable_struct(con: c.Construct) -> bool:
     return isinstance(con, _NullableStruct)
 
 
+def _seal(fn: Callable[[Any, Callable[[bytes], Any]], None], obj: Sealed) -> bytes:
+    """`obj` encoded by struct function `fn`, as a plain dict (not looked up as sealed again)."""
+    parts: list[bytes] = []
+    fn(dict(obj), parts.append)
+    return b"".join(parts)
+
+
 def compile_encoder(root: c.Construct, label: str, missing: Any) -> Callable[[Any], bytes]:
     """``encode(obj) -> bytes`` for the struct `root`; raises (anything) when the constructs must do it."""
     gen = _EncGen(label)
     gen.names["MISSING"] = missing
     gen.names["GIVEUP"] = _giveup
+    gen.names["Sealed"] = Sealed
+    gen.names["seal"] = _seal
     fn = gen.struct_function(root)
     gen.lines += ["def encode(obj):", "    parts = []", f"    {fn}(obj, parts.append)", "    return b''.join(parts)"]
     return gen.compile()["encode"]

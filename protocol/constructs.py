@@ -138,3 +138,15 @@ class Container(dict):
     def __repr__(self) -> str:
         parts = [f"{k}={v!r}" for k, v in self.items() if not (isinstance(k, str) and k.startswith("_"))]
         return f"Container({', '.join(parts)})"
+
+
+class Sealed(dict):
+    """A message part that is never changed once made, shared by the responses that carry it (a
+    handler's cached part of an answer). The compiled encoders (protocol/compiled.py) keep its
+    encoding, per message version, at its first use, and write those bytes again after that."""
+
+    __slots__ = ("encoded",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.encoded: dict[object, bytes] = {}

@@ -25,6 +25,7 @@ from weakref import WeakKeyDictionary
 
 from kstub.cluster.model import ClusterError, Partition, Topic, topic_name_error
 from kstub.protocol import ApiKey, Container, ErrorCode
+from kstub.protocol.constructs import Sealed
 from kstub.protocol.primitives import ZERO_UUID
 
 from .base import Body, Context, Op, Res, handles
@@ -43,23 +44,24 @@ def broker_list(ctx: Context) -> list[Body]:
     ]
 
 
-def partition_body(p: Partition) -> Body:
+def partition_body(p: Partition) -> Sealed:
+    """`p`'s part of a Metadata answer, sealed: its encoding is made once per version (see below)."""
     error = ErrorCode.NONE if p.leader >= 0 else ErrorCode.LEADER_NOT_AVAILABLE
-    return {
-        "error_code": error,
-        "partition_index": p.index,
-        "leader_id": p.leader,
-        "leader_epoch": p.leader_epoch,
-        "replica_nodes": list(p.replicas),
-        "isr_nodes": list(p.isr),
-        "offline_replicas": [r for r in p.replicas if not p.topic.cluster.brokers[r].alive],
-    }
+    return Sealed(
+        error_code=error,
+        partition_index=p.index,
+        leader_id=p.leader,
+        leader_epoch=p.leader_epoch,
+        replica_nodes=list(p.replicas),
+        isr_nodes=list(p.isr),
+        offline_replicas=[r for r in p.replicas if not p.topic.cluster.brokers[r].alive],
+    )
 
 
 #: Each topic's partitions' last bodies, with what each was made from: a Metadata request for many
 #: partitions rebuilds only the bodies of partitions whose leader, epoch, ISR or replicas (or whose
-#: brokers' liveness) changed. Read-only once made: responses share them. (Keyed by topic: one weak
-#: reference per topic looked up, not one per partition.)
+#: brokers' liveness) changed. Read-only once made: responses share them, and their encodings
+#: (`Sealed`). (Keyed by topic: one weak reference per topic looked up, not one per partition.)
 _BODIES: WeakKeyDictionary[Topic, list[tuple[int, int, list[int], list[int], tuple[bool, ...], Body]]] = (
     WeakKeyDictionary()
 )
