@@ -26,7 +26,6 @@ from .errors import DecodeError, ErrorCode, FrameTooLarge, RemoteProtocolError, 
 from .headers import (
     encode_request_header,
     encode_response_header,
-    read_request_header,
     request_header_codec,
     response_header_codec,
 )
@@ -195,13 +194,9 @@ class ServerConnection:
             if key == API_VERSIONS_KEY and version > api.max_version:
                 return Request(api, version, correlation_id, None, None, len(frame), unsupported_version=True)
             raise UnsupportedRequest(key, version, correlation_id)
-        if type(frame) is bytearray:  # decoded where it lies: its record data stays a (writable) view of it
-            header, pos = request_header_codec(api.request_header_version(version)).decode_from(frame, 0)
-            body, _ = api.request_codec(version).decode_from(frame, pos)
-            return Request(api, version, correlation_id, header.client_id, body, len(frame))
-        stream = io.BytesIO(frame)
-        header = read_request_header(stream, api.request_header_version(version))
-        body = api.request_codec(version).read(stream)
+        # decoded where it lies: a bytearray frame's record data stays a (writable) view of it
+        header, pos = request_header_codec(api.request_header_version(version)).decode_from(frame, 0)
+        body, _ = api.request_codec(version).decode_from(frame, pos)
         return Request(api, version, correlation_id, header.client_id, body, len(frame))
 
     def encode_response(self, request: Request, body: dict[str, Any]) -> bytes:

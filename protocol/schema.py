@@ -364,7 +364,12 @@ class MessageCodec:
                 pass  # the constructs decode it, or say what is wrong
         stream = io.BytesIO(buf if type(buf) is bytes else bytes(buf))
         stream.seek(pos)
-        obj = self.read(stream)
+        try:
+            obj = self._struct._parse(stream, None, self._struct.path)
+        except DecodeError:
+            raise
+        except c.ConstructError as exc:
+            raise DecodeError(str(exc).split("\n")[-1].strip(), getattr(exc, "path", "") or "") from None
         return obj, stream.tell()
 
     def decode(self, data: bytes | memoryview, *, exact: bool = False) -> c.Container:

@@ -196,7 +196,8 @@ class MemoryBudget:
             try:
                 spilled = seg.spill(self.resident - self.low)
                 if spilled and seg.group is not None:
-                    keys = {id(d) for d in spilled if self.shared(d) or id(d) in self._located}
+                    # those still held elsewhere: every such object has a place (written shared, or reused)
+                    keys = {id(d) for d in spilled if id(d) in self._located}
                     for other in list(self._groups.get(seg.group, ())):
                         if other is not seg and keys:
                             other.spill_through(keys)
