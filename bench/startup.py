@@ -16,8 +16,9 @@
     response (target under 40 MB), and of a Python process holding a running
     ``kstub.Cluster``.
 
-For scale it also times a bare interpreter (``python -c pass``), which is the
-floor under (a) on this machine. Reads /proc for memory, so Linux only.
+For scale it also times a bare interpreter (``python -c pass``) and one that
+imports Trio and nothing else (``python -c 'import trio'``): the floor under
+(a) on this machine for any server on Trio. Reads /proc for memory, so Linux only.
 Each figure is the median of --runs runs, with the min and max.
 
 Bytecode: an installed package has its ``.pyc`` files, but an editable
@@ -104,10 +105,10 @@ def one_serve(bytecode: bool = True, brokers: int = 1) -> tuple[float, float]:
         proc.wait()
 
 
-def bare_interpreter() -> float:
+def bare_interpreter(code: str = "pass") -> float:
     env = child_env()
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "pass"], check=True, env=env)
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
     return time.perf_counter() - start
 
 
@@ -151,6 +152,7 @@ def main() -> None:
 
     one_serve(brokers=args.brokers), in_process(1)  # warm-up: fills the bytecode cache
     bare = [bare_interpreter() for _ in range(args.runs)]
+    with_trio = [bare_interpreter("import trio") for _ in range(args.runs)]
     no_pyc = [one_serve(bytecode=False, brokers=args.brokers) for _ in range(args.runs)]
     serves = [one_serve(brokers=args.brokers) for _ in range(args.runs)]
     runs = [in_process(10) for _ in range(args.runs)]
@@ -159,6 +161,7 @@ def main() -> None:
         "command": " ".join(serve_command()),
         "brokers": args.brokers,
         "bare_interpreter_s": summary(bare),
+        "import_trio_s": summary(with_trio),
         "serve_to_metadata_s": summary([s[0] for s in serves]),
         "serve_idle_rss_mb": summary([s[1] for s in serves]),
         "serve_to_metadata_no_pyc_s": summary([s[0] for s in no_pyc]),
@@ -189,6 +192,7 @@ def main() -> None:
         f"{args.runs} runs each, median (min, max)"
     )
     line("bare interpreter: python -c pass", "bare_interpreter_s", "ms")
+    line("the runtime's floor: python -c 'import trio'", "import_trio_s", "ms")
     line("(a) kstub serve: process start -> Metadata response", "serve_to_metadata_s", "ms")
     line("    the same, kstub's sources compiled at start", "serve_to_metadata_no_pyc_s", "ms")
     line("(b) kstub.Cluster(): call -> ready, first in process", "cluster_ready_s", "ms")

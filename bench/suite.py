@@ -30,7 +30,10 @@ Measured per target (topics of 4 partitions):
 
 Prints one table: a column per target and the ratio kstub / each other
 (throughputs: above 1 is kstub faster; latencies and times: below 1 is
-kstub faster). A benchmark, not a test: nothing is asserted but that every
+kstub faster), then the floors of this machine under those figures: the
+start of a bare interpreter and of one that imports Trio, and one request's
+round trip to servers that do no work (a plain-Python and a Trio echo) beside
+kstub's and the mock's (bench/request_floor.py). A benchmark, not a test: nothing is asserted but that every
 message was delivered and read. Figures move with the load on the machine:
 run it twice.
 
@@ -519,6 +522,25 @@ def measure(target: Target, scale: float, rss_gb: float, row: Callable[[str, Any
         row("Metadata, all topics, 10,000 partitions (ms)", run_job(target, "metadata")["ms"])
 
 
+def machine_floors(requests: int) -> dict[str, float]:
+    """What any Python server on Trio costs on this machine, printed under the table: the floor under
+    kstub's start-up figure, and a request's round trip to a Trio server that does no work, beside the
+    same request's to kstub and to the mock (bench/request_floor.py, one blocking client, no decoding)."""
+    from request_floor import floors, report
+    from startup import bare_interpreter
+
+    figures: dict[str, float] = {}
+    for code, label in (("pass", "python -c pass (s)"), ("import trio", "python -c 'import trio' (s)")):
+        figures[label] = statistics.median(bare_interpreter(code) for _ in range(5))
+    round_trips = floors(requests)
+    figures |= {f"{name}: p50 (us)": p50 for name, (p50, _) in round_trips.items()}
+    print("\nfloors on this machine (what any Python server on Trio pays, whatever it does):")
+    for label in ("python -c pass (s)", "python -c 'import trio' (s)"):
+        print(f"  start: {label:<40} {figures[label]:8.3f}")
+    print(report(round_trips, requests))
+    return figures
+
+
 LOWER_IS_BETTER = ("(s)", "(ms)", "(MB)", "cores")
 
 
@@ -589,8 +611,9 @@ def main() -> int:
     pin = "brokers on CPU 0, clients on CPU 1" if pinned(BROKER_CPU) else "not pinned (one CPU or no taskset)"
     print(f"\nkstub benchmark set: 3 brokers per target, {PARTITIONS} partitions; {pin}; load average {load:.1f}")
     print(table(results, names))
+    floors = machine_floors(500 if args.quick else 3000)
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        Path(args.json).write_text(json.dumps({**results, "floors": floors}, indent=2))
     return 0
 
 

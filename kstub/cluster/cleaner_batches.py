@@ -67,15 +67,17 @@ def build_batch(
     last_offset: int,
     leader_epoch: int,
     codec: int,
-    log_append_time: int | None,
-    producer_id: int,
-    producer_epoch: int,
-    base_sequence: int,
-    transactional: bool,
-    control: bool,
-    delete_horizon: int | None,
+    log_append_time: int | None = None,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+    transactional: bool = False,
+    control: bool = False,
+    delete_horizon: int | None = None,
 ) -> tuple[bytes, int]:
     """A magic 2 batch of `records` (Kafka's MemoryRecordsBuilder as the cleaner uses it), and its max timestamp.
+
+    The defaults make a plain batch: CreateTime, no producer, not transactional, no delete horizon.
 
     The base timestamp is the delete horizon when there is one, else the first
     record's; under LogAppendTime the max timestamp is the append time.

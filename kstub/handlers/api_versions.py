@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 
 from kstub.cluster import features
 from kstub.protocol import ApiKey, Container, ErrorCode
+from kstub.protocol.constructs import Sealed
 
-from .base import Body, Context, handles, served_apis
+from .base import REGISTRY, Body, Context, handles, served_apis
 
 if TYPE_CHECKING:
     from kstub.kafka_versions import KafkaVersion
@@ -64,7 +65,6 @@ def _features(posed: KafkaVersion | None, api_version: int) -> Body:
 @handles(ApiKey.API_VERSIONS)
 async def api_versions(ctx: Context, req: Container) -> Body:
     posed = ctx.cluster.kafka_version
-    keys = api_keys(posed)
     if ctx.api_version >= 3 and not (
         _SOFTWARE.fullmatch(req.client_software_name) and _SOFTWARE.fullmatch(req.client_software_version)
     ):
@@ -76,9 +76,24 @@ async def api_versions(ctx: Context, req: Container) -> Body:
             return {"error_code": ErrorCode.INVALID_REQUEST, "api_keys": [], "throttle_time_ms": 0}
         if req.cluster_id != ctx.cluster.cluster_id or req.node_id != ctx.node_id:
             return {"error_code": ErrorCode.REBOOTSTRAP_REQUIRED, "api_keys": [], "throttle_time_ms": 0}
-    return {
-        "error_code": ErrorCode.NONE,
-        "api_keys": keys,
-        "throttle_time_ms": 0,
-        **_features(posed, ctx.api_version),
-    }
+    return _answer(posed, ctx.api_version)
+
+
+#: (posed release, request version, handlers registered) -> (the release, the whole answer): every
+#: connection asks ApiVersions first, and the answer never changes for a broker, so it is made once
+#: and `Sealed` (its bytes kept per version by the compiled encoder: some 70 api keys not encoded again)
+_ANSWERS: dict[tuple[int, int, int], tuple[KafkaVersion | None, Sealed]] = {}
+
+
+def _answer(posed: KafkaVersion | None, api_version: int) -> Sealed:
+    key = (id(posed), api_version, len(REGISTRY))
+    held = _ANSWERS.get(key)
+    if held is None:
+        body = Sealed(
+            error_code=ErrorCode.NONE,
+            api_keys=api_keys(posed),
+            throttle_time_ms=0,
+            **_features(posed, api_version),
+        )
+        held = _ANSWERS[key] = (posed, body)  # the release held too: its id stays its own
+    return held[1]

@@ -101,6 +101,20 @@ async def test_api_versions_advertises_exactly_the_implemented_ranges(raw):
     }
 
 
+async def test_api_versions_answer_is_made_once_per_request_version(raw):
+    # The answer is kept (sealed, its bytes reused by the compiled encoder) per request version: asking
+    # at v4 first does not change v3's, which leaves out the features whose min version is 0 (KAFKA-17011),
+    # and each later answer at a version equals its first.
+    client = {"client_software_name": "kstub-test", "client_software_version": "1"}
+    first: dict[int, Any] = {}
+    for version in (4, 3, 4, 3, 4, 3):
+        body = await raw.request(18, version, client)
+        assert body == first.setdefault(version, body)
+    names = {v: {f.name for f in first[v].supported_features} for v in (3, 4)}
+    assert names[3] == {f.name for f in first[4].supported_features if f.min_version > 0} != names[4]
+    assert first[3].api_keys == first[4].api_keys and len(first[4].api_keys) > 40
+
+
 # --- Metadata and topics ------------------------------------------------------
 
 
