@@ -138,8 +138,9 @@ def test_copier_carries_on_when_its_group_coordinator_dies_and_leaves_the_metada
 
         def coordinator() -> int | None:
             try:
-                return admin.describe_consumer_groups([group])[group].result(30).coordinator.id
-            except KafkaException:  # __consumer_offsets not there yet
+                # request_timeout: a lookup still unanswered fails the future (KafkaException), and is asked again
+                return admin.describe_consumer_groups([group], request_timeout=10)[group].result(30).coordinator.id
+            except KafkaException:  # __consumer_offsets not there yet (50 partitions, RF 3: slow on a busy VM)
                 return None
 
         def listed() -> set[int]:
@@ -148,7 +149,7 @@ def test_copier_carries_on_when_its_group_coordinator_dies_and_leaves_the_metada
             except KafkaException:  # asked the dead broker: no answer
                 return {dying}
 
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while (dying := coordinator()) is None:
             assert time.monotonic() < deadline, "no coordinator for the group"
             time.sleep(0.2)
