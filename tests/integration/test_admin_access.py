@@ -196,7 +196,9 @@ def test_beyond_loopback_a_token_is_generated_and_printed():
                 raw(f"http://{address}:{base + 1}", "GET", "/v1/cluster", {"Host": f"{address}:{base + 1}"})[0] == 401
             )
             assert broker_states(f"http://{address}:{base + 1}", token) == ["running"]
-        assert json.loads(_ctl(url, "status", token=token).stdout)["brokers"][0]["state"] == "running"
+        status = _ctl(url, "status", token=token)
+        assert status.returncode == 0, (status.returncode, status.stderr, served.lines[-20:])
+        assert json.loads(status.stdout)["brokers"][0]["state"] == "running"
     finally:
         served.close()
 
