@@ -14,7 +14,7 @@ servers run on CPU 0, each in a process of its own:
   fixed frame (the floor of a Python server: a recv and a send per request);
 - ``trio echo``: the same in a Trio task over ``trio.SocketStream`` (the floor
   of any Trio server: the run loop, the epoll wait, the task switch);
-- ``kstub``: ``kstub serve --brokers 3`` (ApiVersions v3; Produce v9 of one
+- ``kstub``: ``kstub serve --brokers 3`` (started as bench/suite.py starts it) (ApiVersions v3; Produce v9 of one
   100-byte record with acks=all to a partition of replication factor 1 and 3);
 - ``mock``: librdkafka's mock cluster (ApiVersions; Produce acks=all, which it
   answers without replicating).
@@ -32,11 +32,13 @@ import statistics
 import struct
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from suite import BROKER_CPU as SERVER_CPU
+from suite import CLIENT_CPU, kstub_target, mock_target, pinned
 
 from kstub.kafka_client import Connection
 from kstub.protocol import ApiKey
@@ -44,18 +46,7 @@ from kstub.protocol.connection import ClientConnection
 from kstub.protocol.records.batch import Record
 
 HERE = Path(__file__).resolve()
-SERVER_CPU, CLIENT_CPU = "0", "1"
 FIXED_ANSWER = struct.pack(">i", 4) + b"\x00\x00\x00\x00"  # a frame of four bytes (the correlation id)
-
-
-def pinned(cpu: str) -> list[str]:
-    return ["taskset", "-c", cpu] if (os.cpu_count() or 1) >= 2 and _has_taskset() else []
-
-
-def _has_taskset() -> bool:
-    from shutil import which
-
-    return which("taskset") is not None
 
 
 def _read_exactly(sock: socket.socket, n: int) -> bytes:
@@ -137,43 +128,6 @@ def floor_server(kind: str) -> Iterator[str]:
         proc.wait()
 
 
-@contextmanager
-def kstub_server() -> Iterator[str]:
-    command = ["-m", "kstub", "serve", "--brokers", "3", "--host", "127.0.0.1", "--port", "0"]
-    proc = subprocess.Popen([*pinned(SERVER_CPU), sys.executable, *command], stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            if "kstub ready: bootstrap servers " in line:
-                threading.Thread(target=proc.stderr.read, daemon=True).start()  # its log never blocks it
-                yield line.split("bootstrap servers ", 1)[1].strip().split(",")[0]
-                return
-        raise RuntimeError("kstub serve ended before it was ready")
-    finally:
-        proc.terminate()
-        proc.wait()
-
-
-@contextmanager
-def mock_server() -> Iterator[str]:
-    code = (
-        "import sys\nfrom confluent_kafka import Producer\n"
-        "p = Producer({'test.mock.num.brokers': 1, 'log_level': 0})\n"
-        "b = next(iter(p.list_topics(timeout=10).brokers.values()))\n"
-        "print(f'{b.host}:{b.port}', flush=True)\nsys.stdin.read()\n"
-    )
-    proc = subprocess.Popen(
-        [*pinned(SERVER_CPU), sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout is not None
-        yield proc.stdout.readline().strip()
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        proc.wait(30)
-
-
 # --- the client ----------------------------------------------------------------------------------
 
 
@@ -247,7 +201,8 @@ def measure(n: int) -> list[tuple[str, list[float]]]:
     for kind in ("python", "trio"):
         with floor_server(kind) as address:
             rows.append((f"{kind} echo (a fixed answer)", round_trips(address, api_versions, n)))
-    with kstub_server() as address:
+    with kstub_target(None) as kstub:  # `kstub serve --brokers 3`, as the benchmark set starts it
+        address = kstub.bootstrap.split(",")[0]
         leader = create_topics(address, {"floor-rf1": 1, "floor-rf3": 3})
         rows.append(("kstub ApiVersions", round_trips(address, api_versions, n)))
         for rf in (1, 3):
@@ -258,7 +213,8 @@ def measure(n: int) -> list[tuple[str, list[float]]]:
     except ImportError:
         print("(no confluent-kafka: the mock's rows are left out)")
         return rows
-    with mock_server() as address:
+    with mock_target(None) as mock:  # librdkafka's mock cluster, held by a process of its own
+        address = mock.bootstrap.split(",")[0]
         with Connection(address) as conn:  # the mock creates a topic the first time Metadata names it
             mock_leader = leaders(conn, ["floor-mock"], create=True)["floor-mock"]
         rows.append(("mock ApiVersions", round_trips(address, api_versions, n)))
