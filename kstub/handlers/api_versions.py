@@ -79,21 +79,20 @@ async def api_versions(ctx: Context, req: Container) -> Body:
     return _answer(posed, ctx.api_version)
 
 
-#: (posed release, request version, handlers registered) -> (the release, the whole answer): every
-#: connection asks ApiVersions first, and the answer never changes for a broker, so it is made once
-#: and `Sealed` (its bytes kept per version by the compiled encoder: some 70 api keys not encoded again)
-_ANSWERS: dict[tuple[int, int, int], tuple[KafkaVersion | None, Sealed]] = {}
+#: (posed release, request version, handlers registered) -> the whole answer: every connection asks
+#: ApiVersions first, and the answer never changes for a broker, so it is made once and `Sealed` (its
+#: bytes kept per version by the compiled encoder: some 70 api keys not encoded again)
+_ANSWERS: dict[tuple[str | None, int, int], Sealed] = {}
 
 
 def _answer(posed: KafkaVersion | None, api_version: int) -> Sealed:
-    key = (id(posed), api_version, len(REGISTRY))
-    held = _ANSWERS.get(key)
-    if held is None:
-        body = Sealed(
+    key = (None if posed is None else posed.name, api_version, len(REGISTRY))
+    answer = _ANSWERS.get(key)
+    if answer is None:
+        answer = _ANSWERS[key] = Sealed(
             error_code=ErrorCode.NONE,
             api_keys=api_keys(posed),
             throttle_time_ms=0,
             **_features(posed, api_version),
         )
-        held = _ANSWERS[key] = (posed, body)  # the release held too: its id stays its own
-    return held[1]
+    return answer
